@@ -1,0 +1,1 @@
+//! Video encoding over GStreamer: the encode pipeline, encoder choice, poster and preview.
