@@ -1,1 +1,13 @@
-//! x
+//! Kissbooth engines: inference and generation.
+//!
+//! - [`runtime`]: ONNX Runtime (through `ort`, loaded dynamically) with execution-provider choice
+//!   (TensorRT → CUDA → CPU) and a logged fallback.
+//! - [`manifest`]: the model-pack manifest (names, files, sha256, upstream URLs, tensor specs) and
+//!   the installer that copies or downloads a pack and verifies every checksum.
+//! - [`face`]: face analysis (UltraFace detector, PFLD 68-point landmarks, head pose, quality gate).
+//!
+//! Data crosses crate boundaries as plain types ([`Face`], [`Landmarks`], `image::RgbImage`).
+
+pub mod types;
+
+pub use types::{Face, Landmarks};
