@@ -1,1 +1,77 @@
-fn main(){}
+//! `kissbooth`: the booth's command-line entry point.
+//!
+//! - `kissbooth faces IMAGE... [--json] [--annotate OUT.png]`: analyse faces in images.
+//! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
+//! - `kissbooth bench faces`: speed of face analysis against the Python reference.
+
+mod bench;
+mod faces_cmd;
+mod models_cmd;
+mod paths;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kissbooth",
+    version,
+    about = "Kissbooth: the on-device AI kiss photo booth"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: paths::Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find faces, landmarks and the quality verdict in images.
+    Faces(faces_cmd::FacesArgs),
+    /// Install or check model packs.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
+    /// Measure speed (figures, and ratios against the Python reference).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let started = std::time::Instant::now();
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("kissbooth: internal error: {}", msg.replace('\n', " "));
+    }));
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KISSBOOTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
+        Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
+        Command::Bench(cmd) => bench::run(&cli.common, cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("kissbooth: {}", one_line(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// An error and its causes on one line.
+pub fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}

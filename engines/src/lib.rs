@@ -8,6 +8,10 @@
 //!
 //! Data crosses crate boundaries as plain types ([`Face`], [`Landmarks`], `image::RgbImage`).
 
+pub mod face;
+pub mod manifest;
+pub mod onnx_fix;
+pub mod runtime;
 pub mod types;
 
 pub use types::{Face, Landmarks};

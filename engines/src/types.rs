@@ -52,10 +52,13 @@ mod landmark_serde {
     pub fn serialize<S: Serializer>(v: &[[f32; 2]; N_LANDMARKS], s: S) -> Result<S::Ok, S::Error> {
         v.as_slice().serialize(s)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[[f32; 2]; N_LANDMARKS], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<[[f32; 2]; N_LANDMARKS], D::Error> {
         let v = Vec::<[f32; 2]>::deserialize(d)?;
-        v.try_into()
-            .map_err(|v: Vec<_>| D::Error::custom(format!("expected {N_LANDMARKS} landmarks, got {}", v.len())))
+        v.try_into().map_err(|v: Vec<_>| {
+            D::Error::custom(format!("expected {N_LANDMARKS} landmarks, got {}", v.len()))
+        })
     }
 }
 
@@ -77,6 +80,9 @@ impl Face {
         self.bbox[3] - self.bbox[1]
     }
     pub fn centre(&self) -> [f32; 2] {
-        [(self.bbox[0] + self.bbox[2]) / 2.0, (self.bbox[1] + self.bbox[3]) / 2.0]
+        [
+            (self.bbox[0] + self.bbox[2]) / 2.0,
+            (self.bbox[1] + self.bbox[3]) / 2.0,
+        ]
     }
 }

@@ -1,0 +1,231 @@
+//! Repairs applied to upstream ONNX files at install time, done on the protobuf wire format so
+//! no ONNX library is needed: fields are copied byte for byte except the ones removed.
+//!
+//! `drop-initializer-inputs`: older exporters list every weight both as an initializer and as a
+//! graph input. ONNX Runtime must then treat the weights as overridable inputs and cannot fold
+//! constants; dropping those inputs makes the detector about 3.5 times faster.
+
+use std::collections::HashSet;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum FixError {
+    #[error("not an ONNX model: {0}")]
+    Malformed(&'static str),
+    #[error("the model has no graph")]
+    NoGraph,
+}
+
+// ModelProto.graph = 7; GraphProto.initializer = 5, .input = 11; TensorProto.name = 8;
+// ValueInfoProto.name = 1.
+const MODEL_GRAPH: u64 = 7;
+const GRAPH_INITIALIZER: u64 = 5;
+const GRAPH_INPUT: u64 = 11;
+const TENSOR_NAME: u64 = 8;
+const VALUE_INFO_NAME: u64 = 1;
+
+struct Field<'a> {
+    number: u64,
+    /// The whole field: key, length prefix (if any) and payload.
+    raw: &'a [u8],
+    /// For length-delimited fields, the payload.
+    payload: Option<&'a [u8]>,
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, FixError> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf
+            .get(*pos)
+            .ok_or(FixError::Malformed("truncated varint"))?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err(FixError::Malformed("varint too long"))
+}
+
+fn write_varint(mut v: u64, out: &mut Vec<u8>) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, FixError> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        let start = pos;
+        let key = read_varint(buf, &mut pos)?;
+        let number = key >> 3;
+        let payload = match key & 7 {
+            0 => {
+                read_varint(buf, &mut pos)?;
+                None
+            }
+            1 => {
+                pos += 8;
+                None
+            }
+            2 => {
+                let len = usize::try_from(read_varint(buf, &mut pos)?)
+                    .map_err(|_| FixError::Malformed("length"))?;
+                let end = pos.checked_add(len).ok_or(FixError::Malformed("length"))?;
+                let p = buf
+                    .get(pos..end)
+                    .ok_or(FixError::Malformed("truncated field"))?;
+                pos = end;
+                Some(p)
+            }
+            5 => {
+                pos += 4;
+                None
+            }
+            _ => return Err(FixError::Malformed("unsupported wire type")),
+        };
+        if pos > buf.len() {
+            return Err(FixError::Malformed("truncated field"));
+        }
+        out.push(Field {
+            number,
+            raw: &buf[start..pos],
+            payload,
+        });
+    }
+    Ok(out)
+}
+
+fn string_field(msg: &[u8], number: u64) -> Result<Option<&[u8]>, FixError> {
+    Ok(fields(msg)?
+        .into_iter()
+        .find(|f| f.number == number)
+        .and_then(|f| f.payload))
+}
+
+/// Removes every graph input whose name is also an initializer. Returns the new model bytes and
+/// how many inputs were dropped; a model with nothing to drop comes back unchanged.
+pub fn drop_initializer_inputs(model: &[u8]) -> Result<(Vec<u8>, usize), FixError> {
+    let top = fields(model)?;
+    let graph = top
+        .iter()
+        .find(|f| f.number == MODEL_GRAPH)
+        .ok_or(FixError::NoGraph)?;
+    let graph_bytes = graph
+        .payload
+        .ok_or(FixError::Malformed("graph is not a message"))?;
+    let gfields = fields(graph_bytes)?;
+    let mut inits: HashSet<&[u8]> = HashSet::new();
+    for f in gfields.iter().filter(|f| f.number == GRAPH_INITIALIZER) {
+        if let Some(name) = string_field(f.payload.unwrap_or_default(), TENSOR_NAME)? {
+            inits.insert(name);
+        }
+    }
+    let mut new_graph = Vec::with_capacity(graph_bytes.len());
+    let mut dropped = 0;
+    for f in &gfields {
+        if f.number == GRAPH_INPUT
+            && let Some(name) = string_field(f.payload.unwrap_or_default(), VALUE_INFO_NAME)?
+            && inits.contains(name)
+        {
+            dropped += 1;
+            continue;
+        }
+        new_graph.extend_from_slice(f.raw);
+    }
+    if dropped == 0 {
+        return Ok((model.to_vec(), 0));
+    }
+    let mut out = Vec::with_capacity(model.len());
+    for f in &top {
+        if f.number == MODEL_GRAPH {
+            write_varint((MODEL_GRAPH << 3) | 2, &mut out);
+            write_varint(new_graph.len() as u64, &mut out);
+            out.extend_from_slice(&new_graph);
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    Ok((out, dropped))
+}
+
+/// The inverse, for tests: re-lists every initializer as a graph input (name only), right after
+/// the existing inputs, as old exporters wrote them.
+pub fn list_initializers_as_inputs(model: &[u8]) -> Result<Vec<u8>, FixError> {
+    let top = fields(model)?;
+    let graph = top
+        .iter()
+        .find(|f| f.number == MODEL_GRAPH)
+        .ok_or(FixError::NoGraph)?;
+    let gfields = fields(
+        graph
+            .payload
+            .ok_or(FixError::Malformed("graph is not a message"))?,
+    )?;
+    let mut names = Vec::new();
+    for f in gfields.iter().filter(|f| f.number == GRAPH_INITIALIZER) {
+        if let Some(name) = string_field(f.payload.unwrap_or_default(), TENSOR_NAME)? {
+            names.push(name);
+        }
+    }
+    let last_input = gfields
+        .iter()
+        .rposition(|f| f.number == GRAPH_INPUT)
+        .ok_or(FixError::Malformed("no input"))?;
+    let mut new_graph = Vec::new();
+    for (i, f) in gfields.iter().enumerate() {
+        new_graph.extend_from_slice(f.raw);
+        if i == last_input {
+            for name in &names {
+                let mut vi = Vec::new();
+                write_varint((VALUE_INFO_NAME << 3) | 2, &mut vi);
+                write_varint(name.len() as u64, &mut vi);
+                vi.extend_from_slice(name);
+                write_varint((GRAPH_INPUT << 3) | 2, &mut new_graph);
+                write_varint(vi.len() as u64, &mut new_graph);
+                new_graph.extend_from_slice(&vi);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in &top {
+        if f.number == MODEL_GRAPH {
+            write_varint((MODEL_GRAPH << 3) | 2, &mut out);
+            write_varint(new_graph.len() as u64, &mut out);
+            out.extend_from_slice(&new_graph);
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bytes_that_are_not_protobuf() {
+        assert!(drop_initializer_inputs(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff").is_err());
+        assert_eq!(drop_initializer_inputs(b""), Err(FixError::NoGraph));
+    }
+
+    #[test]
+    fn varint_round_trips() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut b = Vec::new();
+            write_varint(v, &mut b);
+            let mut pos = 0;
+            assert_eq!(read_varint(&b, &mut pos).unwrap(), v);
+            assert_eq!(pos, b.len());
+        }
+    }
+}
