@@ -166,6 +166,10 @@ impl Runtime {
             if !path.exists() {
                 continue;
             }
+            if !path.is_file() {
+                tried.push((path, "not a file".into()));
+                continue;
+            }
             match ort::init_from(&path) {
                 Ok(builder) => {
                     let env = builder
@@ -184,15 +188,13 @@ impl Runtime {
                 Err(e) => tried.push((path, e.to_string())),
             }
         }
-        if let Some(p) = &config.library
-            && !p.exists()
+        if tried.is_empty()
+            && let Some(p) = config
+                .library
+                .clone()
+                .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
         {
-            tried.insert(0, (p.clone(), "no such file".into()));
-        }
-        if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from)
-            && !p.exists()
-        {
-            tried.insert(0, (p, "ORT_DYLIB_PATH: no such file".into()));
+            tried.push((p, "no such file".into()));
         }
         Err(RuntimeError::Library { tried })
     }
@@ -344,15 +346,17 @@ enum Skip {
     Failed(String),
 }
 
-/// The places searched for the library, in order.
+/// The places searched for the library, in order. A path given in the configuration or in
+/// `ORT_DYLIB_PATH` is the only candidate: an operator who names a library gets that one or an
+/// error, never a different one found elsewhere.
 pub fn library_candidates(configured: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
     if let Some(p) = configured {
-        out.push(p.to_path_buf());
+        return vec![p.to_path_buf()];
     }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        out.push(PathBuf::from(p));
+        return vec![PathBuf::from(p)];
     }
+    let mut out = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
     if let Ok(exe) = std::env::current_exe()
         && let Some(d) = exe.parent()

@@ -71,10 +71,15 @@ pub fn decode_rgb(bytes: &[u8], name: &Path) -> Result<RgbImage, ImageError> {
         }
         Some(_) => {}
     }
-    let (width, height) = probe.into_dimensions().map_err(|e| ImageError::Corrupt {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    // A PNG states its size in the first chunk; read it there so a header alone is enough to
+    // refuse an oversized image.
+    let (width, height) = match png_header_size(bytes) {
+        Some(wh) => wh,
+        None => probe.into_dimensions().map_err(|e| ImageError::Corrupt {
+            path: path.clone(),
+            message: e.to_string(),
+        })?,
+    };
     if width == 0 || height == 0 {
         return Err(ImageError::Corrupt {
             path,
@@ -105,4 +110,14 @@ pub fn decode_rgb(bytes: &[u8], name: &Path) -> Result<RgbImage, ImageError> {
 fn has_jpeg_end(bytes: &[u8]) -> bool {
     let tail = &bytes[bytes.len().saturating_sub(4096)..];
     tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || &bytes[..8] != b"\x89PNG\r\n\x1a\n" || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let w = u32::from_be_bytes(bytes[16..20].try_into().ok()?);
+    let h = u32::from_be_bytes(bytes[20..24].try_into().ok()?);
+    Some((w, h))
 }

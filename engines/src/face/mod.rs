@@ -298,7 +298,7 @@ impl FaceAnalyzer {
     }
 
     /// Landmarks for every box in one batched call; also returns each face's 112x112 crop.
-    fn landmarks(
+    pub fn landmarks(
         &mut self,
         img: &RgbImage,
         boxes: &[[f32; 4]],

@@ -268,14 +268,15 @@ pub fn verdict(
         (Reason::FaceCutOff, &|q| q.cut_by_border),
         (Reason::MoveCloser, &|q| q.size < cfg.min_face_height),
         (Reason::StepBack, &|q| q.size > cfg.max_face_height),
+        // Blur and poor light come before pose: landmarks (and so the pose) are unreliable then.
+        (Reason::HoldStill, &|q| q.sharpness < cfg.min_sharpness),
+        (Reason::TooDark, &|q| q.brightness < cfg.min_brightness),
+        (Reason::TooBright, &|q| q.brightness > cfg.max_brightness),
         (Reason::LookAtCamera, &|q| {
             q.yaw.abs() > cfg.max_yaw
                 || q.pitch.abs() > cfg.max_pitch
                 || q.roll.abs() > cfg.max_roll
         }),
-        (Reason::TooDark, &|q| q.brightness < cfg.min_brightness),
-        (Reason::TooBright, &|q| q.brightness > cfg.max_brightness),
-        (Reason::HoldStill, &|q| q.sharpness < cfg.min_sharpness),
     ];
     for (reason, pred) in checks {
         let hit = which(pred);

@@ -1,0 +1,258 @@
+//! `kissbooth faces` as a user runs it: JSON lines on good images, one-line errors and a
+//! non-zero exit on bad ones, never a panic.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+
+use support::*;
+
+fn assert_one_line_error(o: &std::process::Output, what: &str, needle: &str) {
+    assert!(!o.status.success(), "{what}: exit status 0");
+    let lines = stderr_lines(o);
+    let text = lines.join("\n");
+    assert!(
+        !text.contains("panicked") && !text.contains("internal error"),
+        "{what}: {text}"
+    );
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("kissbooth:"))
+        .collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{what}: expected one error line, got {text}"
+    );
+    assert!(
+        errors[0].contains(needle),
+        "{what}: {:?} does not mention {needle:?}",
+        errors[0]
+    );
+}
+
+#[test]
+fn prints_one_json_object_per_image() {
+    if !have_models("prints_one_json_object_per_image") {
+        return;
+    }
+    let o = kissbooth()
+        .args(["faces", "--json"])
+        .arg(fixture("couple_1280x720.jpg"))
+        .arg(fixture("mona_lisa.jpg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let couple = &lines[0];
+    assert!(
+        couple["image"]
+            .as_str()
+            .unwrap()
+            .ends_with("couple_1280x720.jpg")
+    );
+    let faces = couple["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 2);
+    for f in faces {
+        let b: Vec<f64> = f["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(b.len(), 4);
+        assert!(
+            b[0] < b[2] && b[1] < b[3] && b[2] <= 1280.0 && b[3] <= 720.0,
+            "{b:?}"
+        );
+        assert!(f["score"].as_f64().unwrap() > 0.9);
+        let l = f["landmarks"].as_array().unwrap();
+        assert_eq!(l.len(), 68);
+        // landmarks in image pixels, inside the box's neighbourhood
+        let x = l[30][0].as_f64().unwrap();
+        assert!(x > b[0] && x < b[2], "nose tip {x} outside box {b:?}");
+    }
+    assert_eq!(couple["verdict"]["code"], "ok");
+    assert!(couple["ms"]["total"].as_f64().unwrap() > 0.0);
+    assert_eq!(lines[1]["verdict"]["code"], "only_one_face");
+    assert!(
+        lines[1]["verdict"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("both of you")
+    );
+}
+
+#[test]
+fn writes_an_annotated_picture() {
+    if !have_models("writes_an_annotated_picture") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ann.png");
+    let o = kissbooth()
+        .args(["faces", "--annotate"])
+        .arg(&out)
+        .arg(fixture("couple_1280x720.jpg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (1280, 720));
+    let green = img.pixels().filter(|p| p.0 == [40, 220, 90]).count();
+    assert!(green > 500, "box outlines drawn: {green} green pixels");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("2 face(s)") && text.contains("usable"),
+        "{text}"
+    );
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+    p
+}
+
+/// A PNG signature and IHDR chunk claiming 20000x20000 pixels, and nothing else.
+fn huge_png_header() -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let crc = crc32(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.to_be_bytes());
+    png
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xffff_ffffu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xedb8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn bad_images_give_a_one_line_error_and_a_non_zero_exit() {
+    if !have_models("bad_images_give_a_one_line_error_and_a_non_zero_exit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = std::fs::read(fixture("couple_1280x720.jpg")).unwrap();
+    let cases = [
+        (
+            "truncated JPEG",
+            write(dir.path(), "cut.jpg", &jpeg[..jpeg.len() / 2]),
+            "truncated",
+        ),
+        (
+            "zero-byte file",
+            write(dir.path(), "empty.jpg", b""),
+            "empty",
+        ),
+        (
+            "text named .jpg",
+            write(
+                dir.path(),
+                "notes.jpg",
+                b"these are my notes, not a picture\n",
+            ),
+            "not an image",
+        ),
+        (
+            "20000x20000 PNG header",
+            write(dir.path(), "huge.png", &huge_png_header()),
+            "20000x20000",
+        ),
+        ("missing file", dir.path().join("nope.jpg"), "nope.jpg"),
+    ];
+    for (what, path, needle) in &cases {
+        let o = kissbooth()
+            .args(["faces", "--json"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_one_line_error(&o, what, needle);
+        assert!(
+            o.stdout.is_empty(),
+            "{what}: printed {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+    }
+    // good images around a bad one are still analysed
+    let o = kissbooth()
+        .args(["faces", "--json"])
+        .arg(fixture("mona_lisa.jpg"))
+        .arg(&cases[0].1)
+        .arg(fixture("couple_1280x720.jpg"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "mixed", "cut.jpg");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
+
+#[test]
+fn a_missing_model_file_is_a_one_line_error() {
+    if !have_models("a_missing_model_file_is_a_one_line_error") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        models_dir().join("ultraface-rfb-320.onnx"),
+        dir.path().join("ultraface-rfb-320.onnx"),
+    )
+    .unwrap();
+    let o = kissbooth()
+        .env("KISSBOOTH_MODELS", dir.path())
+        .args(["faces"])
+        .arg(fixture("mona_lisa.jpg"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "missing landmark model", "pfld-68.onnx");
+}
+
+#[test]
+fn a_missing_onnx_runtime_names_the_path_tried() {
+    let o = kissbooth()
+        .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so.1.31.1")
+        .args(["faces"])
+        .arg(fixture("mona_lisa.jpg"))
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &o,
+        "missing runtime",
+        "/nonexistent/libonnxruntime.so.1.31.1",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fake = write(
+        dir.path(),
+        "libonnxruntime.so.1.31.1",
+        b"not a shared library",
+    );
+    let o = kissbooth()
+        .args(["--ort-library"])
+        .arg(&fake)
+        .args(["faces"])
+        .arg(fixture("mona_lisa.jpg"))
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "wrong runtime file", "libonnxruntime.so.1.31.1");
+}
