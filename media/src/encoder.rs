@@ -84,7 +84,11 @@ fn resolve(choice: EncoderChoice) -> Result<&'static str, EncodeError> {
 ///
 /// The file paths are set as properties afterwards (`sink.location`, `mux.faststart-file`), so
 /// no path ever needs quoting here.
-pub fn pipeline_description(element: &str, config: &EncoderConfig, spec: &VideoSpec) -> String {
+pub(crate) fn pipeline_description(
+    element: &str,
+    config: &EncoderConfig,
+    spec: &VideoSpec,
+) -> String {
     let gop = config.keyframe_interval_frames(spec.fps);
     let kbps = config.bitrate_kbps;
     let bps = u64::from(kbps) * 1000;
@@ -457,10 +461,8 @@ impl Encoder {
         if let Some(msg) = &self.failed {
             return Err(self.error_from(msg));
         }
-        while let Some(msg) = self
-            .bus
-            .pop_filtered(&[gst::MessageType::Error, gst::MessageType::Warning])
-        {
+        // Drain everything, so state changes and tags do not pile up on the bus.
+        while let Some(msg) = self.bus.pop() {
             match msg.view() {
                 gst::MessageView::Error(_) => return Err(self.fail(msg)),
                 gst::MessageView::Warning(w) => log_warning(w),
@@ -497,40 +499,8 @@ impl Encoder {
         error
     }
 
-    /// Turns an error message into a typed error; running out of space becomes `DiskFull`.
     fn error_from(&self, msg: &gst::Message) -> EncodeError {
-        let element = msg
-            .src()
-            .map(|s| s.name().to_string())
-            .unwrap_or_else(|| "pipeline".to_owned());
-        let gst::MessageView::Error(err) = msg.view() else {
-            return EncodeError::Stream {
-                element,
-                message: format!("unexpected {:?} message", msg.type_()),
-                debug: None,
-            };
-        };
-        let error = err.error();
-        let message = error.message().to_owned();
-        let debug = err.debug().map(|d| d.to_string());
-        let out_of_space = error.matches(gst::ResourceError::NoSpaceLeft)
-            || mentions_out_of_space(&message)
-            || debug.as_deref().is_some_and(mentions_out_of_space);
-        if out_of_space {
-            EncodeError::DiskFull {
-                path: self.target.out.clone(),
-                detail: match debug {
-                    Some(d) => format!("{element}: {message} ({d})"),
-                    None => format!("{element}: {message}"),
-                },
-            }
-        } else {
-            EncodeError::Stream {
-                element,
-                message,
-                debug,
-            }
-        }
+        error_from_message(msg, &self.target.out)
     }
 }
 
@@ -547,6 +517,43 @@ impl Drop for Encoder {
                 frames = self.frames,
                 "encoder dropped unfinished; temporary files removed"
             );
+        }
+    }
+}
+
+/// Turns a bus error message into a typed error; running out of space (ENOSPC from filesink,
+/// or a failed write whose system error says so) becomes [`EncodeError::DiskFull`].
+fn error_from_message(msg: &gst::Message, out: &Path) -> EncodeError {
+    let element = msg
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "pipeline".to_owned());
+    let gst::MessageView::Error(err) = msg.view() else {
+        return EncodeError::Stream {
+            element,
+            message: format!("unexpected {:?} message", msg.type_()),
+            debug: None,
+        };
+    };
+    let error = err.error();
+    let message = error.message().to_owned();
+    let debug = err.debug().map(|d| d.to_string());
+    let out_of_space = error.matches(gst::ResourceError::NoSpaceLeft)
+        || mentions_out_of_space(&message)
+        || debug.as_deref().is_some_and(mentions_out_of_space);
+    if out_of_space {
+        EncodeError::DiskFull {
+            path: out.to_path_buf(),
+            detail: match debug {
+                Some(d) => format!("{element}: {message} ({d})"),
+                None => format!("{element}: {message}"),
+            },
+        }
+    } else {
+        EncodeError::Stream {
+            element,
+            message,
+            debug,
         }
     }
 }
@@ -584,4 +591,64 @@ fn log_warning(w: &gst::message::Warning) {
 
 fn clock_time(d: Duration) -> gst::ClockTime {
     gst::ClockTime::from_nseconds(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_message(kind: gst::ResourceError, text: &str, debug: &str) -> gst::Message {
+        gst::message::Error::builder(kind, text)
+            .debug(debug)
+            .build()
+    }
+
+    #[test]
+    fn out_of_space_errors_become_disk_full() {
+        init().unwrap();
+        let out = Path::new("/v/out.mp4");
+        let enospc = error_message(gst::ResourceError::NoSpaceLeft, "No space left", "");
+        assert!(matches!(
+            error_from_message(&enospc, out),
+            EncodeError::DiskFull { .. }
+        ));
+        let efbig = error_message(
+            gst::ResourceError::Write,
+            "Error while writing to file",
+            "system error: File too large",
+        );
+        assert!(matches!(
+            error_from_message(&efbig, out),
+            EncodeError::DiskFull { .. }
+        ));
+        let other = error_message(gst::ResourceError::Write, "Error while writing", "EIO");
+        assert!(matches!(
+            error_from_message(&other, out),
+            EncodeError::Stream { .. }
+        ));
+    }
+
+    #[test]
+    fn every_encoder_gets_4_2_0_and_avc_in_mp4() {
+        let config = EncoderConfig::default();
+        let spec = VideoSpec::new(512, 512, 24);
+        for element in ENCODER_PREFERENCE {
+            let d = pipeline_description(element, &config, &spec);
+            assert!(d.contains(element), "{d}");
+            assert!(
+                d.contains("format=I420") || d.contains("format=NV12"),
+                "4:2:0 before the encoder: {d}"
+            );
+            assert!(d.contains("stream-format=avc,alignment=au ! mp4mux faststart=true"));
+        }
+        let x264 = pipeline_description("x264enc", &config, &spec);
+        assert!(
+            x264.contains("bitrate=4000 speed-preset=veryfast key-int-max=24"),
+            "{x264}"
+        );
+        let open = pipeline_description("openh264enc", &config, &spec);
+        assert!(open.contains("bitrate=4000000 gop-size=24"), "{open}");
+        let nv = pipeline_description("nvv4l2h264enc", &config, &spec);
+        assert!(nv.contains("format=RGBA ! nvvidconv"), "{nv}");
+    }
 }

@@ -113,6 +113,68 @@ impl OutputTarget {
     }
 }
 
+/// The temporary-name tags this crate uses (see [`OutputTarget::temp_path`]).
+pub(crate) const TEMP_TAGS: [&str; 2] = ["partial", "faststart"];
+
+/// Removes temporary files left in `dir` by encoders or poster writes of processes that are no
+/// longer running (a crash, a power cut); returns the paths removed.
+///
+/// Only hidden files named like this crate's temporaries (`.<name>.partial-<pid>-<n>`,
+/// `.<name>.faststart-<pid>-<n>`) whose process is gone are touched. Call it at start-up on
+/// each directory videos and posters are written to.
+pub fn remove_stale_temporaries(dir: &Path) -> Result<Vec<PathBuf>, EncodeError> {
+    let mut removed = Vec::new();
+    let read = fs::read_dir(dir).map_err(|e| EncodeError::io("read directory", dir, e))?;
+    for entry in read {
+        let entry = entry.map_err(|e| EncodeError::io("read directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temporary_owner) else {
+            continue;
+        };
+        if process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(EncodeError::io("remove", path, e)),
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(dir = %dir.display(), count = removed.len(), "removed stale temporary files");
+    }
+    Ok(removed)
+}
+
+/// The pid in a temporary's name `.<name>.<tag>-<pid>-<n>`, if it is one.
+fn temporary_owner(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (rest, n) = name.rsplit_once('-')?;
+    let (rest, pid) = rest.rsplit_once('-')?;
+    let (head, tag) = rest.rsplit_once('.')?;
+    // `head` is "." plus the output's name, which is never empty.
+    if head.len() < 2
+        || !TEMP_TAGS.contains(&tag)
+        || n.is_empty()
+        || !n.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` exists; when /proc cannot tell, assume it does.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 /// fsync a directory so a rename in it survives a power cut.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), EncodeError> {
     File::open(dir)
@@ -149,5 +211,21 @@ impl Drop for TempFiles {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::temporary_owner;
+
+    #[test]
+    fn recognises_only_our_temporary_names() {
+        assert_eq!(temporary_owner(".v.mp4.partial-123-0"), Some(123));
+        assert_eq!(temporary_owner(".a-b.mp4.faststart-7-12"), Some(7));
+        assert_eq!(temporary_owner("v.mp4.partial-123-0"), None);
+        assert_eq!(temporary_owner(".v.mp4.tmp-123-0"), None);
+        assert_eq!(temporary_owner(".v.mp4.partial-x-0"), None);
+        assert_eq!(temporary_owner(".v.mp4.partial-1-"), None);
+        assert_eq!(temporary_owner(".partial-1-2"), None);
     }
 }

@@ -41,6 +41,7 @@
 //! to `.<name>.partial-<pid>-<n>` in the same directory, which is fsynced and renamed into
 //! place. An error (the disk filling up is [`EncodeError::DiskFull`]) or dropping the
 //! [`Encoder`] unfinished removes the temporary files. [`write_poster`] is atomic the same way.
+//! Temporaries left by a crash or power cut are removed by [`remove_stale_temporaries`].
 
 mod config;
 mod encoder;
@@ -53,9 +54,8 @@ pub use config::{
     AI_GENERATED_KEYWORD, AI_GENERATED_LABEL, BITRATE_KBPS_RANGE, EncoderChoice, EncoderConfig,
     FPS_RANGE, MAX_KEYFRAME_INTERVAL_S, SIZE_RANGE, VideoMetadata, VideoSpec, X264_PRESETS,
 };
-pub use encoder::{
-    ENCODER_PREFERENCE, EncodedVideo, Encoder, available_encoders, init, pipeline_description,
-};
+pub use encoder::{ENCODER_PREFERENCE, EncodedVideo, Encoder, available_encoders, init};
 pub use error::{ConfigError, EncodeError};
+pub use fsio::remove_stale_temporaries;
 pub use overlay::{Overlay, Placement};
 pub use poster::write_poster;

@@ -278,6 +278,24 @@ fn applies_the_overlay_to_every_pushed_frame() {
 }
 
 #[test]
+fn an_encoder_can_be_finished_on_another_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("thread.mp4");
+    let mut enc = EncoderConfig::default()
+        .build(&VideoSpec::new(64, 64, 24), &out, &VideoMetadata::default())
+        .unwrap();
+    enc.push(&pattern(64, 64, 0)).unwrap();
+    let video = std::thread::spawn(move || {
+        enc.push(&pattern(64, 64, 1)).unwrap();
+        enc.finish().unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(video.frames, 2);
+    assert_eq!(probe(&out).frames, 2);
+}
+
+#[test]
 fn reports_encode_speed_for_120_frames_at_512() {
     let spec = VideoSpec::new(512, 512, 24);
     let frames: Vec<_> = (0..120).map(|n| pattern(512, 512, n)).collect();

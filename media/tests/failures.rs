@@ -322,3 +322,25 @@ fn child_encodes_under_a_file_size_limit() {
     assert!(!out.exists());
     println!("CHILD-OK");
 }
+
+#[test]
+fn removes_temporaries_left_by_a_dead_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // Above any pid_max, so never a live process.
+    let dead = [".v.mp4.faststart-999999999-1", ".v.mp4.partial-999999999-0"];
+    let mine = format!(".w.mp4.partial-{}-5", std::process::id());
+    let keep = ["v.mp4", ".hidden", ".x.jpg.tmp-999999999-0", mine.as_str()];
+    for name in dead.iter().chain(&keep) {
+        std::fs::write(dir.path().join(name), b"x").unwrap();
+    }
+    let mut removed: Vec<String> = kissbooth_media::remove_stale_temporaries(dir.path())
+        .unwrap()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    removed.sort();
+    assert_eq!(removed, dead);
+    let mut kept = keep.map(str::to_owned).to_vec();
+    kept.sort();
+    assert_eq!(entries(dir.path()), kept);
+}
