@@ -156,6 +156,8 @@ pub struct Encoder {
     temps: TempFiles,
     overlay: Option<Overlay>,
     frames: u64,
+    /// Overrides the drain timeout computed from the frame count.
+    finish_timeout: Option<Duration>,
     /// The first error message the pipeline posted; every later call reports it again.
     failed: Option<gst::Message>,
     finished: bool,
@@ -227,6 +229,7 @@ impl Encoder {
             temps,
             overlay: None,
             frames: 0,
+            finish_timeout: None,
             failed: None,
             finished: false,
         };
@@ -272,6 +275,12 @@ impl Encoder {
     /// Composites `overlay` onto every frame pushed from now on.
     pub fn set_overlay(&mut self, overlay: Option<Overlay>) {
         self.overlay = overlay;
+    }
+
+    /// Sets how long [`Encoder::finish`] waits for the pipeline to drain. By default 10 s plus
+    /// 0.2 s per frame per megapixel, generous for x264 on a Jetson's CPU.
+    pub fn set_finish_timeout(&mut self, timeout: Duration) {
+        self.finish_timeout = Some(timeout);
     }
 
     /// Pushes one tightly packed RGB24 frame (`width * height * 3` bytes, rows top to bottom).
@@ -390,8 +399,12 @@ impl Encoder {
         Ok(video)
     }
 
-    /// Time allowed to drain after end-of-stream: 10 s plus 0.2 s per frame per megapixel.
+    /// Time allowed to drain after end-of-stream: 10 s plus 0.2 s per frame per megapixel,
+    /// unless set.
     fn finish_timeout(&self) -> Duration {
+        if let Some(timeout) = self.finish_timeout {
+            return timeout;
+        }
         let megapixels = f64::from(self.spec.width) * f64::from(self.spec.height) / 1e6;
         Duration::from_secs(10) + Duration::from_secs_f64(self.frames as f64 * megapixels * 0.2)
     }

@@ -191,6 +191,27 @@ fn finish_without_frames_is_an_error_and_leaves_nothing() {
 }
 
 #[test]
+fn a_finish_that_times_out_is_an_error_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("v.mp4");
+    let mut enc = build(&out).unwrap();
+    for n in 0..6 {
+        enc.push(&pattern(64, 64, n)).unwrap();
+    }
+    enc.set_finish_timeout(std::time::Duration::ZERO);
+    let err = enc.finish().unwrap_err();
+    assert!(
+        matches!(err, EncodeError::Timeout { frames: 6, .. }),
+        "{err:?}"
+    );
+    assert!(
+        entries(dir.path()).is_empty(),
+        "left: {:?}",
+        entries(dir.path())
+    );
+}
+
+#[test]
 fn replaces_an_existing_output_only_when_finished() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("v.mp4");
