@@ -8,6 +8,7 @@
 //!
 //! Data crosses crate boundaries as plain types ([`Face`], [`Landmarks`], `image::RgbImage`).
 
+pub mod generate;
 pub mod types;
 
 pub use types::{Face, Landmarks};
