@@ -86,3 +86,23 @@ pub enum GenerateError {
     #[error("frame {index} asked for, the timeline has {len}")]
     FrameOutOfRange { index: usize, len: usize },
 }
+
+/// Smallest distance between the eye centres a face may have, pixels.
+const MIN_INTER_OCULAR: f32 = 4.0;
+
+/// Checks that a face's landmarks can carry a pose: finite, eyes apart.
+fn check_landmarks(face: usize, lm: &crate::Landmarks) -> Result<(), GenerateError> {
+    if lm.0.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(GenerateError::DegenerateFace {
+            face,
+            reason: "landmarks are not finite",
+        });
+    }
+    if lm.inter_ocular() < MIN_INTER_OCULAR {
+        return Err(GenerateError::DegenerateFace {
+            face,
+            reason: "eyes less than 4 px apart",
+        });
+    }
+    Ok(())
+}

@@ -211,19 +211,12 @@ impl Timeline {
                 height: frame_size.1,
             });
         }
-        let mut lifted = Vec::with_capacity(2);
-        for (face, lm) in faces.iter().enumerate() {
-            if lm.inter_ocular() < 4.0 || !lm.inter_ocular().is_finite() {
-                return Err(GenerateError::DegenerateFace {
-                    face,
-                    reason: "eyes less than 4 px apart",
-                });
-            }
-            let l = LiftedFace::lift(shape, lm)
-                .map_err(|e| GenerateError::DegenerateFace { face, reason: e.0 })?;
-            lifted.push(l);
-        }
-        let lifted: [LiftedFace; 2] = [lifted[0].clone(), lifted[1].clone()];
+        let lift = |face: usize| {
+            super::check_landmarks(face, faces[face])?;
+            LiftedFace::lift(shape, faces[face])
+                .map_err(|e| GenerateError::DegenerateFace { face, reason: e.0 })
+        };
+        let lifted = [lift(0)?, lift(1)?];
         let iod = [faces[0].inter_ocular(), faces[1].inter_ocular()];
         let mean_iod = 0.5 * (iod[0] + iod[1]);
         let rest_mouth = [faces[0].mouth_centre(), faces[1].mouth_centre()];

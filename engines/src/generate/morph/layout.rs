@@ -122,15 +122,7 @@ fn fit_axis(canvas: f32, scale: f32, image: f32, lo: f32, hi: f32) -> f32 {
 fn extent_of(lm: &Landmarks) -> [f32; 4] {
     let outline = face_outline(lm);
     let ring = ring(&outline);
-    let pts = lm.0.iter().chain(ring.iter().map(|(p, _)| p));
-    pts.fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, p| {
-        [
-            b[0].min(p[0]),
-            b[1].min(p[1]),
-            b[2].max(p[0]),
-            b[3].max(p[1]),
-        ]
-    })
+    super::bounds(lm.0.iter().chain(ring.iter().map(|(p, _)| p)))
 }
 
 fn union(a: &[f32; 4], b: &[f32; 4]) -> [f32; 4] {

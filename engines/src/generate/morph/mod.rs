@@ -144,19 +144,7 @@ impl MorphInputs {
                     height: f.height(),
                 });
             }
-            let lm = &self.faces()[face];
-            if lm.0.iter().flatten().any(|v| !v.is_finite()) {
-                return Err(GenerateError::DegenerateFace {
-                    face,
-                    reason: "landmarks are not finite",
-                });
-            }
-            if lm.inter_ocular() < 4.0 {
-                return Err(GenerateError::DegenerateFace {
-                    face,
-                    reason: "eyes less than 4 px apart",
-                });
-            }
+            super::check_landmarks(face, &self.faces()[face])?;
         }
         Ok(())
     }
