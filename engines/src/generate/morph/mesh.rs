@@ -11,7 +11,7 @@
 
 use rayon::prelude::*;
 
-use super::pixels::sample_rgba;
+use super::pixels::{Blur, sample_rgba};
 use crate::types::{Landmarks, N_LANDMARKS};
 
 /// Scale of the ring about the face hull's centre.
@@ -133,6 +133,8 @@ pub struct Job {
 #[derive(Debug, Default)]
 pub struct Warper {
     jobs: Vec<Job>,
+    alpha: Vec<f32>,
+    blur: Blur,
     /// The warped face, RGBA, `region` sized.
     pub layer: Vec<u8>,
     pub region: Region,
@@ -220,6 +222,23 @@ impl Warper {
                     }
                 }
             });
+    }
+
+    /// Blurs the warped alpha a little: edges that a head turn folded or squeezed (the far
+    /// cheek behind the nose) would otherwise be cut hard.
+    pub fn soften_alpha(&mut self, radius: usize) {
+        let Region { width, height, .. } = self.region;
+        if radius == 0 || width == 0 || height == 0 {
+            return;
+        }
+        self.alpha.clear();
+        self.alpha
+            .extend(self.layer.chunks_exact(4).map(|px| px[3] as f32));
+        self.blur
+            .apply(&mut self.alpha, width, height, 1, radius, 2);
+        for (px, a) in self.layer.chunks_exact_mut(4).zip(&self.alpha) {
+            px[3] = (a + 0.5) as u8;
+        }
     }
 }
 

@@ -31,6 +31,9 @@ use super::shape3d::MeanShape;
 use super::timeline::{FacePlan, Phase, Timeline, TimelineConfig};
 use crate::types::{Landmarks, N_LANDMARKS};
 
+/// Per-frame alpha softening after the warp, as a share of the feather width.
+const SOFTEN: f32 = 0.2;
+
 /// Allowed canvas width and height, pixels (each even).
 pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 256..=1920;
 
@@ -182,6 +185,8 @@ struct FaceLayer {
     dest: Vec<[f32; 2]>,
     depth: Vec<f32>,
     warper: Warper,
+    /// Radius of the per-frame alpha softening, pixels.
+    soften: usize,
     expressed: Landmarks,
 }
 
@@ -280,6 +285,7 @@ impl FaceLayer {
             dest: Vec::with_capacity(drawn),
             depth: Vec::with_capacity(drawn),
             warper: Warper::default(),
+            soften: (SOFTEN * feather * face_size).round() as usize,
             expressed: *canvas_lm,
         })
     }
@@ -298,6 +304,7 @@ impl FaceLayer {
         }
         self.warper
             .warp(&self.source, &self.mesh, &self.dest, &self.depth, canvas);
+        self.warper.soften_alpha(self.soften);
     }
 
     /// Moves the skin colours partway toward a common mean and spread: a lookup per channel.

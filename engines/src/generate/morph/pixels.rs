@@ -11,24 +11,46 @@ pub fn box_blur(
     radius: usize,
     passes: usize,
 ) {
-    if radius == 0 || width == 0 || height == 0 || data.len() != width * height * channels {
-        return;
-    }
-    let mut line = Vec::new();
-    let mut acc = vec![0.0f32; width * channels];
-    let mut column = vec![0.0f32; data.len()];
-    for _ in 0..passes {
-        for row in data.chunks_exact_mut(width * channels) {
-            blur_line(row, width, channels, radius, &mut line);
+    Blur::default().apply(data, width, height, channels, radius, passes);
+}
+
+/// A box blur that keeps its scratch buffers, for blurring every frame without allocating.
+#[derive(Debug, Default)]
+pub struct Blur {
+    line: Vec<f32>,
+    acc: Vec<f32>,
+    column: Vec<f32>,
+}
+
+impl Blur {
+    /// As [`box_blur`].
+    pub fn apply(
+        &mut self,
+        data: &mut [f32],
+        width: usize,
+        height: usize,
+        channels: usize,
+        radius: usize,
+        passes: usize,
+    ) {
+        if radius == 0 || width == 0 || height == 0 || data.len() != width * height * channels {
+            return;
         }
-        blur_columns(
-            data,
-            &mut column,
-            width * channels,
-            height,
-            radius,
-            &mut acc,
-        );
+        self.acc.resize(width * channels, 0.0);
+        self.column.resize(data.len(), 0.0);
+        for _ in 0..passes {
+            for row in data.chunks_exact_mut(width * channels) {
+                blur_line(row, width, channels, radius, &mut self.line);
+            }
+            blur_columns(
+                data,
+                &mut self.column,
+                width * channels,
+                height,
+                radius,
+                &mut self.acc,
+            );
+        }
     }
 }
 
