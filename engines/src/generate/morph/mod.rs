@@ -239,7 +239,7 @@ impl FaceLayer {
         let outline_crop: Vec<[f32; 2]> = outline.iter().map(|(p, _)| to_crop(*p)).collect();
         pixels::fill_polygon(&mut mask, w, h, &outline_crop, 1.0);
         let radius = (0.39 * feather * face_size * sx / placement.scale).round() as usize;
-        pixels::box_blur(&mut mask, w, h, 1, radius, 3);
+        pixels::Blur::default().apply(&mut mask, w, h, 1, radius, 3);
         let mut rgba = Vec::with_capacity(w * h * 4);
         for (px, a) in crop.pixels().zip(mask.iter()) {
             rgba.extend_from_slice(&[
@@ -543,7 +543,7 @@ fn background(cfg: &MorphConfig, inputs: &MorphInputs, layout: &Layout) -> RgbIm
         }
     });
     let radius = (cfg.background_blur * w.max(h) as f32).round() as usize;
-    pixels::box_blur(&mut buf, w, h, 3, radius, 3);
+    pixels::Blur::default().apply(&mut buf, w, h, 3, radius, 3);
     let mut image = RgbImage::new(cfg.width, cfg.height);
     for (out, v) in image.iter_mut().zip(buf) {
         *out = v.round().clamp(0.0, 255.0) as u8;

@@ -1,19 +1,6 @@
 //! Small pixel operations the morph needs: box blur, polygon fill, bilinear sampling, skin
 //! statistics. Buffers are plain interleaved slices, row-major.
 
-/// Blurs an interleaved `f32` image in place with `passes` box blurs of `radius` pixels
-/// (three passes approximate a Gaussian of σ ≈ radius). Edges repeat the border pixel.
-pub fn box_blur(
-    data: &mut [f32],
-    width: usize,
-    height: usize,
-    channels: usize,
-    radius: usize,
-    passes: usize,
-) {
-    Blur::default().apply(data, width, height, channels, radius, passes);
-}
-
 /// A box blur that keeps its scratch buffers, for blurring every frame without allocating.
 #[derive(Debug, Default)]
 pub struct Blur {
@@ -23,7 +10,8 @@ pub struct Blur {
 }
 
 impl Blur {
-    /// As [`box_blur`].
+    /// Blurs an interleaved `f32` image in place with `passes` box blurs of `radius` pixels
+    /// (three passes approximate a Gaussian of σ ≈ radius). Edges repeat the border pixel.
     pub fn apply(
         &mut self,
         data: &mut [f32],
@@ -208,12 +196,12 @@ mod tests {
     fn blur_keeps_a_flat_image_flat_and_spreads_a_step() {
         let (w, h) = (20, 10);
         let mut flat = vec![3.0f32; w * h];
-        box_blur(&mut flat, w, h, 1, 3, 3);
+        Blur::default().apply(&mut flat, w, h, 1, 3, 3);
         assert!(flat.iter().all(|v| (v - 3.0).abs() < 1e-4));
         let mut step: Vec<f32> = (0..w * h)
             .map(|i| if i % w < 10 { 0.0 } else { 1.0 })
             .collect();
-        box_blur(&mut step, w, h, 1, 2, 3);
+        Blur::default().apply(&mut step, w, h, 1, 2, 3);
         assert!(step[9] > 0.2 && step[9] < 0.5 && step[10] > 0.5 && step[0] < 1e-6);
     }
 
