@@ -5,10 +5,12 @@
 //! - [`manifest`]: the model-pack manifest (names, files, sha256, upstream URLs, tensor specs) and
 //!   the installer that copies or downloads a pack and verifies every checksum.
 //! - [`face`]: face analysis (UltraFace detector, PFLD 68-point landmarks, head pose, quality gate).
+//! - [`generate`]: the kiss motion timeline (3D head turns) and the morph generator.
 //!
 //! Data crosses crate boundaries as plain types ([`Face`], [`Landmarks`], `image::RgbImage`).
 
 pub mod face;
+pub mod generate;
 pub mod manifest;
 pub mod onnx_fix;
 pub mod runtime;

@@ -1,0 +1,228 @@
+//! Small pixel operations the morph needs: box blur, polygon fill, bilinear sampling, skin
+//! statistics. Buffers are plain interleaved slices, row-major.
+
+/// A box blur that keeps its scratch buffers, for blurring every frame without allocating.
+#[derive(Debug, Default)]
+pub struct Blur {
+    line: Vec<f32>,
+    acc: Vec<f32>,
+    column: Vec<f32>,
+}
+
+impl Blur {
+    /// Blurs an interleaved `f32` image in place with `passes` box blurs of `radius` pixels
+    /// (three passes approximate a Gaussian of σ ≈ radius). Edges repeat the border pixel.
+    pub fn apply(
+        &mut self,
+        data: &mut [f32],
+        width: usize,
+        height: usize,
+        channels: usize,
+        radius: usize,
+        passes: usize,
+    ) {
+        if radius == 0 || width == 0 || height == 0 || data.len() != width * height * channels {
+            return;
+        }
+        self.acc.resize(width * channels, 0.0);
+        self.column.resize(data.len(), 0.0);
+        for _ in 0..passes {
+            for row in data.chunks_exact_mut(width * channels) {
+                blur_line(row, width, channels, radius, &mut self.line);
+            }
+            blur_columns(
+                data,
+                &mut self.column,
+                width * channels,
+                height,
+                radius,
+                &mut self.acc,
+            );
+        }
+    }
+}
+
+/// One horizontal box blur of one row.
+fn blur_line(row: &mut [f32], width: usize, ch: usize, radius: usize, line: &mut Vec<f32>) {
+    line.clear();
+    line.extend_from_slice(row);
+    let norm = 1.0 / (2 * radius + 1) as f32;
+    let at = |i: isize| i.clamp(0, width as isize - 1) as usize;
+    for c in 0..ch {
+        let mut sum: f32 = (-(radius as isize)..=radius as isize)
+            .map(|i| line[at(i) * ch + c])
+            .sum();
+        for x in 0..width {
+            row[x * ch + c] = sum * norm;
+            let add = at(x as isize + radius as isize + 1);
+            let drop = at(x as isize - radius as isize);
+            sum += line[add * ch + c] - line[drop * ch + c];
+        }
+    }
+}
+
+/// One vertical box blur of the whole image, row by row (cache friendly): `stride` values a row.
+fn blur_columns(
+    data: &mut [f32],
+    copy: &mut [f32],
+    stride: usize,
+    height: usize,
+    radius: usize,
+    acc: &mut [f32],
+) {
+    copy.copy_from_slice(data);
+    let norm = 1.0 / (2 * radius + 1) as f32;
+    let row = |y: isize| {
+        let y = y.clamp(0, height as isize - 1) as usize;
+        &copy[y * stride..(y + 1) * stride]
+    };
+    acc.fill(0.0);
+    for dy in -(radius as isize)..=radius as isize {
+        for (a, v) in acc.iter_mut().zip(row(dy)) {
+            *a += v;
+        }
+    }
+    for y in 0..height {
+        for (out, a) in data[y * stride..(y + 1) * stride]
+            .iter_mut()
+            .zip(acc.iter())
+        {
+            *out = a * norm;
+        }
+        let (add, drop) = (
+            row(y as isize + radius as isize + 1),
+            row(y as isize - radius as isize),
+        );
+        for ((a, p), m) in acc.iter_mut().zip(add).zip(drop) {
+            *a += p - m;
+        }
+    }
+}
+
+/// Sets to `value` every pixel of a one-channel `width x height` plane whose centre lies inside
+/// `polygon` (even-odd rule).
+pub fn fill_polygon(
+    plane: &mut [f32],
+    width: usize,
+    height: usize,
+    polygon: &[[f32; 2]],
+    value: f32,
+) {
+    let mut crossings = Vec::new();
+    for y in 0..height {
+        let yc = y as f32 + 0.5;
+        crossings.clear();
+        for (i, a) in polygon.iter().enumerate() {
+            let b = polygon[(i + 1) % polygon.len()];
+            if (a[1] <= yc) != (b[1] <= yc) {
+                crossings.push(a[0] + (yc - a[1]) / (b[1] - a[1]) * (b[0] - a[0]));
+            }
+        }
+        crossings.sort_by(|p, q| p.total_cmp(q));
+        for pair in crossings.chunks_exact(2) {
+            let x0 = (pair[0] - 0.5).ceil().max(0.0) as usize;
+            let x1 = ((pair[1] - 0.5).floor() + 1.0).clamp(0.0, width as f32) as usize;
+            if x0 < x1 {
+                plane[y * width + x0..y * width + x1].fill(value);
+            }
+        }
+    }
+}
+
+/// Bilinear sample of an RGBA `u8` image at continuous coordinates (pixel `i` spans `[i, i+1)`),
+/// clamped to the border.
+#[inline]
+pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
+    let fx = (x - 0.5).clamp(0.0, (width - 1) as f32);
+    let fy = (y - 0.5).clamp(0.0, (height - 1) as f32);
+    let (x0, y0) = (fx as usize, fy as usize);
+    let (x1, y1) = ((x0 + 1).min(width - 1), (y0 + 1).min(height - 1));
+    let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+    let p = |x: usize, y: usize| &src[(y * width + x) * 4..(y * width + x) * 4 + 4];
+    let (p00, p10, p01, p11) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
+    let (w00, w10) = ((1.0 - ax) * (1.0 - ay), ax * (1.0 - ay));
+    let (w01, w11) = ((1.0 - ax) * ay, ax * ay);
+    std::array::from_fn(|c| {
+        let v =
+            p00[c] as f32 * w00 + p10[c] as f32 * w10 + p01[c] as f32 * w01 + p11[c] as f32 * w11;
+        (v + 0.5) as u8
+    })
+}
+
+/// Bilinear sample of an RGB image at continuous coordinates, clamped to the border.
+pub fn sample_rgb(image: &image::RgbImage, p: [f32; 2]) -> [f32; 3] {
+    let (w, h) = (image.width() as usize, image.height() as usize);
+    let fx = (p[0] - 0.5).clamp(0.0, (w - 1) as f32);
+    let fy = (p[1] - 0.5).clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (fx as usize, fy as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+    let raw = image.as_raw();
+    let at = |x: usize, y: usize, c: usize| raw[(y * w + x) * 3 + c] as f32;
+    std::array::from_fn(|c| {
+        let top = at(x0, y0, c) + (at(x1, y0, c) - at(x0, y0, c)) * ax;
+        let bottom = at(x0, y1, c) + (at(x1, y1, c) - at(x0, y1, c)) * ax;
+        top + (bottom - top) * ay
+    })
+}
+
+/// Mean and standard deviation per channel of the RGBA pixels whose alpha is at least half.
+pub fn masked_stats(rgba: &[u8]) -> Option<([f32; 3], [f32; 3])> {
+    let (mut n, mut sum, mut sq) = (0u64, [0u64; 3], [0u64; 3]);
+    for px in rgba.chunks_exact(4).filter(|px| px[3] >= 128) {
+        n += 1;
+        for c in 0..3 {
+            sum[c] += px[c] as u64;
+            sq[c] += (px[c] as u64).pow(2);
+        }
+    }
+    if n < 16 {
+        return None;
+    }
+    let mean = sum.map(|s| s as f64 / n as f64);
+    let std = std::array::from_fn(|c| {
+        ((sq[c] as f64 / n as f64 - mean[c] * mean[c])
+            .max(0.0)
+            .sqrt()) as f32
+    });
+    Some((mean.map(|m| m as f32), std))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blur_keeps_a_flat_image_flat_and_spreads_a_step() {
+        let (w, h) = (20, 10);
+        let mut flat = vec![3.0f32; w * h];
+        Blur::default().apply(&mut flat, w, h, 1, 3, 3);
+        assert!(flat.iter().all(|v| (v - 3.0).abs() < 1e-4));
+        let mut step: Vec<f32> = (0..w * h)
+            .map(|i| if i % w < 10 { 0.0 } else { 1.0 })
+            .collect();
+        Blur::default().apply(&mut step, w, h, 1, 2, 3);
+        assert!(step[9] > 0.2 && step[9] < 0.5 && step[10] > 0.5 && step[0] < 1e-6);
+    }
+
+    #[test]
+    fn fills_a_square_polygon_by_pixel_centres() {
+        let mut plane = vec![0.0f32; 8 * 8];
+        fill_polygon(
+            &mut plane,
+            8,
+            8,
+            &[[2.0, 2.0], [6.0, 2.0], [6.0, 6.0], [2.0, 6.0]],
+            1.0,
+        );
+        assert_eq!(plane.iter().filter(|v| **v == 1.0).count(), 16);
+        assert_eq!(plane[2 * 8 + 2], 1.0);
+        assert_eq!(plane[6 * 8 + 6], 0.0);
+    }
+
+    #[test]
+    fn samples_exact_pixels_at_their_centres() {
+        let src: Vec<u8> = (0..4 * 4 * 4).map(|i| i as u8).collect();
+        assert_eq!(sample_rgba(&src, 4, 4, 1.5, 2.5), [36, 37, 38, 39]);
+    }
+}

@@ -1,0 +1,486 @@
+//! The motion of a kiss, frame by frame.
+//!
+//! Phases, in order: [`Phase::Apart`] → [`Phase::LeanIn`] (the heads approach and turn toward
+//! each other, tilted) → [`Phase::EyesClose`] (eyes close, lips pucker, the approach finishes) →
+//! [`Phase::Contact`] (the one frame where the mouths meet at the midline) → [`Phase::Hold`] →
+//! [`Phase::Part`] (the heads part slightly, eyes open a little, a smile).
+//!
+//! Every curve is eased (cubic smoothstep), so nothing jumps. A seed adds small, repeatable
+//! variation: the turn and tilt amounts, the tilt direction, which face is in front, and the
+//! phase timing (a few percent of the duration).
+//!
+//! ```
+//! use kissbooth_engines::generate::TimelineConfig;
+//! let cfg: TimelineConfig = toml::from_str("seconds = 6.0\nseed = 7").unwrap();
+//! assert_eq!((cfg.fps, cfg.frame_count()), (24, 144));
+//! cfg.validate().unwrap();
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::GenerateError;
+use super::expression::Expression;
+use super::shape3d::{FaceAxes, HeadAngles, HeadMotion, LiftedFace, MeanShape};
+use crate::types::{Landmarks, N_LANDMARKS};
+
+/// Allowed video length, seconds.
+pub const SECONDS_RANGE: std::ops::RangeInclusive<f32> = 3.0..=8.0;
+/// Allowed frame rate, frames per second.
+pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 8..=60;
+
+/// How a kiss moves. Every field has a default, so an empty TOML table is a valid config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimelineConfig {
+    /// Length of the video in seconds, 3..=8.
+    pub seconds: f32,
+    /// Frames per second, 8..=60.
+    pub fps: u32,
+    /// 0..=1: how far the heads turn (25° at 0, 40° at 1) and tilt, how much the lips pucker
+    /// and the smile shows.
+    pub intensity: f32,
+    /// Seed of the small natural variation; the same seed gives the same frames.
+    pub seed: u64,
+}
+
+impl Default for TimelineConfig {
+    fn default() -> Self {
+        Self {
+            seconds: 5.0,
+            fps: 24,
+            intensity: 0.8,
+            seed: 0,
+        }
+    }
+}
+
+/// A [`TimelineConfig`] field out of its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimelineConfigError {
+    #[error("seconds = {0} is outside {min}..={max}", min = SECONDS_RANGE.start(), max = SECONDS_RANGE.end())]
+    SecondsOutOfRange(f32),
+    #[error("fps = {0} is outside {min}..={max}", min = FPS_RANGE.start(), max = FPS_RANGE.end())]
+    FpsOutOfRange(u32),
+    #[error("intensity = {0} is outside 0..=1")]
+    IntensityOutOfRange(f32),
+}
+
+impl TimelineConfig {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), TimelineConfigError> {
+        if !SECONDS_RANGE.contains(&self.seconds) {
+            return Err(TimelineConfigError::SecondsOutOfRange(self.seconds));
+        }
+        if !FPS_RANGE.contains(&self.fps) {
+            return Err(TimelineConfigError::FpsOutOfRange(self.fps));
+        }
+        if !(0.0..=1.0).contains(&self.intensity) {
+            return Err(TimelineConfigError::IntensityOutOfRange(self.intensity));
+        }
+        Ok(())
+    }
+
+    /// Number of frames: `seconds · fps`, rounded.
+    pub fn frame_count(&self) -> usize {
+        (self.seconds * self.fps as f32).round().max(2.0) as usize
+    }
+}
+
+/// The phase a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Apart,
+    LeanIn,
+    EyesClose,
+    Contact,
+    Hold,
+    Part,
+}
+
+impl Phase {
+    /// The phase's name, snake_case.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Apart => "apart",
+            Phase::LeanIn => "lean_in",
+            Phase::EyesClose => "eyes_close",
+            Phase::Contact => "contact",
+            Phase::Hold => "hold",
+            Phase::Part => "part",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One face in one frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FacePlan {
+    /// Target landmarks, canvas pixels, head pose only (apply [`FacePlan::expression`] on top,
+    /// see [`FacePlan::expressed`]).
+    pub landmarks: Landmarks,
+    /// Depth of each landmark, pixels, larger = farther from the camera.
+    pub depth: [f32; N_LANDMARKS],
+    /// The rigid motion from the face at rest (frame 0) to this frame: it moves any point of the
+    /// head, landmarks or not.
+    pub motion: HeadMotion,
+    /// The face's own axes in this frame.
+    pub axes: FaceAxes,
+    /// Eye closure, pucker and smile, each 0..=1.
+    pub expression: Expression,
+    /// The head's orientation in this frame.
+    pub angles: HeadAngles,
+}
+
+impl FacePlan {
+    /// The target landmarks with the expression applied: what the morph warps to.
+    pub fn expressed(&self) -> Landmarks {
+        self.expression.apply(&self.landmarks, &self.axes)
+    }
+}
+
+/// One output frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FramePlan {
+    /// Index of the frame, from 0.
+    pub index: usize,
+    /// Time of the frame, 0 at the first and 1 at the last.
+    pub t: f32,
+    pub phase: Phase,
+    /// The faces, in the order given to [`Timeline::plan`].
+    pub faces: [FacePlan; 2],
+    /// Index (0 or 1) of the face in front; the other is drawn first.
+    pub front: usize,
+}
+
+/// Phase start times, fractions of the duration.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    lean: f32,
+    eyes: f32,
+    contact: f32,
+    part: f32,
+}
+
+/// Per-face variation drawn from the seed.
+#[derive(Debug, Clone, Copy)]
+struct Variation {
+    yaw: [f32; 2],
+    roll: f32,
+    front: usize,
+    schedule: Schedule,
+}
+
+/// The planned kiss: one [`FramePlan`] per output frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    frames: Vec<FramePlan>,
+    contact: usize,
+    fps: u32,
+    frame_size: (u32, u32),
+    rest: [Landmarks; 2],
+}
+
+/// Gap left between the two puckered mouth centres at contact, in inter-ocular distances.
+const CONTACT_GAP: f32 = 0.04;
+/// How far each head moves back when the kiss parts, in inter-ocular distances.
+const PART_BACK: f32 = 0.3;
+/// Share of the turn undone while parting.
+const PART_UNTURN: f32 = 0.35;
+
+impl Timeline {
+    /// Plans a kiss between two faces given in canvas pixels (the canvas is `frame_size`,
+    /// width x height). Face order is kept; who leans which way follows from where the faces
+    /// stand.
+    pub fn plan(
+        cfg: &TimelineConfig,
+        shape: &MeanShape,
+        faces: [&Landmarks; 2],
+        frame_size: (u32, u32),
+    ) -> Result<Self, GenerateError> {
+        cfg.validate()?;
+        if frame_size.0 == 0 || frame_size.1 == 0 {
+            return Err(GenerateError::EmptyFrame {
+                index: 0,
+                width: frame_size.0,
+                height: frame_size.1,
+            });
+        }
+        let lift = |face: usize| {
+            super::check_landmarks(face, faces[face])?;
+            LiftedFace::lift(shape, faces[face])
+                .map_err(|e| GenerateError::DegenerateFace { face, reason: e.0 })
+        };
+        let lifted = [lift(0)?, lift(1)?];
+        let iod = [faces[0].inter_ocular(), faces[1].inter_ocular()];
+        let mean_iod = 0.5 * (iod[0] + iod[1]);
+        let rest_mouth = [faces[0].mouth_centre(), faces[1].mouth_centre()];
+        let dx = lifted[1].centre()[0] - lifted[0].centre()[0];
+        if dx.abs() < 0.5 * mean_iod {
+            return Err(GenerateError::FacesNotSideBySide { dx: dx.abs() });
+        }
+        // +1: the partner stands to the image right.
+        let toward = if dx > 0.0 {
+            [1.0f32, -1.0]
+        } else {
+            [-1.0, 1.0]
+        };
+
+        let n = cfg.frame_count();
+        let last = (n - 1) as f32;
+        let var = Variation::draw(cfg);
+        let contact = ((var.schedule.contact * last).round() as usize).clamp(1, n - 1);
+        // Land the contact exactly on a frame, so the approach is complete there.
+        let schedule = Schedule {
+            contact: contact as f32 / last,
+            ..var.schedule
+        };
+
+        let targets: [HeadAngles; 2] = std::array::from_fn(|k| {
+            let rest = lifted[k].angles();
+            HeadAngles {
+                yaw: toward[k] * var.yaw[k],
+                pitch: rest.pitch,
+                roll: var.roll,
+            }
+        });
+        let peak = |k: usize| {
+            Expression {
+                eye_closure: 1.0,
+                pucker: pucker_amount(cfg.intensity),
+                smile: 0.0,
+            }
+            .apply(&lifted[k].turned(targets[k]), &lifted[k].axes(targets[k]))
+            .mouth_centre()
+        };
+        // The puckered mouths meet at the midline between the two faces, a thin gap apart.
+        let mid = [
+            0.5 * (rest_mouth[0][0] + rest_mouth[1][0]),
+            0.5 * (rest_mouth[0][1] + rest_mouth[1][1]),
+        ];
+        let approach: [[f32; 2]; 2] = std::array::from_fn(|k| {
+            let m = peak(k);
+            let goal = [mid[0] - toward[k] * 0.5 * CONTACT_GAP * mean_iod, mid[1]];
+            [goal[0] - m[0], goal[1] - m[1]]
+        });
+        let back: [[f32; 2]; 2] = std::array::from_fn(|k| {
+            let [x, y] = approach[k];
+            let len = (x * x + y * y).sqrt();
+            let unit = if len > 1e-3 {
+                [x / len, y / len]
+            } else {
+                [toward[k], 0.0]
+            };
+            [-unit[0] * PART_BACK * iod[k], -unit[1] * PART_BACK * iod[k]]
+        });
+
+        let frames = (0..n)
+            .map(|index| {
+                let t = index as f32 / last;
+                let c = Curves::at(t, &schedule, cfg.intensity);
+                let faces = std::array::from_fn(|k| {
+                    let angles = lifted[k].angles().lerp(&targets[k], c.turn);
+                    let translation = [
+                        c.approach * approach[k][0] + c.part * back[k][0],
+                        c.approach * approach[k][1] + c.part * back[k][1],
+                    ];
+                    let motion = lifted[k].motion_to(angles, translation);
+                    let (landmarks, depth) = lifted[k].apply(&motion);
+                    FacePlan {
+                        landmarks,
+                        depth,
+                        motion,
+                        axes: lifted[k].axes(angles),
+                        expression: c.expression,
+                        angles,
+                    }
+                });
+                let phase = schedule.phase(t, index, contact);
+                FramePlan {
+                    index,
+                    t,
+                    phase,
+                    faces,
+                    front: var.front,
+                }
+            })
+            .collect();
+        Ok(Self {
+            frames,
+            contact,
+            fps: cfg.fps,
+            frame_size,
+            rest: [*faces[0], *faces[1]],
+        })
+    }
+
+    /// Every frame's plan, in order.
+    pub fn frames(&self) -> &[FramePlan] {
+        &self.frames
+    }
+    /// One frame's plan.
+    pub fn frame(&self, index: usize) -> Option<&FramePlan> {
+        self.frames.get(index)
+    }
+    /// Number of frames.
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+    /// Never true: a timeline has at least two frames.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+    /// Index of the frame where the mouths meet.
+    pub fn contact_frame(&self) -> usize {
+        self.contact
+    }
+    /// Frames per second.
+    pub fn fps(&self) -> u32 {
+        self.fps
+    }
+    /// Canvas size (width, height) the targets are in.
+    pub fn frame_size(&self) -> (u32, u32) {
+        self.frame_size
+    }
+    /// The two faces as given to [`Timeline::plan`].
+    pub fn rest_faces(&self) -> &[Landmarks; 2] {
+        &self.rest
+    }
+}
+
+fn pucker_amount(intensity: f32) -> f32 {
+    0.6 + 0.4 * intensity
+}
+
+impl Schedule {
+    fn phase(&self, t: f32, index: usize, contact: usize) -> Phase {
+        if index == contact {
+            Phase::Contact
+        } else if index > contact {
+            if t < self.part {
+                Phase::Hold
+            } else {
+                Phase::Part
+            }
+        } else if t < self.lean {
+            Phase::Apart
+        } else if t < self.eyes {
+            Phase::LeanIn
+        } else {
+            Phase::EyesClose
+        }
+    }
+}
+
+/// The eased curves at one instant.
+struct Curves {
+    approach: f32,
+    turn: f32,
+    part: f32,
+    expression: Expression,
+}
+
+impl Curves {
+    fn at(t: f32, s: &Schedule, intensity: f32) -> Self {
+        let parting = ease(t, s.part, s.part + 0.14);
+        let approach = ease(t, s.lean, s.contact);
+        let turn = ease(t, s.lean, s.eyes + 0.05) * (1.0 - PART_UNTURN * ease(t, s.part, 1.0));
+        let eyes = ease(t, s.eyes, s.contact - 0.03)
+            * (1.0 - 0.85 * ease(t, s.part + 0.03, s.part + 0.15));
+        let pucker = pucker_amount(intensity)
+            * ease(t, s.eyes - 0.08, s.contact - 0.02)
+            * (1.0 - ease(t, s.part, s.part + 0.1));
+        let smile = (0.5 + 0.5 * intensity) * ease(t, s.part + 0.04, (s.part + 0.17).min(1.0));
+        Self {
+            approach,
+            turn,
+            part: parting,
+            expression: Expression {
+                eye_closure: eyes,
+                pucker,
+                smile,
+            },
+        }
+    }
+}
+
+/// Cubic smoothstep from 0 at `t0` to 1 at `t1`.
+fn ease(t: f32, t0: f32, t1: f32) -> f32 {
+    if t1 <= t0 {
+        return if t >= t1 { 1.0 } else { 0.0 };
+    }
+    let x = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0);
+    x * x * (3.0 - 2.0 * x)
+}
+
+impl Variation {
+    fn draw(cfg: &TimelineConfig) -> Self {
+        let mut rng = SplitMix64(cfg.seed);
+        let base_yaw = 25.0 + 15.0 * cfg.intensity;
+        let yaw = std::array::from_fn(|_| (base_yaw + rng.uniform(-2.5, 2.5)).clamp(25.0, 40.0));
+        let roll_sign = if rng.next() & 1 == 0 { 1.0 } else { -1.0 };
+        let roll = roll_sign * (4.0 + 6.0 * cfg.intensity + rng.uniform(-1.5, 1.5));
+        let front = (rng.next() & 1) as usize;
+        let mut jitter = || rng.uniform(-0.02, 0.02);
+        let schedule = Schedule {
+            lean: 0.10 + jitter(),
+            eyes: 0.40 + jitter(),
+            contact: 0.56 + jitter(),
+            part: 0.80 + jitter(),
+        };
+        Self {
+            yaw,
+            roll,
+            front,
+            schedule,
+        }
+    }
+}
+
+/// A tiny, stable random source: the same seed gives the same numbers on every platform.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * unit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ease_is_flat_at_both_ends() {
+        assert_eq!(ease(0.0, 0.1, 0.5), 0.0);
+        assert_eq!(ease(0.6, 0.1, 0.5), 1.0);
+        assert!((ease(0.3, 0.1, 0.5) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn phases_come_in_order_for_any_seed() {
+        for seed in 0..50 {
+            let cfg = TimelineConfig {
+                seed,
+                ..TimelineConfig::default()
+            };
+            let s = Variation::draw(&cfg).schedule;
+            assert!(
+                s.lean < s.eyes && s.eyes < s.contact && s.contact < s.part && s.part + 0.17 < 1.0
+            );
+        }
+    }
+}
