@@ -1,6 +1,7 @@
 //! `kissbooth`: the booth's command-line entry point.
 //!
 //! - `kissbooth faces IMAGE... [--json] [--annotate OUT.png]`: analyse faces in images.
+//! - `kissbooth render A.jpg [B.jpg] -o OUT.mp4`: render the kiss video and its poster.
 //! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
 
@@ -8,6 +9,7 @@ mod bench;
 mod faces_cmd;
 mod models_cmd;
 mod paths;
+mod render_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ struct Cli {
 enum Command {
     /// Find faces, landmarks and the quality verdict in images.
     Faces(faces_cmd::FacesArgs),
+    /// Render the kiss video (MP4 and poster) from one couple frame or two portraits.
+    Render(render_cmd::RenderArgs),
     /// Install or check model packs.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
+        Command::Render(args) => render_cmd::run(&cli.common, args),
         Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
         Command::Bench(cmd) => bench::run(&cli.common, cmd),
     };

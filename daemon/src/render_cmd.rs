@@ -1,0 +1,288 @@
+//! `kissbooth render`: two analysed faces → the kiss timeline → morph frames → H.264 MP4 and a
+//! poster JPEG. Frames are rendered on one thread and encoded on another, through a short queue.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
+use kissbooth_engines::generate::{
+    MeanShape, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig,
+};
+use kissbooth_media::{EncoderChoice, EncoderConfig, VideoMetadata, VideoSpec, write_poster};
+use serde_json::json;
+
+use crate::paths::Common;
+
+#[derive(Args)]
+pub struct RenderArgs {
+    /// One frame with both faces, or two frames with one face each (left, then right).
+    #[arg(required = true, num_args = 1..=2)]
+    pub inputs: Vec<PathBuf>,
+    /// Output MP4; the poster is written beside it with a .jpg extension.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Duration in seconds (3 to 8).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 24)]
+    pub fps: u32,
+    /// Output size, WxH (512x512 square, 720x1280 portrait, 1280x720 landscape, ...).
+    #[arg(long, default_value = "512x512", value_parser = parse_size)]
+    pub size: (u32, u32),
+    /// Seed for the small natural variations of the motion.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// How far the heads turn and lean (0 to 1).
+    #[arg(long, default_value_t = 0.8)]
+    pub intensity: f32,
+    /// H.264 encoder: auto, nvv4l2h264enc, x264enc or openh264enc.
+    #[arg(long, default_value = "auto")]
+    pub encoder: EncoderChoice,
+    /// Generator: morph (diffusion packs are selected with --pack once installed).
+    #[arg(long, default_value = "morph", value_parser = ["morph", "diffusion"])]
+    pub generator: String,
+    /// Progress and the result as JSON lines on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size {s:?} is not WxH"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("width in {s:?} is not a number"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("height in {s:?} is not a number"))?;
+    Ok((w, h))
+}
+
+pub fn poster_path(out: &Path) -> PathBuf {
+    out.with_extension("jpg")
+}
+
+pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let t0 = Instant::now();
+    if args.generator != "morph" {
+        bail!(
+            "the diffusion generator needs an installed model pack; none is installed (use --generator morph)"
+        );
+    }
+    let (width, height) = args.size;
+    let timeline = TimelineConfig {
+        seconds: args.seconds,
+        fps: args.fps,
+        intensity: args.intensity,
+        seed: args.seed,
+    };
+    timeline.validate().context("invalid motion settings")?;
+    let morph = MorphConfig {
+        width,
+        height,
+        ..MorphConfig::default()
+    };
+    morph.validate().context("invalid output size")?;
+    let encoder_cfg = EncoderConfig {
+        encoder: args.encoder,
+        ..EncoderConfig::default()
+    };
+    encoder_cfg.validate()?;
+    let spec = VideoSpec::new(width, height, args.fps);
+    spec.validate()?;
+    check_output(&args.output)?;
+
+    // Analysis: the gate must pass on every input.
+    let models = common.models_dir();
+    let shape_path = models.join("face3d-68.csv");
+    let shape_text = std::fs::read_to_string(&shape_path)
+        .with_context(|| format!("cannot read the mean face shape {}", shape_path.display()))?;
+    let shape =
+        MeanShape::parse(&shape_text).with_context(|| format!("{}", shape_path.display()))?;
+    let mut cfg = FaceConfig::default();
+    cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
+    let rt = common.runtime()?;
+    let mut analyzer =
+        FaceAnalyzer::open(rt, &models, cfg).context("cannot load the face models")?;
+    let mut frames = Vec::new();
+    let mut faces = Vec::new();
+    for path in &args.inputs {
+        let img = image_io::load_rgb(path)?;
+        let a = analyzer.analyze(&img)?;
+        if !a.verdict.ok {
+            bail!(
+                "{}: {} ({:?}, {} face(s) found)",
+                path.display(),
+                a.verdict.message,
+                a.verdict.code,
+                a.verdict.face_count
+            );
+        }
+        faces.extend(a.faces.iter().map(|f| f.landmarks));
+        frames.push(img);
+    }
+    let analysis_ms = ms(t0);
+    let inputs = match (frames.len(), faces.as_slice()) {
+        (1, [a, b]) => MorphInputs::Couple {
+            frame: frames.remove(0),
+            faces: [*a, *b],
+        },
+        (2, [a, b]) => {
+            let second = frames.remove(1);
+            MorphInputs::Portraits {
+                frames: [frames.remove(0), second],
+                faces: [*a, *b],
+            }
+        }
+        _ => bail!("expected two faces in all"),
+    };
+
+    let t_plan = Instant::now();
+    let mut generator = MorphGenerator::plan(morph, &timeline, &shape, inputs)?;
+    let total = generator.frame_count();
+    let contact = generator.timeline().contact_frame();
+    let plan_ms = ms(t_plan);
+
+    let meta = VideoMetadata {
+        title: Some("Kissbooth kiss".into()),
+        ..VideoMetadata::default()
+    };
+    let mut encoder = encoder_cfg.build(&spec, &args.output, &meta)?;
+    let encoder_name = encoder.encoder_name().to_string();
+
+    // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
+    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, f32)>(4);
+    let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
+        let mut busy = 0.0;
+        for i in 0..total {
+            let t = Instant::now();
+            let frame = generator.render(i)?;
+            let mouth = generator
+                .last_info()
+                .map(|f| f.mouth_distance())
+                .unwrap_or(f32::NAN);
+            busy += ms(t);
+            if tx.send((i, frame, mouth)).is_err() {
+                break;
+            }
+        }
+        Ok(busy)
+    });
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    let mut encode_ms = 0.0;
+    let mut poster = None;
+    let mut contact_mouth = f32::NAN;
+    for (i, frame, mouth) in rx.iter() {
+        let t = Instant::now();
+        encoder
+            .push(&frame)
+            .with_context(|| format!("encoding frame {i}"))?;
+        encode_ms += ms(t);
+        if i == contact {
+            contact_mouth = mouth;
+            poster = Some(frame);
+        }
+        progress(&args, tty, i + 1, total)?;
+    }
+    let render_ms = worker
+        .join()
+        .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
+    let t = Instant::now();
+    let video = encoder.finish()?;
+    encode_ms += ms(t);
+    if tty {
+        eprintln!();
+    }
+    let poster_file = poster_path(&args.output);
+    let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
+    if let Err(e) = write_poster(&poster, &poster_file, 90) {
+        let _ = std::fs::remove_file(&video.path);
+        return Err(e).context("cannot write the poster; the video was removed");
+    }
+    let result = json!({
+        "event": "done",
+        "output": video.path,
+        "poster": poster_file,
+        "frames": video.frames,
+        "bytes": video.bytes,
+        "duration_s": video.duration_s,
+        "encoder": encoder_name,
+        "contact_frame": contact,
+        "contact_mouth_distance_px": contact_mouth,
+        "ms": {"analysis": analysis_ms, "plan": plan_ms, "render": render_ms, "encode": encode_ms, "total": ms(t0)},
+    });
+    if args.json {
+        println!("{result}");
+    } else {
+        println!(
+            "wrote {} ({} frames, {:.1} s, {} bytes, {encoder_name}) and {} in {:.1} s (analysis {:.0} ms, render {:.0} ms, encode {:.0} ms)",
+            video.path.display(),
+            video.frames,
+            video.duration_s,
+            video.bytes,
+            poster_file.display(),
+            ms(t0) / 1000.0,
+            analysis_ms,
+            render_ms,
+            encode_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_output(out: &Path) -> anyhow::Result<()> {
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!("output folder {} does not exist", dir.display());
+    }
+    if out.is_dir() {
+        bail!("output {} is a folder", out.display());
+    }
+    if out
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_none_or(|e| !e.eq_ignore_ascii_case("mp4"))
+    {
+        bail!("output {} must end in .mp4", out.display());
+    }
+    Ok(())
+}
+
+fn progress(args: &RenderArgs, tty: bool, done: usize, total: usize) -> anyhow::Result<()> {
+    if args.json {
+        if done % 12 == 0 || done == total {
+            println!(
+                "{}",
+                json!({"event": "progress", "frame": done, "frames": total})
+            );
+        }
+    } else if tty {
+        let w = 30;
+        let filled = done * w / total.max(1);
+        let mut e = std::io::stderr().lock();
+        write!(
+            e,
+            "\rrendering [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            ".".repeat(w - filled)
+        )?;
+        e.flush()?;
+    }
+    Ok(())
+}
+
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}
