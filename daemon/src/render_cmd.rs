@@ -262,7 +262,7 @@ fn check_output(out: &Path) -> anyhow::Result<()> {
 
 fn progress(args: &RenderArgs, tty: bool, done: usize, total: usize) -> anyhow::Result<()> {
     if args.json {
-        if done % 12 == 0 || done == total {
+        if done.is_multiple_of(12) || done == total {
             println!(
                 "{}",
                 json!({"event": "progress", "frame": done, "frames": total})
