@@ -111,6 +111,25 @@ fn string_field(msg: &[u8], number: u64) -> Result<Option<&[u8]>, FixError> {
         .and_then(|f| f.payload))
 }
 
+/// The model's top-level fields with the graph replaced by `graph` (a length-delimited field).
+fn with_graph(top: &[Field<'_>], graph: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(graph.len() + 1024);
+    for f in top {
+        if f.number == MODEL_GRAPH {
+            write_len_field(MODEL_GRAPH, graph, &mut out);
+        } else {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    out
+}
+
+fn write_len_field(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+    write_varint((number << 3) | 2, out);
+    write_varint(payload.len() as u64, out);
+    out.extend_from_slice(payload);
+}
+
 /// Removes every graph input whose name is also an initializer. Returns the new model bytes and
 /// how many inputs were dropped; a model with nothing to drop comes back unchanged.
 pub fn drop_initializer_inputs(model: &[u8]) -> Result<(Vec<u8>, usize), FixError> {
@@ -144,17 +163,7 @@ pub fn drop_initializer_inputs(model: &[u8]) -> Result<(Vec<u8>, usize), FixErro
     if dropped == 0 {
         return Ok((model.to_vec(), 0));
     }
-    let mut out = Vec::with_capacity(model.len());
-    for f in &top {
-        if f.number == MODEL_GRAPH {
-            write_varint((MODEL_GRAPH << 3) | 2, &mut out);
-            write_varint(new_graph.len() as u64, &mut out);
-            out.extend_from_slice(&new_graph);
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    Ok((out, dropped))
+    Ok((with_graph(&top, &new_graph), dropped))
 }
 
 /// The inverse, for tests: re-lists every initializer as a graph input (name only), right after
@@ -186,26 +195,12 @@ pub fn list_initializers_as_inputs(model: &[u8]) -> Result<Vec<u8>, FixError> {
         if i == last_input {
             for name in &names {
                 let mut vi = Vec::new();
-                write_varint((VALUE_INFO_NAME << 3) | 2, &mut vi);
-                write_varint(name.len() as u64, &mut vi);
-                vi.extend_from_slice(name);
-                write_varint((GRAPH_INPUT << 3) | 2, &mut new_graph);
-                write_varint(vi.len() as u64, &mut new_graph);
-                new_graph.extend_from_slice(&vi);
+                write_len_field(VALUE_INFO_NAME, name, &mut vi);
+                write_len_field(GRAPH_INPUT, &vi, &mut new_graph);
             }
         }
     }
-    let mut out = Vec::new();
-    for f in &top {
-        if f.number == MODEL_GRAPH {
-            write_varint((MODEL_GRAPH << 3) | 2, &mut out);
-            write_varint(new_graph.len() as u64, &mut out);
-            out.extend_from_slice(&new_graph);
-        } else {
-            out.extend_from_slice(f.raw);
-        }
-    }
-    Ok(out)
+    Ok(with_graph(&top, &new_graph))
 }
 
 #[cfg(test)]
