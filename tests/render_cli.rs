@@ -1,6 +1,7 @@
 //! `kissbooth render` end to end: the real binary, real models, real GStreamer, checked with
 //! ffprobe; bad inputs leave nothing at the output path.
 
+mod browser;
 mod support;
 
 use std::path::Path;
@@ -160,4 +161,192 @@ fn bad_inputs_are_refused_and_leave_no_file() {
     );
     assert!(!o.status.success());
     assert!(!out.exists());
+}
+
+/// Decodes every frame of `video` as RGB24.
+fn decode_frames(video: &Path, w: usize, h: usize) -> Vec<Vec<u8>> {
+    let o = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(video)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
+        .chunks_exact(w * h * 3)
+        .map(|c| c.to_vec())
+        .collect()
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (i32::from(*x) - i32::from(*y)).unsigned_abs() as u64)
+        .sum::<u64>() as f64
+        / a.len() as f64
+}
+
+#[test]
+fn the_video_is_smooth_keeps_identity_and_plays_in_chromium() {
+    if !have_models("the_video_is_smooth_keeps_identity_and_plays_in_chromium") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kiss.mp4");
+    let o = render(
+        &["--json", "--size", "512x512"],
+        &[&fixture("couple_1280x720.jpg")],
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let contact = done["contact_frame"].as_u64().unwrap() as usize;
+
+    // Smooth: no step between neighbours bigger than a fixed fraction of frame 0 -> contact.
+    let frames = decode_frames(&out, 512, 512);
+    assert_eq!(frames.len(), 120);
+    let travel = mean_abs_diff(&frames[0], &frames[contact]);
+    let worst = frames
+        .windows(2)
+        .map(|w| mean_abs_diff(&w[0], &w[1]))
+        .fold(0.0, f64::max);
+    eprintln!(
+        "largest step {worst:.2}, frame 0 -> contact {travel:.2}, ratio {:.3}",
+        worst / travel
+    );
+    assert!(travel > 2.0, "the faces hardly move: {travel}");
+    assert!(
+        worst <= 0.35 * travel,
+        "a jump: step {worst} vs travel {travel}"
+    );
+
+    // Identity: the analyser finds both faces in frame 0 where the input's landmarks were placed
+    // (at 1280x720, where the faces are large enough for a 3% landmark tolerance to mean
+    // something after H.264).
+    let big = dir.path().join("big.mp4");
+    let o = render(
+        &["--json", "--size", "1280x720", "--seconds", "3"],
+        &[&fixture("couple_1280x720.jpg")],
+        &big,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done_big: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let f0 = dir.path().join("frame0.png");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&big)
+        .args(["-frames:v", "1"])
+        .arg(&f0)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = kissbooth()
+        .args(["faces", "--json"])
+        .arg(&f0)
+        .output()
+        .unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let found = a["faces"].as_array().unwrap();
+    assert_eq!(found.len(), 2, "faces in frame 0: {a}");
+    for (i, f) in found.iter().enumerate() {
+        let placed: Vec<[f64; 2]> =
+            serde_json::from_value(done_big["canvas_faces"][i].clone()).unwrap();
+        let seen: Vec<[f64; 2]> = serde_json::from_value(f["landmarks"].clone()).unwrap();
+        let centre = |pts: &[[f64; 2]], r: std::ops::Range<usize>| {
+            let n = r.len() as f64;
+            r.fold([0.0, 0.0], |s, k| {
+                [s[0] + pts[k][0] / n, s[1] + pts[k][1] / n]
+            })
+        };
+        let (l, r) = (centre(&placed, 36..42), centre(&placed, 42..48));
+        let iod = ((l[0] - r[0]).powi(2) + (l[1] - r[1]).powi(2)).sqrt();
+        let err = placed
+            .iter()
+            .zip(&seen)
+            .map(|(p, s)| ((p[0] - s[0]).powi(2) + (p[1] - s[1]).powi(2)).sqrt())
+            .sum::<f64>()
+            / 68.0;
+        eprintln!(
+            "face {i}: frame-0 landmarks within {:.2}% of the inter-ocular distance",
+            100.0 * err / iod
+        );
+        assert!(err / iod < 0.03, "face {i}: {err} px off, iod {iod}");
+    }
+
+    // Chromium plays it to the end.
+    if !browser::have_chromium(
+        "the_video_is_smooth_keeps_identity_and_plays_in_chromium (playback)",
+    ) {
+        return;
+    }
+    let page = dir.path().join("play.html");
+    std::fs::write(
+        &page,
+        "<!doctype html><video id=v muted playsinline src=\"kiss.mp4\"></video>",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let c = browser::Chromium::launch(800, 600).await;
+        let v = c
+            .eval_at(
+                &format!("file://{}", page.display()),
+                r#"new Promise(res => {
+                    const v = document.getElementById('v');
+                    const t = setTimeout(() => res('timeout at ' + v.currentTime), 20000);
+                    v.onended = () => { clearTimeout(t); res('ended ' + v.videoWidth + 'x' + v.videoHeight + ' ' + v.duration.toFixed(2)); };
+                    v.onerror = () => { clearTimeout(t); res('error ' + (v.error && v.error.code)); };
+                    v.play().catch(e => res('play failed: ' + e));
+                })"#,
+            )
+            .await;
+        c.close().await;
+        v
+    });
+    assert_eq!(
+        result,
+        serde_json::json!("ended 512x512 5.00"),
+        "chromium playback"
+    );
+}
+
+#[test]
+fn a_disk_that_fills_mid_encode_leaves_no_video() {
+    if !have_models("a_disk_that_fills_mid_encode_leaves_no_video") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=192k", "tmpfs"])
+        .arg(&mnt)
+        .status();
+    if !matches!(mounted, Ok(s) if s.success()) {
+        eprintln!(
+            "SKIPPED a_disk_that_fills_mid_encode_leaves_no_video: cannot mount a small tmpfs here"
+        );
+        return;
+    }
+    let out = mnt.join("kiss.mp4");
+    let o = render(
+        &["--size", "512x512"],
+        &[&fixture("couple_1280x720.jpg")],
+        &out,
+    );
+    let left: Vec<_> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    let _ = Command::new("umount").arg("-l").arg(&mnt).status();
+    assert!(!o.status.success(), "render into a 192 KiB disk succeeded");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.to_lowercase().contains("space") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

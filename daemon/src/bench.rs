@@ -28,6 +28,19 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// End-to-end render (analysis, plan, morph, encode) of a 5 s clip at 512x512 and 1280x720,
+    /// with where the time goes and the peak memory.
+    Render {
+        /// A couple frame (default: the couple fixture).
+        image: Option<PathBuf>,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f32,
+        #[arg(long, default_value_t = 24)]
+        fps: u32,
+        /// Runs per size; figures are medians.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
 }
 
 #[derive(Serialize, Default)]
@@ -47,18 +60,111 @@ struct StageMs {
 }
 
 pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Faces {
-        mut images,
-        repeat,
-        reference,
-        json,
-    } = cmd;
+    match cmd {
+        BenchCommand::Faces {
+            images,
+            repeat,
+            reference,
+            json,
+        } => faces(common, images, repeat, reference, json),
+        BenchCommand::Render {
+            image,
+            seconds,
+            fps,
+            repeat,
+        } => render(common, image, seconds, fps, repeat),
+    }
+}
+
+fn fixtures_dir() -> PathBuf {
+    std::env::var_os("KISSBOOTH_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared_dir().join("fixtures/faces"))
+}
+
+fn render(
+    common: &Common,
+    image: Option<PathBuf>,
+    seconds: f32,
+    fps: u32,
+    repeat: usize,
+) -> anyhow::Result<ExitCode> {
+    use crate::render_cmd::{self, RenderArgs};
+    let image = image.unwrap_or_else(|| fixtures_dir().join("couple_1280x720.jpg"));
+    let dir = tempfile::tempdir()?;
+    println!(
+        "render end to end: {seconds} s at {fps} fps, median of {} run(s)",
+        repeat.max(1)
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>9}",
+        "size", "analysis", "plan", "render", "encode", "total", "x realtime", "peak MiB"
+    );
+    for size in [(512, 512), (1280, 720)] {
+        let mut runs = Vec::new();
+        for _ in 0..repeat.max(1) {
+            let args = RenderArgs {
+                inputs: vec![image.clone()],
+                output: dir.path().join("bench.mp4"),
+                seconds,
+                fps,
+                size,
+                seed: 0,
+                intensity: 0.8,
+                encoder: kissbooth_media::EncoderChoice::Auto,
+                generator: "morph".into(),
+                json: false,
+            };
+            runs.push(render_cmd::render(common, &args, |_, _| Ok(()))?.ms);
+        }
+        runs.sort_by(|a, b| a.total.total_cmp(&b.total));
+        let m = &runs[runs.len() / 2];
+        println!(
+            "{:<10} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10.1} {:>9.0}",
+            format!("{}x{}", size.0, size.1),
+            m.analysis,
+            m.plan,
+            m.render,
+            m.encode,
+            m.total,
+            f64::from(seconds) * 1000.0 / m.total,
+            peak_rss_mib()
+        );
+    }
+    println!(
+        "(render and encode run on two threads at once, so their busy times overlap; peak memory is the process high-water mark so far)"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident memory in MiB (VmHWM).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn faces(
+    common: &Common,
+    mut images: Vec<PathBuf>,
+    repeat: usize,
+    reference: Option<PathBuf>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let shared = shared_dir();
     if images.is_empty() {
-        let fixtures = std::env::var_os("KISSBOOTH_FIXTURES")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| shared.join("fixtures/faces"));
-        images.push(fixtures.join("couple_1280x720.jpg"));
+        images.push(fixtures_dir().join("couple_1280x720.jpg"));
     }
     let repeat = repeat.max(1);
     let rt = common.runtime()?;

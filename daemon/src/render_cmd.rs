@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
 use std::sync::mpsc;
 use std::time::Instant;
 
@@ -71,7 +72,71 @@ pub fn poster_path(out: &Path) -> PathBuf {
     out.with_extension("jpg")
 }
 
+/// What a finished render produced, and where its time went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderReport {
+    pub output: PathBuf,
+    pub poster: PathBuf,
+    pub frames: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub encoder: String,
+    pub contact_frame: usize,
+    /// Distance between the two warped mouth centres at the contact frame, in canvas pixels.
+    pub contact_mouth_distance_px: f32,
+    /// The faces' landmarks on the canvas at frame 0 (the input, placed).
+    pub canvas_faces: [kissbooth_engines::Landmarks; 2],
+    pub ms: StageMs,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageMs {
+    pub analysis: f64,
+    pub plan: f64,
+    /// Busy time of the render thread.
+    pub render: f64,
+    /// Busy time of the encoder (push and finish), on the calling thread.
+    pub encode: f64,
+    pub total: f64,
+}
+
 pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal() && !args.json;
+    let r = render(common, &args, |done, total| {
+        progress(&args, tty, done, total)
+    })?;
+    if tty {
+        eprintln!();
+    }
+    if args.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["event"] = json!("done");
+        println!("{v}");
+    } else {
+        println!(
+            "wrote {} ({} frames, {:.1} s, {} bytes, {}) and {} in {:.1} s (analysis {:.0} ms, render {:.0} ms, encode {:.0} ms)",
+            r.output.display(),
+            r.frames,
+            r.duration_s,
+            r.bytes,
+            r.encoder,
+            r.poster.display(),
+            r.ms.total / 1000.0,
+            r.ms.analysis,
+            r.ms.render,
+            r.ms.encode
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders `args.inputs` to `args.output` and its poster, calling `on_frame(done, total)` as
+/// frames are encoded.
+pub fn render(
+    common: &Common,
+    args: &RenderArgs,
+    mut on_frame: impl FnMut(usize, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<RenderReport> {
     let t0 = Instant::now();
     if args.generator != "morph" {
         bail!(
@@ -149,6 +214,7 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
     let t_plan = Instant::now();
     let mut generator = MorphGenerator::plan(morph, &timeline, &shape, inputs)?;
     let total = generator.frame_count();
+    let canvas_faces = generator.layout().landmarks;
     let contact = generator.timeline().contact_frame();
     let plan_ms = ms(t_plan);
 
@@ -177,7 +243,6 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(busy)
     });
-    let tty = std::io::stderr().is_terminal() && !args.json;
     let mut encode_ms = 0.0;
     let mut poster = None;
     let mut contact_mouth = f32::NAN;
@@ -191,7 +256,7 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
             contact_mouth = mouth;
             poster = Some(frame);
         }
-        progress(&args, tty, i + 1, total)?;
+        on_frame(i + 1, total)?;
     }
     let render_ms = worker
         .join()
@@ -199,44 +264,30 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let video = encoder.finish()?;
     encode_ms += ms(t);
-    if tty {
-        eprintln!();
-    }
     let poster_file = poster_path(&args.output);
     let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
     if let Err(e) = write_poster(&poster, &poster_file, 90) {
         let _ = std::fs::remove_file(&video.path);
         return Err(e).context("cannot write the poster; the video was removed");
     }
-    let result = json!({
-        "event": "done",
-        "output": video.path,
-        "poster": poster_file,
-        "frames": video.frames,
-        "bytes": video.bytes,
-        "duration_s": video.duration_s,
-        "encoder": encoder_name,
-        "contact_frame": contact,
-        "contact_mouth_distance_px": contact_mouth,
-        "ms": {"analysis": analysis_ms, "plan": plan_ms, "render": render_ms, "encode": encode_ms, "total": ms(t0)},
-    });
-    if args.json {
-        println!("{result}");
-    } else {
-        println!(
-            "wrote {} ({} frames, {:.1} s, {} bytes, {encoder_name}) and {} in {:.1} s (analysis {:.0} ms, render {:.0} ms, encode {:.0} ms)",
-            video.path.display(),
-            video.frames,
-            video.duration_s,
-            video.bytes,
-            poster_file.display(),
-            ms(t0) / 1000.0,
-            analysis_ms,
-            render_ms,
-            encode_ms
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(RenderReport {
+        output: video.path,
+        poster: poster_file,
+        frames: video.frames,
+        bytes: video.bytes,
+        duration_s: video.duration_s,
+        encoder: encoder_name,
+        contact_frame: contact,
+        contact_mouth_distance_px: contact_mouth,
+        canvas_faces,
+        ms: StageMs {
+            analysis: analysis_ms,
+            plan: plan_ms,
+            render: render_ms,
+            encode: encode_ms,
+            total: ms(t0),
+        },
+    })
 }
 
 fn check_output(out: &Path) -> anyhow::Result<()> {
