@@ -9,6 +9,7 @@ mod bench;
 mod faces_cmd;
 mod models_cmd;
 mod paths;
+mod pipeline;
 mod render_cmd;
 
 use std::process::ExitCode;

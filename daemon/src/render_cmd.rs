@@ -5,16 +5,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use std::sync::mpsc;
 use std::time::Instant;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use clap::Args;
 use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
-use kissbooth_engines::generate::{
-    MeanShape, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig,
-};
-use kissbooth_media::{EncoderChoice, EncoderConfig, VideoMetadata, VideoSpec, write_poster};
+use kissbooth_engines::generate::{MeanShape, MorphConfig, MorphInputs, TimelineConfig};
+use kissbooth_media::{EncoderChoice, EncoderConfig, VideoSpec};
 use serde_json::json;
 
 use crate::paths::Common;
@@ -211,83 +208,21 @@ pub fn render(
         _ => bail!("expected two faces in all"),
     };
 
-    let t_plan = Instant::now();
-    let mut generator = MorphGenerator::plan(morph, &timeline, &shape, inputs)?;
-    let total = generator.frame_count();
-    let canvas_faces = generator.layout().landmarks;
-    let contact = generator.timeline().contact_frame();
-    let plan_ms = ms(t_plan);
-
-    let meta = VideoMetadata {
-        title: Some("Kissbooth kiss".into()),
-        ..VideoMetadata::default()
-    };
-    let mut encoder = encoder_cfg.build(&spec, &args.output, &meta)?;
-    let encoder_name = encoder.encoder_name().to_string();
-
-    // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
-    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, f32)>(4);
-    let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
-        let mut busy = 0.0;
-        for i in 0..total {
-            let t = Instant::now();
-            let frame = generator.render(i)?;
-            let mouth = generator
-                .last_info()
-                .map(|f| f.mouth_distance())
-                .unwrap_or(f32::NAN);
-            busy += ms(t);
-            if tx.send((i, frame, mouth)).is_err() {
-                break;
-            }
-        }
-        Ok(busy)
-    });
-    let mut encode_ms = 0.0;
-    let mut poster = None;
-    let mut contact_mouth = f32::NAN;
-    for (i, frame, mouth) in rx.iter() {
-        let t = Instant::now();
-        encoder
-            .push(&frame)
-            .with_context(|| format!("encoding frame {i}"))?;
-        encode_ms += ms(t);
-        if i == contact {
-            contact_mouth = mouth;
-            poster = Some(frame);
-        }
-        on_frame(i + 1, total)?;
-    }
-    let render_ms = worker
-        .join()
-        .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
-    let t = Instant::now();
-    let video = encoder.finish()?;
-    encode_ms += ms(t);
-    let poster_file = poster_path(&args.output);
-    let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
-    if let Err(e) = write_poster(&poster, &poster_file, 90) {
-        let _ = std::fs::remove_file(&video.path);
-        return Err(e).context("cannot write the poster; the video was removed");
-    }
-    Ok(RenderReport {
-        output: video.path,
-        poster: poster_file,
-        frames: video.frames,
-        bytes: video.bytes,
-        duration_s: video.duration_s,
-        encoder: encoder_name,
-        contact_frame: contact,
-        contact_mouth_distance_px: contact_mouth,
-        canvas_faces,
-        ms: StageMs {
-            analysis: analysis_ms,
-            plan: plan_ms,
-            render: render_ms,
-            encode: encode_ms,
-            total: ms(t0),
+    let mut report = crate::pipeline::render_clip(
+        &crate::pipeline::ClipSettings {
+            timeline,
+            morph,
+            encoder: encoder_cfg,
         },
-    })
+        &shape,
+        inputs,
+        &args.output,
+        &mut on_frame,
+        &std::sync::atomic::AtomicBool::new(false),
+    )?;
+    report.ms.analysis = analysis_ms;
+    report.ms.total = ms(t0);
+    Ok(report)
 }
 
 fn check_output(out: &Path) -> anyhow::Result<()> {

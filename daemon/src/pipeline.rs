@@ -1,0 +1,129 @@
+//! The clip pipeline shared by `kissbooth render` and the daemon: plan the kiss, render frames
+//! on a worker thread, encode them as they come, then write the poster. Exit paths leave either
+//! a complete video and poster or nothing.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow, bail};
+use kissbooth_engines::generate::{
+    MeanShape, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig,
+};
+use kissbooth_media::{EncoderConfig, VideoMetadata, VideoSpec, write_poster};
+
+use crate::render_cmd::{RenderReport, StageMs, poster_path};
+
+/// Everything that shapes a clip.
+#[derive(Debug, Clone)]
+pub struct ClipSettings {
+    pub timeline: TimelineConfig,
+    pub morph: MorphConfig,
+    pub encoder: EncoderConfig,
+}
+
+/// Renders and encodes one clip to `output` (and its poster beside it). `on_frame(done, total)`
+/// is called after each encoded frame; setting `cancel` stops the render and leaves nothing.
+pub fn render_clip(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    inputs: MorphInputs,
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<RenderReport> {
+    let t0 = Instant::now();
+    let t_plan = Instant::now();
+    let mut generator =
+        MorphGenerator::plan(settings.morph.clone(), &settings.timeline, shape, inputs)?;
+    let total = generator.frame_count();
+    let canvas_faces = generator.layout().landmarks;
+    let contact = generator.timeline().contact_frame();
+    let plan_ms = ms(t_plan);
+
+    let spec = VideoSpec::new(
+        settings.morph.width,
+        settings.morph.height,
+        settings.timeline.fps,
+    );
+    spec.validate()?;
+    let meta = VideoMetadata {
+        title: Some("Kissbooth kiss".into()),
+        ..VideoMetadata::default()
+    };
+    let mut encoder = settings.encoder.build(&spec, &output, &meta)?;
+    let encoder_name = encoder.encoder_name().to_string();
+
+    // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
+    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, f32)>(4);
+    let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
+        let mut busy = 0.0;
+        for i in 0..total {
+            let t = Instant::now();
+            let frame = generator.render(i)?;
+            let mouth = generator
+                .last_info()
+                .map(|f| f.mouth_distance())
+                .unwrap_or(f32::NAN);
+            busy += ms(t);
+            if tx.send((i, frame, mouth)).is_err() {
+                break;
+            }
+        }
+        Ok(busy)
+    });
+    let mut encode_ms = 0.0;
+    let mut poster = None;
+    let mut contact_mouth = f32::NAN;
+    for (i, frame, mouth) in rx.iter() {
+        if cancel.load(Ordering::Relaxed) {
+            // Dropping the encoder removes its temporary file; the worker stops on a closed queue.
+            bail!("render cancelled");
+        }
+        let t = Instant::now();
+        encoder
+            .push(&frame)
+            .with_context(|| format!("encoding frame {i}"))?;
+        encode_ms += ms(t);
+        if i == contact {
+            contact_mouth = mouth;
+            poster = Some(frame);
+        }
+        on_frame(i + 1, total)?;
+    }
+    let render_ms = worker
+        .join()
+        .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
+    let t = Instant::now();
+    let video = encoder.finish()?;
+    encode_ms += ms(t);
+    let poster_file = poster_path(&output);
+    let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
+    if let Err(e) = write_poster(&poster, &poster_file, 90) {
+        let _ = std::fs::remove_file(&video.path);
+        return Err(e).context("cannot write the poster; the video was removed");
+    }
+    Ok(RenderReport {
+        output: video.path,
+        poster: poster_file,
+        frames: video.frames,
+        bytes: video.bytes,
+        duration_s: video.duration_s,
+        encoder: encoder_name,
+        contact_frame: contact,
+        contact_mouth_distance_px: contact_mouth,
+        canvas_faces,
+        ms: StageMs {
+            analysis: 0.0,
+            plan: plan_ms,
+            render: render_ms,
+            encode: encode_ms,
+            total: ms(t0),
+        },
+    })
+}
+
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}

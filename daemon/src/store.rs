@@ -1,0 +1,256 @@
+//! The booth's storage: SQLite (WAL) for sessions, render jobs and an audit log; media files in
+//! `DATA/sessions/{id}/`, always written to a temporary name, fsynced and renamed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    consent_at INTEGER,
+    people INTEGER,
+    verdict TEXT,
+    faces TEXT,
+    capture_path TEXT,
+    video_path TEXT,
+    poster_path TEXT,
+    token TEXT UNIQUE,
+    token_expires_at INTEGER,
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    render_ms REAL,
+    error TEXT
+);
+CREATE INDEX jobs_state ON jobs(state);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    session_id TEXT,
+    detail TEXT
+);
+"#];
+
+pub fn now_s() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A session as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionRow {
+    pub id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub state: String,
+    pub consent_at: Option<i64>,
+    pub people: Option<i64>,
+    pub verdict: Option<String>,
+    pub faces: Option<String>,
+    pub capture_path: Option<String>,
+    pub video_path: Option<String>,
+    pub poster_path: Option<String>,
+    pub token: Option<String>,
+    pub token_expires_at: Option<i64>,
+    pub progress: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn open(data: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(data.join("sessions")).with_context(|| format!("cannot create {}", data.display()))?;
+        let db = data.join("kissbooth.sqlite");
+        let conn = Connection::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(&format!("BEGIN; {m} PRAGMA user_version = {}; COMMIT;", i + 1))
+                .with_context(|| format!("database migration {}", i + 1))?;
+        }
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), root: data.to_path_buf() })
+    }
+
+    pub fn session_dir(&self, id: &str) -> PathBuf {
+        self.root.join("sessions").join(id)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+        let conn = self.conn.lock().map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+        Ok(f(&conn)?)
+    }
+
+    pub fn audit(&self, event: &str, session: Option<&str>, detail: &str) {
+        let _ = self.with(|c| {
+            c.execute("INSERT INTO audit(at, event, session_id, detail) VALUES (?1, ?2, ?3, ?4)", params![now_s(), event, session, detail])
+        });
+    }
+
+    pub fn create_session(&self, id: &str) -> anyhow::Result<()> {
+        let t = now_s();
+        self.with(|c| c.execute("INSERT INTO sessions(id, created_at, updated_at, state) VALUES (?1, ?2, ?2, 'consent')", params![id, t]))?;
+        self.audit("session_created", Some(id), "");
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> anyhow::Result<Option<SessionRow>> {
+        self.with(|c| c.query_row("SELECT * FROM sessions WHERE id = ?1", params![id], row_to_session).optional())
+    }
+
+    pub fn by_token(&self, token: &str) -> anyhow::Result<Option<SessionRow>> {
+        self.with(|c| c.query_row("SELECT * FROM sessions WHERE token = ?1", params![token], row_to_session).optional())
+    }
+
+    /// Updates named columns of a session (column names are fixed strings from this crate).
+    pub fn update(&self, id: &str, sets: &[(&str, rusqlite::types::Value)]) -> anyhow::Result<()> {
+        let mut sql = String::from("UPDATE sessions SET updated_at = ?1");
+        let mut values: Vec<rusqlite::types::Value> = vec![now_s().into()];
+        for (i, (col, v)) in sets.iter().enumerate() {
+            debug_assert!(col.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+            sql.push_str(&format!(", {col} = ?{}", i + 2));
+            values.push(v.clone());
+        }
+        sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
+        values.push(id.to_string().into());
+        self.with(|c| c.execute(&sql, rusqlite::params_from_iter(values)))?;
+        Ok(())
+    }
+
+    pub fn enqueue_job(&self, session: &str) -> anyhow::Result<i64> {
+        self.with(|c| {
+            c.execute("INSERT INTO jobs(session_id, state, created_at) VALUES (?1, 'queued', ?2)", params![session, now_s()])?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    pub fn job_started(&self, job: i64) -> anyhow::Result<()> {
+        self.with(|c| c.execute("UPDATE jobs SET state = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1", params![job, now_s()]))?;
+        Ok(())
+    }
+
+    pub fn job_finished(&self, job: i64, error: Option<&str>, render_ms: f64) -> anyhow::Result<()> {
+        let state = if error.is_some() { "failed" } else { "done" };
+        self.with(|c| {
+            c.execute(
+                "UPDATE jobs SET state = ?2, finished_at = ?3, error = ?4, render_ms = ?5 WHERE id = ?1",
+                params![job, state, now_s(), error, render_ms],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Jobs left queued or running by a previous run of the daemon: (job, session, attempts).
+    pub fn unfinished_jobs(&self) -> anyhow::Result<Vec<(i64, String, i64)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT id, session_id, attempts FROM jobs WHERE state IN ('queued', 'running') ORDER BY id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    pub fn sessions_in(&self, states: &[&str]) -> anyhow::Result<Vec<SessionRow>> {
+        let list = states.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT * FROM sessions WHERE state IN ({list}) ORDER BY created_at"))?;
+            let rows = st.query_map([], row_to_session)?;
+            rows.collect()
+        })
+    }
+}
+
+fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        id: r.get("id")?,
+        created_at: r.get("created_at")?,
+        updated_at: r.get("updated_at")?,
+        state: r.get("state")?,
+        consent_at: r.get("consent_at")?,
+        people: r.get("people")?,
+        verdict: r.get("verdict")?,
+        faces: r.get("faces")?,
+        capture_path: r.get("capture_path")?,
+        video_path: r.get("video_path")?,
+        poster_path: r.get("poster_path")?,
+        token: r.get("token")?,
+        token_expires_at: r.get("token_expires_at")?,
+        progress: r.get("progress")?,
+        error: r.get("error")?,
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder: fsync, rename, fsync
+/// of the folder. A reader sees the old file or the whole new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().context("path has no folder")?;
+    let tmp = dir.join(format!(".{}.partial-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let res = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_sessions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_session("abc").unwrap();
+        s.update("abc", &[("state", "pose".to_string().into()), ("people", 2i64.into())]).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        let row = s.get("abc").unwrap().unwrap();
+        assert_eq!(row.state, "pose");
+        assert_eq!(row.people, Some(2));
+        assert!(s.get("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn unfinished_jobs_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_session("a").unwrap();
+        let j = s.enqueue_job("a").unwrap();
+        s.job_started(j).unwrap();
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.unfinished_jobs().unwrap(), vec![(j, "a".to_string(), 1)]);
+        s.job_finished(j, None, 10.0).unwrap();
+        assert!(s.unfinished_jobs().unwrap().is_empty());
+    }
+}
