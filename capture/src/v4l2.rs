@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use v4l::buffer::Type;
+use v4l::device::Handle;
 use v4l::format::FourCC;
 use v4l::framesize::FrameSizeEnum;
 use v4l::io::mmap::Stream;
@@ -20,8 +21,13 @@ use crate::handle::FrameSource;
 
 const MJPEG: FourCC = FourCC { repr: *b"MJPG" };
 const YUYV: FourCC = FourCC { repr: *b"YUYV" };
-/// How long one `next` waits for a buffer.
-const POLL: Duration = Duration::from_millis(250);
+/// How long one `next` waits for a buffer once streaming.
+const POLL_MS: i32 = 250;
+/// How long the first buffer may take after STREAMON (the v4l crate starts streaming inside
+/// its first read, so this one wait cannot be split up).
+const FIRST_FRAME: Duration = Duration::from_secs(3);
+/// `POLLIN` from poll(2).
+const POLLIN: i16 = 0x001;
 /// No buffer for this long counts as a lost camera (a wedged driver or a dead USB link).
 const STALL: Duration = Duration::from_secs(5);
 const BUFFERS: u32 = 4;
@@ -86,8 +92,11 @@ struct Open {
     // Dropped before `device` (field order), through `Drop for Open`.
     stream: Option<Stream<'static>>,
     _device: Device,
+    handle: std::sync::Arc<Handle>,
     format: Format,
     last_frame: Instant,
+    /// Whether the first buffer came (the stream is running and one buffer is ours).
+    started: bool,
 }
 
 impl Drop for Open {
@@ -145,7 +154,7 @@ fn open(device: &Path, max_w: u32, max_h: u32) -> Result<Open, CaptureError> {
     }
     let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, BUFFERS)
         .map_err(op("mapping capture buffers"))?;
-    stream.set_timeout(POLL);
+    stream.set_timeout(FIRST_FRAME);
     tracing::info!(
         device = %device.display(),
         format = %fourcc_name(format.fourcc),
@@ -155,9 +164,11 @@ fn open(device: &Path, max_w: u32, max_h: u32) -> Result<Open, CaptureError> {
     );
     Ok(Open {
         stream: Some(stream),
+        handle: dev.handle(),
         _device: dev,
         format,
         last_frame: Instant::now(),
+        started: false,
     })
 }
 
@@ -216,15 +227,43 @@ impl FrameSource for V4l2Source {
         let Some(open) = self.open.as_mut() else {
             return Err(SourceError::Lost("camera closed".into()));
         };
+        // Wait for a filled buffer ourselves: the v4l crate's read re-queues the buffer it
+        // handed out last before waiting, so a timeout inside it would queue that buffer
+        // twice on the next call. Polling first keeps its queue consistent.
+        if open.started {
+            match open.handle.poll(POLLIN, POLL_MS) {
+                Ok(0) if open.last_frame.elapsed() > STALL => {
+                    let why = format!(
+                        "camera at {}: no frame for {} s",
+                        self.device.display(),
+                        STALL.as_secs()
+                    );
+                    return Err(self.lose(why));
+                }
+                Ok(0) => return Err(SourceError::NoFrameYet),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Err(SourceError::NoFrameYet);
+                }
+                Err(e) => {
+                    let why = format!("camera at {}: poll failed: {e}", self.device.display());
+                    return Err(self.lose(why));
+                }
+            }
+        }
+        let format = open.format;
         let Some(stream) = open.stream.as_mut() else {
             return Err(self.lose("camera stream closed".into()));
         };
-        let format = open.format;
         match CaptureStream::next(stream) {
             Ok((buf, meta)) => {
-                let used = (meta.bytesused as usize).min(buf.len());
-                let data = if used > 0 { &buf[..used] } else { buf };
                 open.last_frame = Instant::now();
+                open.started = true;
+                let used = (meta.bytesused as usize).min(buf.len());
+                if used == 0 {
+                    return Err(SourceError::BadFrame("empty V4L2 buffer".into()));
+                }
+                let data = &buf[..used];
                 if format.fourcc == MJPEG {
                     Ok(RawFrame::Mjpeg(data.to_vec()))
                 } else {
@@ -236,18 +275,8 @@ impl FrameSource for V4l2Source {
                     })
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                if open.last_frame.elapsed() > STALL {
-                    let why = format!(
-                        "camera at {}: no frame for {} s",
-                        self.device.display(),
-                        STALL.as_secs()
-                    );
-                    Err(self.lose(why))
-                } else {
-                    Err(SourceError::NoFrameYet)
-                }
-            }
+            // Any failure here, a timeout included, leaves the stream in an unknown state:
+            // close it and re-open.
             Err(e) => {
                 let why = format!("camera at {}: read failed: {e}", self.device.display());
                 Err(self.lose(why))
