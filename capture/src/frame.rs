@@ -116,13 +116,7 @@ pub fn yuyv_to_rgb(
         )));
     }
     let row_bytes = w * 2;
-    let needed = stride.saturating_mul(h - 1).saturating_add(row_bytes);
-    if stride < row_bytes || data.len() < needed {
-        return Err(SourceError::BadFrame(format!(
-            "YUYV frame {width}x{height} with stride {stride} needs {needed} bytes, got {}",
-            data.len()
-        )));
-    }
+    check_rows("YUYV", width, height, row_bytes, stride, data.len())?;
     let mut out = vec![0u8; w * h * 3];
     for (src_row, dst_row) in data.chunks(stride).take(h).zip(out.chunks_exact_mut(w * 3)) {
         for (yuyv, rgb) in src_row[..row_bytes]
@@ -146,6 +140,27 @@ pub fn yuyv_to_rgb(
         .ok_or_else(|| SourceError::BadFrame("YUYV: buffer size mismatch".into()))
 }
 
+/// Whether `len` bytes hold `height` rows of `row_bytes`, `stride` apart (the last row may
+/// stop at its last pixel).
+fn check_rows(
+    kind: &str,
+    width: u32,
+    height: u32,
+    row_bytes: usize,
+    stride: usize,
+    len: usize,
+) -> Result<(), SourceError> {
+    let needed = stride
+        .saturating_mul((height as usize).saturating_sub(1))
+        .saturating_add(row_bytes);
+    if stride < row_bytes || len < needed {
+        return Err(SourceError::BadFrame(format!(
+            "{kind} frame {width}x{height} with stride {stride} needs {needed} bytes, got {len}"
+        )));
+    }
+    Ok(())
+}
+
 /// Copies RGB8 rows that are `stride` bytes apart (GStreamer pads each row to a multiple of
 /// 4 bytes) into a tight [`RgbImage`].
 pub fn rgb_from_padded_rows(
@@ -161,13 +176,7 @@ pub fn rgb_from_padded_rows(
             "RGB frame {width}x{height} is empty"
         )));
     }
-    let needed = stride.saturating_mul(h - 1).saturating_add(row_bytes);
-    if stride < row_bytes || data.len() < needed {
-        return Err(SourceError::BadFrame(format!(
-            "RGB frame {width}x{height} with stride {stride} needs {needed} bytes, got {}",
-            data.len()
-        )));
-    }
+    check_rows("RGB", width, height, row_bytes, stride, data.len())?;
     let out = if stride == row_bytes {
         data[..row_bytes * h].to_vec()
     } else {

@@ -194,10 +194,17 @@ impl FrameSource for GstSource {
         let Some(running) = self.running.as_mut() else {
             return Err(SourceError::Lost("pipeline stopped".into()));
         };
-        if let Some(msg) = running
-            .bus
-            .pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos])
-        {
+        // Popping with a filter also discards the other messages, so the bus does not grow.
+        while let Some(msg) = running.bus.pop_filtered(&[
+            gst::MessageType::Error,
+            gst::MessageType::Eos,
+            gst::MessageType::Warning,
+        ]) {
+            if let gst::MessageView::Warning(w) = msg.view() {
+                let element = msg.src().map(|s| s.path_string().to_string());
+                tracing::warn!(?element, warning = %w.error(), debug = ?w.debug(), "GStreamer warning");
+                continue;
+            }
             let why = describe_error(&msg);
             return Err(self.lose(why));
         }

@@ -17,7 +17,9 @@ use crate::shutdown::Shutdown;
 /// only for a bounded time (≤ about 250 ms; answer [`SourceError::NoFrameYet`] when nothing
 /// came), so that stopping the camera is prompt. After [`SourceError::Lost`] the thread backs
 /// off and calls `next` again: a source re-opens its device or pipeline in that call, and
-/// answers `Lost` again while it cannot.
+/// answers `Lost` again while it cannot. A re-opening call may take longer (the built-in
+/// sources: up to 3 s for a V4L2 camera's first buffer, 5 s for a pipeline to start), and
+/// so may stopping a camera caught in one.
 pub trait FrameSource: Send {
     /// The next frame, or why there is none.
     fn next(&mut self) -> Result<RawFrame, SourceError>;
@@ -286,8 +288,9 @@ impl Runner {
         let mut bad_frames = 0u64;
         tracing::info!(camera = %self.name, "camera started");
         while !self.stop.is_triggered() {
-            let raw = match self.source.next() {
-                Ok(raw) => raw,
+            // Converting happens here, outside the lock: readers only wait for a pointer swap.
+            let image = match self.source.next().and_then(RawFrame::decode) {
+                Ok(image) => image,
                 Err(SourceError::NoFrameYet) => continue,
                 Err(SourceError::BadFrame(error)) => {
                     bad_frames += 1;
@@ -313,17 +316,6 @@ impl Runner {
                     fps.reset();
                     if self.stop.wait_timeout(delay) {
                         break;
-                    }
-                    continue;
-                }
-            };
-            // Convert outside the lock: readers only ever wait for a pointer swap.
-            let image = match raw.decode() {
-                Ok(image) => image,
-                Err(error) => {
-                    bad_frames += 1;
-                    if bad_frames.is_power_of_two() {
-                        tracing::warn!(camera = %self.name, %error, bad_frames, "skipping a frame");
                     }
                     continue;
                 }

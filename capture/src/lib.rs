@@ -59,6 +59,8 @@
 //! stream through it and can be told to fail ("unplug") or stall, which is how the behaviour
 //! is tested without a camera.
 
+#![warn(missing_docs)]
+
 mod error;
 mod frame;
 mod gst;
