@@ -43,3 +43,145 @@ pub fn stderr_lines(o: &Output) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// The real daemon, started on a free loopback port with a stills camera; stopped on drop.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub base: String,
+    pub data: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `kissbooth serve` with the given stills (copied into a fresh data folder's
+    /// `stills/`) and extra arguments; waits for `/healthz`.
+    pub fn start(stills: &[PathBuf], extra: &[&str]) -> Daemon {
+        let data = tempfile::tempdir().unwrap();
+        let folder = data.path().join("stills");
+        std::fs::create_dir_all(&folder).unwrap();
+        for (i, s) in stills.iter().enumerate() {
+            let ext = s.extension().and_then(|e| e.to_str()).unwrap_or("jpg");
+            std::fs::copy(s, folder.join(format!("{i:03}.{ext}"))).unwrap();
+        }
+        Self::start_in(data, &format!("stills:{}", folder.display()), extra)
+    }
+
+    /// Starts the daemon on an existing data folder (to test restarts).
+    pub fn start_in(data: tempfile::TempDir, camera: &str, extra: &[&str]) -> Daemon {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let child = kissbooth()
+            .arg("--data")
+            .arg(data.path())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--public-url",
+                &base,
+                "--camera",
+                camera,
+            ])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(data.path().join("daemon.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Daemon { child, base, data };
+        let t = std::time::Instant::now();
+        loop {
+            if let Ok(r) = ureq::get(&format!("{}/healthz", d.base)).call()
+                && r.status() == 200
+            {
+                return d;
+            }
+            if let Ok(Some(st)) = d.child.try_wait() {
+                panic!("daemon exited ({st}): {}", d.log());
+            }
+            assert!(
+                t.elapsed().as_secs() < 60,
+                "daemon not ready in 60 s: {}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs to `path` and returns (status, JSON body).
+    pub fn post(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = agent().post(&self.url(path)).send_empty().unwrap();
+        json_of(r)
+    }
+
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        json_of(agent().get(&self.url(path)).call().unwrap())
+    }
+
+    /// Polls the session until `pred` holds or `secs` pass.
+    pub fn wait_session(
+        &self,
+        id: &str,
+        secs: u64,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let t = std::time::Instant::now();
+        loop {
+            let (_, v) = self.get_json(&format!("/api/sessions/{id}"));
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                t.elapsed().as_secs() < secs,
+                "session {id} stuck: {v} {}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the daemon with SIGKILL (a power cut, from the daemon's point of view).
+    pub fn kill(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.data, tempfile::tempdir().unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP agent that returns 4xx/5xx responses instead of errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+fn json_of(mut r: ureq::http::Response<ureq::Body>) -> (u16, serde_json::Value) {
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+    )
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

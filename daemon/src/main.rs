@@ -1,16 +1,23 @@
 //! `kissbooth`: the booth's command-line entry point.
 //!
+//! - `kissbooth serve [--listen ADDR] [--camera SPEC] [--config FILE]`: the booth daemon.
 //! - `kissbooth faces IMAGE... [--json] [--annotate OUT.png]`: analyse faces in images.
 //! - `kissbooth render A.jpg [B.jpg] -o OUT.mp4`: render the kiss video and its poster.
 //! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
 
 mod bench;
+mod booth;
+mod config;
 mod faces_cmd;
 mod models_cmd;
+mod net;
 mod paths;
 mod pipeline;
 mod render_cmd;
+mod serve_cmd;
+mod server;
+mod store;
 
 use std::process::ExitCode;
 
@@ -31,6 +38,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the booth: camera, kiosk screens, render queue and download pages.
+    Serve(serve_cmd::ServeArgs),
     /// Find faces, landmarks and the quality verdict in images.
     Faces(faces_cmd::FacesArgs),
     /// Render the kiss video (MP4 and poster) from one couple frame or two portraits.
@@ -63,6 +72,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
+        Command::Serve(args) => serve_cmd::run(&cli.common, args),
         Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
         Command::Render(args) => render_cmd::run(&cli.common, args),
         Command::Models(cmd) => models_cmd::run(&cli.common, cmd),

@@ -52,7 +52,7 @@ pub fn render_clip(
         title: Some("Kissbooth kiss".into()),
         ..VideoMetadata::default()
     };
-    let mut encoder = settings.encoder.build(&spec, &output, &meta)?;
+    let mut encoder = settings.encoder.build(&spec, output, &meta)?;
     let encoder_name = encoder.encoder_name().to_string();
 
     // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
@@ -98,7 +98,7 @@ pub fn render_clip(
     let t = Instant::now();
     let video = encoder.finish()?;
     encode_ms += ms(t);
-    let poster_file = poster_path(&output);
+    let poster_file = poster_path(output);
     let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
     if let Err(e) = write_poster(&poster, &poster_file, 90) {
         let _ = std::fs::remove_file(&video.path);

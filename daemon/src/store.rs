@@ -23,7 +23,8 @@ CREATE TABLE sessions (
     capture_path TEXT,
     video_path TEXT,
     poster_path TEXT,
-    token TEXT UNIQUE,
+    token TEXT,
+    token_hash TEXT UNIQUE,
     token_expires_at INTEGER,
     progress REAL NOT NULL DEFAULT 0,
     error TEXT
@@ -50,7 +51,10 @@ CREATE TABLE audit (
 "#];
 
 pub fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A session as stored.
@@ -68,6 +72,7 @@ pub struct SessionRow {
     pub video_path: Option<String>,
     pub poster_path: Option<String>,
     pub token: Option<String>,
+    pub token_hash: Option<String>,
     pub token_expires_at: Option<i64>,
     pub progress: f64,
     pub error: Option<String>,
@@ -81,19 +86,27 @@ pub struct Store {
 
 impl Store {
     pub fn open(data: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(data.join("sessions")).with_context(|| format!("cannot create {}", data.display()))?;
+        std::fs::create_dir_all(data.join("sessions"))
+            .with_context(|| format!("cannot create {}", data.display()))?;
         let db = data.join("kissbooth.sqlite");
-        let conn = Connection::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
+        let conn =
+            Connection::open(&db).with_context(|| format!("cannot open {}", db.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(&format!("BEGIN; {m} PRAGMA user_version = {}; COMMIT;", i + 1))
-                .with_context(|| format!("database migration {}", i + 1))?;
+            conn.execute_batch(&format!(
+                "BEGIN; {m} PRAGMA user_version = {}; COMMIT;",
+                i + 1
+            ))
+            .with_context(|| format!("database migration {}", i + 1))?;
         }
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), root: data.to_path_buf() })
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            root: data.to_path_buf(),
+        })
     }
 
     pub fn session_dir(&self, id: &str) -> PathBuf {
@@ -101,13 +114,19 @@ impl Store {
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
-        let conn = self.conn.lock().map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| anyhow::anyhow!("database lock poisoned"))?;
         Ok(f(&conn)?)
     }
 
     pub fn audit(&self, event: &str, session: Option<&str>, detail: &str) {
         let _ = self.with(|c| {
-            c.execute("INSERT INTO audit(at, event, session_id, detail) VALUES (?1, ?2, ?3, ?4)", params![now_s(), event, session, detail])
+            c.execute(
+                "INSERT INTO audit(at, event, session_id, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![now_s(), event, session, detail],
+            )
         });
     }
 
@@ -119,11 +138,28 @@ impl Store {
     }
 
     pub fn get(&self, id: &str) -> anyhow::Result<Option<SessionRow>> {
-        self.with(|c| c.query_row("SELECT * FROM sessions WHERE id = ?1", params![id], row_to_session).optional())
+        self.with(|c| {
+            c.query_row(
+                "SELECT * FROM sessions WHERE id = ?1",
+                params![id],
+                row_to_session,
+            )
+            .optional()
+        })
     }
 
+    /// The session whose download token is `token`. Looked up by the token's sha256, so the
+    /// time taken does not depend on how much of a guessed token is right.
     pub fn by_token(&self, token: &str) -> anyhow::Result<Option<SessionRow>> {
-        self.with(|c| c.query_row("SELECT * FROM sessions WHERE token = ?1", params![token], row_to_session).optional())
+        let hash = token_hash(token);
+        self.with(|c| {
+            c.query_row(
+                "SELECT * FROM sessions WHERE token_hash = ?1",
+                params![hash],
+                row_to_session,
+            )
+            .optional()
+        })
     }
 
     /// Updates named columns of a session (column names are fixed strings from this crate).
@@ -143,7 +179,10 @@ impl Store {
 
     pub fn enqueue_job(&self, session: &str) -> anyhow::Result<i64> {
         self.with(|c| {
-            c.execute("INSERT INTO jobs(session_id, state, created_at) VALUES (?1, 'queued', ?2)", params![session, now_s()])?;
+            c.execute(
+                "INSERT INTO jobs(session_id, state, created_at) VALUES (?1, 'queued', ?2)",
+                params![session, now_s()],
+            )?;
             Ok(c.last_insert_rowid())
         })
     }
@@ -153,7 +192,12 @@ impl Store {
         Ok(())
     }
 
-    pub fn job_finished(&self, job: i64, error: Option<&str>, render_ms: f64) -> anyhow::Result<()> {
+    pub fn job_finished(
+        &self,
+        job: i64,
+        error: Option<&str>,
+        render_ms: f64,
+    ) -> anyhow::Result<()> {
         let state = if error.is_some() { "failed" } else { "done" };
         self.with(|c| {
             c.execute(
@@ -174,13 +218,24 @@ impl Store {
     }
 
     pub fn sessions_in(&self, states: &[&str]) -> anyhow::Result<Vec<SessionRow>> {
-        let list = states.iter().map(|s| format!("'{}'", s.replace('\'', ""))).collect::<Vec<_>>().join(",");
+        let list = states
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .collect::<Vec<_>>()
+            .join(",");
         self.with(|c| {
-            let mut st = c.prepare(&format!("SELECT * FROM sessions WHERE state IN ({list}) ORDER BY created_at"))?;
+            let mut st = c.prepare(&format!(
+                "SELECT * FROM sessions WHERE state IN ({list}) ORDER BY created_at"
+            ))?;
             let rows = st.query_map([], row_to_session)?;
             rows.collect()
         })
     }
+}
+
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
@@ -197,6 +252,7 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         video_path: r.get("video_path")?,
         poster_path: r.get("poster_path")?,
         token: r.get("token")?,
+        token_hash: r.get("token_hash")?,
         token_expires_at: r.get("token_expires_at")?,
         progress: r.get("progress")?,
         error: r.get("error")?,
@@ -208,7 +264,11 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let dir = path.parent().context("path has no folder")?;
-    let tmp = dir.join(format!(".{}.partial-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.partial-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
     let res = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -231,7 +291,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         s.create_session("abc").unwrap();
-        s.update("abc", &[("state", "pose".to_string().into()), ("people", 2i64.into())]).unwrap();
+        s.update(
+            "abc",
+            &[
+                ("state", "pose".to_string().into()),
+                ("people", 2i64.into()),
+            ],
+        )
+        .unwrap();
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         let row = s.get("abc").unwrap().unwrap();

@@ -1,0 +1,838 @@
+//! The booth: one session state machine per couple, the camera and its live preview with the
+//! face gate's verdict, and a bounded render queue worked by one thread so the next couple can
+//! pose while the previous clip renders.
+//!
+//! Session states kept by the server: `consent` → `pose` → `review` → `queued` → `rendering` →
+//! `done` (or `failed`, `cancelled`, `deleted`). Attract, countdown and result are kiosk screens
+//! around these.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use image::RgbImage;
+use kissbooth_capture::{CameraContext, CameraHandle, CameraSpec, CameraStatus, Shutdown};
+use kissbooth_engines::Landmarks;
+use kissbooth_engines::face::{Analysis, FaceAnalyzer, FaceConfig, Verdict};
+use kissbooth_engines::generate::{MeanShape, MorphConfig, MorphInputs, TimelineConfig};
+use kissbooth_media::EncoderConfig;
+use rand::RngCore;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::config::Config;
+use crate::pipeline::{ClipSettings, render_clip};
+use crate::store::{SessionRow, Store, now_s, token_hash, write_atomic};
+
+/// What went wrong with a request, as the kiosk and the phone see it.
+#[derive(Debug)]
+pub enum BoothError {
+    NotFound,
+    Conflict(String),
+    Busy(String),
+    BadRequest(String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for BoothError {
+    fn from(e: anyhow::Error) -> Self {
+        BoothError::Internal(e)
+    }
+}
+
+pub type BoothResult<T> = Result<T, BoothError>;
+
+/// The kiosk's view of a session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub state: String,
+    pub verdict: Option<serde_json::Value>,
+    /// Render progress, 0 to 1.
+    pub progress: f64,
+    /// Clips ahead of this one in the queue (0: rendering or next).
+    pub queue_position: Option<usize>,
+    /// Honest estimate of seconds until the clip is ready.
+    pub eta_s: Option<f64>,
+    pub download_url: Option<String>,
+    pub video_url: Option<String>,
+    pub capture_url: Option<String>,
+    pub error: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+/// The live preview: the newest JPEG with the gate's boxes drawn, and the verdict.
+#[derive(Default)]
+pub struct Preview {
+    pub jpeg: Option<Arc<Vec<u8>>>,
+    pub seq: u64,
+    pub verdict: Option<Verdict>,
+    pub camera: String,
+}
+
+pub struct Booth {
+    pub cfg: Config,
+    pub store: Store,
+    pub camera: CameraHandle,
+    pub analyzer: Mutex<FaceAnalyzer>,
+    pub shape: Arc<MeanShape>,
+    pub events: broadcast::Sender<String>,
+    pub preview: RwLock<Preview>,
+    pub public_base: String,
+    queue: Mutex<VecDeque<String>>,
+    queue_cv: Condvar,
+    current: Mutex<Option<(String, Arc<AtomicBool>)>>,
+    /// Recent render durations (seconds), for the estimate.
+    render_times: Mutex<VecDeque<f64>>,
+    pub shutdown: Shutdown,
+    pub started: Instant,
+}
+
+impl Booth {
+    pub fn start(
+        cfg: Config,
+        models: PathBuf,
+        runtime: &'static kissbooth_engines::runtime::Runtime,
+    ) -> anyhow::Result<Arc<Booth>> {
+        cfg.validate()?;
+        let store = Store::open(&cfg.data)?;
+        let shape_path = models.join("face3d-68.csv");
+        let shape = MeanShape::parse(
+            &std::fs::read_to_string(&shape_path)
+                .with_context(|| format!("cannot read {}", shape_path.display()))?,
+        )
+        .with_context(|| format!("{}", shape_path.display()))?;
+        let analyzer = FaceAnalyzer::open(runtime, &models, FaceConfig::default())
+            .context("cannot load the face models")?;
+        let spec = camera_spec(&cfg)?;
+        let shutdown = Shutdown::new();
+        let camera = spec
+            .build(CameraContext::new(shutdown.clone()))
+            .with_context(|| format!("camera {spec}"))?;
+        let public_base = if cfg.public_url.is_empty() {
+            crate::net::default_public_url(cfg.listen)
+        } else {
+            cfg.public_url.trim_end_matches('/').to_string()
+        };
+        let (events, _) = broadcast::channel(256);
+        let booth = Arc::new(Booth {
+            store,
+            camera,
+            analyzer: Mutex::new(analyzer),
+            shape: Arc::new(shape),
+            events,
+            preview: RwLock::new(Preview {
+                camera: spec.to_string(),
+                ..Preview::default()
+            }),
+            public_base,
+            queue: Mutex::new(VecDeque::new()),
+            queue_cv: Condvar::new(),
+            current: Mutex::new(None),
+            render_times: Mutex::new(VecDeque::new()),
+            shutdown,
+            started: Instant::now(),
+            cfg,
+        });
+        booth.recover()?;
+        let b = booth.clone();
+        std::thread::Builder::new()
+            .name("render".into())
+            .spawn(move || b.render_worker())?;
+        let b = booth.clone();
+        std::thread::Builder::new()
+            .name("preview".into())
+            .spawn(move || b.preview_loop())?;
+        Ok(booth)
+    }
+
+    /// Jobs a previous run left unfinished: retried once, then reported failed.
+    fn recover(&self) -> anyhow::Result<()> {
+        for (job, session, attempts) in self.store.unfinished_jobs()? {
+            let dir = self.store.session_dir(&session);
+            // A half-written video is never served: only finished files are renamed into place,
+            // so anything left is a temporary and goes.
+            let _ = kissbooth_media::remove_stale_temporaries(&dir);
+            if attempts >= 2 {
+                self.store.job_finished(
+                    job,
+                    Some("the booth restarted twice while rendering"),
+                    0.0,
+                )?;
+                self.set_failed(
+                    &session,
+                    "The booth restarted while making this video. Please try again.",
+                )?;
+            } else {
+                self.store
+                    .job_finished(job, Some("interrupted by a restart; retried"), 0.0)?;
+                let new_job = self.store.enqueue_job(&session)?;
+                self.store.audit(
+                    "job_requeued",
+                    Some(&session),
+                    &format!("job {job} -> {new_job}"),
+                );
+                self.store.update(
+                    &session,
+                    &[
+                        ("state", "queued".to_string().into()),
+                        ("progress", 0.0f64.into()),
+                    ],
+                )?;
+                self.queue
+                    .lock()
+                    .map_err(|_| anyhow!("queue lock"))?
+                    .push_back(session);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn new_session(&self) -> BoothResult<SessionView> {
+        // One couple at the screen at a time: a session still posing is abandoned.
+        for s in self.store.sessions_in(&["consent", "pose", "review"])? {
+            self.store
+                .update(&s.id, &[("state", "cancelled".to_string().into())])?;
+            self.remove_capture(&s);
+            self.store.audit("session_abandoned", Some(&s.id), "");
+        }
+        let mut id = [0u8; 8];
+        rand::rng().fill_bytes(&mut id);
+        let id = hex::encode(id);
+        self.store.create_session(&id)?;
+        self.view_and_publish(&id)
+    }
+
+    pub fn consent(&self, id: &str, people: i64, accepted: bool) -> BoothResult<SessionView> {
+        let s = self.session(id)?;
+        if s.state != "consent" && s.state != "pose" {
+            return Err(BoothError::Conflict(format!(
+                "consent is given before capture; this session is {}",
+                s.state
+            )));
+        }
+        if !accepted || people != 2 {
+            self.store
+                .update(id, &[("state", "cancelled".to_string().into())])?;
+            self.store
+                .audit("consent_declined", Some(id), &format!("people={people}"));
+            return Err(BoothError::BadRequest(
+                "Both people must agree before the booth takes a picture.".into(),
+            ));
+        }
+        self.store.update(
+            id,
+            &[
+                ("state", "pose".to_string().into()),
+                ("consent_at", now_s().into()),
+                ("people", people.into()),
+            ],
+        )?;
+        self.store.audit("consent_given", Some(id), "people=2");
+        self.view_and_publish(id)
+    }
+
+    /// Takes a burst, keeps the sharpest frame whose faces pass the gate. Returns the verdict.
+    pub fn capture(&self, id: &str) -> BoothResult<(Verdict, SessionView)> {
+        let s = self.session(id)?;
+        if s.consent_at.is_none() {
+            return Err(BoothError::Conflict(
+                "Both people must agree on screen before the booth takes a picture.".into(),
+            ));
+        }
+        if s.state != "pose" && s.state != "review" {
+            return Err(BoothError::Conflict(format!(
+                "cannot capture: this session is {}",
+                s.state
+            )));
+        }
+        if let CameraStatus::Reconnecting { .. } | CameraStatus::Stopped = self.camera.status() {
+            return Err(BoothError::Busy(
+                "The camera is reconnecting. One moment please.".into(),
+            ));
+        }
+        let mut best: Option<(f32, Arc<RgbImage>, Analysis)> = None;
+        let mut last: Option<Analysis> = None;
+        let mut seq = 0;
+        for _ in 0..self.cfg.capture.burst {
+            let frame = if seq == 0 {
+                self.camera.latest()
+            } else {
+                self.camera.wait_newer(seq, Duration::from_millis(800))
+            };
+            let Some(frame) = frame.or_else(|| self.camera.latest()) else {
+                break;
+            };
+            seq = frame.seq;
+            let a = self
+                .analyzer
+                .lock()
+                .map_err(|_| anyhow!("analyzer lock"))?
+                .analyze(&frame.image)
+                .map_err(anyhow::Error::from)?;
+            if a.verdict.ok {
+                let sharp = a
+                    .quality
+                    .iter()
+                    .map(|q| q.sharpness)
+                    .fold(f32::INFINITY, f32::min);
+                if best.as_ref().is_none_or(|b| sharp > b.0) {
+                    best = Some((sharp, frame.image.clone(), a.clone()));
+                }
+            }
+            last = Some(a);
+        }
+        let Some((_, img, analysis)) = best else {
+            let verdict = last.map(|a| a.verdict).ok_or_else(|| {
+                BoothError::Busy("No picture from the camera yet. One moment please.".into())
+            })?;
+            self.store.update(
+                id,
+                &[(
+                    "verdict",
+                    serde_json::to_string(&verdict).unwrap_or_default().into(),
+                )],
+            )?;
+            self.store
+                .audit("capture_refused", Some(id), &format!("{:?}", verdict.code));
+            let view = self.view_and_publish(id)?;
+            return Ok((verdict, view));
+        };
+        let dir = self.store.session_dir(id);
+        std::fs::create_dir_all(&dir).context("cannot create the session folder")?;
+        let jpeg = kissbooth_capture::jpeg_encode(&img, 92);
+        let path = dir.join("capture.jpg");
+        write_atomic(&path, &jpeg)?;
+        let faces: Vec<Landmarks> = analysis.faces.iter().map(|f| f.landmarks).collect();
+        self.store.update(
+            id,
+            &[
+                ("state", "review".to_string().into()),
+                ("capture_path", path.display().to_string().into()),
+                (
+                    "faces",
+                    serde_json::to_string(&faces).unwrap_or_default().into(),
+                ),
+                (
+                    "verdict",
+                    serde_json::to_string(&analysis.verdict)
+                        .unwrap_or_default()
+                        .into(),
+                ),
+            ],
+        )?;
+        self.store.audit("captured", Some(id), "");
+        let view = self.view_and_publish(id)?;
+        Ok((analysis.verdict, view))
+    }
+
+    pub fn retake(&self, id: &str) -> BoothResult<SessionView> {
+        let s = self.session(id)?;
+        if s.state != "review" && s.state != "pose" {
+            return Err(BoothError::Conflict(format!(
+                "cannot retake: this session is {}",
+                s.state
+            )));
+        }
+        self.remove_capture(&s);
+        self.store
+            .update(id, &[("state", "pose".to_string().into())])?;
+        self.view_and_publish(id)
+    }
+
+    pub fn cancel(&self, id: &str) -> BoothResult<SessionView> {
+        let s = self.session(id)?;
+        match s.state.as_str() {
+            "queued" => {
+                self.queue
+                    .lock()
+                    .map_err(|_| anyhow!("queue lock"))?
+                    .retain(|q| q != id);
+            }
+            "rendering" => {
+                if let Some((cur, flag)) =
+                    self.current.lock().map_err(|_| anyhow!("lock"))?.as_ref()
+                    && cur == id
+                {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+            "done" | "failed" | "cancelled" | "deleted" => return self.view(id),
+            _ => {}
+        }
+        self.remove_capture(&s);
+        self.store
+            .update(id, &[("state", "cancelled".to_string().into())])?;
+        self.store.audit("session_cancelled", Some(id), "");
+        self.view_and_publish(id)
+    }
+
+    /// Queues the render. A full queue asks the couple to wait rather than losing them.
+    pub fn render(&self, id: &str) -> BoothResult<SessionView> {
+        let s = self.session(id)?;
+        if s.state != "review" {
+            return Err(BoothError::Conflict(format!(
+                "render follows a good capture; this session is {}",
+                s.state
+            )));
+        }
+        {
+            let mut q = self.queue.lock().map_err(|_| anyhow!("queue lock"))?;
+            if q.len() >= self.cfg.render.queue {
+                return Err(BoothError::Busy(
+                    "The booth is busy making other videos. Please try again in a minute.".into(),
+                ));
+            }
+            self.store.enqueue_job(id)?;
+            self.store.update(
+                id,
+                &[
+                    ("state", "queued".to_string().into()),
+                    ("progress", 0.0f64.into()),
+                ],
+            )?;
+            q.push_back(id.to_string());
+        }
+        self.queue_cv.notify_one();
+        self.store.audit("render_queued", Some(id), "");
+        self.view_and_publish(id)
+    }
+
+    fn render_worker(self: Arc<Self>) {
+        loop {
+            let id = {
+                let Ok(mut q) = self.queue.lock() else { return };
+                loop {
+                    if self.shutdown.is_triggered() {
+                        return;
+                    }
+                    if let Some(id) = q.pop_front() {
+                        break id;
+                    }
+                    q = match self.queue_cv.wait_timeout(q, Duration::from_millis(500)) {
+                        Ok((q, _)) => q,
+                        Err(_) => return,
+                    };
+                }
+            };
+            if let Err(e) = self.render_one(&id) {
+                tracing::error!(session = %id, error = %format!("{e:#}"), "render failed");
+            }
+        }
+    }
+
+    fn render_one(&self, id: &str) -> anyhow::Result<()> {
+        let Some(s) = self.store.get(id)? else {
+            return Ok(());
+        };
+        let job = self
+            .store
+            .unfinished_jobs()?
+            .into_iter()
+            .find(|(_, sid, _)| sid == id)
+            .map(|(j, _, _)| j);
+        let Some(job) = job else { return Ok(()) };
+        self.store.job_started(job)?;
+        self.store
+            .update(id, &[("state", "rendering".to_string().into())])?;
+        let _ = self.view_and_publish(id);
+        let cancel = Arc::new(AtomicBool::new(false));
+        *self.current.lock().map_err(|_| anyhow!("lock"))? = Some((id.to_string(), cancel.clone()));
+        let t = Instant::now();
+        let result = self.render_files(&s, &cancel);
+        *self.current.lock().map_err(|_| anyhow!("lock"))? = None;
+        let secs = t.elapsed().as_secs_f64();
+        match result {
+            Ok((video, poster)) => {
+                let mut token = [0u8; 16];
+                rand::rng().fill_bytes(&mut token);
+                let token = hex::encode(token);
+                let expires = now_s() + (self.cfg.privacy.token_ttl_hours * 3600.0) as i64;
+                self.store.update(
+                    id,
+                    &[
+                        ("state", "done".to_string().into()),
+                        ("progress", 1.0f64.into()),
+                        ("video_path", video.display().to_string().into()),
+                        ("poster_path", poster.display().to_string().into()),
+                        ("token", token.clone().into()),
+                        ("token_hash", token_hash(&token).into()),
+                        ("token_expires_at", expires.into()),
+                    ],
+                )?;
+                self.store.job_finished(job, None, secs * 1000.0)?;
+                // The source capture is not needed once the video exists.
+                if let Some(s) = self.store.get(id)? {
+                    self.remove_capture(&s);
+                }
+                if let Ok(mut rt) = self.render_times.lock() {
+                    rt.push_back(secs);
+                    while rt.len() > 10 {
+                        rt.pop_front();
+                    }
+                }
+                self.store
+                    .audit("render_done", Some(id), &format!("{secs:.1}s"));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                self.store.job_finished(job, Some(&msg), secs * 1000.0)?;
+                let cancelled = cancel.load(Ordering::Relaxed);
+                if cancelled {
+                    self.store
+                        .update(id, &[("state", "cancelled".to_string().into())])?;
+                } else {
+                    self.set_failed(
+                        id,
+                        "Something went wrong while making your video. Please try again.",
+                    )?;
+                }
+                self.store.audit("render_failed", Some(id), &msg);
+            }
+        }
+        let _ = self.view_and_publish(id);
+        // Positions of the others moved.
+        for q in self.queue.lock().map(|q| q.clone()).unwrap_or_default() {
+            let _ = self.view_and_publish(&q);
+        }
+        Ok(())
+    }
+
+    fn render_files(
+        &self,
+        s: &SessionRow,
+        cancel: &AtomicBool,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let capture = s.capture_path.as_deref().context("no capture to render")?;
+        let img = kissbooth_engines::face::image_io::load_rgb(std::path::Path::new(capture))?;
+        let faces: Vec<Landmarks> = serde_json::from_str(s.faces.as_deref().unwrap_or("[]"))?;
+        let [a, b] = faces.as_slice() else {
+            anyhow::bail!("the capture does not hold two faces")
+        };
+        let inputs = MorphInputs::Couple {
+            frame: img,
+            faces: [*a, *b],
+        };
+        let r = &self.cfg.render;
+        let settings = ClipSettings {
+            timeline: TimelineConfig {
+                seconds: r.seconds,
+                fps: r.fps,
+                intensity: r.intensity,
+                seed: seed_of(&s.id),
+            },
+            morph: MorphConfig {
+                width: r.width,
+                height: r.height,
+                ..MorphConfig::default()
+            },
+            encoder: EncoderConfig {
+                encoder: r.encoder,
+                ..EncoderConfig::default()
+            },
+        };
+        let out = self.store.session_dir(&s.id).join("video.mp4");
+        let mut last_pub = Instant::now();
+        let id = s.id.clone();
+        let mut on_frame = |done: usize, total: usize| -> anyhow::Result<()> {
+            if last_pub.elapsed() > Duration::from_millis(250) || done == total {
+                last_pub = Instant::now();
+                let p = done as f64 / total.max(1) as f64;
+                self.store.update(&id, &[("progress", p.into())])?;
+                let _ = self.view_and_publish(&id);
+            }
+            Ok(())
+        };
+        let report = render_clip(&settings, &self.shape, inputs, &out, &mut on_frame, cancel)?;
+        Ok((report.output, report.poster))
+    }
+
+    fn set_failed(&self, id: &str, message: &str) -> anyhow::Result<()> {
+        self.store.update(
+            id,
+            &[
+                ("state", "failed".to_string().into()),
+                ("error", message.to_string().into()),
+            ],
+        )
+    }
+
+    fn remove_capture(&self, s: &SessionRow) {
+        if let Some(p) = &s.capture_path {
+            let _ = std::fs::remove_file(p);
+            let _ = self
+                .store
+                .update(&s.id, &[("capture_path", rusqlite::types::Value::Null)]);
+        }
+    }
+
+    fn session(&self, id: &str) -> BoothResult<SessionRow> {
+        if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(BoothError::NotFound);
+        }
+        self.store.get(id)?.ok_or(BoothError::NotFound)
+    }
+
+    pub fn view(&self, id: &str) -> BoothResult<SessionView> {
+        let s = self.session(id)?;
+        let queue_position = if s.state == "queued" {
+            self.queue
+                .lock()
+                .ok()
+                .and_then(|q| q.iter().position(|x| x == id))
+        } else {
+            None
+        };
+        let done = s.state == "done"
+            && s.token.is_some()
+            && s.token_expires_at.is_some_and(|t| t > now_s());
+        Ok(SessionView {
+            id: s.id.clone(),
+            state: s.state.clone(),
+            verdict: s
+                .verdict
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok()),
+            progress: s.progress,
+            queue_position,
+            eta_s: self.eta(&s, queue_position),
+            download_url: done.then(|| {
+                format!(
+                    "{}/d/{}",
+                    self.public_base,
+                    s.token.as_deref().unwrap_or("")
+                )
+            }),
+            video_url: done.then(|| format!("/api/sessions/{}/video.mp4", s.id)),
+            capture_url: s
+                .capture_path
+                .as_ref()
+                .map(|_| format!("/api/sessions/{}/capture.jpg", s.id)),
+            error: s.error.clone(),
+            expires_at: if done { s.token_expires_at } else { None },
+        })
+    }
+
+    fn eta(&self, s: &SessionRow, position: Option<usize>) -> Option<f64> {
+        let per_clip = self
+            .render_times
+            .lock()
+            .ok()
+            .and_then(|rt| {
+                if rt.is_empty() {
+                    None
+                } else {
+                    Some(rt.iter().sum::<f64>() / rt.len() as f64)
+                }
+            })
+            .unwrap_or(f64::from(self.cfg.render.seconds) * 0.5 + 1.0);
+        match s.state.as_str() {
+            "rendering" => Some(per_clip * (1.0 - s.progress).max(0.0)),
+            "queued" => Some(
+                per_clip * (position.unwrap_or(0) as f64 + 1.0) + self.current_remaining(per_clip),
+            ),
+            _ => None,
+        }
+    }
+
+    fn current_remaining(&self, per_clip: f64) -> f64 {
+        let cur = self
+            .current
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(id, _)| id.clone()));
+        cur.and_then(|id| self.store.get(&id).ok().flatten())
+            .map(|s| per_clip * (1.0 - s.progress))
+            .unwrap_or(0.0)
+    }
+
+    fn view_and_publish(&self, id: &str) -> BoothResult<SessionView> {
+        let v = self.view(id)?;
+        let _ = self
+            .events
+            .send(json!({"type": "session", "session": v}).to_string());
+        Ok(v)
+    }
+
+    /// Download by token: the session when the token is known, unexpired and its video exists.
+    pub fn by_token(&self, token: &str) -> Option<SessionRow> {
+        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let s = self.store.by_token(token).ok().flatten()?;
+        let live = s.state == "done" && s.token_expires_at.is_some_and(|t| t > now_s());
+        live.then_some(s)
+    }
+
+    /// "Delete my video": removes the files and the link at once.
+    pub fn delete_by_token(&self, token: &str) -> bool {
+        let Some(s) = self.by_token(token) else {
+            return false;
+        };
+        for p in [&s.video_path, &s.poster_path, &s.capture_path]
+            .into_iter()
+            .flatten()
+        {
+            let _ = std::fs::remove_file(p);
+        }
+        let _ = std::fs::remove_dir(self.store.session_dir(&s.id));
+        let null = rusqlite::types::Value::Null;
+        let _ = self.store.update(
+            &s.id,
+            &[
+                ("state", "deleted".to_string().into()),
+                ("video_path", null.clone()),
+                ("poster_path", null.clone()),
+                ("token", null.clone()),
+                ("token_hash", null),
+            ],
+        );
+        self.store.audit("deleted_by_guest", Some(&s.id), "");
+        let _ = self.view_and_publish(&s.id);
+        true
+    }
+
+    /// Keeps the preview JPEG and the gate's verdict fresh: about 10 frames and 4 analyses a
+    /// second.
+    fn preview_loop(self: Arc<Self>) {
+        let mut last_seq = 0;
+        let mut n = 0u64;
+        let mut boxes: Vec<([f32; 4], bool)> = Vec::new();
+        while !self.shutdown.wait_timeout(Duration::from_millis(100)) {
+            let Some(frame) = self.camera.latest() else {
+                continue;
+            };
+            if frame.seq == last_seq {
+                continue;
+            }
+            last_seq = frame.seq;
+            n += 1;
+            if n % 3 == 1
+                && let Ok(mut an) = self.analyzer.try_lock()
+                && let Ok(a) = an.analyze(&frame.image)
+            {
+                drop(an);
+                boxes = a
+                    .faces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.bbox, a.verdict.ok || !a.verdict.faces.contains(&i)))
+                    .collect();
+                let changed = self
+                    .preview
+                    .read()
+                    .map(|p| p.verdict.as_ref() != Some(&a.verdict))
+                    .unwrap_or(true);
+                if let Ok(mut p) = self.preview.write() {
+                    p.verdict = Some(a.verdict.clone());
+                }
+                if changed {
+                    let _ = self
+                        .events
+                        .send(json!({"type": "preview", "verdict": a.verdict}).to_string());
+                }
+            }
+            let jpeg = preview_jpeg(&frame.image, &boxes);
+            if let Ok(mut p) = self.preview.write() {
+                p.jpeg = Some(Arc::new(jpeg));
+                p.seq = frame.seq;
+            }
+        }
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let camera = match self.camera.status() {
+            CameraStatus::Starting => json!({"state": "starting"}),
+            CameraStatus::Live { fps } => json!({"state": "live", "fps": fps}),
+            CameraStatus::Reconnecting {
+                attempt,
+                last_error,
+                ..
+            } => {
+                json!({"state": "reconnecting", "attempt": attempt, "message": "The camera is reconnecting…", "error": last_error})
+            }
+            CameraStatus::Stopped => json!({"state": "stopped"}),
+        };
+        let queue = self.queue.lock().map(|q| q.len()).unwrap_or(0);
+        let source = self
+            .preview
+            .read()
+            .map(|p| p.camera.clone())
+            .unwrap_or_default();
+        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty()})
+    }
+}
+
+fn seed_of(id: &str) -> u64 {
+    u64::from_str_radix(&id[..id.len().min(16)], 16).unwrap_or(0)
+}
+
+fn camera_spec(cfg: &Config) -> anyhow::Result<CameraSpec> {
+    if !cfg.camera.is_empty() {
+        return cfg
+            .camera
+            .parse::<CameraSpec>()
+            .map_err(|e| anyhow!("camera {:?}: {e}", cfg.camera));
+    }
+    if let Some(dev) = kissbooth_capture::list_v4l2_devices().into_iter().next() {
+        return Ok(CameraSpec::v4l2(dev));
+    }
+    let demo = cfg.data.join("demo");
+    if demo.is_dir() {
+        return Ok(CameraSpec::stills(demo));
+    }
+    tracing::warn!(
+        "no camera plugged in and no {} folder: showing a test pattern",
+        demo.display()
+    );
+    Ok(CameraSpec::default())
+}
+
+/// A preview frame at most 960 px wide with the face boxes drawn (green: fine, amber: the gate's
+/// complaint is about this face).
+fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
+    let scale = (960.0 / img.width() as f32).min(1.0);
+    let mut small = if scale < 1.0 {
+        image::imageops::resize(
+            img,
+            (img.width() as f32 * scale) as u32,
+            (img.height() as f32 * scale) as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        img.clone()
+    };
+    for (b, good) in boxes {
+        let c = if *good {
+            image::Rgb([60, 220, 110])
+        } else {
+            image::Rgb([255, 170, 40])
+        };
+        let r = b.map(|v| (v * scale).round() as i64);
+        for t in 0..3 {
+            draw_rect(&mut small, r[0] - t, r[1] - t, r[2] + t, r[3] + t, c);
+        }
+    }
+    kissbooth_capture::jpeg_encode(&small, 75)
+}
+
+fn draw_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, c: image::Rgb<u8>) {
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    let mut put = |x: i64, y: i64| {
+        if (0..w).contains(&x) && (0..h).contains(&y) {
+            img.put_pixel(x as u32, y as u32, c);
+        }
+    };
+    for x in x0..=x1 {
+        put(x, y0);
+        put(x, y1);
+    }
+    for y in y0..=y1 {
+        put(x0, y);
+        put(x1, y);
+    }
+}

@@ -1,0 +1,187 @@
+//! The daemon's configuration: a TOML file, then environment overrides, then command-line flags.
+//! Every field has a default that runs on a fresh machine.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on. The kiosk API answers loopback peers only; guests on
+    /// the network reach only the `/d/{token}` pages.
+    pub listen: SocketAddr,
+    /// Camera: `stills:FOLDER`, `v4l2:/dev/videoN`, `gst:PIPELINE` or `test`. Empty: the first
+    /// V4L2 camera, else the stills in `DATA/demo`, else the test pattern.
+    pub camera: String,
+    /// Data folder: database, captures, videos.
+    pub data: PathBuf,
+    /// Base address put in the QR codes (e.g. `http://192.168.4.1:8080`). Empty: the booth's
+    /// LAN address and the listen port.
+    pub public_url: String,
+    pub render: RenderConfig,
+    pub privacy: PrivacyConfig,
+    pub wifi: WifiConfig,
+    pub capture: CaptureConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderConfig {
+    pub seconds: f32,
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+    pub intensity: f32,
+    /// Clips waiting to render at most; a further couple is asked to wait.
+    pub queue: usize,
+    pub encoder: kissbooth_media::EncoderChoice,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Hours a download link works.
+    pub token_ttl_hours: f64,
+}
+
+/// The booth's own Wi-Fi, shown as a second QR code for guests not on the venue network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WifiConfig {
+    pub ssid: String,
+    pub password: String,
+    /// `WPA`, `WEP` or `nopass`.
+    pub security: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Frames taken per capture; the sharpest one passing the gate is kept.
+    pub burst: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            camera: String::new(),
+            data: PathBuf::from("data"),
+            public_url: String::new(),
+            render: RenderConfig::default(),
+            privacy: PrivacyConfig::default(),
+            wifi: WifiConfig::default(),
+            capture: CaptureConfig::default(),
+        }
+    }
+}
+
+impl Default for RenderConfig {
+    fn default() -> Self {
+        RenderConfig {
+            seconds: 5.0,
+            fps: 24,
+            width: 720,
+            height: 720,
+            intensity: 0.8,
+            queue: 4,
+            encoder: kissbooth_media::EncoderChoice::Auto,
+        }
+    }
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            token_ttl_hours: 24.0,
+        }
+    }
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig { burst: 5 }
+    }
+}
+
+impl Config {
+    /// Reads the file (when given), then applies `KISSBOOTH_*` environment overrides.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut cfg = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("{}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(v) = std::env::var("KISSBOOTH_LISTEN") {
+            cfg.listen = v
+                .parse()
+                .with_context(|| format!("KISSBOOTH_LISTEN={v:?}"))?;
+        }
+        if let Ok(v) = std::env::var("KISSBOOTH_CAMERA") {
+            cfg.camera = v;
+        }
+        if let Ok(v) = std::env::var("KISSBOOTH_PUBLIC_URL") {
+            cfg.public_url = v;
+        }
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(3.0..=8.0).contains(&self.render.seconds) {
+            bail!("render.seconds must be 3 to 8, not {}", self.render.seconds);
+        }
+        if self.render.queue == 0 || self.render.queue > 64 {
+            bail!("render.queue must be 1 to 64");
+        }
+        if self.capture.burst == 0 || self.capture.burst > 30 {
+            bail!("capture.burst must be 1 to 30");
+        }
+        if !(0.1..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours) {
+            bail!("privacy.token_ttl_hours must be between 0.1 and 720");
+        }
+        let url = &self.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("public_url must start with http:// or https://");
+        }
+        if !self.wifi.ssid.is_empty()
+            && !["WPA", "WEP", "nopass", ""].contains(&self.wifi.security.as_str())
+        {
+            bail!("wifi.security must be WPA, WEP or nopass");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_toml_snippet_keeps_the_other_defaults() {
+        let c: Config =
+            toml::from_str("listen = \"127.0.0.1:9000\"\n[render]\nseconds = 4.0\n").unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.render.seconds, 4.0);
+        assert_eq!(c.render.fps, 24);
+        assert_eq!(c.privacy.token_ttl_hours, 24.0);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let c: Config = toml::from_str("[render]\nseconds = 12.0\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("render.seconds")
+        );
+    }
+}

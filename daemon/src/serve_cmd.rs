@@ -1,0 +1,78 @@
+//! `kissbooth serve`: the booth daemon.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::booth::Booth;
+use crate::config::Config;
+use crate::paths::Common;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Configuration file (TOML); environment variables KISSBOOTH_* and flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 0.0.0.0:8080).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Camera: stills:FOLDER, v4l2:/dev/videoN, gst:PIPELINE or test.
+    #[arg(long)]
+    pub camera: Option<String>,
+    /// Base address for the QR codes (default: the LAN address).
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    cfg.data = common.data.clone();
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(c) = args.camera {
+        cfg.camera = c;
+    }
+    if let Some(u) = args.public_url {
+        cfg.public_url = u;
+    }
+    let rt = common.runtime()?;
+    let booth = Booth::start(cfg.clone(), common.models_dir(), rt)?;
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    tokio_rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "kissbooth: serving on http://{addr} (kiosk: http://127.0.0.1:{}/, downloads: {}/d/…)",
+            addr.port(),
+            booth.public_base
+        );
+        let app = crate::server::router(booth.clone());
+        let shutdown = booth.shutdown.clone();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let ctrl_c = tokio::signal::ctrl_c();
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => return,
+                };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+            shutdown.trigger();
+        })
+        .await
+        .context("server failed")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,487 @@
+//! The HTTP server: the kiosk app and its API (loopback peers only), and the guests' download
+//! pages at `/d/{token}` (anyone on the network). One `Router`, state in one `AppState`, short
+//! handlers that delegate to [`Booth`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::json;
+use tower::ServiceExt;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::services::ServeFile;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::booth::{Booth, BoothError};
+
+pub type AppState = Arc<Booth>;
+
+const INDEX: &str = include_str!("../../kiosk-ui/index.html");
+const APP_JS: &str = include_str!("../../kiosk-ui/app.js");
+const STYLE: &str = include_str!("../../kiosk-ui/style.css");
+const PHONE: &str = include_str!("../../kiosk-ui/phone.html");
+const NOT_FOUND: &str = include_str!("../../kiosk-ui/notfound.html");
+const OPENAPI: &str = include_str!("openapi.json");
+
+pub fn router(state: AppState) -> Router {
+    let kiosk = Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/app.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    APP_JS,
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE) }),
+        )
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route("/api/status", get(status))
+        .route("/api/sessions", post(create_session))
+        .route("/api/sessions/{id}", get(get_session))
+        .route("/api/sessions/{id}/consent", post(consent))
+        .route("/api/sessions/{id}/capture", post(capture))
+        .route("/api/sessions/{id}/retake", post(retake))
+        .route("/api/sessions/{id}/render", post(render))
+        .route("/api/sessions/{id}/cancel", post(cancel))
+        .route("/api/sessions/{id}/qr.svg", get(qr_svg))
+        .route("/api/sessions/{id}/qr.png", get(qr_png))
+        .route("/api/sessions/{id}/capture.jpg", get(capture_jpg))
+        .route("/api/sessions/{id}/video.mp4", get(kiosk_video))
+        .route("/api/wifi-qr.svg", get(wifi_qr))
+        .route("/api/events", get(events))
+        .route("/api/preview.jpg", get(preview_jpg))
+        .route("/api/preview.mjpg", get(preview_mjpg))
+        .layer(middleware::from_fn(loopback_only));
+    let guest = Router::new()
+        .route("/d/{token}", get(phone_page))
+        .route("/d/{token}/video.mp4", get(guest_video))
+        .route("/d/{token}/poster.jpg", get(guest_poster))
+        .route("/d/{token}/delete", post(guest_delete))
+        .route("/healthz", get(healthz));
+    Router::new()
+        .merge(kiosk)
+        .merge(guest)
+        .fallback(|| async { not_found() })
+        .layer(RequestBodyLimitLayer::new(16 * 1024))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .with_state(state)
+}
+
+/// The kiosk app and its API answer only the device itself (the kiosk browser runs there).
+async fn loopback_only(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(std::net::IpAddr::V6(v6)),
+        ip => ip,
+    };
+    if ip.is_loopback() {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": "This address is for the booth's own screen."})),
+        )
+            .into_response()
+    }
+}
+
+impl IntoResponse for BoothError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            BoothError::NotFound => (StatusCode::NOT_FOUND, "No such session.".to_string()),
+            BoothError::Conflict(m) => (StatusCode::CONFLICT, m),
+            BoothError::Busy(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            BoothError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            BoothError::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong. Please try again.".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+/// Runs blocking booth work (camera, models, SQLite) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BoothError> + Send + 'static,
+) -> Result<T, BoothError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BoothError::Internal(anyhow::anyhow!("task failed: {e}")))?
+}
+
+async fn healthz(State(b): State<AppState>) -> Response {
+    if b.camera.latest().is_some() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    }
+}
+
+async fn status(State(b): State<AppState>) -> Json<serde_json::Value> {
+    Json(b.status_json())
+}
+
+async fn create_session(State(b): State<AppState>) -> Result<impl IntoResponse, BoothError> {
+    let v = blocking(move || b.new_session()).await?;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+async fn get_session(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    Ok(Json(blocking(move || b.view(&id)).await?))
+}
+
+#[derive(Deserialize)]
+struct ConsentBody {
+    #[serde(default = "two")]
+    people: i64,
+    #[serde(default = "yes")]
+    accepted: bool,
+}
+fn two() -> i64 {
+    2
+}
+fn yes() -> bool {
+    true
+}
+
+async fn consent(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    body: Option<Json<ConsentBody>>,
+) -> Result<impl IntoResponse, BoothError> {
+    let c = body.map(|Json(c)| c).unwrap_or(ConsentBody {
+        people: 2,
+        accepted: true,
+    });
+    Ok(Json(
+        blocking(move || b.consent(&id, c.people, c.accepted)).await?,
+    ))
+}
+
+async fn capture(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    let (verdict, session) = blocking(move || b.capture(&id)).await?;
+    Ok(Json(json!({"verdict": verdict, "session": session})))
+}
+
+async fn retake(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    Ok(Json(blocking(move || b.retake(&id)).await?))
+}
+
+async fn render(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(blocking(move || b.render(&id)).await?),
+    ))
+}
+
+async fn cancel(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    Ok(Json(blocking(move || b.cancel(&id)).await?))
+}
+
+async fn download_url(b: &AppState, id: String) -> Result<String, BoothError> {
+    let b2 = b.clone();
+    let v = blocking(move || b2.view(&id)).await?;
+    v.download_url
+        .ok_or_else(|| BoothError::Conflict("The video is not ready yet.".into()))
+}
+
+async fn qr_svg(State(b): State<AppState>, Path(id): Path<String>) -> Result<Response, BoothError> {
+    let url = download_url(&b, id).await?;
+    let svg = crate::net::qr_svg(&url)
+        .ok_or_else(|| BoothError::Internal(anyhow::anyhow!("QR encoding failed")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+async fn qr_png(State(b): State<AppState>, Path(id): Path<String>) -> Result<Response, BoothError> {
+    let url = download_url(&b, id).await?;
+    let png = crate::net::qr_png(&url)
+        .ok_or_else(|| BoothError::Internal(anyhow::anyhow!("QR encoding failed")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
+async fn wifi_qr(State(b): State<AppState>) -> Response {
+    let w = &b.cfg.wifi;
+    if w.ssid.is_empty() {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "No booth Wi-Fi is configured."})),
+        )
+            .into_response();
+    }
+    match crate::net::qr_svg(&crate::net::wifi_uri(&w.ssid, &w.password, &w.security)) {
+        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn capture_jpg(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, BoothError> {
+    let b2 = b.clone();
+    let s = blocking(move || b2.view(&id).map(|v| v.id)).await?;
+    let path = b.store.session_dir(&s).join("capture.jpg");
+    serve_file(path, req).await
+}
+
+async fn kiosk_video(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Result<Response, BoothError> {
+    let b2 = b.clone();
+    let row = blocking(move || b2.store.get(&id).map_err(BoothError::from))
+        .await?
+        .ok_or(BoothError::NotFound)?;
+    let path = row
+        .video_path
+        .filter(|_| row.state == "done")
+        .ok_or(BoothError::NotFound)?;
+    serve_file(path.into(), req).await
+}
+
+/// Serves a finished file with Range support (iOS Safari needs it) and its content type.
+async fn serve_file(path: std::path::PathBuf, req: Request) -> Result<Response, BoothError> {
+    if !path.is_file() {
+        return Err(BoothError::NotFound);
+    }
+    let res = ServeFile::new(path)
+        .oneshot(req)
+        .await
+        .map_err(|e| BoothError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok(res.map(Body::new))
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(NOT_FOUND),
+    )
+        .into_response()
+}
+
+async fn phone_page(State(b): State<AppState>, Path(token): Path<String>) -> Response {
+    let b2 = b.clone();
+    let t = token.clone();
+    let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&t)).await else {
+        return not_found();
+    };
+    let html = PHONE
+        .replace("{{TOKEN}}", &token)
+        .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string());
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+async fn guest_file(b: AppState, token: String, poster: bool, req: Request) -> Response {
+    let b2 = b.clone();
+    let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&token)).await else {
+        return not_found();
+    };
+    let Some(path) = (if poster { s.poster_path } else { s.video_path }) else {
+        return not_found();
+    };
+    match serve_file(path.into(), req).await {
+        Ok(mut r) => {
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            );
+            r
+        }
+        Err(_) => not_found(),
+    }
+}
+
+async fn guest_video(
+    State(b): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    guest_file(b, token, false, req).await
+}
+
+async fn guest_poster(
+    State(b): State<AppState>,
+    Path(token): Path<String>,
+    req: Request,
+) -> Response {
+    guest_file(b, token, true, req).await
+}
+
+async fn guest_delete(State(b): State<AppState>, Path(token): Path<String>) -> Response {
+    let b2 = b.clone();
+    match tokio::task::spawn_blocking(move || b2.delete_by_token(&token)).await {
+        Ok(true) => Json(json!({"deleted": true})).into_response(),
+        _ => not_found(),
+    }
+}
+
+async fn events(
+    State(b): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = b.events.subscribe();
+    let first =
+        Event::default().data(json!({"type": "status", "status": b.status_json()}).to_string());
+    let s = stream::once(async move { Ok(first) }).chain(stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(msg) => return Some((Ok(Event::default().data(msg)), rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }));
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+}
+
+use futures::StreamExt;
+
+async fn preview_jpg(State(b): State<AppState>) -> Response {
+    match b.preview.read().ok().and_then(|p| p.jpeg.clone()) {
+        Some(j) => (
+            [
+                (header::CONTENT_TYPE, "image/jpeg"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            (*j).clone(),
+        )
+            .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no frame yet").into_response(),
+    }
+}
+
+/// The live preview as an MJPEG stream (multipart/x-mixed-replace), about 10 frames a second.
+async fn preview_mjpg(State(b): State<AppState>) -> Response {
+    let s = stream::unfold((b, 0u64), |(b, last)| async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (seq, jpeg) = match b.preview.read() {
+                Ok(p) => (p.seq, p.jpeg.clone()),
+                Err(_) => return None,
+            };
+            if seq != last
+                && let Some(j) = jpeg
+            {
+                let mut part = format!(
+                    "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                    j.len()
+                )
+                .into_bytes();
+                part.extend_from_slice(&j);
+                part.extend_from_slice(b"\r\n");
+                return Some((Ok::<_, std::convert::Infallible>(part), (b, seq)));
+            }
+        }
+    });
+    Response::builder()
+        .header(
+            header::CONTENT_TYPE,
+            "multipart/x-mixed-replace; boundary=frame",
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(s))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn call(peer: &str, path: &str) -> StatusCode {
+        let app: Router = Router::new()
+            .route("/api/status", get(|| async { "fine" }))
+            .layer(middleware::from_fn(loopback_only));
+        let mut req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        app.oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn the_kiosk_api_refuses_peers_that_are_not_the_device_itself() {
+        assert_eq!(call("127.0.0.1:5000", "/api/status").await, StatusCode::OK);
+        assert_eq!(call("[::1]:5000", "/api/status").await, StatusCode::OK);
+        assert_eq!(
+            call("[::ffff:127.0.0.1]:5000", "/api/status").await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call("192.168.4.23:5000", "/api/status").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            call("10.0.0.7:5000", "/api/status").await,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            call("[fe80::1]:5000", "/api/status").await,
+            StatusCode::FORBIDDEN
+        );
+    }
+}

@@ -1,0 +1,226 @@
+//! The booth end to end: the real `kissbooth serve` with a stills camera, driven over HTTP like
+//! the kiosk does; the guest side followed from the QR code, as a phone would.
+
+mod support;
+
+use std::io::Read;
+
+use support::*;
+
+fn session(d: &Daemon) -> String {
+    let (st, v) = d.post("/api/sessions");
+    assert_eq!(st, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Decodes the QR code PNG the kiosk shows.
+fn qr_url(d: &Daemon, id: &str) -> String {
+    let mut r = agent()
+        .get(&d.url(&format!("/api/sessions/{id}/qr.png")))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut png = Vec::new();
+    r.body_mut().as_reader().read_to_end(&mut png).unwrap();
+    let img = image::load_from_memory(&png).unwrap().to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code");
+    grids[0].decode().unwrap().1
+}
+
+fn bytes(url: &str, range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+    let mut req = agent().get(url);
+    if let Some(r) = range {
+        req = req.header("Range", r);
+    }
+    let mut resp = req.call().unwrap();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut body = Vec::new();
+    resp.body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .reader()
+        .read_to_end(&mut body)
+        .unwrap();
+    (resp.status().as_u16(), ct, body)
+}
+
+#[test]
+fn a_couple_goes_from_start_to_a_video_on_their_phone() {
+    if !have_models("a_couple_goes_from_start_to_a_video_on_their_phone") {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let (_, spec) = d.get_json("/api/openapi.json");
+    assert_eq!(spec["openapi"], "3.0.3");
+    let id = session(&d);
+
+    // No capture before both agreed.
+    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("agree"));
+
+    let (st, v) = d.post(&format!("/api/sessions/{id}/consent"));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "pose");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["verdict"]["ok"], true, "{v}");
+    assert_eq!(v["session"]["state"], "review");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+    assert_eq!(st, 202, "{v}");
+    let done = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(done["state"], "done", "{done}");
+
+    // Follow the QR code, not the API's answer.
+    let url = qr_url(&d, &id);
+    assert!(url.starts_with(&d.base) && url.contains("/d/"), "{url}");
+    let (st, ct, page) = bytes(&url, None);
+    assert_eq!(st, 200);
+    assert!(ct.unwrap().starts_with("text/html"));
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("playsinline")
+            && page.contains("AI-generated")
+            && page.contains("Delete my video")
+    );
+
+    let (st, ct, full) = bytes(&format!("{url}/video.mp4"), None);
+    assert_eq!(st, 200);
+    assert_eq!(ct.as_deref(), Some("video/mp4"));
+    assert!(full.len() > 10_000);
+    let (st, _, part) = bytes(&format!("{url}/video.mp4"), Some("bytes=1000-1999"));
+    assert_eq!(st, 206);
+    assert_eq!(part, full[1000..2000]);
+    let (st, _, tail) = bytes(&format!("{url}/video.mp4"), Some("bytes=-500"));
+    assert_eq!(st, 206);
+    assert_eq!(tail, full[full.len() - 500..]);
+    let (st, ct, _) = bytes(&format!("{url}/poster.jpg"), None);
+    assert_eq!((st, ct.as_deref()), (200, Some("image/jpeg")));
+
+    // The capture is gone once the video exists.
+    assert!(
+        !d.data
+            .path()
+            .join(format!("sessions/{id}/capture.jpg"))
+            .exists()
+    );
+
+    // "Delete my video" deletes it now; the link becomes a friendly 404.
+    let (st, _) = d.post(&format!("{}/delete", url.trim_start_matches(&d.base)));
+    assert_eq!(st, 200);
+    let (st, _, page) = bytes(&url, None);
+    assert_eq!(st, 404);
+    assert!(String::from_utf8_lossy(&page).contains("expired"));
+    assert!(
+        !d.data
+            .path()
+            .join(format!("sessions/{id}/video.mp4"))
+            .exists()
+    );
+}
+
+#[test]
+fn no_face_then_three_faces_get_the_right_retake_message_and_never_render() {
+    if !have_models("no_face_then_three_faces_get_the_right_retake_message_and_never_render") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wall = dir.path().join("wall.png");
+    image::RgbImage::from_pixel(1280, 720, image::Rgb([170, 160, 150]))
+        .save(&wall)
+        .unwrap();
+    // three faces: the couple plus a third portrait beside it
+    let couple = image::open(fixture("couple_1280x720.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let third = image::open(fixture("mona_lisa.jpg")).unwrap().to_rgb8();
+    let third = image::imageops::resize(&third, 474, 720, image::imageops::FilterType::Triangle);
+    let mut three = image::RgbImage::new(1280 + 474, 720);
+    image::imageops::replace(&mut three, &couple, 0, 0);
+    image::imageops::replace(&mut three, &third, 1280, 0);
+    let three_path = dir.path().join("three.png");
+    three.save(&three_path).unwrap();
+
+    for (still, code, words) in [
+        (&wall, "no_face", "can't see your faces"),
+        (&three_path, "too_many_faces", "Only two people"),
+    ] {
+        let d = Daemon::start(std::slice::from_ref(still), &[]);
+        let id = session(&d);
+        d.post(&format!("/api/sessions/{id}/consent"));
+        let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["verdict"]["ok"], false);
+        assert_eq!(v["verdict"]["code"], code, "{v}");
+        assert!(v["verdict"]["message"].as_str().unwrap().contains(words));
+        assert_eq!(v["session"]["state"], "pose");
+        let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+        assert_eq!(st, 409, "a refused capture never renders: {v}");
+        assert!(
+            !d.data
+                .path()
+                .join(format!("sessions/{id}/video.mp4"))
+                .exists()
+        );
+    }
+}
+
+#[test]
+fn a_second_couple_starting_during_a_render_is_queued_not_lost() {
+    if !have_models("a_second_couple_starting_during_a_render_is_queued_not_lost") {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let id = session(&d);
+        d.post(&format!("/api/sessions/{id}/consent"));
+        let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(v["verdict"]["ok"], true, "{v}");
+        let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+        assert_eq!(st, 202, "{v}");
+        ids.push(id);
+    }
+    let (_, second) = d.get_json(&format!("/api/sessions/{}", ids[1]));
+    assert!(
+        second["state"] == "queued" || second["state"] == "rendering" || second["state"] == "done",
+        "{second}"
+    );
+    if second["state"] == "queued" {
+        assert!(second["eta_s"].as_f64().unwrap() > 0.0);
+    }
+    for id in &ids {
+        let v = d.wait_session(id, 180, |v| v["state"] == "done" || v["state"] == "failed");
+        assert_eq!(v["state"], "done", "{v}");
+        assert!(v["download_url"].as_str().unwrap().contains("/d/"));
+    }
+}
+
+#[test]
+fn unknown_tokens_and_paths_get_a_friendly_404() {
+    if !have_models("unknown_tokens_and_paths_get_a_friendly_404") {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    for path in [
+        "/d/00000000000000000000000000000000",
+        "/d/not-a-token",
+        "/d/00000000000000000000000000000000/video.mp4",
+        "/d/%2e%2e/%2e%2e/etc/passwd",
+        "/d/..%2F..%2Fkissbooth.sqlite",
+        "/nothing-here",
+    ] {
+        let (st, ct, body) = bytes(&d.url(path), None);
+        assert_eq!(st, 404, "{path}");
+        assert!(ct.unwrap_or_default().starts_with("text/html"), "{path}");
+        assert!(String::from_utf8_lossy(&body).contains("expired"), "{path}");
+    }
+    let (st, _) = d.get_json("/api/sessions/ffffffffffffffff");
+    assert_eq!(st, 404);
+}
