@@ -139,6 +139,19 @@ impl Booth {
             cfg,
         });
         booth.recover()?;
+        // Expired captures and videos go at boot, before anything is served.
+        booth.purge_expired()?;
+        let b = booth.clone();
+        std::thread::Builder::new()
+            .name("retention".into())
+            .spawn(move || {
+                let every = Duration::from_secs(b.cfg.privacy.purge_interval_s);
+                while !b.shutdown.wait_timeout(every) {
+                    if let Err(e) = b.purge_expired() {
+                        tracing::error!(error = %format!("{e:#}"), "retention sweep failed");
+                    }
+                }
+            })?;
         let b = booth.clone();
         std::thread::Builder::new()
             .name("render".into())
@@ -451,7 +464,9 @@ impl Booth {
                 let mut token = [0u8; 16];
                 rand::rng().fill_bytes(&mut token);
                 let token = hex::encode(token);
-                let expires = now_s() + (self.cfg.privacy.token_ttl_hours * 3600.0) as i64;
+                let p = &self.cfg.privacy;
+                let keep_s = p.token_ttl_hours.min(p.retention_hours) * 3600.0;
+                let expires = now_s() + keep_s.ceil() as i64;
                 self.store.update(
                     id,
                     &[
@@ -694,6 +709,83 @@ impl Booth {
         self.store.audit("deleted_by_guest", Some(&s.id), "");
         let _ = self.view_and_publish(&s.id);
         true
+    }
+
+    /// Deletes the media of sessions older than the retention period, and of sessions abandoned
+    /// while posing for over an hour. Returns how many sessions were purged.
+    pub fn purge_expired(&self) -> anyhow::Result<usize> {
+        let now = now_s();
+        let keep = (self.cfg.privacy.retention_hours * 3600.0) as i64;
+        let mut n = 0;
+        for s in
+            self.store
+                .sessions_in(&["consent", "pose", "review", "done", "failed", "cancelled"])?
+        {
+            let expired =
+                s.created_at + keep <= now || s.token_expires_at.is_some_and(|t| t <= now);
+            let abandoned = ["consent", "pose", "review"].contains(&s.state.as_str())
+                && s.updated_at + 3600 <= now;
+            if expired || abandoned {
+                self.purge(&s, "expired")?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.store
+                .audit("retention_purge", None, &format!("{n} session(s)"));
+        }
+        Ok(n)
+    }
+
+    /// "End of event": every capture and video is deleted now, and every link stops working.
+    /// Renders in progress are stopped.
+    pub fn purge_all(&self) -> anyhow::Result<usize> {
+        self.queue
+            .lock()
+            .map_err(|_| anyhow!("queue lock"))?
+            .clear();
+        if let Some((_, flag)) = self.current.lock().map_err(|_| anyhow!("lock"))?.as_ref() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        let all = self.store.sessions_in(&[
+            "consent",
+            "pose",
+            "review",
+            "queued",
+            "rendering",
+            "done",
+            "failed",
+            "cancelled",
+        ])?;
+        for s in &all {
+            self.purge(s, "purged")?;
+        }
+        self.store
+            .audit("end_of_event", None, &format!("{} session(s)", all.len()));
+        Ok(all.len())
+    }
+
+    fn purge(&self, s: &SessionRow, state: &str) -> anyhow::Result<()> {
+        let dir = self.store.session_dir(&s.id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("cannot delete {}", dir.display()))?;
+        }
+        let null = rusqlite::types::Value::Null;
+        self.store.update(
+            &s.id,
+            &[
+                ("state", state.to_string().into()),
+                ("capture_path", null.clone()),
+                ("video_path", null.clone()),
+                ("poster_path", null.clone()),
+                ("faces", null.clone()),
+                ("token", null.clone()),
+                ("token_hash", null),
+            ],
+        )?;
+        let _ = self.view_and_publish(&s.id);
+        Ok(())
     }
 
     /// Keeps the preview JPEG and the gate's verdict fresh: about 10 frames and 4 analyses a

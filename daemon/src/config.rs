@@ -43,8 +43,12 @@ pub struct RenderConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
-    /// Hours a download link works.
+    /// Hours a download link works (never longer than the video is kept).
     pub token_ttl_hours: f64,
+    /// Hours after which a session's capture and video are deleted.
+    pub retention_hours: f64,
+    /// Seconds between retention sweeps.
+    pub purge_interval_s: u64,
 }
 
 /// The booth's own Wi-Fi, shown as a second QR code for guests not on the venue network.
@@ -97,6 +101,8 @@ impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             token_ttl_hours: 24.0,
+            retention_hours: 24.0,
+            purge_interval_s: 60,
         }
     }
 }
@@ -142,8 +148,14 @@ impl Config {
         if self.capture.burst == 0 || self.capture.burst > 30 {
             bail!("capture.burst must be 1 to 30");
         }
-        if !(0.1..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours) {
-            bail!("privacy.token_ttl_hours must be between 0.1 and 720");
+        if !(0.0002..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours) {
+            bail!("privacy.token_ttl_hours must be between 0.0002 and 720");
+        }
+        if !(0.0002..=24.0 * 30.0).contains(&self.privacy.retention_hours) {
+            bail!("privacy.retention_hours must be between 0.0002 and 720");
+        }
+        if !(1..=3600).contains(&self.privacy.purge_interval_s) {
+            bail!("privacy.purge_interval_s must be 1 to 3600");
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

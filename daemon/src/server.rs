@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/capture.jpg", get(capture_jpg))
         .route("/api/sessions/{id}/video.mp4", get(kiosk_video))
         .route("/api/wifi-qr.svg", get(wifi_qr))
+        .route("/api/end-of-event", post(end_of_event))
         .route("/api/events", get(events))
         .route("/api/preview.jpg", get(preview_jpg))
         .route("/api/preview.mjpg", get(preview_mjpg))
@@ -226,6 +227,12 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, BoothError> {
     Ok(Json(blocking(move || b.cancel(&id)).await?))
+}
+
+/// The operator's "end of event": deletes every capture and video now.
+async fn end_of_event(State(b): State<AppState>) -> Result<impl IntoResponse, BoothError> {
+    let n = blocking(move || b.purge_all().map_err(BoothError::from)).await?;
+    Ok(Json(json!({"purged": n})))
 }
 
 async fn download_url(b: &AppState, id: String) -> Result<String, BoothError> {
