@@ -836,6 +836,48 @@ impl Booth {
         }
     }
 
+    pub fn metrics(&self) -> anyhow::Result<String> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_sessions Sessions by state.\n# TYPE kissbooth_sessions gauge"
+        );
+        for (state, n) in self.store.count_by_state()? {
+            let _ = writeln!(out, "kissbooth_sessions{{state=\"{state}\"}} {n}");
+        }
+        let queue = self.queue.lock().map(|q| q.len()).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_render_queue_depth Clips waiting to render.\n# TYPE kissbooth_render_queue_depth gauge\nkissbooth_render_queue_depth {queue}"
+        );
+        let (n, sum) = self
+            .render_times
+            .lock()
+            .map(|r| (r.len(), r.iter().sum::<f64>()))
+            .unwrap_or((0, 0.0));
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "# HELP kissbooth_render_seconds_recent_mean Mean render time of recent clips.\n# TYPE kissbooth_render_seconds_recent_mean gauge\nkissbooth_render_seconds_recent_mean {}",
+                sum / n as f64
+            );
+        }
+        let up = matches!(self.camera.status(), CameraStatus::Live { .. });
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_camera_up Camera delivering frames.\n# TYPE kissbooth_camera_up gauge\nkissbooth_camera_up {}",
+            u8::from(up)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_uptime_seconds Seconds since start.\n# TYPE kissbooth_uptime_seconds counter\nkissbooth_uptime_seconds {}",
+            self.started.elapsed().as_secs()
+        );
+        crate::telemetry::prometheus(&crate::telemetry::read(std::path::Path::new("/")), &mut out);
+        Ok(out)
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let camera = match self.camera.status() {
             CameraStatus::Starting => json!({"state": "starting"}),

@@ -9,15 +9,18 @@
 mod bench;
 mod booth;
 mod config;
+mod doctor_cmd;
 mod faces_cmd;
 mod models_cmd;
 mod net;
+mod notify;
 mod paths;
 mod pipeline;
 mod render_cmd;
 mod serve_cmd;
 mod server;
 mod store;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -44,6 +47,12 @@ enum Command {
     Faces(faces_cmd::FacesArgs),
     /// Render the kiss video (MP4 and poster) from one couple frame or two portraits.
     Render(render_cmd::RenderArgs),
+    /// Check camera, encoders, runtime and providers, models, disk, clock and network.
+    Doctor {
+        /// Also open this camera and wait for a frame.
+        #[arg(long)]
+        camera: Option<String>,
+    },
     /// Install or check model packs.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
@@ -75,6 +84,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(&cli.common, args),
         Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
         Command::Render(args) => render_cmd::run(&cli.common, args),
+        Command::Doctor { camera } => doctor_cmd::run(&cli.common, camera),
         Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
         Command::Bench(cmd) => bench::run(&cli.common, cmd),
     };

@@ -56,6 +56,17 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
             booth.public_base
         );
         let app = crate::server::router(booth.clone());
+        let heartbeat = crate::notify::Heartbeat::default();
+        let since = std::time::Instant::now();
+        let hb = heartbeat.clone();
+        tokio::spawn(async move {
+            loop {
+                hb.beat(since);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        crate::notify::start_watchdog(heartbeat, since);
+        crate::notify::notify("READY=1");
         let shutdown = booth.shutdown.clone();
         axum::serve(
             listener,

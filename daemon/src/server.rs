@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
         )
         .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/api/sessions", post(create_session))
         .route("/api/sessions/{id}", get(get_session))
         .route("/api/sessions/{id}/consent", post(consent))
@@ -151,6 +152,12 @@ async fn healthz(State(b): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
     }
+}
+
+/// Prometheus text: sessions by state, queue, render times, camera, temperatures, power, GPU.
+async fn metrics(State(b): State<AppState>) -> Result<Response, BoothError> {
+    let text = blocking(move || b.metrics().map_err(BoothError::from)).await?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn status(State(b): State<AppState>) -> Json<serde_json::Value> {

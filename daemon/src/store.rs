@@ -217,6 +217,15 @@ impl Store {
         })
     }
 
+    pub fn count_by_state(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT state, COUNT(*) FROM sessions GROUP BY state ORDER BY state")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     pub fn sessions_in(&self, states: &[&str]) -> anyhow::Result<Vec<SessionRow>> {
         let list = states
             .iter()

@@ -1,0 +1,187 @@
+//! `kissbooth doctor`: checks what the booth needs and says what to fix.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kissbooth_engines::manifest::{self, Manifest};
+
+use crate::paths::Common;
+
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str, detail: impl std::fmt::Display) {
+        println!("ok    {what:<10} {detail}");
+    }
+    fn warn(&self, what: &str, detail: impl std::fmt::Display) {
+        println!("note  {what:<10} {detail}");
+    }
+    fn fix(&mut self, what: &str, detail: impl std::fmt::Display) {
+        self.problems += 1;
+        println!("FIX   {what:<10} {detail}");
+    }
+}
+
+pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> {
+    let mut r = Report { problems: 0 };
+    println!("kissbooth {} doctor", env!("CARGO_PKG_VERSION"));
+
+    match common.runtime() {
+        Ok(rt) => {
+            r.ok(
+                "runtime",
+                format!(
+                    "ONNX Runtime {} from {}",
+                    rt.version(),
+                    rt.library().display()
+                ),
+            );
+            let models = common.models_dir();
+            let m = Manifest::face_pack();
+            let bad: Vec<String> = m
+                .files
+                .iter()
+                .filter(|f| !f.optional)
+                .filter_map(|f| {
+                    manifest::check_installed(f, &models)
+                        .err()
+                        .map(|e| e.to_string())
+                })
+                .collect();
+            if bad.is_empty() {
+                r.ok(
+                    "models",
+                    format!("face pack verified in {}", models.display()),
+                );
+                match rt.session(&models.join("pfld-68.onnx")) {
+                    Ok((_, info)) => {
+                        let skipped: Vec<String> = info
+                            .skipped
+                            .iter()
+                            .map(|(p, why)| format!("{p}: {why}"))
+                            .collect();
+                        r.ok(
+                            "provider",
+                            format!("{} ({} threads)", info.provider, info.threads),
+                        );
+                        if !skipped.is_empty() {
+                            r.warn("provider", format!("skipped {}", skipped.join("; ")));
+                        }
+                    }
+                    Err(e) => r.fix("provider", e),
+                }
+            } else {
+                r.fix(
+                    "models",
+                    format!("{}; run `kissbooth models install`", bad.join("; ")),
+                );
+            }
+        }
+        Err(e) => r.fix("runtime", format!("{e:#}")),
+    }
+
+    match kissbooth_media::init() {
+        Ok(()) => {
+            let enc = kissbooth_media::available_encoders();
+            if enc.is_empty() {
+                r.fix("encoder", "no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or -bad (openh264enc)");
+            } else {
+                r.ok("encoder", format!("H.264 encoders: {}", enc.join(", ")));
+            }
+        }
+        Err(e) => r.fix("encoder", format!("GStreamer: {e}")),
+    }
+
+    let devices = kissbooth_capture::list_v4l2_devices();
+    let spec = camera.unwrap_or_default();
+    if !spec.is_empty() {
+        match spec.parse::<kissbooth_capture::CameraSpec>() {
+            Ok(s) => match s.build(kissbooth_capture::CameraContext::default()) {
+                Ok(cam) => {
+                    let frame = cam.wait_newer(0, Duration::from_secs(5));
+                    match frame {
+                        Some(f) => r.ok(
+                            "camera",
+                            format!("{s}: {}x{}", f.image.width(), f.image.height()),
+                        ),
+                        None => r.fix("camera", format!("{s}: no frame within 5 s")),
+                    }
+                }
+                Err(e) => r.fix("camera", format!("{s}: {e}")),
+            },
+            Err(e) => r.fix("camera", format!("{spec:?}: {e}")),
+        }
+    } else if devices.is_empty() {
+        r.warn("camera", "no V4L2 camera plugged in; the booth will use the stills in DATA/demo or a test pattern");
+    } else {
+        r.ok(
+            "camera",
+            format!(
+                "V4L2: {}",
+                devices
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+
+    let data = &common.data;
+    match free_bytes(data) {
+        Some(free) if free < 2 << 30 => r.fix(
+            "disk",
+            format!(
+                "{} has {} MiB free; keep at least 2 GiB for a night of clips",
+                data.display(),
+                free >> 20
+            ),
+        ),
+        Some(free) => r.ok(
+            "disk",
+            format!("{} MiB free in {}", free >> 20, data.display()),
+        ),
+        None => r.warn(
+            "disk",
+            format!(
+                "{} does not exist yet (created at first start)",
+                data.display()
+            ),
+        ),
+    }
+
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // 2025-01-01: a clock before that has not been set (no RTC battery, no network time).
+    if now < 1_735_689_600 {
+        r.fix("clock", "the system clock is not set: link expiry and deletion times would be wrong; enable NTP or set the time");
+    } else {
+        r.ok("clock", format!("{} s since the epoch", now));
+    }
+
+    match crate::net::lan_address() {
+        Some(ip) => r.ok("network", format!("guests reach the booth at {ip}")),
+        None => r.fix("network", "no network address: guests cannot download; connect Ethernet or enable the booth's Wi-Fi hotspot"),
+    }
+
+    if r.problems > 0 {
+        println!("{} thing(s) to fix", r.problems);
+        return Ok(ExitCode::from(1));
+    }
+    println!("all good");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
+}
