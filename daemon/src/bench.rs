@@ -41,6 +41,16 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// The booth end to end on loopback: tap "capture" to QR on screen, preview frame rate and
+    /// CPU while idle, and a render while 20 phones download the same clip (each once a second
+    /// at most).
+    Booth {
+        /// A couple frame for the stills camera (default: the couple fixture).
+        image: Option<PathBuf>,
+        /// Phones downloading at once during the loaded render.
+        #[arg(long, default_value_t = 20)]
+        phones: usize,
+    },
 }
 
 #[derive(Serialize, Default)]
@@ -73,6 +83,7 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             fps,
             repeat,
         } => render(common, image, seconds, fps, repeat),
+        BenchCommand::Booth { image, phones } => booth(common, image, phones),
     }
 }
 
@@ -318,4 +329,146 @@ fn startup_ms(common: &Common, img: &Path) -> anyhow::Result<f64> {
         );
     }
     Ok(round2(ms))
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process, in clock ticks (fields 14 and 15 of /proc/self/stat)
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (field(11) + field(12)) / ticks
+}
+
+fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let image = image.unwrap_or_else(|| fixtures_dir().join("couple_1280x720.jpg"));
+    let data = tempfile::tempdir()?;
+    let stills = data.path().join("stills");
+    std::fs::create_dir_all(&stills)?;
+    std::fs::copy(&image, stills.join("couple.jpg"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = crate::config::Config {
+        listen: format!("127.0.0.1:{port}").parse()?,
+        camera: format!("stills:{}", stills.display()),
+        data: data.path().to_path_buf(),
+        public_url: base.clone(),
+        ..Default::default()
+    };
+    let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let app = crate::server::router(booth.clone());
+    rt.spawn(async move {
+        if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
+            let _ = axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+        }
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let post = |path: &str| -> anyhow::Result<serde_json::Value> {
+        let mut r = agent.post(&format!("{base}{path}")).send_empty()?;
+        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+    };
+    let get = |path: &str| -> anyhow::Result<serde_json::Value> {
+        let mut r = agent.get(&format!("{base}{path}")).call()?;
+        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // Idle on the attract screen: nobody watches the preview.
+    let cpu0 = cpu_seconds();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let attract_cpu = (cpu_seconds() - cpu0) / 5.0 * 100.0;
+    // Posing: the preview frame rate as a kiosk sees it, and the CPU spent meanwhile.
+    let cpu0 = cpu_seconds();
+    let t = Instant::now();
+    let mut frames = 0;
+    {
+        let mut r = agent.get(&format!("{base}/api/preview.mjpg")).call()?;
+        let mut reader = r.body_mut().as_reader();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut seen = Vec::new();
+        while t.elapsed().as_secs_f64() < 5.0 {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            while let Some(pos) = seen.windows(7).position(|w| w == b"--frame") {
+                frames += 1;
+                seen.drain(..pos + 7);
+            }
+        }
+    }
+    let idle_s = t.elapsed().as_secs_f64();
+    let idle_cpu = (cpu_seconds() - cpu0) / idle_s * 100.0;
+
+    let session = |label: &str| -> anyhow::Result<(f64, String, String)> {
+        let id = post("/api/sessions")?["id"].as_str().unwrap_or_default().to_string();
+        post(&format!("/api/sessions/{id}/consent"))?;
+        let t = Instant::now();
+        let v = post(&format!("/api/sessions/{id}/capture"))?;
+        anyhow::ensure!(v["verdict"]["ok"] == true, "{label}: capture refused: {v}");
+        post(&format!("/api/sessions/{id}/render"))?;
+        loop {
+            let v = get(&format!("/api/sessions/{id}"))?;
+            if v["state"] == "done" {
+                let _qr = agent.get(&format!("{base}/api/sessions/{id}/qr.svg")).call()?;
+                return Ok((t.elapsed().as_secs_f64(), id, v["download_url"].as_str().unwrap_or_default().to_string()));
+            }
+            anyhow::ensure!(v["state"] != "failed", "{label}: render failed: {v}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let (alone, _, url) = session("first")?;
+    let (alone2, _, _) = session("second")?;
+    let alone = alone.min(alone2);
+
+    // Loaded: phones download the first clip while the next one renders, each again a second
+    // after its last download finished (a guest re-opening the page), until the render is done.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let downloads = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..phones {
+        let (stop, bytes, downloads, url, agent) = (stop.clone(), bytes.clone(), downloads.clone(), format!("{url}/video.mp4"), agent.clone());
+        handles.push(std::thread::spawn(move || {
+            let t = Instant::now();
+            while !stop.load(Ordering::Relaxed) && t.elapsed().as_secs() < 120 {
+                if let Ok(mut r) = agent.get(&url).call()
+                    && let Ok(b) = r.body_mut().with_config().limit(64 << 20).read_to_vec()
+                {
+                    bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    downloads.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }));
+    }
+    let loaded = session("loaded");
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.join();
+    }
+    let (loaded, _, _) = loaded?;
+    booth.shutdown.trigger();
+    println!("booth on loopback, stills camera, {}x{} {} s clips", booth.cfg.render.width, booth.cfg.render.height, booth.cfg.render.seconds);
+    println!("  idle on the attract screen: booth CPU {attract_cpu:.0}% of one core");
+    println!(
+        "  live preview with the gate: {:.1} frames/s (the stills camera's rate), CPU {:.0}% of one core (this bench's reader included)",
+        frames as f64 / idle_s,
+        idle_cpu
+    );
+    println!("  tap capture -> QR on screen: {alone:.2} s (best of two)");
+    println!(
+        "  with {phones} phones downloading ({} downloads, {:.0} MiB): {loaded:.2} s, slowdown {:+.0}%",
+        downloads.load(Ordering::Relaxed),
+        bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
+        (loaded / alone - 1.0) * 100.0
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -68,6 +68,8 @@ pub struct SessionView {
 /// The live preview: the newest JPEG with the gate's boxes drawn, and the verdict.
 #[derive(Default)]
 pub struct Preview {
+    /// When a kiosk last asked for a preview frame; the preview is made only while watched.
+    pub wanted_at: Option<Instant>,
     pub jpeg: Option<Arc<Vec<u8>>>,
     pub seq: u64,
     pub verdict: Option<Verdict>,
@@ -795,6 +797,16 @@ impl Booth {
         let mut n = 0u64;
         let mut boxes: Vec<([f32; 4], bool)> = Vec::new();
         while !self.shutdown.wait_timeout(Duration::from_millis(100)) {
+            // Only while a kiosk watches (the pose screen): idle screens cost nothing.
+            let watched = self
+                .preview
+                .read()
+                .ok()
+                .and_then(|p| p.wanted_at)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(3));
+            if !watched {
+                continue;
+            }
             let Some(frame) = self.camera.latest() else {
                 continue;
             };
@@ -876,6 +888,13 @@ impl Booth {
         );
         crate::telemetry::prometheus(&crate::telemetry::read(std::path::Path::new("/")), &mut out);
         Ok(out)
+    }
+
+    /// Marks the preview as watched (called by the preview endpoints).
+    pub fn want_preview(&self) {
+        if let Ok(mut p) = self.preview.write() {
+            p.wanted_at = Some(Instant::now());
+        }
     }
 
     pub fn status_json(&self) -> serde_json::Value {

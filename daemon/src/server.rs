@@ -417,6 +417,14 @@ async fn events(
 use futures::StreamExt;
 
 async fn preview_jpg(State(b): State<AppState>) -> Response {
+    b.want_preview();
+    // A first request may come before any frame was made: wait for one briefly.
+    for _ in 0..20 {
+        if b.preview.read().map(|p| p.jpeg.is_some()).unwrap_or(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     match b.preview.read().ok().and_then(|p| p.jpeg.clone()) {
         Some(j) => (
             [
@@ -435,6 +443,7 @@ async fn preview_mjpg(State(b): State<AppState>) -> Response {
     let s = stream::unfold((b, 0u64), |(b, last)| async move {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            b.want_preview();
             let (seq, jpeg) = match b.preview.read() {
                 Ok(p) => (p.seq, p.jpeg.clone()),
                 Err(_) => return None,
