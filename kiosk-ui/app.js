@@ -28,7 +28,8 @@ function show(name) {
     $("clip").load();
   }
   if (name === "pose") setGate(liveVerdict);
-  if (name === "attract") drawTray();
+  // The tray's clips play only while the attract screen shows them.
+  if (name === "attract") drawTray(); else $("ready-tray").replaceChildren();
   clearTimeout(idleTimer);
   // A screen left alone goes back to attract (result stays up longer for scanning).
   const idle = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 }[name];
