@@ -1,20 +1,46 @@
 // Kissbooth kiosk: attract → consent → pose → countdown → capture → review → rendering → result.
-// The server keeps the session state and pushes changes over server-sent events.
+// The server keeps the session state and pushes changes over server-sent events; the kiosk also
+// polls the sessions it waits for, so a dropped event stream never leaves a couple stuck.
 "use strict";
 const $ = (id) => document.getElementById(id);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let session = null;
-let renderWatch = null;
+let renderWatch = null;      // the session whose rendering screen is up
+const background = new Set(); // renders whose couple let the next one start
+const ready = new Map();      // id → view: finished while another couple used the screen
+let renderClock = null;       // first sight of a render's progress, for an estimate from its real speed
+let liveVerdict = null;      // the face gate's latest word on the live preview (sent when it changes)
 let idleTimer = null;
+let shooting = false;
 
 function show(name) {
-  document.querySelectorAll(".screen").forEach((s) => s.classList.toggle("active", s.dataset.screen === name));
+  document.querySelectorAll(".screen").forEach((s) =>
+    s.classList.toggle("active", s.dataset.screen.split(" ").includes(name)));
   document.body.dataset.screen = name;
-  $("preview").src = name === "pose" ? "/api/preview.mjpg" : "";
+  // The live preview streams only while someone is posing; it keeps running through the countdown.
+  const live = name === "pose" || name === "countdown";
+  const p = $("preview");
+  if (live && !p.getAttribute("src")) p.src = "/api/preview.mjpg";
+  if (!live && p.getAttribute("src")) p.removeAttribute("src");
+  if (name !== "result" && $("clip").getAttribute("src")) {
+    $("clip").pause();
+    $("clip").removeAttribute("src");
+    $("clip").load();
+  }
+  if (name === "pose") setGate(liveVerdict);
+  // The tray's clips play only while the attract screen shows them.
+  if (name === "attract") drawTray(); else $("ready-tray").replaceChildren();
   clearTimeout(idleTimer);
   // A screen left alone goes back to attract (result stays up longer for scanning).
   const idle = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 }[name];
   if (idle) idleTimer = setTimeout(reset, idle * 1000);
 }
+
+// A dropped preview stream (server restart) reconnects while it is wanted.
+$("preview").onerror = () => setTimeout(() => {
+  const live = ["pose", "countdown"].includes(document.body.dataset.screen);
+  if (live) $("preview").src = `/api/preview.mjpg?r=${Date.now()}`;
+}, 1000);
 
 async function api(method, path, body) {
   const r = await fetch(path, { method, headers: body ? { "content-type": "application/json" } : {},
@@ -48,9 +74,16 @@ $("agree").onclick = async () => {
 $("pose-cancel").onclick = () => reset();
 
 $("shoot").onclick = async () => {
+  if (shooting) return;
+  shooting = true;
   show("countdown");
-  for (const n of [3, 2, 1]) { $("count").textContent = n; await new Promise((r) => setTimeout(r, 1000)); }
-  $("count").textContent = "📸";
+  $("count-note").textContent = "Look at the camera!";
+  for (const n of [3, 2, 1]) { $("count").textContent = n; await sleep(1000); }
+  $("count").textContent = "";
+  $("count-note").textContent = "Hold still…";
+  $("flash").classList.remove("go");
+  void $("flash").offsetWidth; // restart the animation
+  $("flash").classList.add("go");
   try {
     const r = await api("POST", `/api/sessions/${session.id}/capture`);
     session = r.session;
@@ -61,7 +94,7 @@ $("shoot").onclick = async () => {
       show("pose");
       setGate(r.verdict);
     }
-  } catch (e) { problem(e.message); }
+  } catch (e) { problem(e.message); } finally { shooting = false; }
 };
 $("retake").onclick = async () => {
   try { session = await api("POST", `/api/sessions/${session.id}/retake`); show("pose"); } catch (e) { problem(e.message); }
@@ -71,52 +104,119 @@ $("make").onclick = async () => {
   try {
     session = await api("POST", `/api/sessions/${session.id}/render`);
     renderWatch = session.id;
+    renderClock = null;
+    $("render-still").src = $("still").src;
     showRender(session);
     show("rendering");
   } catch (e) { problem(e.message); } finally { $("make").disabled = false; }
 };
-$("next-couple").onclick = () => { session = null; show("attract"); };
+$("next-couple").onclick = () => {
+  if (renderWatch) background.add(renderWatch);
+  renderWatch = null;
+  session = null;
+  $("render-still").removeAttribute("src");
+  show("attract");
+};
 $("done").onclick = () => { renderWatch = null; reset(); };
 $("problem-ok").onclick = () => reset();
 
 function setGate(v) {
   const g = $("gate");
-  if (!v) { g.textContent = "Step into the frame"; g.className = "gate"; return; }
+  if (!v) { g.textContent = "Stand side by side and look at the camera"; g.className = "gate"; return; }
   g.textContent = v.message;
   g.className = "gate " + (v.ok ? "ok" : "bad");
 }
 
-function fmtEta(s) {
+// Seconds left, from the render's own measured speed once it has moved a little, else the
+// server's estimate (recent renders on this booth).
+function secondsLeft(v) {
+  if (v.state !== "rendering") return v.eta_s;
+  const now = performance.now() / 1000, p = v.progress || 0;
+  if (!renderClock || renderClock.id !== v.id) renderClock = { id: v.id, t0: now, p0: p };
+  const dt = now - renderClock.t0, dp = p - renderClock.p0;
+  if (dt > 1 && dp > 0.03) return (1 - p) * dt / dp;
+  return v.eta_s;
+}
+
+function fmtEta(s, progress) {
   if (s == null) return "";
-  if (s < 5) return "Almost there…";
-  if (s < 60) return `About ${Math.ceil(s / 5) * 5} seconds`;
-  return `About ${Math.ceil(s / 60)} minute${s >= 120 ? "s" : ""}`;
+  if (s < 5) return progress >= 0.8 ? "Almost there…" : "A few seconds left";
+  if (s < 60) return `About ${Math.ceil(s / 5) * 5} seconds left`;
+  const m = Math.ceil(s / 60);
+  return `About ${m} minute${m > 1 ? "s" : ""} left`;
 }
 
 function showRender(v) {
-  $("bar-fill").style.width = `${Math.round((v.progress || 0) * 100)}%`;
-  $("render-title").textContent = v.state === "queued" ? `Your video is in line (${(v.queue_position || 0) + 1})…` : "Making your video…";
-  $("eta").textContent = fmtEta(v.eta_s);
+  const p = v.state === "rendering" ? (v.progress || 0) : 0;
+  $("bar-fill").style.width = `${Math.max(1, Math.round(p * 100))}%`;
+  $("percent").textContent = v.state === "rendering" ? `${Math.round(p * 100)}%` : "";
+  if (v.state === "queued") {
+    const ahead = v.queue_position || 0;
+    $("render-title").textContent = ahead === 0 ? "Your video is next…" : `Your video is in line: ${ahead} ahead of yours`;
+  } else {
+    $("render-title").textContent = "Making your video…";
+  }
+  $("eta").textContent = fmtEta(secondsLeft(v), p);
 }
 
 function showResult(v) {
   $("clip").src = v.video_url;
   $("qr").src = `/api/sessions/${v.id}/qr.svg`;
+  const hours = v.expires_at ? Math.round((v.expires_at - Date.now() / 1000) / 3600) : 24;
+  $("link-note").textContent = hours >= 1
+    ? `Each of you can scan it. The link works for ${hours} hour${hours > 1 ? "s" : ""}.`
+    : "Each of you can scan it. The link works for less than an hour.";
   show("result");
+}
+
+// The attract screen offers videos that finished while the next couple was using the booth.
+function drawTray() {
+  const tray = $("ready-tray");
+  const fresh = [...ready.values()].filter((v) => !v.expires_at || v.expires_at > Date.now() / 1000 + 60);
+  tray.replaceChildren();
+  for (const v of fresh.slice(-3)) {
+    const b = document.createElement("button");
+    const clip = document.createElement("video");
+    Object.assign(clip, { muted: true, loop: true, autoplay: true, playsInline: true, src: v.video_url });
+    const label = document.createElement("span");
+    label.textContent = "Your video is ready: tap here";
+    b.append(clip, label);
+    b.onclick = () => { ready.delete(v.id); showResult(v); };
+    tray.append(b);
+  }
+  tray.hidden = fresh.length === 0;
 }
 
 function onSession(v) {
   if (session && v.id === session.id) session = v;
+  if (background.has(v.id)) {
+    if (v.state === "done") {
+      background.delete(v.id);
+      ready.set(v.id, v);
+      if (document.body.dataset.screen === "attract") drawTray();
+    } else if (!["queued", "rendering"].includes(v.state)) {
+      background.delete(v.id);
+    }
+    return;
+  }
   if (v.id !== renderWatch) return;
   if (v.state === "queued" || v.state === "rendering") {
     if (document.body.dataset.screen === "rendering") showRender(v);
   } else if (v.state === "done") {
     renderWatch = null;
+    $("render-still").removeAttribute("src");
     showResult(v);
-  } else if (v.state === "failed") {
+  } else if (v.state === "failed" || v.state === "cancelled") {
     renderWatch = null;
     problem(v.error || "Something went wrong while making your video.");
   }
+}
+
+function onStatus(s) {
+  $("camera-banner").hidden = s.camera.state !== "reconnecting";
+  $("wifi").hidden = !s.wifi;
+  document.body.classList.toggle("wifi-on", !!s.wifi);
+  if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";
 }
 
 function connect() {
@@ -124,23 +224,20 @@ function connect() {
   es.onmessage = (ev) => {
     const m = JSON.parse(ev.data);
     if (m.type === "session") onSession(m.session);
-    if (m.type === "preview") setGate(m.verdict);
-    if (m.type === "status") {
-      $("camera-banner").hidden = m.status.camera.state !== "reconnecting";
-      $("wifi").hidden = !m.status.wifi;
-      if (m.status.wifi) $("wifi-qr").src = "/api/wifi-qr.svg";
-    }
+    if (m.type === "preview") { liveVerdict = m.verdict; setGate(m.verdict); }
+    if (m.type === "status") onStatus(m.status);
   };
   es.onerror = () => { es.close(); setTimeout(connect, 2000); };
 }
 
-async function pollStatus() {
-  try {
-    const s = await api("GET", "/api/status");
-    $("camera-banner").hidden = s.camera.state !== "reconnecting";
-  } catch (_) { /* the server may be restarting */ }
+async function poll() {
+  try { onStatus(await api("GET", "/api/status")); } catch (_) { /* the server may be restarting */ }
+  for (const id of [renderWatch, ...background]) {
+    if (!id) continue;
+    try { onSession(await api("GET", `/api/sessions/${id}`)); } catch (_) { /* next time */ }
+  }
 }
 
 connect();
-setInterval(pollStatus, 3000);
+setInterval(poll, 3000);
 show("attract");

@@ -1,0 +1,643 @@
+//! The kiosk and the phone page in a real headless Chromium against the real daemon (stills
+//! camera): a couple taps through every screen of a 1280x800 touch screen (each screen that
+//! waits for a tap is checked again at 1920x1080), first in front of an empty wall (the retake
+//! message), then in frame; a guest opens the QR code's link on a phone, plays, downloads and
+//! deletes the clip; a clip that finishes while the next couple is at the screen waits for its
+//! couple on the attract screen. Each screen is saved as a PNG in `tests/artifacts/kiosk/` for a
+//! person to look at.
+
+mod browser;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser::{Chromium, Device, js, screenshot, tap, wait_until};
+use chromiumoxide::Page;
+use serde_json::Value;
+use support::*;
+
+fn artifacts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/artifacts/kiosk")
+}
+
+/// What the kiosk shows, for failure messages.
+const KIOSK_STATE: &str = r##"JSON.stringify({
+    screen: document.body.dataset.screen,
+    gate: document.getElementById("gate").textContent,
+    problem: document.getElementById("problem-text").textContent,
+    eta: document.getElementById("eta").textContent,
+    session: typeof session === "undefined" ? null : session,
+})"##;
+
+const PHONE_STATE: &str = r##"JSON.stringify({
+    url: location.href,
+    body: document.body.innerText.slice(0, 300),
+})"##;
+
+/// Layout rules for a kiosk screen seen from two metres and touched at arm's length: nothing
+/// off screen or scrolling, no text spilling out of its box, type and buttons large enough for
+/// the viewport. Returns the problems found.
+const KIOSK_LAYOUT: &str = r##"(() => {
+    const W = innerWidth, H = innerHeight, problems = [];
+    const se = document.scrollingElement;
+    if (se.scrollHeight > H + 1 || se.scrollWidth > W + 1)
+        problems.push(`the page scrolls: ${se.scrollWidth}x${se.scrollHeight} in ${W}x${H}`);
+    const screen = document.querySelector(".screen.active");
+    if (!screen) return ["no active screen"];
+    const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+        (el.className && typeof el.className === "string" ? "." + el.className.trim().replace(/\s+/g, ".") : "");
+    const shown = (el) => {
+        const cs = getComputedStyle(el), r = el.getBoundingClientRect();
+        return !el.closest("[hidden]") && cs.display !== "none" && cs.visibility !== "hidden" &&
+            Number(cs.opacity) > 0 && r.width > 0 && r.height > 0;
+    };
+    for (const el of [screen, ...screen.querySelectorAll("*")]) {
+        if (!shown(el)) continue;
+        const r = el.getBoundingClientRect();
+        if (r.left < -1 || r.top < -1 || r.right > W + 1 || r.bottom > H + 1)
+            problems.push(`${name(el)} is off screen: ${Math.round(r.left)},${Math.round(r.top)} to ${Math.round(r.right)},${Math.round(r.bottom)}`);
+        const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+        if (text) {
+            const px = parseFloat(getComputedStyle(el).fontSize);
+            if (px < 0.028 * H) problems.push(`${name(el)} type is ${px}px, under 2.8% of the screen height`);
+            if (el.scrollWidth > el.clientWidth + 2 && getComputedStyle(el).display !== "inline")
+                problems.push(`${name(el)} text spills out of its box`);
+        }
+        for (let a = el.parentElement; a && a !== screen.parentElement; a = a.parentElement) {
+            if (getComputedStyle(a).overflow === "visible") continue;
+            const c = a.getBoundingClientRect();
+            if (r.left < c.left - 1 || r.top < c.top - 1 || r.right > c.right + 1 || r.bottom > c.bottom + 1)
+                problems.push(`${name(el)} is cut off by ${name(a)}`);
+            break;
+        }
+        if (el.tagName === "BUTTON" && r.height < 0.09 * H)
+            problems.push(`${name(el)} is ${Math.round(r.height)}px tall, under 9% of the screen height`);
+    }
+    return problems;
+})()"##;
+
+/// The spread of brightness in the live preview as drawn now (0 for a blank wall).
+const PREVIEW_DETAIL: &str = r##"(() => {
+    const img = document.getElementById("preview");
+    if (!img.complete || !img.naturalWidth) return -1;
+    const c = document.createElement("canvas");
+    c.width = 64; c.height = 36;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0, 64, 36);
+    const d = g.getImageData(0, 0, 64, 36).data;
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+        const y = (d[i] + d[i + 1] + d[i + 2]) / 3;
+        s += y; s2 += y * y; n++;
+    }
+    const m = s / n;
+    return Math.sqrt(Math.max(0, s2 / n - m * m));
+})()"##;
+
+async fn kiosk_screen_is(page: &Page, name: &str, secs: u64) {
+    wait_until(
+        page,
+        &format!(
+            "document.body.dataset.screen === {name:?} && \
+             document.querySelector('.screen.active')?.dataset.screen.split(' ').includes({name:?})"
+        ),
+        secs,
+        &format!("the {name} screen"),
+        KIOSK_STATE,
+    )
+    .await;
+}
+
+/// Layout problems seen so far; reported together at the end so one run shows them all (and
+/// still saves every screenshot).
+static LAYOUT_PROBLEMS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+async fn layout_ok(page: &Page, what: &str) {
+    let problems = js(page, KIOSK_LAYOUT).await;
+    for p in problems.as_array().into_iter().flatten() {
+        LAYOUT_PROBLEMS
+            .lock()
+            .unwrap()
+            .push(format!("{what}: {}", p.as_str().unwrap_or_default()));
+    }
+}
+
+async fn next_frame(page: &Page) {
+    js(
+        page,
+        "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))",
+    )
+    .await;
+}
+
+/// Checks and saves the current kiosk screen at 1280x800, and (for screens that wait for a
+/// tap) again at 1920x1080.
+async fn kiosk_shot(page: &Page, name: &str, also_full_hd: bool) -> Vec<u8> {
+    next_frame(page).await;
+    layout_ok(page, &format!("{name} at 1280x800")).await;
+    let png = screenshot(page, &artifacts().join(format!("{name}.png"))).await;
+    if also_full_hd {
+        browser::emulate(page, Device::KIOSK_FULL_HD).await;
+        next_frame(page).await;
+        layout_ok(page, &format!("{name} at 1920x1080")).await;
+        screenshot(page, &artifacts().join(format!("{name}-1920x1080.png"))).await;
+        browser::emulate(page, Device::KIOSK).await;
+        next_frame(page).await;
+    }
+    png
+}
+
+/// The text of the one QR code inside `rect` (CSS pixels, scale 1) of a PNG screenshot.
+fn decode_qr(png: &[u8], rect: &Value) -> String {
+    let img = image::load_from_memory(png).unwrap().to_luma8();
+    let f = |k: &str| rect[k].as_f64().unwrap().max(0.0) as u32;
+    let (x, y) = (f("left"), f("top"));
+    let w = f("width").min(img.width() - x);
+    let h = f("height").min(img.height() - y);
+    let crop = image::imageops::crop_imm(&img, x, y, w, h).to_image();
+    let mut prepared = rqrr::PreparedImage::prepare(crop);
+    let grids = prepared.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code on the result screen");
+    grids[0].decode().expect("the QR code decodes").1
+}
+
+/// The couple walks up in front of the camera: the still of an empty wall is replaced by one of
+/// them, the way a new camera frame would be.
+fn couple_steps_in(stills: &Path) {
+    let tmp = stills.join(".couple.jpg");
+    std::fs::copy(fixture("couple_1280x720.jpg"), &tmp).unwrap();
+    std::fs::rename(&tmp, stills.join("001.jpg")).unwrap();
+    std::fs::remove_file(stills.join("000.png")).unwrap();
+}
+
+/// One booth and one browser at a time: the machine running the tests may have two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn a_couple_taps_from_attract_to_their_clip_and_a_guest_takes_it_home_on_a_phone() {
+    let name = "a_couple_taps_from_attract_to_their_clip_and_a_guest_takes_it_home_on_a_phone";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let wall = dir.path().join("wall.png");
+    image::RgbImage::from_pixel(1280, 720, image::Rgb([170, 160, 150]))
+        .save(&wall)
+        .unwrap();
+    // The booth has its own Wi-Fi (a second QR code on the result screen).
+    let config = dir.path().join("kissbooth.toml");
+    std::fs::write(
+        &config,
+        "[wifi]\nssid = \"Kissbooth\"\npassword = \"kiss-kiss\"\nsecurity = \"WPA\"\n",
+    )
+    .unwrap();
+    // The booth starts looking at an empty wall; the couple steps in once they have agreed.
+    let d = Daemon::start(&[wall], &["--config", config.to_str().unwrap()]);
+    let stills = d.data.path().join("stills");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let c = Chromium::launch(1280, 800).await;
+        let result = tokio::time::timeout(
+            Duration::from_secs(240),
+            the_couple_and_the_guest(&c, &d, &stills),
+        )
+        .await;
+        c.close().await;
+        result
+    });
+    if outcome.is_err() {
+        panic!("the kiosk test ran over 240 s: {}", d.log());
+    }
+    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
+    assert!(
+        layout.is_empty(),
+        "kiosk layout problems:\n{}",
+        layout.join("\n")
+    );
+    eprintln!(
+        "kiosk and phone walked through in {:.1} s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        artifacts().display()
+    );
+}
+
+async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
+    let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+
+    // Attract: one big button.
+    kiosk_screen_is(&kiosk, "attract", 30).await;
+    let t = js(&kiosk, "document.getElementById('start').textContent").await;
+    assert!(t.as_str().unwrap().to_lowercase().contains("start"), "{t}");
+    kiosk_shot(&kiosk, "01-attract", true).await;
+
+    // Consent: both agree, with the facts spelled out.
+    tap(&kiosk, "#start").await;
+    kiosk_screen_is(&kiosk, "consent", 30).await;
+    let facts = js(&kiosk, "document.querySelector('#consent').innerText").await;
+    let facts = facts.as_str().unwrap().to_string();
+    for words in ["both", "AI-generated", "deleted", "24 hours"] {
+        assert!(
+            facts.contains(words),
+            "consent text lacks {words:?}: {facts}"
+        );
+    }
+    kiosk_shot(&kiosk, "02-consent", true).await;
+
+    // Pose, nobody in frame yet: the live preview shows the wall.
+    tap(&kiosk, "#agree").await;
+    kiosk_screen_is(&kiosk, "pose", 30).await;
+    wait_until(
+        &kiosk,
+        &format!("{PREVIEW_DETAIL} >= 0"),
+        30,
+        "the live preview",
+        KIOSK_STATE,
+    )
+    .await;
+
+    // Taking the picture of an empty wall: a countdown, then a clear retake message.
+    tap(&kiosk, "#shoot").await;
+    kiosk_screen_is(&kiosk, "countdown", 10).await;
+    kiosk_screen_is(&kiosk, "pose", 60).await;
+    wait_until(
+        &kiosk,
+        "document.getElementById('gate').textContent.includes(\"We can't see your faces\")",
+        30,
+        "the retake message",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_shot(&kiosk, "03-pose-retake", false).await;
+    let blank = js(&kiosk, PREVIEW_DETAIL).await.as_f64().unwrap();
+    assert!(
+        (0.0..8.0).contains(&blank),
+        "the preview shows the blank wall: detail {blank}"
+    );
+
+    // The couple steps in: the same <img> shows them and the gate says the frame is fine.
+    couple_steps_in(stills);
+    wait_until(
+        &kiosk,
+        &format!("{PREVIEW_DETAIL} > 20"),
+        30,
+        "the couple in the live preview",
+        KIOSK_STATE,
+    )
+    .await;
+    wait_until(
+        &kiosk,
+        "document.getElementById('gate').textContent.includes('Looking great')",
+        30,
+        "the gate to say the frame is fine",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_shot(&kiosk, "04-pose-ready", true).await;
+
+    // Countdown, capture, review.
+    tap(&kiosk, "#shoot").await;
+    kiosk_screen_is(&kiosk, "countdown", 10).await;
+    wait_until(
+        &kiosk,
+        "['3', '2', '1'].includes(document.getElementById('count').textContent)",
+        10,
+        "the countdown over the live preview",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_shot(&kiosk, "05-countdown", false).await;
+    kiosk_screen_is(&kiosk, "review", 90).await;
+    wait_until(
+        &kiosk,
+        "document.getElementById('still').complete && document.getElementById('still').naturalWidth > 0",
+        30,
+        "the captured still",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_shot(&kiosk, "06-review", true).await;
+
+    // Rendering: a moving bar and an estimate, then the result.
+    tap(&kiosk, "#make").await;
+    wait_until(
+        &kiosk,
+        "['rendering', 'result'].includes(document.body.dataset.screen)",
+        30,
+        "the rendering screen",
+        KIOSK_STATE,
+    )
+    .await;
+    wait_until(
+        &kiosk,
+        "document.body.dataset.screen !== 'rendering' || \
+         (parseInt(document.getElementById('percent').textContent) > 0 && document.getElementById('eta').textContent.trim() !== '')",
+        120,
+        "render progress",
+        KIOSK_STATE,
+    )
+    .await;
+    if js(&kiosk, "document.body.dataset.screen").await == "rendering" {
+        let eta = js(&kiosk, "document.getElementById('eta').textContent").await;
+        assert!(
+            eta.as_str().is_some_and(|e| e.contains("second")
+                || e.contains("minute")
+                || e.contains("Almost")),
+            "estimate: {eta}"
+        );
+        let bar = js(
+            &kiosk,
+            "({ bar: document.getElementById('bar-fill').style.width, percent: document.getElementById('percent').textContent, \
+                title: document.getElementById('render-title').textContent })",
+        )
+        .await;
+        assert_eq!(
+            bar["bar"], bar["percent"],
+            "the bar shows the progress: {bar}"
+        );
+        assert!(
+            bar["title"].as_str().unwrap().contains("Making your video"),
+            "{bar}"
+        );
+        kiosk_shot(&kiosk, "07-rendering", false).await;
+    } else {
+        eprintln!("the clip rendered before the rendering screen could be photographed");
+    }
+
+    // Result: the clip loops beside a large QR code that leads to the download page.
+    kiosk_screen_is(&kiosk, "result", 240).await;
+    wait_until(
+        &kiosk,
+        "(() => { const v = document.getElementById('clip'), q = document.getElementById('qr');
+                  return v.readyState >= 2 && v.currentTime > 0.2 && !v.paused && q.complete && q.naturalWidth > 0; })()",
+        60,
+        "the clip playing and the QR code loaded",
+        KIOSK_STATE,
+    )
+    .await;
+    let advanced = js(
+        &kiosk,
+        "new Promise(r => { const v = document.getElementById('clip'), t = v.currentTime;
+            setTimeout(() => r({ moved: v.currentTime !== t, loop: v.loop, muted: v.muted, w: v.videoWidth }), 700); })",
+    )
+    .await;
+    assert_eq!(advanced["moved"], true, "the clip plays: {advanced}");
+    assert_eq!(advanced["loop"], true, "the clip loops: {advanced}");
+    let label = js(&kiosk, "(() => { const l = document.querySelector('#result .ai-label'); const r = l.getBoundingClientRect(); return r.width > 0 && r.height > 0 ? l.textContent : null; })()").await;
+    assert_eq!(label, "AI-generated");
+    wait_until(
+        &kiosk,
+        "document.getElementById('wifi-qr').complete && document.getElementById('wifi-qr').naturalWidth > 0",
+        30,
+        "the booth's Wi-Fi QR code",
+        KIOSK_STATE,
+    )
+    .await;
+    let png = kiosk_shot(&kiosk, "08-result", true).await;
+    let rect = js(
+        &kiosk,
+        "JSON.parse(JSON.stringify(document.getElementById('qr').getBoundingClientRect()))",
+    )
+    .await;
+    let side = rect["width"]
+        .as_f64()
+        .unwrap()
+        .min(rect["height"].as_f64().unwrap());
+    assert!(
+        side >= 0.5 * 800.0,
+        "the QR code is {side}px: too small to scan from a step away"
+    );
+    let from_qr = decode_qr(&png, &rect);
+    let view = js(
+        &kiosk,
+        "fetch('/api/sessions/' + session.id).then(r => r.json())",
+    )
+    .await;
+    assert_eq!(view["state"], "done", "{view}");
+    assert_eq!(
+        Some(from_qr.as_str()),
+        view["download_url"].as_str(),
+        "the QR code on screen leads to the download page"
+    );
+    assert!(
+        from_qr.starts_with(&d.base) && from_qr.contains("/d/"),
+        "{from_qr}"
+    );
+
+    // Without a booth Wi-Fi the clip takes the room its QR code leaves.
+    js(
+        &kiosk,
+        "document.getElementById('wifi').hidden = true; document.body.classList.remove('wifi-on')",
+    )
+    .await;
+    kiosk_shot(&kiosk, "08-result-no-wifi", true).await;
+
+    the_guest_on_a_phone(c, &from_qr).await;
+
+    // Done: back to attract for the next couple.
+    tap(&kiosk, "#done").await;
+    kiosk_screen_is(&kiosk, "attract", 30).await;
+}
+
+async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
+    let phone = c.open(url, Device::PHONE).await;
+    wait_until(
+        &phone,
+        "(() => { const v = document.getElementById('v'); return v.readyState >= 2 && v.currentTime > 0.2; })()",
+        60,
+        "the clip to play on the phone",
+        PHONE_STATE,
+    )
+    .await;
+    let v = js(
+        &phone,
+        r##"(async () => {
+            const v = document.getElementById("v");
+            const poster = new Image();
+            poster.src = v.poster;
+            await poster.decode().catch(() => {});
+            const t = v.currentTime;
+            await new Promise(r => setTimeout(r, 700));
+            const r = v.getBoundingClientRect();
+            const label = document.querySelector(".ai");
+            const lr = label.getBoundingClientRect();
+            const a = document.getElementById("download");
+            return {
+                playsinline: v.hasAttribute("playsinline"),
+                moved: v.currentTime !== t,
+                paused: v.paused,
+                fullscreen: document.fullscreenElement !== null || !!v.webkitDisplayingFullscreen,
+                width: r.width, page: document.documentElement.clientWidth,
+                poster: poster.naturalWidth,
+                label: label.textContent, labelShown: lr.width > 0 && getComputedStyle(label).visibility !== "hidden" &&
+                    lr.top >= r.top && lr.bottom <= r.bottom,
+                download: a.hasAttribute("download"), href: a.href,
+                downloadType: await fetch(a.href, { method: "HEAD" }).then(r => r.headers.get("content-type")),
+                buttons: [...document.querySelectorAll("#page a.btn, #page button")].filter(b => b.getClientRects().length).map(b => Math.round(b.getBoundingClientRect().height)),
+            };
+        })()"##,
+    )
+    .await;
+    assert_eq!(v["playsinline"], true, "{v}");
+    assert_eq!(v["moved"], true, "the clip plays: {v}");
+    assert_eq!(v["paused"], false, "{v}");
+    assert_eq!(v["fullscreen"], false, "plays inline: {v}");
+    let (w, page) = (v["width"].as_f64().unwrap(), v["page"].as_f64().unwrap());
+    assert!(w >= page - 40.0, "the clip fills the width: {v}");
+    assert!(v["poster"].as_u64().unwrap() > 0, "the poster loads: {v}");
+    assert_eq!(v["label"], "AI-generated");
+    assert_eq!(v["labelShown"], true, "{v}");
+    assert_eq!(v["download"], true, "{v}");
+    assert_eq!(v["href"], format!("{url}/video.mp4"));
+    assert_eq!(v["downloadType"], "video/mp4");
+    for h in v["buttons"].as_array().unwrap() {
+        assert!(h.as_f64().unwrap() >= 48.0, "a button under 48px tall: {v}");
+    }
+    screenshot(&phone, &artifacts().join("09-phone-390.png")).await;
+
+    // A small Android phone, 360 px wide: nothing sideways, nothing cut off.
+    browser::emulate(&phone, Device::SMALL_PHONE).await;
+    next_frame(&phone).await;
+    let fit = js(
+        &phone,
+        "({ scroll: document.scrollingElement.scrollWidth, width: innerWidth,
+            video: document.getElementById('v').getBoundingClientRect().width })",
+    )
+    .await;
+    assert_eq!(fit["width"], 360, "{fit}");
+    assert!(
+        fit["scroll"].as_f64().unwrap() <= 360.0,
+        "scrolls sideways: {fit}"
+    );
+    assert!(fit["video"].as_f64().unwrap() >= 320.0, "{fit}");
+    screenshot(&phone, &artifacts().join("10-phone-360.png")).await;
+    browser::emulate(&phone, Device::PHONE).await;
+
+    // "Delete my video": confirmed, gone, the link answers 404.
+    js(&phone, "window.confirm = () => true").await;
+    tap(&phone, "#delete").await;
+    wait_until(
+        &phone,
+        "getComputedStyle(document.getElementById('deleted')).display !== 'none' && \
+         getComputedStyle(document.getElementById('page')).display === 'none'",
+        30,
+        "the deleted message",
+        PHONE_STATE,
+    )
+    .await;
+    let msg = js(&phone, "document.getElementById('deleted').innerText").await;
+    assert!(msg.as_str().unwrap().contains("deleted"), "{msg}");
+    screenshot(&phone, &artifacts().join("11-phone-deleted.png")).await;
+    let gone = js(
+        &phone,
+        "Promise.all([fetch(location.href), fetch(location.href + '/video.mp4')]).then(rs => rs.map(r => r.status))",
+    )
+    .await;
+    assert_eq!(gone, serde_json::json!([404, 404]));
+    phone.reload().await.expect("reload");
+    wait_until(
+        &phone,
+        "document.body && document.body.innerText.includes('expired')",
+        30,
+        "the link-gone page",
+        PHONE_STATE,
+    )
+    .await;
+    screenshot(&phone, &artifacts().join("12-phone-link-gone.png")).await;
+    let _ = phone.close().await;
+}
+
+#[test]
+fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract() {
+    let name = "a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let c = Chromium::launch(1280, 800).await;
+        let result = tokio::time::timeout(Duration::from_secs(240), async {
+            let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+
+            // The first couple asks for their clip and lets the next couple start.
+            tap(&kiosk, "#start").await;
+            kiosk_screen_is(&kiosk, "consent", 30).await;
+            tap(&kiosk, "#agree").await;
+            kiosk_screen_is(&kiosk, "pose", 30).await;
+            tap(&kiosk, "#shoot").await;
+            kiosk_screen_is(&kiosk, "review", 90).await;
+            tap(&kiosk, "#make").await;
+            kiosk_screen_is(&kiosk, "rendering", 30).await;
+            let first = js(&kiosk, "session.id").await;
+            let first = first.as_str().unwrap().to_string();
+            tap(&kiosk, "#next-couple").await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+
+            // The next couple is reading the consent screen when the first clip finishes: the
+            // screen stays theirs.
+            tap(&kiosk, "#start").await;
+            kiosk_screen_is(&kiosk, "consent", 30).await;
+            wait_until(
+                &kiosk,
+                &format!("ready.has({first:?})"),
+                120,
+                "the first clip to finish",
+                KIOSK_STATE,
+            )
+            .await;
+            kiosk_screen_is(&kiosk, "consent", 1).await;
+
+            // They decline; the attract screen offers the first couple their clip.
+            tap(&kiosk, "#decline").await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            wait_until(
+                &kiosk,
+                "(() => { const v = document.querySelector('#ready-tray video'); return v && v.readyState >= 2; })()",
+                30,
+                "the finished clip in the tray",
+                KIOSK_STATE,
+            )
+            .await;
+            kiosk_shot(&kiosk, "13-attract-clip-ready", true).await;
+            tap(&kiosk, "#ready-tray button").await;
+            kiosk_screen_is(&kiosk, "result", 30).await;
+            wait_until(
+                &kiosk,
+                &format!(
+                    "document.getElementById('clip').src.includes({first:?}) && \
+                     document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0"
+                ),
+                30,
+                "the first couple's clip and QR code",
+                KIOSK_STATE,
+            )
+            .await;
+            tap(&kiosk, "#done").await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            let tray = js(&kiosk, "document.getElementById('ready-tray').hidden").await;
+            assert_eq!(tray, true, "the clip leaves the tray once shown");
+        })
+        .await;
+        c.close().await;
+        result
+    });
+    if outcome.is_err() {
+        panic!("the tray test ran over 240 s: {}", d.log());
+    }
+    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
+    assert!(
+        layout.is_empty(),
+        "kiosk layout problems:\n{}",
+        layout.join("\n")
+    );
+    eprintln!(
+        "two couples shared the screen in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
