@@ -338,7 +338,11 @@ fn cpu_seconds() -> f64 {
     let f: Vec<&str> = after.split_whitespace().collect();
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    let field = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
     (field(11) + field(12)) / ticks
 }
 
@@ -351,7 +355,9 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let stills = data.path().join("stills");
     std::fs::create_dir_all(&stills)?;
     std::fs::copy(&image, stills.join("couple.jpg"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let cfg = crate::config::Config {
         listen: format!("127.0.0.1:{port}").parse()?,
@@ -361,14 +367,21 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
         ..Default::default()
     };
     let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = crate::serve_cmd::server_runtime()?;
     let app = crate::server::router(booth.clone());
     rt.spawn(async move {
         if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
-            let _ = axum::serve(l, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await;
+            let _ = axum::serve(
+                l,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await;
         }
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
     let post = |path: &str| -> anyhow::Result<serde_json::Value> {
         let mut r = agent.post(&format!("{base}{path}")).send_empty()?;
         Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
@@ -408,7 +421,10 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let idle_cpu = (cpu_seconds() - cpu0) / idle_s * 100.0;
 
     let session = |label: &str| -> anyhow::Result<(f64, String, String)> {
-        let id = post("/api/sessions")?["id"].as_str().unwrap_or_default().to_string();
+        let id = post("/api/sessions")?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         post(&format!("/api/sessions/{id}/consent"))?;
         let t = Instant::now();
         let v = post(&format!("/api/sessions/{id}/capture"))?;
@@ -417,8 +433,14 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
         loop {
             let v = get(&format!("/api/sessions/{id}"))?;
             if v["state"] == "done" {
-                let _qr = agent.get(&format!("{base}/api/sessions/{id}/qr.svg")).call()?;
-                return Ok((t.elapsed().as_secs_f64(), id, v["download_url"].as_str().unwrap_or_default().to_string()));
+                let _qr = agent
+                    .get(&format!("{base}/api/sessions/{id}/qr.svg"))
+                    .call()?;
+                return Ok((
+                    t.elapsed().as_secs_f64(),
+                    id,
+                    v["download_url"].as_str().unwrap_or_default().to_string(),
+                ));
             }
             anyhow::ensure!(v["state"] != "failed", "{label}: render failed: {v}");
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -435,7 +457,13 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let downloads = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for _ in 0..phones {
-        let (stop, bytes, downloads, url, agent) = (stop.clone(), bytes.clone(), downloads.clone(), format!("{url}/video.mp4"), agent.clone());
+        let (stop, bytes, downloads, url, agent) = (
+            stop.clone(),
+            bytes.clone(),
+            downloads.clone(),
+            format!("{url}/video.mp4"),
+            agent.clone(),
+        );
         handles.push(std::thread::spawn(move || {
             let t = Instant::now();
             while !stop.load(Ordering::Relaxed) && t.elapsed().as_secs() < 120 {
@@ -456,7 +484,10 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     }
     let (loaded, _, _) = loaded?;
     booth.shutdown.trigger();
-    println!("booth on loopback, stills camera, {}x{} {} s clips", booth.cfg.render.width, booth.cfg.render.height, booth.cfg.render.seconds);
+    println!(
+        "booth on loopback, stills camera, {}x{} {} s clips",
+        booth.cfg.render.width, booth.cfg.render.height, booth.cfg.render.seconds
+    );
     println!("  idle on the attract screen: booth CPU {attract_cpu:.0}% of one core");
     println!(
         "  live preview with the gate: {:.1} frames/s (the stills camera's rate), CPU {:.0}% of one core (this bench's reader included)",

@@ -41,10 +41,7 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = common.runtime()?;
     let booth = Booth::start(cfg.clone(), common.models_dir(), rt)?;
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let tokio_rt = server_runtime()?;
     tokio_rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -86,4 +83,22 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("server failed")
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The HTTP server's runtime: two workers at a lower priority (nice 5) than the render threads,
+/// so guests downloading at once slow the clip in progress as little as possible.
+pub fn server_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("http")
+        .on_thread_start(|| {
+            // SAFETY: setpriority on the calling thread (on Linux a thread id names the thread
+            // for PRIO_PROCESS); a failure only leaves the default priority.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, 5);
+            }
+        })
+        .enable_all()
+        .build()
 }

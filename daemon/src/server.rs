@@ -400,9 +400,16 @@ async fn events(
     State(b): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     let rx = b.events.subscribe();
-    let first =
-        Event::default().data(json!({"type": "status", "status": b.status_json()}).to_string());
-    let s = stream::once(async move { Ok(first) }).chain(stream::unfold(rx, |mut rx| async move {
+    // A kiosk that (re)connects learns the current state at once, not at the next change.
+    let mut opening = vec![Ok(
+        Event::default().data(json!({"type": "status", "status": b.status_json()}).to_string())
+    )];
+    if let Some(v) = b.preview.read().ok().and_then(|p| p.verdict.clone()) {
+        opening.push(Ok(
+            Event::default().data(json!({"type": "preview", "verdict": v}).to_string())
+        ));
+    }
+    let s = stream::iter(opening).chain(stream::unfold(rx, |mut rx| async move {
         loop {
             match rx.recv().await {
                 Ok(msg) => return Some((Ok(Event::default().data(msg)), rx)),
