@@ -157,3 +157,20 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
         "temporaries left: {names:?}"
     );
 }
+
+#[test]
+fn a_nearly_full_disk_stops_new_sessions_with_a_clear_message() {
+    if !have_models("a_nearly_full_disk_stops_new_sessions_with_a_clear_message") {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    // a watermark far above any real disk's free space
+    let cfg = config(cfg_dir.path(), "[storage]\nmin_free_mb = 1000000000\n");
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let (st, v) = d.post("/api/sessions");
+    assert_eq!(st, 503, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("storage is full"),
+        "{v}"
+    );
+}

@@ -208,6 +208,16 @@ impl Booth {
     }
 
     pub fn new_session(&self) -> BoothResult<SessionView> {
+        if let Some(free) = crate::doctor_cmd::free_bytes(&self.cfg.data)
+            && free < self.cfg.storage.min_free_mb.saturating_mul(1 << 20)
+        {
+            self.store
+                .audit("disk_low", None, &format!("{} MiB free", free >> 20));
+            return Err(BoothError::Busy(
+                "The booth's storage is full. Please ask the operator to make room (end of event)."
+                    .into(),
+            ));
+        }
         // One couple at the screen at a time: a session still posing is abandoned.
         for s in self.store.sessions_in(&["consent", "pose", "review"])? {
             self.store

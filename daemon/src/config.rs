@@ -25,6 +25,21 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     pub wifi: WifiConfig,
     pub capture: CaptureConfig,
+    pub storage: StorageConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// New sessions are refused (with a message for the operator) while the data disk has less
+    /// free space than this, so a full disk never breaks a render half-way.
+    pub min_free_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { min_free_mb: 1024 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,6 +94,7 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             wifi: WifiConfig::default(),
             capture: CaptureConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
