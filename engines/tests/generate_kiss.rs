@@ -201,6 +201,32 @@ fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     sum as f64 / a.as_raw().len() as f64
 }
 
+/// Share of the back face's landmark box that the front face (jaw, brows raised to cover the
+/// forehead) covers, estimated on a 64x64 grid over the box.
+fn covered_share(front: &Landmarks, back: &Landmarks) -> f32 {
+    let p = &front.0;
+    let iod = front.inter_ocular();
+    let mut outline: Vec<[f32; 2]> = p[0..17].to_vec();
+    outline.extend((17..27).rev().map(|i| [p[i][0], p[i][1] - 0.55 * iod]));
+    let (x0, x1) = back
+        .0
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[0]), b.max(q[0])));
+    let (y0, y1) = back
+        .0
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[1]), b.max(q[1])));
+    let n = 64;
+    let hits = (0..n * n)
+        .filter(|i| {
+            let x = x0 + (x1 - x0) * ((i % n) as f32 + 0.5) / n as f32;
+            let y = y0 + (y1 - y0) * ((i / n) as f32 + 0.5) / n as f32;
+            inside(&outline, x, y)
+        })
+        .count();
+    hits as f32 / (n * n) as f32
+}
+
 fn mean_iod(faces: &[Landmarks; 2]) -> f32 {
     0.5 * (faces[0].inter_ocular() + faces[1].inter_ocular())
 }
@@ -417,6 +443,12 @@ fn mouths_meet_at_contact_frame() {
         "mouths {} px apart at contact",
         info.mouth_distance()
     );
+    let covered = covered_share(&info.landmarks[info.front], &info.landmarks[1 - info.front]);
+    eprintln!(
+        "the front face covers {:.0}% of the back face's box",
+        100.0 * covered
+    );
+    assert!(covered <= 0.4, "the back face is {covered:.2} hidden");
     // And the picture agrees: lips where the mouths meet.
     let [a, b] = info.mouth_centres;
     let px = frame.get_pixel(((a[0] + b[0]) / 2.0) as u32, ((a[1] + b[1]) / 2.0) as u32);
@@ -728,6 +760,49 @@ fn renders_the_real_couple_fixture() {
         height: 720,
         ..MorphConfig::default()
     };
+    // Whoever is in front, the face behind stays mostly visible at contact.
+    let mut worst = 0.0f32;
+    let placed = MorphGenerator::plan(
+        cfg.clone(),
+        &TimelineConfig::default(),
+        &shape,
+        inputs.clone(),
+    )
+    .expect("plans")
+    .layout()
+    .landmarks;
+    for seed in 0..8 {
+        let tl = TimelineConfig {
+            seed,
+            ..TimelineConfig::default()
+        };
+        let timeline =
+            Timeline::plan(&tl, &shape, [&placed[0], &placed[1]], (1280, 720)).expect("plans");
+        let at = &timeline.frames()[timeline.contact_frame()];
+        let [a, b] = [0, 1].map(|k| at.faces[k].expressed());
+        let (front, back) = if at.front == 0 { (a, b) } else { (b, a) };
+        let covered = covered_share(&front, &back);
+        let xs = |l: &Landmarks| {
+            l.0.iter()
+                .fold((f32::MAX, f32::MIN), |(p, q), v| (p.min(v[0]), q.max(v[0])))
+        };
+        eprintln!(
+            "seed {seed}: front {} (yaw {:.0}° / {:.0}°, roll {:.0}°), covers {:.0}% of the back face's box; x {:?} {:?}, mouths {:?} {:?}, noses {:?} {:?}",
+            at.front,
+            at.faces[0].angles.yaw,
+            at.faces[1].angles.yaw,
+            at.faces[0].angles.roll,
+            100.0 * covered,
+            xs(&a),
+            xs(&b),
+            a.mouth_centre(),
+            b.mouth_centre(),
+            a.0[30],
+            b.0[30],
+        );
+        worst = worst.max(covered);
+    }
+    assert!(worst <= 0.4, "the back face is up to {worst:.2} hidden");
     let start = Instant::now();
     let mut generator =
         MorphGenerator::plan(cfg, &TimelineConfig::default(), &shape, inputs).expect("plans");
@@ -752,6 +827,7 @@ fn renders_the_real_couple_fixture() {
     }
     let total = start.elapsed().as_secs_f64() - setup;
     let info = at_contact.expect("contact rendered");
+
     eprintln!(
         "real couple 1280x720: setup {:.0} ms, {index} frames in {total:.2} s ({:.1} ms/frame); mouths {:.2} px apart at contact (iod {iod:.1}); frames in {}",
         setup * 1e3,
