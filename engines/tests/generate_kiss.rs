@@ -191,6 +191,73 @@ fn couple(shape: &MeanShape) -> MorphInputs {
     MorphInputs::Couple { frame, faces }
 }
 
+const HAIR: [u8; 3] = [30, 160, 60];
+
+/// Hair above a face: from the top of the drawn forehead up to about 1.4 inter-ocular
+/// distances above the brows, a little wider than the face.
+fn draw_hair(img: &mut RgbImage, lm: &Landmarks) {
+    let iod = lm.inter_ocular();
+    let brows = lm.0[17..27]
+        .iter()
+        .fold([0.0f32; 2], |a, p| [a[0] + p[0] / 10.0, a[1] + p[1] / 10.0]);
+    let half = 0.55 * (lm.0[16][0] - lm.0[0][0]).abs();
+    let poly: Vec<[f32; 2]> = (0..=16)
+        .map(|i| {
+            let a = std::f32::consts::PI * i as f32 / 16.0;
+            [
+                brows[0] - half * a.cos(),
+                brows[1] - 0.4 * iod - 1.0 * iod * a.sin(),
+            ]
+        })
+        .collect();
+    fill(img, &poly, |_, _| HAIR);
+}
+
+/// [`couple`] with hair on both heads, and the whites of the eyes drawn a little beyond the
+/// eye landmarks, as a real detector's landmarks often leave them.
+fn couple_with_hair(shape: &MeanShape) -> MorphInputs {
+    let MorphInputs::Couple { faces, .. } = couple(shape) else {
+        unreachable!("a couple")
+    };
+    let mut frame = backdrop(960, 540);
+    for (lm, skin) in faces.iter().zip([SKIN_A, SKIN_B]) {
+        draw_hair(&mut frame, lm);
+        draw_face(&mut frame, lm, skin);
+        for eye in [36..42, 42..48] {
+            let n = eye.len() as f32;
+            let c = lm.0[eye.clone()]
+                .iter()
+                .fold([0.0; 2], |a, q| [a[0] + q[0] / n, a[1] + q[1] / n]);
+            let wide: Vec<[f32; 2]> = lm.0[eye]
+                .iter()
+                .map(|q| [c[0] + 1.35 * (q[0] - c[0]), c[1] + 1.6 * (q[1] - c[1])])
+                .collect();
+            fill(&mut frame, &wide, |_, _| EYE_WHITE);
+            disc(&mut frame, c, 0.09 * lm.inter_ocular(), [40, 60, 90]);
+        }
+    }
+    MorphInputs::Couple { frame, faces }
+}
+
+const EYE_WHITE: [u8; 3] = [245, 245, 240];
+
+fn is_colour(px: &Rgb<u8>, want: [u8; 3], tolerance: u8) -> bool {
+    (0..3).all(|c| px[c].abs_diff(want[c]) <= tolerance)
+}
+
+/// Mean absolute difference between horizontal neighbours: how sharp a picture is.
+fn sharpness(img: &RgbImage) -> f64 {
+    let (w, h) = (img.width(), img.height());
+    let mut sum = 0u64;
+    for y in 0..h {
+        for x in 1..w {
+            let (a, b) = (img.get_pixel(x - 1, y), img.get_pixel(x, y));
+            sum += (0..3).map(|c| a[c].abs_diff(b[c]) as u64).sum::<u64>();
+        }
+    }
+    sum as f64 / ((w - 1) * h * 3) as f64
+}
+
 fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
     let sum: u64 = a
         .as_raw()
@@ -199,6 +266,32 @@ fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
         .map(|(x, y)| x.abs_diff(*y) as u64)
         .sum();
     sum as f64 / a.as_raw().len() as f64
+}
+
+/// Share of the back face's landmark box that the front face (jaw, brows raised to cover the
+/// forehead) covers, estimated on a 64x64 grid over the box.
+fn covered_share(front: &Landmarks, back: &Landmarks) -> f32 {
+    let p = &front.0;
+    let iod = front.inter_ocular();
+    let mut outline: Vec<[f32; 2]> = p[0..17].to_vec();
+    outline.extend((17..27).rev().map(|i| [p[i][0], p[i][1] - 0.55 * iod]));
+    let (x0, x1) = back
+        .0
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[0]), b.max(q[0])));
+    let (y0, y1) = back
+        .0
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[1]), b.max(q[1])));
+    let n = 64;
+    let hits = (0..n * n)
+        .filter(|i| {
+            let x = x0 + (x1 - x0) * ((i % n) as f32 + 0.5) / n as f32;
+            let y = y0 + (y1 - y0) * ((i / n) as f32 + 0.5) / n as f32;
+            inside(&outline, x, y)
+        })
+        .count();
+    hits as f32 / (n * n) as f32
 }
 
 fn mean_iod(faces: &[Landmarks; 2]) -> f32 {
@@ -417,6 +510,12 @@ fn mouths_meet_at_contact_frame() {
         "mouths {} px apart at contact",
         info.mouth_distance()
     );
+    let covered = covered_share(&info.landmarks[info.front], &info.landmarks[1 - info.front]);
+    eprintln!(
+        "the front face covers {:.0}% of the back face's box",
+        100.0 * covered
+    );
+    assert!(covered <= 0.4, "the back face is {covered:.2} hidden");
     // And the picture agrees: lips where the mouths meet.
     let [a, b] = info.mouth_centres;
     let px = frame.get_pixel(((a[0] + b[0]) / 2.0) as u32, ((a[1] + b[1]) / 2.0) as u32);
@@ -683,6 +782,181 @@ fn renders_a_five_second_kiss_as_a_stream() {
     }
 }
 
+#[test]
+fn the_whole_head_moves_hair_and_all_over_a_sharp_background() {
+    let shape = shape_or_skip!();
+    let inputs = couple_with_hair(&shape);
+    let MorphInputs::Couple { frame: capture, .. } = &inputs else {
+        unreachable!("a couple")
+    };
+    let cfg = MorphConfig {
+        width: 960,
+        height: 540,
+        ..MorphConfig::default()
+    };
+    let mut generator =
+        MorphGenerator::plan(cfg, &TimelineConfig::default(), &shape, inputs.clone())
+            .expect("plans");
+    let rest = generator.layout().landmarks;
+    let first = generator.render(0).expect("renders");
+    let contact = generator.timeline().contact_frame();
+    let frame = generator.render(contact).expect("renders");
+    let moved = generator.last_info().expect("info").landmarks;
+    // Share of hair pixels in a box of 0.8 iod around a point 0.9 iod above the brows.
+    let hair_above = |img: &RgbImage, lm: &Landmarks| {
+        let brows = lm.0[17..27]
+            .iter()
+            .fold([0.0f32; 2], |a, p| [a[0] + p[0] / 10.0, a[1] + p[1] / 10.0]);
+        let (l, r) = (lm.eye_left(), lm.eye_right());
+        let iod = lm.inter_ocular();
+        let up = [(r[1] - l[1]) / iod, -(r[0] - l[0]) / iod];
+        let c = [brows[0] + 0.9 * iod * up[0], brows[1] + 0.9 * iod * up[1]];
+        let half = 0.4 * iod;
+        let (mut hair, mut all) = (0, 0);
+        for y in (c[1] - half).max(0.0) as u32..((c[1] + half) as u32).min(img.height()) {
+            for x in (c[0] - half).max(0.0) as u32..((c[0] + half) as u32).min(img.width()) {
+                all += 1;
+                hair += is_colour(img.get_pixel(x, y), HAIR, 30) as usize;
+            }
+        }
+        (c, hair as f32 / all.max(1) as f32)
+    };
+    for k in 0..2 {
+        let ((was, at_rest), (now, moved_along)) =
+            (hair_above(&first, &rest[k]), hair_above(&frame, &moved[k]));
+        let (_, left_behind) = hair_above(&frame, &rest[k]);
+        let travelled = ((now[0] - was[0]).powi(2) + (now[1] - was[1]).powi(2)).sqrt();
+        eprintln!(
+            "face {k}: travelled {travelled:.0} px; hair above the brows: {:.0}% at rest, {:.0}% above the moved brows, {:.0}% left where it was",
+            100.0 * at_rest,
+            100.0 * moved_along,
+            100.0 * left_behind
+        );
+        assert!(
+            travelled > 2.0 * rest[k].inter_ocular(),
+            "the head leans in"
+        );
+        assert!(at_rest > 0.75, "face {k}: hair drawn");
+        assert!(moved_along > 0.5, "face {k}: its hair went along");
+        assert!(
+            left_behind < 0.1,
+            "face {k}: no ghost of the hair left behind"
+        );
+    }
+    // No blurred background: the picture keeps most of the capture's edges (a blur as wide as
+    // the backdrop's stripes would wipe them out; stretching behind the moving heads only
+    // spaces them out a little), and the bottom border, where the bodies meet the frame, has
+    // not moved.
+    let (s0, s1) = (sharpness(&first), sharpness(&frame));
+    eprintln!("sharpness: frame 0 {s0:.2}, contact {s1:.2}");
+    assert!(s1 > 0.55 * s0, "contact frame blurred: {s1:.2} vs {s0:.2}");
+    let h = frame.height();
+    let bottom = (0..frame.width())
+        .map(|x| {
+            let (a, b) = (frame.get_pixel(x, h - 1), capture.get_pixel(x, h - 1));
+            (0..3).map(|c| a[c].abs_diff(b[c]) as u64).sum::<u64>()
+        })
+        .sum::<u64>() as f64
+        / (frame.width() * 3) as f64;
+    assert!(bottom < 1.0, "the bottom row moved by {bottom:.2}");
+}
+
+#[test]
+fn shut_eyes_show_no_white_even_with_landmarks_off() {
+    let shape = shape_or_skip!();
+    let cfg = MorphConfig {
+        width: 960,
+        height: 540,
+        ..MorphConfig::default()
+    };
+    let mut generator = MorphGenerator::plan(
+        cfg,
+        &TimelineConfig::default(),
+        &shape,
+        couple_with_hair(&shape),
+    )
+    .expect("plans");
+    let first = generator.render(0).expect("renders");
+    let whites = |img: &RgbImage, lm: &Landmarks| {
+        let iod = lm.inter_ocular();
+        let (xs, ys): (Vec<f32>, Vec<f32>) = lm.0[36..48].iter().map(|p| (p[0], p[1])).unzip();
+        let fold = |v: &[f32]| {
+            v.iter()
+                .fold((f32::MAX, f32::MIN), |(a, b), x| (a.min(*x), b.max(*x)))
+        };
+        let ((x0, x1), (y0, y1)) = (fold(&xs), fold(&ys));
+        let m = 0.3 * iod;
+        let mut n = 0;
+        for y in (y0 - m).max(0.0) as u32..((y1 + m) as u32).min(img.height()) {
+            for x in (x0 - m).max(0.0) as u32..((x1 + m) as u32).min(img.width()) {
+                if is_colour(img.get_pixel(x, y), EYE_WHITE, 25) {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    let open: usize = generator
+        .layout()
+        .landmarks
+        .iter()
+        .map(|lm| whites(&first, lm))
+        .sum();
+    let contact = generator.timeline().contact_frame();
+    let frame = generator.render(contact).expect("renders");
+    let info = generator.last_info().expect("info").clone();
+    let shut: usize = info.landmarks.iter().map(|lm| whites(&frame, lm)).sum();
+    eprintln!("white eye pixels: {open} open, {shut} shut");
+    assert!(open > 100, "the eyes start open");
+    assert_eq!(shut, 0, "white shows under shut lids");
+}
+
+#[test]
+fn the_picture_moves_while_they_hold_the_kiss() {
+    let shape = shape_or_skip!();
+    let cfg = MorphConfig {
+        width: 256,
+        height: 256,
+        ..MorphConfig::default()
+    };
+    let mut generator =
+        MorphGenerator::plan(cfg, &TimelineConfig::default(), &shape, couple(&shape))
+            .expect("plans");
+    let hold: Vec<usize> = generator
+        .timeline()
+        .frames()
+        .iter()
+        .filter(|f| f.phase == Phase::Hold)
+        .map(|f| f.index)
+        .collect();
+    assert!(hold.len() > 10, "a hold of {} frames", hold.len());
+    let frames: Vec<RgbImage> = hold
+        .iter()
+        .map(|&i| generator.render(i).expect("renders"))
+        .collect();
+    let info = generator.last_info().expect("info").clone();
+    let iod = mean_iod(&generator.layout().landmarks);
+    let drift = frames
+        .iter()
+        .map(|f| mean_abs_diff(&frames[0], f))
+        .fold(0.0, f64::max);
+    let still = frames
+        .windows(2)
+        .filter(|w| mean_abs_diff(&w[0], &w[1]) == 0.0)
+        .count();
+    eprintln!(
+        "hold of {} frames: largest change from its first frame {drift:.3}, {still} identical neighbours; mouths {:.2} px apart at its end",
+        hold.len(),
+        info.mouth_distance()
+    );
+    assert!(drift > 0.2, "the hold is frozen");
+    assert!(still <= hold.len() / 4, "{still} frames repeat");
+    assert!(
+        info.mouth_distance() <= 0.1 * iod,
+        "the sway keeps the mouths together"
+    );
+}
+
 /// The shared couple photograph, its landmarks from the Python reference.
 #[test]
 fn renders_the_real_couple_fixture() {
@@ -728,6 +1002,49 @@ fn renders_the_real_couple_fixture() {
         height: 720,
         ..MorphConfig::default()
     };
+    // Whoever is in front, the face behind stays mostly visible at contact.
+    let mut worst = 0.0f32;
+    let placed = MorphGenerator::plan(
+        cfg.clone(),
+        &TimelineConfig::default(),
+        &shape,
+        inputs.clone(),
+    )
+    .expect("plans")
+    .layout()
+    .landmarks;
+    for seed in 0..8 {
+        let tl = TimelineConfig {
+            seed,
+            ..TimelineConfig::default()
+        };
+        let timeline =
+            Timeline::plan(&tl, &shape, [&placed[0], &placed[1]], (1280, 720)).expect("plans");
+        let at = &timeline.frames()[timeline.contact_frame()];
+        let [a, b] = [0, 1].map(|k| at.faces[k].expressed());
+        let (front, back) = if at.front == 0 { (a, b) } else { (b, a) };
+        let covered = covered_share(&front, &back);
+        let xs = |l: &Landmarks| {
+            l.0.iter()
+                .fold((f32::MAX, f32::MIN), |(p, q), v| (p.min(v[0]), q.max(v[0])))
+        };
+        eprintln!(
+            "seed {seed}: front {} (yaw {:.0}° / {:.0}°, roll {:.0}°), covers {:.0}% of the back face's box; x {:?} {:?}, mouths {:?} {:?}, noses {:?} {:?}",
+            at.front,
+            at.faces[0].angles.yaw,
+            at.faces[1].angles.yaw,
+            at.faces[0].angles.roll,
+            100.0 * covered,
+            xs(&a),
+            xs(&b),
+            a.mouth_centre(),
+            b.mouth_centre(),
+            a.0[30],
+            b.0[30],
+        );
+        worst = worst.max(covered);
+    }
+    assert!(worst <= 0.4, "the back face is up to {worst:.2} hidden");
     let start = Instant::now();
     let mut generator =
         MorphGenerator::plan(cfg, &TimelineConfig::default(), &shape, inputs).expect("plans");
@@ -752,6 +1069,7 @@ fn renders_the_real_couple_fixture() {
     }
     let total = start.elapsed().as_secs_f64() - setup;
     let info = at_contact.expect("contact rendered");
+
     eprintln!(
         "real couple 1280x720: setup {:.0} ms, {index} frames in {total:.2} s ({:.1} ms/frame); mouths {:.2} px apart at contact (iod {iod:.1}); frames in {}",
         setup * 1e3,

@@ -25,8 +25,9 @@ const LIDS: [(usize, usize); 4] = [(37, 41), (38, 40), (43, 47), (44, 46)];
 const CORNERS: [usize; 4] = [48, 54, 60, 64];
 /// Lip points next to the outer corners.
 const NEAR_CORNERS: [usize; 4] = [49, 53, 55, 59];
-/// Share of the lid gap closed at `eye_closure = 1`: a thin line of lashes stays.
-const LID_CLOSE: f32 = 0.97;
+/// Share of the lid gap closed at `eye_closure = 1`: all of it, so the eye's interior has no
+/// area left (the morph then draws lid skin over it, see `morph::person`).
+const LID_CLOSE: f32 = 1.0;
 /// Pucker: corners drawn toward the mouth centre, other lip points less.
 const PUCKER_CORNER_IN: f32 = 0.32;
 const PUCKER_LIP_IN: f32 = 0.15;
@@ -34,7 +35,7 @@ const PUCKER_LIP_IN: f32 = 0.15;
 const PUCKER_ROUND: f32 = 0.08;
 const PUCKER_INNER_CLOSE: f32 = 0.7;
 /// Pucker: lips pushed forward, in inter-ocular distances.
-const PUCKER_PUSH: f32 = 0.12;
+const PUCKER_PUSH: f32 = 0.2;
 /// Smile: corners out and up, in inter-ocular distances.
 const SMILE_OUT: f32 = 0.08;
 const SMILE_UP: f32 = 0.06;

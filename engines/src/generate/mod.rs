@@ -8,9 +8,10 @@
 //!    cannot kiss by sliding in 2D: their noses collide.
 //! 2. [`timeline`]: [`Timeline::plan`] turns a [`TimelineConfig`] and the two faces (in canvas
 //!    pixels) into per-frame targets: landmarks, eye closure, pucker, smile, depth order, phase.
-//! 3. [`morph`]: [`MorphGenerator`] warps each face with a triangle mesh onto those targets and
-//!    composites both over a blurred background, one frame at a time, so encoding can run
-//!    alongside rendering.
+//! 3. [`morph`]: [`MorphGenerator`] warps each person as a whole (the sharp capture deformed by
+//!    one smooth mesh that carries head, hair and neck onto those targets and fades out toward
+//!    the canvas border and the body), and lays the two people together with the head in front
+//!    over the other, one frame at a time, so encoding can run alongside rendering.
 //!
 //! ```no_run
 //! use kissbooth_engines::generate::{MeanShape, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig};

@@ -6,8 +6,12 @@
 //! [`Phase::Part`] (the heads part slightly, eyes open a little, a smile).
 //!
 //! Every curve is eased (cubic smoothstep), so nothing jumps. A seed adds small, repeatable
-//! variation: the turn and tilt amounts, the tilt direction, which face is in front, and the
-//! phase timing (a few percent of the duration).
+//! variation: the turn and tilt amounts, which face is in front (and so the tilt's direction:
+//! the head behind tilts away, to stay in view), the phase timing (a few percent of the
+//! duration) and the phase of the sway.
+//!
+//! While they hold the kiss the picture is not frozen: both heads sway together by a pixel or
+//! two, slowly (a few seconds a cycle, like breathing), so the mouths stay together.
 //!
 //! ```
 //! use kissbooth_engines::generate::TimelineConfig;
@@ -36,7 +40,7 @@ pub struct TimelineConfig {
     pub seconds: f32,
     /// Frames per second, 8..=60.
     pub fps: u32,
-    /// 0..=1: how far the heads turn (25° at 0, 40° at 1) and tilt, how much the lips pucker
+    /// 0..=1: how far the heads turn (25° at 0, 35° at 1) and tilt, how much the lips pucker
     /// and the smile shows.
     pub intensity: f32,
     /// Seed of the small natural variation; the same seed gives the same frames.
@@ -171,9 +175,12 @@ struct Schedule {
 #[derive(Debug, Clone, Copy)]
 struct Variation {
     yaw: [f32; 2],
+    /// Tilt, degrees, unsigned: the heads tilt away from the face in front (see `plan`).
     roll: f32,
     front: usize,
     schedule: Schedule,
+    /// Phases of the hold's sway, radians (horizontal, vertical).
+    sway_phase: [f32; 2],
 }
 
 /// The planned kiss: one [`FramePlan`] per output frame.
@@ -186,12 +193,22 @@ pub struct Timeline {
     rest: [Landmarks; 2],
 }
 
+/// Head turn toward the partner at intensity 0 and 1, degrees. Less turn, less of the face
+/// behind hidden by the face in front.
+const YAW: (f32, f32) = (25.0, 35.0);
+/// Largest turn of a head from its pose in the capture, degrees.
+const MAX_TURN: f32 = 45.0;
 /// Gap left between the two puckered mouth centres at contact, in inter-ocular distances.
 const CONTACT_GAP: f32 = 0.04;
 /// How far each head moves back when the kiss parts, in inter-ocular distances.
 const PART_BACK: f32 = 0.3;
 /// Share of the turn undone while parting.
 const PART_UNTURN: f32 = 0.35;
+/// Sway while holding the kiss: amplitude in inter-ocular distances, kept within
+/// [`SWAY_PIXELS`], and the periods of its horizontal and vertical parts, seconds.
+const SWAY: f32 = 0.03;
+const SWAY_PIXELS: (f32, f32) = (1.0, 2.0);
+const SWAY_PERIOD: [f32; 2] = [2.9, 3.7];
 
 impl Timeline {
     /// Plans a kiss between two faces given in canvas pixels (the canvas is `frame_size`,
@@ -241,12 +258,18 @@ impl Timeline {
             ..var.schedule
         };
 
+        // Both heads tilt the same way on screen (so the noses pass one above the other), the
+        // top of the head behind moving away from the face in front: it stays in view.
+        let roll = -toward[1 - var.front] * var.roll;
+        // Never turn a head away from its partner (one already turned further keeps its turn),
+        // nor by more than MAX_TURN: a 2D warp of a large turn squeezes the face to a sliver.
         let targets: [HeadAngles; 2] = std::array::from_fn(|k| {
             let rest = lifted[k].angles();
+            let from = toward[k] * rest.yaw;
             HeadAngles {
-                yaw: toward[k] * var.yaw[k],
+                yaw: toward[k] * var.yaw[k].max(from).min(from + MAX_TURN),
                 pitch: rest.pitch,
-                roll: var.roll,
+                roll,
             }
         });
         let peak = |k: usize| {
@@ -279,15 +302,22 @@ impl Timeline {
             [-unit[0] * PART_BACK * iod[k], -unit[1] * PART_BACK * iod[k]]
         });
 
+        let sway_amp = (SWAY * mean_iod).clamp(SWAY_PIXELS.0, SWAY_PIXELS.1);
         let frames = (0..n)
             .map(|index| {
                 let t = index as f32 / last;
                 let c = Curves::at(t, &schedule, cfg.intensity);
+                // Both heads sway alike, so the mouths stay together; nothing at contact.
+                let sway: [f32; 2] = std::array::from_fn(|a| {
+                    let phase = std::f32::consts::TAU * t * cfg.seconds / SWAY_PERIOD[a];
+                    let amp = if a == 0 { sway_amp } else { 0.6 * sway_amp };
+                    c.hold * amp * (phase + var.sway_phase[a]).sin()
+                });
                 let faces = std::array::from_fn(|k| {
                     let angles = lifted[k].angles().lerp(&targets[k], c.turn);
                     let translation = [
-                        c.approach * approach[k][0] + c.part * back[k][0],
-                        c.approach * approach[k][1] + c.part * back[k][1],
+                        c.approach * approach[k][0] + c.part * back[k][0] + sway[0],
+                        c.approach * approach[k][1] + c.part * back[k][1] + sway[1],
                     ];
                     let motion = lifted[k].motion_to(angles, translation);
                     let (landmarks, depth) = lifted[k].apply(&motion);
@@ -382,6 +412,8 @@ struct Curves {
     approach: f32,
     turn: f32,
     part: f32,
+    /// Envelope of the sway: 0 until contact, 1 through the hold, back to 0 as they part.
+    hold: f32,
     expression: Expression,
 }
 
@@ -396,10 +428,12 @@ impl Curves {
             * ease(t, s.eyes - 0.08, s.contact - 0.02)
             * (1.0 - ease(t, s.part, s.part + 0.1));
         let smile = (0.5 + 0.5 * intensity) * ease(t, s.part + 0.04, (s.part + 0.17).min(1.0));
+        let hold = ease(t, s.contact, s.contact + 0.06) * (1.0 - ease(t, s.part, s.part + 0.14));
         Self {
             approach,
             turn,
             part: parting,
+            hold,
             expression: Expression {
                 eye_closure: eyes,
                 pucker,
@@ -421,10 +455,9 @@ fn ease(t: f32, t0: f32, t1: f32) -> f32 {
 impl Variation {
     fn draw(cfg: &TimelineConfig) -> Self {
         let mut rng = SplitMix64(cfg.seed);
-        let base_yaw = 25.0 + 15.0 * cfg.intensity;
-        let yaw = std::array::from_fn(|_| (base_yaw + rng.uniform(-2.5, 2.5)).clamp(25.0, 40.0));
-        let roll_sign = if rng.next() & 1 == 0 { 1.0 } else { -1.0 };
-        let roll = roll_sign * (4.0 + 6.0 * cfg.intensity + rng.uniform(-1.5, 1.5));
+        let base_yaw = YAW.0 + (YAW.1 - YAW.0) * cfg.intensity;
+        let yaw = std::array::from_fn(|_| (base_yaw + rng.uniform(-2.0, 2.0)).clamp(YAW.0, YAW.1));
+        let roll = 4.0 + 6.0 * cfg.intensity + rng.uniform(-1.5, 1.5);
         let front = (rng.next() & 1) as usize;
         let mut jitter = || rng.uniform(-0.02, 0.02);
         let schedule = Schedule {
@@ -433,11 +466,16 @@ impl Variation {
             contact: 0.56 + jitter(),
             part: 0.80 + jitter(),
         };
+        let sway_phase = [
+            rng.uniform(0.0, std::f32::consts::TAU),
+            rng.uniform(0.0, std::f32::consts::TAU),
+        ];
         Self {
             yaw,
             roll,
             front,
             schedule,
+            sway_phase,
         }
     }
 }

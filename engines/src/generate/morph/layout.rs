@@ -1,7 +1,7 @@
 //! Where the input faces land on the output canvas.
 //!
 //! A couple captured in one frame keeps its own arrangement: the frame is scaled to cover the
-//! canvas (or less, so both faces fit) and centred on the two faces. Two portraits are each
+//! canvas (or less, so both faces fit with room to lean in) and centred on the two faces. Two portraits are each
 //! scaled to the same face size and placed left and right of the canvas centre, the first on
 //! the left.
 
@@ -16,8 +16,12 @@ const PORTRAIT_X: [f32; 2] = [0.3, 0.7];
 /// this fraction of its height.
 const PORTRAIT_IOD_W: f32 = 0.10;
 const PORTRAIT_IOD_H: f32 = 0.16;
-/// A couple's faces (with their rings) fill at most this share of the canvas.
+/// A couple's faces (with their rings) fill at most this share of the canvas...
 const COUPLE_FILL: f32 = 0.95;
+/// ...with this share of the distance between them kept beyond each, left and right: each
+/// head travels about half that distance, and what lies between it and the canvas border
+/// stretches to follow (without room, a head near the border would tear it).
+const COUPLE_ROOM: f32 = 0.25;
 
 /// A similarity from an input frame to the canvas: `canvas = input · scale + offset`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,7 +70,11 @@ impl Layout {
         let faces = inputs.faces();
         let placements = match inputs {
             MorphInputs::Couple { frame, faces } => {
-                let extent = union(&extent_of(&faces[0]), &extent_of(&faces[1]));
+                let (a, b) = (extent_of(&faces[0]), extent_of(&faces[1]));
+                let gap = (0.5 * (a[0] + a[2] - b[0] - b[2])).abs();
+                let mut extent = union(&a, &b);
+                extent[0] -= COUPLE_ROOM * gap;
+                extent[2] += COUPLE_ROOM * gap;
                 let (fw, fh) = (frame.width() as f32, frame.height() as f32);
                 let cover = (w / fw).max(h / fh);
                 let fit = (COUPLE_FILL * w / (extent[2] - extent[0]))

@@ -1,17 +1,16 @@
-//! The triangle mesh over a face and the piecewise-affine warp along it.
+//! The triangle mesh over the canvas and the piecewise-affine warp along it.
 //!
-//! Vertices: the 68 landmarks, a ring around the face (its hull, forehead included, scaled
-//! 1.3x about its centre) and the border of the source crop. The mesh is triangulated once
-//! (Delaunay) on the source points; every frame reuses the same triangles with moved vertices.
-//! Only triangles inside the ring are drawn: the mask is transparent beyond it.
+//! A mesh is triangulated once (Delaunay) on its source points; every frame reuses the same
+//! triangles with moved vertices ([`super::person`] says which points a person's mesh has). The
+//! warp maps each destination triangle back to the source (inverse mapping, bilinear sampling),
+//! far triangles first, so a cheek folded behind the nose by a head turn is covered by the
+//! nearer parts of the face. It draws one canvas row at a time, so rows can be drawn in
+//! parallel and composited while they are hot.
 //!
-//! The warp maps each destination triangle back to the source (inverse mapping, bilinear
-//! sampling), far triangles first, so a cheek folded behind the nose by a head turn is covered
-//! by the nearer parts of the face.
+//! [`face_outline`] and [`ring`] describe the face alone; the layout keeps them inside the
+//! canvas.
 
-use rayon::prelude::*;
-
-use super::pixels::{Blur, sample_rgba};
+use super::pixels::sample_rgba_fixed;
 use crate::types::{Landmarks, N_LANDMARKS};
 
 /// Scale of the ring about the face hull's centre.
@@ -55,19 +54,22 @@ pub fn ring(outline: &[([f32; 2], usize)]) -> Vec<([f32; 2], usize)> {
         .collect()
 }
 
-/// A triangulated mesh: source vertices and the triangles that are drawn.
+/// A triangulated mesh over the whole canvas: source vertices and every triangle.
 #[derive(Debug, Clone)]
 pub struct Mesh {
-    /// Source vertices: landmarks, ring, border (source-image pixels).
+    /// Source vertices, canvas pixels: landmarks first.
     pub source: Vec<[f32; 2]>,
-    /// Triangles over landmarks and ring only (vertex indices).
     pub triangles: Vec<[u32; 3]>,
+    /// Per triangle: drawn earlier by this much depth (0 for most).
+    pub bias: Vec<f32>,
+    /// Per triangle: may sample the alternate source (see [`Warper::prepare`]).
+    pub alt: Vec<bool>,
 }
 
 impl Mesh {
-    /// Triangulates `points` (Delaunay); keeps the triangles whose vertices all come before
-    /// `drawn` (the border vertices come last and are never drawn). `None` when nothing is left.
-    pub fn triangulate(points: Vec<[f32; 2]>, drawn: usize) -> Option<Self> {
+    /// Triangulates `points` (Delaunay). `None` when a landmark is left out of every triangle
+    /// (two landmarks on one spot), since its motion would be lost.
+    pub fn triangulate(points: Vec<[f32; 2]>) -> Option<Self> {
         let pts: Vec<delaunator::Point> = points
             .iter()
             .map(|p| delaunator::Point {
@@ -79,10 +81,8 @@ impl Mesh {
         let triangles: Vec<[u32; 3]> = t
             .triangles
             .chunks_exact(3)
-            .filter(|tri| tri.iter().all(|&v| v < drawn))
             .map(|tri| [tri[0] as u32, tri[1] as u32, tri[2] as u32])
             .collect();
-        // Every landmark must be in the mesh, or its motion would be lost.
         let mut used = [false; N_LANDMARKS];
         for v in triangles
             .iter()
@@ -91,16 +91,18 @@ impl Mesh {
         {
             used[*v as usize] = true;
         }
-        (!triangles.is_empty() && used.iter().filter(|u| **u).count() > N_LANDMARKS / 2).then_some(
-            Self {
-                source: points,
-                triangles,
-            },
-        )
+        let n = triangles.len();
+        (!triangles.is_empty() && used.iter().all(|u| *u)).then_some(Self {
+            source: points,
+            triangles,
+            bias: vec![0.0; n],
+            alt: vec![false; n],
+        })
     }
 }
 
-/// An RGBA image to warp from.
+/// An RGBA image to warp from, canvas sized. The alpha channel carries a mask along (the head
+/// mask of a person layer); it is warped like the colours.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub rgba: Vec<u8>,
@@ -108,138 +110,160 @@ pub struct Source {
     pub height: usize,
 }
 
-/// A pixel rectangle on the canvas.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Region {
-    pub x0: usize,
-    pub y0: usize,
-    pub width: usize,
-    pub height: usize,
-}
-
 /// One destination triangle ready to draw.
 #[derive(Debug, Clone, Copy)]
-pub struct Job {
+struct Job {
     dest: [[f32; 2]; 3],
     /// Destination pixel centre → source position: `[a, b, c, d, e, f]`,
     /// `sx = a·x + b·y + c`, `sy = d·x + e·y + f`.
     map: [f32; 6],
     y_min: f32,
     y_max: f32,
-    depth: f32,
+    /// Weight of the alternate source, 0..=256.
+    alt: u32,
 }
 
-/// Buffers reused from frame to frame for one face.
+/// Rows per band of the row index.
+const BAND: usize = 8;
+
+/// The triangles of one frame, indexed by rows so that any row of the canvas can be drawn on
+/// its own (and rows in parallel).
 #[derive(Debug, Default)]
 pub struct Warper {
     jobs: Vec<Job>,
-    alpha: Vec<f32>,
-    blur: Blur,
-    /// The warped face, RGBA, `region` sized.
-    pub layer: Vec<u8>,
-    pub region: Region,
+    order: Vec<(f32, u32)>,
+    /// Per band of [`BAND`] rows: the jobs crossing it, far first.
+    bands: Vec<Vec<u32>>,
+    width: usize,
 }
 
 impl Warper {
-    /// Warps `source` along `mesh` onto `dest` (one destination per mesh vertex; border
-    /// vertices are ignored) into [`Warper::layer`], clipped to a `canvas` (width, height).
-    /// `depth` (per vertex, larger = farther) orders the triangles, far first.
-    pub fn warp(
+    /// Moves `mesh`'s triangles to `dest` (one point per vertex), on a `canvas` (width,
+    /// height). Triangles are drawn far first: by the sum of their vertices' `depth` (larger =
+    /// farther) plus the mesh's bias. The triangles the mesh marks `alt` blend the alternate
+    /// source in by `alt_weight` (0..=1).
+    pub fn prepare(
         &mut self,
-        source: &Source,
         mesh: &Mesh,
         dest: &[[f32; 2]],
         depth: &[f32],
+        alt_weight: f32,
         canvas: (usize, usize),
     ) {
+        let source = &mesh.source;
+        let alt_weight = (alt_weight.clamp(0.0, 1.0) * 256.0).round() as u32;
         self.jobs.clear();
-        let (mut x_min, mut y_min, mut x_max, mut y_max) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for tri in &mesh.triangles {
+        self.order.clear();
+        for (t, tri) in mesh.triangles.iter().enumerate() {
             let [i, j, k] = tri.map(|v| v as usize);
             let d = [dest[i], dest[j], dest[k]];
-            let Some(map) = affine_between(d, [mesh.source[i], mesh.source[j], mesh.source[k]])
-            else {
+            let Some(map) = affine_between(d, [source[i], source[j], source[k]]) else {
                 continue; // collapsed: covers no pixel
             };
-            for p in d {
-                x_min = x_min.min(p[0]);
-                x_max = x_max.max(p[0]);
-                y_min = y_min.min(p[1]);
-                y_max = y_max.max(p[1]);
+            let y_min = d[0][1].min(d[1][1]).min(d[2][1]);
+            let y_max = d[0][1].max(d[1][1]).max(d[2][1]);
+            if y_max < 0.0 || y_min > canvas.1 as f32 {
+                continue;
             }
+            self.order.push((
+                depth[i] + depth[j] + depth[k] + mesh.bias.get(t).copied().unwrap_or(0.0),
+                self.jobs.len() as u32,
+            ));
             self.jobs.push(Job {
                 dest: d,
                 map,
-                y_min: d[0][1].min(d[1][1]).min(d[2][1]),
-                y_max: d[0][1].max(d[1][1]).max(d[2][1]),
-                depth: depth[i] + depth[j] + depth[k],
+                y_min,
+                y_max,
+                alt: if mesh.alt.get(t).copied().unwrap_or(false) {
+                    alt_weight
+                } else {
+                    0
+                },
             });
         }
         // Far first; ties keep mesh order, so the result never depends on the sort.
-        self.jobs.sort_by(|a, b| b.depth.total_cmp(&a.depth));
+        self.order.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let n_bands = canvas.1.div_ceil(BAND);
+        self.bands.resize_with(n_bands, Vec::new);
+        self.bands.truncate(n_bands);
+        for band in &mut self.bands {
+            band.clear();
+        }
+        for &(_, j) in &self.order {
+            let job = &self.jobs[j as usize];
+            let lo = (job.y_min.max(0.0) as usize / BAND).min(n_bands - 1);
+            let hi = (job.y_max.max(0.0) as usize / BAND).min(n_bands - 1);
+            for band in &mut self.bands[lo..=hi] {
+                band.push(j);
+            }
+        }
+        self.width = canvas.0;
+    }
 
-        let clip = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
-        let (x0, y0) = (clip(x_min.floor(), canvas.0), clip(y_min.floor(), canvas.1));
-        let (x1, y1) = (
-            clip(x_max.ceil() + 1.0, canvas.0),
-            clip(y_max.ceil() + 1.0, canvas.1),
-        );
-        self.region = Region {
-            x0,
-            y0,
-            width: x1.saturating_sub(x0),
-            height: y1.saturating_sub(y0),
+    /// Draws the pixels `xs` (a range of columns) of canvas row `y` into `rgba` (colour and
+    /// mask, sampled where each pixel comes from, blending in `alt` where asked) and marks them
+    /// in `covered`. Pixels outside `xs`, or that no triangle covers, are left as they were.
+    pub fn draw_row(
+        &self,
+        source: &Source,
+        alt: &Source,
+        y: usize,
+        xs: std::ops::Range<usize>,
+        rgba: &mut [[u8; 4]],
+        covered: &mut [bool],
+    ) {
+        let width = self
+            .width
+            .min(source.width)
+            .min(rgba.len())
+            .min(covered.len());
+        let (lo, hi) = (xs.start.min(width), xs.end.min(width));
+        let Some(band) = self.bands.get(y / BAND) else {
+            return;
         };
-        let Region { width, height, .. } = self.region;
-        self.layer.clear();
-        self.layer.resize(width * height * 4, 0);
-        if width == 0 || height == 0 {
-            return;
-        }
-        let jobs = &self.jobs;
-        self.layer
-            .par_chunks_mut(width * 4)
-            .enumerate()
-            .for_each(|(row, out)| {
-                let yc = (y0 + row) as f32 + 0.5;
-                for job in jobs.iter().filter(|j| j.y_min <= yc && yc <= j.y_max) {
-                    let Some((xl, xr)) = span(&job.dest, yc) else {
-                        continue;
-                    };
-                    let first = ((xl - 0.5 - 1e-3).ceil().max(x0 as f32) as usize).max(x0);
-                    let last = ((xr - 0.5 + 1e-3).floor() + 1.0).clamp(0.0, x1 as f32) as usize;
-                    let [a, b, c, d, e, f] = job.map;
-                    for x in first..last {
-                        let xc = x as f32 + 0.5;
-                        let px = sample_rgba(
-                            &source.rgba,
-                            source.width,
-                            source.height,
-                            a * xc + b * yc + c,
-                            d * xc + e * yc + f,
-                        );
-                        out[(x - x0) * 4..(x - x0) * 4 + 4].copy_from_slice(&px);
-                    }
+        let yc = y as f32 + 0.5;
+        let (src, sw, sh) = (&source.rgba[..], source.width, source.height);
+        for &j in band {
+            let job = &self.jobs[j as usize];
+            if yc < job.y_min || yc > job.y_max {
+                continue;
+            }
+            let Some((xl, xr)) = span(&job.dest, yc) else {
+                continue;
+            };
+            let first = ((xl - 0.5 - 1e-3).ceil().max(0.0) as usize).max(lo);
+            let last = (((xr - 0.5 + 1e-3).floor() + 1.0).max(0.0) as usize).min(hi);
+            if first >= last {
+                continue;
+            }
+            let [a, b, c, d, e, f] = job.map;
+            if job.alt == 0 {
+                for (x, out) in (first..last).zip(&mut rgba[first..last]) {
+                    let xc = x as f32 + 0.5;
+                    let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
+                    *out = sample_rgba_fixed(src, sw, sh, sx, sy);
                 }
-            });
+            } else {
+                let (asrc, aw, ah) = (&alt.rgba[..], alt.width, alt.height);
+                for (x, out) in (first..last).zip(&mut rgba[first..last]) {
+                    let xc = x as f32 + 0.5;
+                    let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
+                    let p = u32::from_le_bytes(sample_rgba_fixed(src, sw, sh, sx, sy));
+                    let q = u32::from_le_bytes(sample_rgba_fixed(asrc, aw, ah, sx, sy));
+                    *out = lerp_rgba(p, q, job.alt).to_le_bytes();
+                }
+            }
+            covered[first..last].fill(true);
+        }
     }
+}
 
-    /// Blurs the warped alpha a little: edges that a head turn folded or squeezed (the far
-    /// cheek behind the nose) would otherwise be cut hard.
-    pub fn soften_alpha(&mut self, radius: usize) {
-        let Region { width, height, .. } = self.region;
-        if radius == 0 || width == 0 || height == 0 {
-            return;
-        }
-        self.alpha.clear();
-        self.alpha
-            .extend(self.layer.chunks_exact(4).map(|px| px[3] as f32));
-        self.blur
-            .apply(&mut self.alpha, width, height, 1, radius, 2);
-        for (px, a) in self.layer.chunks_exact_mut(4).zip(&self.alpha) {
-            px[3] = (a + 0.5) as u8;
-        }
-    }
+/// `p` toward `q` by `t`/256, each of the four bytes.
+#[inline]
+fn lerp_rgba(p: u32, q: u32, t: u32) -> u32 {
+    const M: u32 = 0x00FF_00FF;
+    let lerp = |a: u32, b: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
+    lerp(p & M, q & M) | (lerp((p >> 8) & M, (q >> 8) & M) << 8)
 }
 
 /// Where the horizontal line `y` crosses a triangle: its leftmost and rightmost x.
@@ -332,18 +356,75 @@ mod tests {
         let mesh = Mesh {
             source: pts.clone(),
             triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
+            bias: vec![0.0; 4],
+            alt: vec![false; 4],
+        };
+        let shifted: Vec<u8> = rgba.iter().map(|v| v.wrapping_add(1)).collect();
+        let shifted = Source {
+            rgba: shifted,
+            ..source.clone()
         };
         let mut warper = Warper::default();
-        warper.warp(&source, &mesh, &pts, &[0.0; 5], (w, h));
-        assert_eq!(
-            warper.region,
-            Region {
-                x0: 0,
-                y0: 0,
-                width: w,
-                height: h
-            }
-        );
-        assert_eq!(warper.layer, rgba);
+        warper.prepare(&mesh, &pts, &[0.0; 5], 0.0, (w, h));
+        let (mut row, mut covered) = (vec![[0u8; 4]; w], vec![false; w]);
+        for y in 0..h {
+            covered.fill(false);
+            warper.draw_row(&shifted, &source, y, 0..w, &mut row, &mut covered);
+            let want: Vec<u8> = rgba[y * w * 4..(y + 1) * w * 4]
+                .iter()
+                .map(|v| v.wrapping_add(1))
+                .collect();
+            assert_eq!(row.concat(), want, "row {y}");
+            assert!(covered.iter().all(|c| *c), "row {y} fully covered");
+        }
+        // Only the columns asked for are drawn.
+        covered.fill(false);
+        warper.draw_row(&shifted, &source, 3, 4..9, &mut row, &mut covered);
+        let drawn: Vec<usize> = (0..w).filter(|x| covered[*x]).collect();
+        assert_eq!(drawn, (4..9).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_moved_vertex_pulls_the_pixels_along() {
+        // One bright pixel under the centre vertex; moving that vertex 3 px right moves it.
+        let (w, h) = (16usize, 16usize);
+        let mut rgba = vec![0u8; w * h * 4];
+        let at = |x: usize, y: usize| (y * w + x) * 4;
+        rgba[at(8, 8)..at(8, 8) + 4].copy_from_slice(&[255, 255, 255, 255]);
+        let source = Source {
+            rgba,
+            width: w,
+            height: h,
+        };
+        let pts = vec![
+            [0.0, 0.0],
+            [w as f32, 0.0],
+            [w as f32, h as f32],
+            [0.0, h as f32],
+            [8.5, 8.5],
+        ];
+        let mut dest = pts.clone();
+        dest[4] = [11.5, 8.5];
+        let mut mesh = Mesh {
+            source: pts.clone(),
+            triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
+            bias: vec![0.0; 4],
+            alt: vec![false; 4],
+        };
+        let mut warper = Warper::default();
+        warper.prepare(&mesh, &dest, &[0.0; 5], 0.0, (w, h));
+        let (mut row, mut covered) = (vec![[0u8; 4]; w], vec![false; w]);
+        warper.draw_row(&source, &source, 8, 0..w, &mut row, &mut covered);
+        let brightest = (0..w).max_by_key(|&x| row[x][0]).expect("pixels");
+        assert_eq!(brightest, 11);
+        // Triangles marked alt blend the other source in.
+        let dark = Source {
+            rgba: vec![0u8; w * h * 4],
+            ..source.clone()
+        };
+        mesh.alt = vec![true; 4];
+        warper.prepare(&mesh, &dest, &[0.0; 5], 0.5, (w, h));
+        warper.draw_row(&source, &dark, 8, 0..w, &mut row, &mut covered);
+        assert_eq!(row[11], [128, 128, 128, 128]);
     }
 }

@@ -1,12 +1,19 @@
-//! The morph generator: each face warped along a landmark mesh onto the timeline's targets, the
-//! two composited over a blurred background, frame by frame.
+//! The morph generator: each person warped as a whole, along one smooth mesh, onto the
+//! timeline's targets, frame by frame.
 //!
-//! Per face, once: the face's part of its input frame is cropped and scaled to canvas scale,
-//! given a feathered alpha mask (the face outline with the forehead, blurred), colour-matched
-//! partway toward the other face, and triangulated ([`mesh`]). Per frame: the mesh vertices move
-//! to the frame's targets (landmarks with the expression applied, the ring with the head's 3D
-//! motion), each triangle is warped back to front, and the two faces are laid over the
-//! background, the one behind first.
+//! Per person, once ([`person`]): the capture as placed on the canvas, sharp, and a mesh over
+//! the whole canvas: the face's landmarks, the head around them (hair, ears), the neck and
+//! shoulders, and a grid out to the canvas border, whose points only slide along the border.
+//! Per frame: the landmarks go to the frame's targets (expression applied), the head moves
+//! rigidly with its 3D motion, and everything else follows with a motion that fades smoothly
+//! with the distance from the head, to nothing at the border and toward the body. Each person
+//! is one such warp of the capture: no cut-out, no ghost left behind.
+//!
+//! Compositing: each person's layer owns its side of a soft seam between the two (the canvas
+//! middle for two portraits). As the heads lean in, the two sides overlap; there the layer in
+//! front shows only its head (face, hair and neck, with a feathered mask), over the layer
+//! behind. Where neither side reaches (it should not happen), a blurred copy of the inputs
+//! fills in.
 //!
 //! ```
 //! use kissbooth_engines::generate::MorphConfig;
@@ -17,6 +24,7 @@
 
 mod layout;
 mod mesh;
+mod person;
 mod pixels;
 
 use image::RgbImage;
@@ -24,15 +32,20 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use layout::{Layout, Placement};
-use mesh::{Mesh, Source, Warper, face_outline, ring};
+use person::PersonLayer;
 
 use super::GenerateError;
 use super::shape3d::MeanShape;
-use super::timeline::{FacePlan, Phase, Timeline, TimelineConfig};
-use crate::types::{Landmarks, N_LANDMARKS};
+use super::timeline::{Phase, Timeline, TimelineConfig};
+use crate::types::Landmarks;
 
-/// Per-frame alpha softening after the warp, as a share of the feather width.
-const SOFTEN: f32 = 0.2;
+/// Width of the soft seam between the two people's halves: a share of the distance between the
+/// faces (one capture) or of the canvas width (two portraits).
+const SEAM_COUPLE: f32 = 0.12;
+const SEAM_PORTRAITS: f32 = 0.1;
+/// Where the canvas reaches beyond an input frame, the frame's edge fades into the blurred
+/// fill over this many input pixels.
+const FILL_EDGE: f32 = 6.0;
 
 /// Allowed canvas width and height, pixels (each even).
 pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 256..=1920;
@@ -45,12 +58,15 @@ pub struct MorphConfig {
     pub width: u32,
     /// Canvas height, pixels: even, 256..=1920.
     pub height: u32,
-    /// Width of the soft edge around each face, as a fraction of the face's size, 0.01..=0.3.
+    /// Width of the soft edge of each head's mask (where the head in front covers the other
+    /// near contact), as a fraction of the face's size, 0.01..=0.3.
     pub feather: f32,
-    /// How far the two faces' skin colours move toward their common mean and spread, 0..=1
-    /// (0: untouched, 1: identical statistics).
+    /// Two portraits only (one capture shares its light): how far the two portraits' skin
+    /// colours move toward their common mean and spread, 0..=1 (0: untouched, 1: identical
+    /// statistics).
     pub harmonise: f32,
-    /// Blur of the background, as a fraction of the canvas's longer side, 0..=0.2.
+    /// Blur of the fill shown where no person's layer reaches (normally nowhere: the warps
+    /// cover the canvas), as a fraction of the canvas's longer side, 0..=0.2.
     pub background_blur: f32,
 }
 
@@ -61,7 +77,7 @@ impl Default for MorphConfig {
             height: 512,
             feather: 0.08,
             harmonise: 0.5,
-            background_blur: 0.03,
+            background_blur: 0.08,
         }
     }
 }
@@ -174,155 +190,6 @@ impl FrameInfo {
     }
 }
 
-/// One face, ready to warp: its source pixels and mesh, and the buffers reused every frame.
-struct FaceLayer {
-    source: Source,
-    mesh: Mesh,
-    /// Ring vertices at rest (canvas pixels) with the landmark each follows.
-    ring: Vec<([f32; 2], usize)>,
-    /// Depth of each landmark at rest.
-    rest_depth: [f32; N_LANDMARKS],
-    dest: Vec<[f32; 2]>,
-    depth: Vec<f32>,
-    warper: Warper,
-    /// Radius of the per-frame alpha softening, pixels.
-    soften: usize,
-    expressed: Landmarks,
-}
-
-impl FaceLayer {
-    fn build(
-        face: usize,
-        frame: &RgbImage,
-        placement: &Placement,
-        rest: &FacePlan,
-        feather: f32,
-    ) -> Result<Self, GenerateError> {
-        let canvas_lm = &rest.landmarks;
-        let outline = face_outline(canvas_lm);
-        let ring = ring(&outline);
-        let bbox = bounds(canvas_lm.0.iter().chain(ring.iter().map(|(p, _)| p)));
-        let face_size = {
-            let b = bounds(canvas_lm.0.iter());
-            (b[2] - b[0]).max(b[3] - b[1])
-        };
-        // The input rectangle under the face and its ring, at the frame's own resolution.
-        let (fw, fh) = (frame.width() as f32, frame.height() as f32);
-        let lo = placement.to_input([bbox[0] - 2.0, bbox[1] - 2.0]);
-        let hi = placement.to_input([bbox[2] + 2.0, bbox[3] + 2.0]);
-        let (ix0, iy0) = (lo[0].floor().clamp(0.0, fw), lo[1].floor().clamp(0.0, fh));
-        let (ix1, iy1) = (hi[0].ceil().clamp(0.0, fw), hi[1].ceil().clamp(0.0, fh));
-        if ix1 - ix0 < 2.0 || iy1 - iy0 < 2.0 {
-            return Err(GenerateError::DegenerateFace {
-                face,
-                reason: "the face lies outside its frame",
-            });
-        }
-        let (iw, ih) = ((ix1 - ix0) as u32, (iy1 - iy0) as u32);
-        let crop = image::imageops::crop_imm(frame, ix0 as u32, iy0 as u32, iw, ih).to_image();
-        let rw = ((iw as f32 * placement.scale).round() as u32).max(2);
-        let rh = ((ih as f32 * placement.scale).round() as u32).max(2);
-        let crop = if (rw, rh) == (iw, ih) {
-            crop
-        } else {
-            image::imageops::resize(&crop, rw, rh, image::imageops::FilterType::Triangle)
-        };
-        let (sx, sy) = (rw as f32 / iw as f32, rh as f32 / ih as f32);
-        let to_crop = |p: [f32; 2]| {
-            let q = placement.to_input(p);
-            [(q[0] - ix0) * sx, (q[1] - iy0) * sy]
-        };
-        let (w, h) = (rw as usize, rh as usize);
-
-        // Alpha: the face outline, softened by a blur about `feather` wide.
-        let mut mask = vec![0.0f32; w * h];
-        let outline_crop: Vec<[f32; 2]> = outline.iter().map(|(p, _)| to_crop(*p)).collect();
-        pixels::fill_polygon(&mut mask, w, h, &outline_crop, 1.0);
-        let radius = (0.39 * feather * face_size * sx / placement.scale).round() as usize;
-        pixels::Blur::default().apply(&mut mask, w, h, 1, radius, 3);
-        let mut rgba = Vec::with_capacity(w * h * 4);
-        for (px, a) in crop.pixels().zip(mask.iter()) {
-            rgba.extend_from_slice(&[
-                px[0],
-                px[1],
-                px[2],
-                (a.clamp(0.0, 1.0) * 255.0).round() as u8,
-            ]);
-        }
-
-        // Mesh: landmarks, ring, then a border around everything.
-        let mut points: Vec<[f32; 2]> = canvas_lm.0.iter().map(|p| to_crop(*p)).collect();
-        points.extend(ring.iter().map(|(p, _)| to_crop(*p)));
-        let drawn = points.len();
-        let b = bounds(
-            points
-                .iter()
-                .chain([[0.0, 0.0], [w as f32, h as f32]].iter()),
-        );
-        let (x0, y0, x1, y1) = (b[0] - 8.0, b[1] - 8.0, b[2] + 8.0, b[3] + 8.0);
-        let (xm, ym) = (0.5 * (x0 + x1), 0.5 * (y0 + y1));
-        points.extend([
-            [x0, y0],
-            [xm, y0],
-            [x1, y0],
-            [x1, ym],
-            [x1, y1],
-            [xm, y1],
-            [x0, y1],
-            [x0, ym],
-        ]);
-        let mesh = Mesh::triangulate(points, drawn).ok_or(GenerateError::Triangulation { face })?;
-
-        Ok(Self {
-            source: Source {
-                rgba,
-                width: w,
-                height: h,
-            },
-            mesh,
-            ring,
-            rest_depth: rest.depth,
-            dest: Vec::with_capacity(drawn),
-            depth: Vec::with_capacity(drawn),
-            warper: Warper::default(),
-            soften: (SOFTEN * feather * face_size).round() as usize,
-            expressed: *canvas_lm,
-        })
-    }
-
-    /// Moves the mesh to a frame's targets and warps the face into its layer.
-    fn warp(&mut self, plan: &FacePlan, canvas: (usize, usize)) {
-        self.expressed = plan.expressed();
-        self.dest.clear();
-        self.depth.clear();
-        self.dest.extend_from_slice(&self.expressed.0);
-        self.depth.extend_from_slice(&plan.depth);
-        for &(p, i) in &self.ring {
-            let q = plan.motion.apply([p[0], p[1], self.rest_depth[i]]);
-            self.dest.push([q[0], q[1]]);
-            self.depth.push(q[2]);
-        }
-        self.warper
-            .warp(&self.source, &self.mesh, &self.dest, &self.depth, canvas);
-        self.warper.soften_alpha(self.soften);
-    }
-
-    /// Moves the skin colours partway toward a common mean and spread: a lookup per channel.
-    fn harmonise(&mut self, own: ([f32; 3], [f32; 3]), common: ([f32; 3], [f32; 3]), amount: f32) {
-        let luts: [[u8; 256]; 3] = std::array::from_fn(|c| {
-            let (m, s) = (own.0[c], own.1[c].max(1.0));
-            let mt = m + amount * (common.0[c] - m);
-            let st = s + amount * (common.1[c].max(1.0) - s);
-            std::array::from_fn(|v| ((v as f32 - m) * st / s + mt).round().clamp(0.0, 255.0) as u8)
-        });
-        for px in self.source.rgba.chunks_exact_mut(4) {
-            for c in 0..3 {
-                px[c] = luts[c][px[c] as usize];
-            }
-        }
-    }
-}
-
 /// Renders the frames of a planned kiss, one at a time.
 ///
 /// Iterating yields every frame in order; [`MorphGenerator::render`] renders any one frame.
@@ -331,8 +198,11 @@ pub struct MorphGenerator {
     cfg: MorphConfig,
     layout: Layout,
     timeline: Timeline,
+    /// The fill where no layer reaches.
     background: RgbImage,
-    faces: [FaceLayer; 2],
+    /// Per canvas column: how much it belongs to face 0's half (face 1's: the rest).
+    seam: Vec<f32>,
+    people: [PersonLayer; 2],
     next: usize,
     info: Option<FrameInfo>,
 }
@@ -390,35 +260,44 @@ impl MorphGenerator {
         let rest = timeline
             .frame(0)
             .ok_or(GenerateError::FrameOutOfRange { index: 0, len: 0 })?;
+        let w = cfg.width;
+        let background = background(&cfg, &inputs, &layout);
+        let canvases: Vec<RgbImage> = match &inputs {
+            MorphInputs::Couple { .. } => vec![placed(&inputs, &layout, 0, &background)],
+            MorphInputs::Portraits { .. } => (0..2)
+                .map(|k| placed(&inputs, &layout, k, &background))
+                .collect(),
+        };
+        let seam = seam(&inputs, &layout, w as usize);
+        let halves = [columns(&seam, |s| s > 0.0), columns(&seam, |s| s < 1.0)];
         let build = |k: usize| {
-            FaceLayer::build(
-                k,
-                inputs.frame(k),
-                &layout.placements[k],
+            let travel = PersonLayer::travel(
                 &rest.faces[k],
+                timeline.frames().iter().map(|f| &f.faces[k]),
+            );
+            PersonLayer::build(
+                k,
+                &canvases[k.min(canvases.len() - 1)],
+                &rest.faces[k],
+                halves[k].clone(),
+                travel,
                 cfg.feather,
             )
         };
-        let mut faces = [build(0)?, build(1)?];
-        let stats = [
-            pixels::masked_stats(&faces[0].source.rgba),
-            pixels::masked_stats(&faces[1].source.rgba),
-        ];
-        if let [Some(a), Some(b)] = stats
+        let mut people = [build(0)?, build(1)?];
+        drop(canvases);
+        if let MorphInputs::Portraits { .. } = inputs
             && cfg.harmonise > 0.0
         {
-            let avg = |x: [f32; 3], y: [f32; 3]| std::array::from_fn(|c| 0.5 * (x[c] + y[c]));
-            let common = (avg(a.0, b.0), avg(a.1, b.1));
-            faces[0].harmonise(a, common, cfg.harmonise);
-            faces[1].harmonise(b, common, cfg.harmonise);
+            harmonise(&mut people, cfg.harmonise);
         }
-        let background = background(&cfg, &inputs, &layout);
         Ok(Self {
             cfg,
             layout,
             timeline,
             background,
-            faces,
+            seam,
+            people,
             next: 0,
             info: None,
         })
@@ -463,15 +342,12 @@ impl MorphGenerator {
             .frame(index)
             .ok_or(GenerateError::FrameOutOfRange { index, len })?;
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
-        for (layer, face) in self.faces.iter_mut().zip(plan.faces.iter()) {
-            layer.warp(face, (w, h));
+        for (layer, face) in self.people.iter_mut().zip(plan.faces.iter()) {
+            layer.prepare(face, (w, h));
         }
-        let mut out = self.background.clone();
         let front = plan.front.min(1);
-        for k in [1 - front, front] {
-            composite(&mut out, w, &self.faces[k].warper);
-        }
-        let landmarks = [self.faces[0].expressed, self.faces[1].expressed];
+        let out = composite(&self.people, front, &self.seam, &self.background, (w, h));
+        let landmarks = [self.people[0].expressed, self.people[1].expressed];
         self.info = Some(FrameInfo {
             index,
             phase: plan.phase,
@@ -498,31 +374,145 @@ impl Iterator for MorphGenerator {
 
 impl ExactSizeIterator for MorphGenerator {}
 
-/// Lays a warped face over the frame with its alpha.
-fn composite(out: &mut [u8], width: usize, warper: &Warper) {
-    let r = warper.region;
-    if r.width == 0 || r.height == 0 {
-        return;
-    }
-    let rows = &mut out[r.y0 * width * 3..(r.y0 + r.height) * width * 3];
-    rows.par_chunks_mut(width * 3)
-        .zip(warper.layer.par_chunks(r.width * 4))
-        .for_each(|(row, layer)| {
-            let row = &mut row[r.x0 * 3..(r.x0 + r.width) * 3];
-            for (o, px) in row.chunks_exact_mut(3).zip(layer.chunks_exact(4)) {
-                let a = px[3] as u32;
-                if a == 0 {
-                    continue;
-                }
+/// Draws both layers row by row and lays them together, nearest last: each person's half
+/// (`seam` says how much of each column is face 0's), the head behind where it leans into the
+/// other half, the head in front over everything. Where a layer has no pixel, `fill`.
+fn composite(
+    people: &[PersonLayer; 2],
+    front: usize,
+    seam: &[f32],
+    fill: &RgbImage,
+    (w, h): (usize, usize),
+) -> RgbImage {
+    let (f, b) = (&people[front], &people[1 - front]);
+    let mut out = vec![0u8; w * h * 3];
+    out.par_chunks_mut(w * 3).enumerate().for_each_init(
+        || {
+            (
+                vec![[0u8; 4]; w],
+                vec![false; w],
+                vec![[0u8; 4]; w],
+                vec![false; w],
+            )
+        },
+        |(f_rgba, f_cov, b_rgba, b_cov), (y, row)| {
+            f.draw_row(y, f_rgba, f_cov);
+            b.draw_row(y, b_rgba, b_cov);
+            let fill = &fill.as_raw()[y * w * 3..(y + 1) * w * 3];
+            for x in 0..w {
+                // How much of this column is the front person's half.
+                let own = if front == 0 { seam[x] } else { 1.0 - seam[x] };
+                let g = &fill[x * 3..x * 3 + 3];
+                let (fc, hf) = if f_cov[x] {
+                    (f_rgba[x], f_rgba[x][3] as f32 * (1.0 / 255.0))
+                } else {
+                    ([g[0], g[1], g[2], 0], 0.0)
+                };
+                let (bc, hb) = if b_cov[x] {
+                    (b_rgba[x], b_rgba[x][3] as f32 * (1.0 / 255.0))
+                } else {
+                    ([g[0], g[1], g[2], 0], 0.0)
+                };
+                // Halves, then the head behind across the seam, then the head in front.
+                let back = (1.0 - own) + hb * own;
+                let back = back * (1.0 - hf);
                 for c in 0..3 {
-                    o[c] = ((o[c] as u32 * (255 - a) + px[c] as u32 * a + 127) / 255) as u8;
+                    let v = fc[c] as f32 + (bc[c] as f32 - fc[c] as f32) * back;
+                    row[x * 3 + c] = (v + 0.5) as u8;
+                }
+            }
+        },
+    );
+    RgbImage::from_raw(w as u32, h as u32, out).expect("canvas-sized buffer")
+}
+
+/// The input frame of person `k` as placed on the canvas, sharp; where the canvas reaches
+/// beyond the frame, the blurred `fill` (its edges only repeat).
+fn placed(inputs: &MorphInputs, layout: &Layout, k: usize, fill: &RgbImage) -> RgbImage {
+    let frame = inputs.frame(k);
+    let placement = layout.placements[k];
+    let (w, h) = (fill.width(), fill.height());
+    let (fw, fh) = (frame.width() as f32, frame.height() as f32);
+    let mut out = vec![0u8; (w * h * 3) as usize];
+    out.par_chunks_mut(w as usize * 3)
+        .enumerate()
+        .for_each(|(y, row)| {
+            let fill_row = &fill.as_raw()[y * w as usize * 3..(y + 1) * w as usize * 3];
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                let p = placement.to_input([x as f32 + 0.5, y as f32 + 0.5]);
+                let rgb = pixels::sample_rgb(frame, p);
+                let beyond = (-p[0]).max(p[0] - fw).max(-p[1]).max(p[1] - fh).max(0.0);
+                let t = (beyond / FILL_EDGE).clamp(0.0, 1.0);
+                for (c, o) in px.iter_mut().enumerate() {
+                    let v = rgb[c] + (fill_row[x * 3 + c] as f32 - rgb[c]) * t;
+                    *o = (v + 0.5).clamp(0.0, 255.0) as u8;
                 }
             }
         });
+    RgbImage::from_raw(w, h, out).expect("canvas-sized buffer")
 }
 
-/// The shared background: the input frame(s) as placed on the canvas, heavily blurred. Two
-/// portraits meet in a soft seam down the middle.
+/// The soft seam between the two people's halves of the canvas: a vertical line midway
+/// between the faces (the canvas middle for two portraits). Per column, how much of it is
+/// face 0's.
+fn seam(inputs: &MorphInputs, layout: &Layout, width: usize) -> Vec<f32> {
+    let centre = |lm: &Landmarks| {
+        let n = lm.0.len() as f32;
+        lm.0.iter().map(|p| p[0]).sum::<f32>() / n
+    };
+    let (x0, x1) = (centre(&layout.landmarks[0]), centre(&layout.landmarks[1]));
+    let (mid, ramp) = match inputs {
+        MorphInputs::Couple { .. } => (0.5 * (x0 + x1), (SEAM_COUPLE * (x1 - x0).abs()).max(2.0)),
+        MorphInputs::Portraits { .. } => {
+            (0.5 * width as f32, (SEAM_PORTRAITS * width as f32).max(2.0))
+        }
+    };
+    let toward = if x1 >= x0 { 1.0 } else { -1.0 };
+    (0..width)
+        .map(|x| {
+            let t = (0.5 - toward * (x as f32 + 0.5 - mid) / ramp).clamp(0.0, 1.0);
+            t * t * (3.0 - 2.0 * t)
+        })
+        .collect()
+}
+
+/// The columns where `keep` holds for the seam, as one range (the seam is monotonic).
+fn columns(seam: &[f32], keep: impl Fn(f32) -> bool) -> std::ops::Range<usize> {
+    let first = seam.iter().position(|s| keep(*s)).unwrap_or(0);
+    let last = seam.iter().rposition(|s| keep(*s)).map_or(0, |i| i + 1);
+    first..last.max(first)
+}
+
+/// Moves both portraits' colours partway toward their common mean and spread, measured on the
+/// heads: a lookup per channel over each whole layer.
+fn harmonise(people: &mut [PersonLayer; 2], amount: f32) {
+    let [Some(a), Some(b)] = [
+        pixels::masked_stats(&people[0].source.rgba),
+        pixels::masked_stats(&people[1].source.rgba),
+    ] else {
+        return;
+    };
+    let avg =
+        |x: [f32; 3], y: [f32; 3]| -> [f32; 3] { std::array::from_fn(|c| 0.5 * (x[c] + y[c])) };
+    let common = (avg(a.0, b.0), avg(a.1, b.1));
+    for (layer, own) in people.iter_mut().zip([a, b]) {
+        let luts: [[u8; 256]; 3] = std::array::from_fn(|c| {
+            let (m, s) = (own.0[c], own.1[c].max(1.0));
+            let mt = m + amount * (common.0[c] - m);
+            let st = s + amount * (common.1[c].max(1.0) - s);
+            std::array::from_fn(|v| ((v as f32 - m) * st / s + mt).round().clamp(0.0, 255.0) as u8)
+        });
+        for px in layer.source.rgba.chunks_exact_mut(4) {
+            for c in 0..3 {
+                px[c] = luts[c][px[c] as usize];
+            }
+        }
+    }
+}
+
+/// The fill: the input frame(s) as placed on the canvas, blurred (beyond a frame's edges its
+/// edge pixels repeat, smoothed out by the blur). Two portraits meet in a soft seam down the
+/// middle.
 fn background(cfg: &MorphConfig, inputs: &MorphInputs, layout: &Layout) -> RgbImage {
     let (w, h) = (cfg.width as usize, cfg.height as usize);
     let mut buf = vec![0.0f32; w * h * 3];

@@ -131,7 +131,7 @@ pub fn fill_polygon(
 
 /// Bilinear sample of an RGBA `u8` image at continuous coordinates (pixel `i` spans `[i, i+1)`),
 /// clamped to the border.
-#[inline]
+#[cfg(test)]
 pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
     let fx = (x - 0.5).clamp(0.0, (width - 1) as f32);
     let fy = (y - 0.5).clamp(0.0, (height - 1) as f32);
@@ -147,6 +147,32 @@ pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [
             p00[c] as f32 * w00 + p10[c] as f32 * w10 + p01[c] as f32 * w01 + p11[c] as f32 * w11;
         (v + 0.5) as u8
     })
+}
+
+/// [`sample_rgba`] in fixed point (1/256 pixel, weights rounded), two channels per integer
+/// multiply: the warp's inner loop. Exact at pixel centres.
+#[inline]
+pub fn sample_rgba_fixed(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
+    const M: u32 = 0x00FF_00FF;
+    let fx = ((x - 0.5).clamp(0.0, (width - 1) as f32) * 256.0 + 0.5) as u32;
+    let fy = ((y - 0.5).clamp(0.0, (height - 1) as f32) * 256.0 + 0.5) as u32;
+    let (x0, y0) = ((fx >> 8) as usize, (fy >> 8) as usize);
+    let (ax, ay) = (fx & 255, fy & 255);
+    let (x1, y1) = ((x0 + 1).min(width - 1), (y0 + 1).min(height - 1));
+    let at = |x: usize, y: usize| {
+        let i = (y * width + x) * 4;
+        u32::from_le_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]])
+    };
+    let (p00, p10, p01, p11) = (at(x0, y0), at(x1, y0), at(x0, y1), at(x1, y1));
+    // lerp of the two 16-bit lanes (channels 0 and 2, or 1 and 3) of `a` and `b` by t/256.
+    let lerp = |a: u32, b: u32, t: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
+    let rb = lerp(lerp(p00 & M, p10 & M, ax), lerp(p01 & M, p11 & M, ax), ay);
+    let ga = lerp(
+        lerp((p00 >> 8) & M, (p10 >> 8) & M, ax),
+        lerp((p01 >> 8) & M, (p11 >> 8) & M, ax),
+        ay,
+    );
+    (rb | (ga << 8)).to_le_bytes()
 }
 
 /// Bilinear sample of an RGB image at continuous coordinates, clamped to the border.
@@ -224,5 +250,28 @@ mod tests {
     fn samples_exact_pixels_at_their_centres() {
         let src: Vec<u8> = (0..4 * 4 * 4).map(|i| i as u8).collect();
         assert_eq!(sample_rgba(&src, 4, 4, 1.5, 2.5), [36, 37, 38, 39]);
+        assert_eq!(sample_rgba_fixed(&src, 4, 4, 1.5, 2.5), [36, 37, 38, 39]);
+        assert_eq!(
+            sample_rgba_fixed(&src, 4, 4, 1.49999, 2.50001),
+            [36, 37, 38, 39]
+        );
+    }
+
+    #[test]
+    fn fixed_point_sampling_agrees_with_floating_point() {
+        let src: Vec<u8> = (0..9 * 7 * 4).map(|i| (i * 37 % 256) as u8).collect();
+        for k in 0..500 {
+            let (x, y) = (
+                (k as f32 * 0.731) % 10.0 - 0.5,
+                (k as f32 * 0.377) % 8.0 - 0.5,
+            );
+            let (a, b) = (
+                sample_rgba(&src, 9, 7, x, y),
+                sample_rgba_fixed(&src, 9, 7, x, y),
+            );
+            for c in 0..4 {
+                assert!(a[c].abs_diff(b[c]) <= 2, "at {x} {y}: {a:?} vs {b:?}");
+            }
+        }
     }
 }
