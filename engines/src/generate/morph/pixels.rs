@@ -151,7 +151,7 @@ pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [
 
 /// [`sample_rgba`] in fixed point (1/256 pixel, weights rounded), two channels per integer
 /// multiply: the warp's inner loop. Exact at pixel centres.
-#[inline]
+#[inline(always)]
 pub fn sample_rgba_fixed(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
     const M: u32 = 0x00FF_00FF;
     let fx = ((x - 0.5).clamp(0.0, (width - 1) as f32) * 256.0 + 0.5) as u32;
