@@ -416,9 +416,16 @@ fn composite(
                 // Halves, then the head behind across the seam, then the head in front.
                 let back = (1.0 - own) + hb * own;
                 let back = back * (1.0 - hf);
-                for c in 0..3 {
-                    let v = fc[c] as f32 + (bc[c] as f32 - fc[c] as f32) * back;
-                    row[x * 3 + c] = (v + 0.5) as u8;
+                let out = &mut row[x * 3..x * 3 + 3];
+                if back <= 0.0 {
+                    out.copy_from_slice(&fc[..3]);
+                } else if back >= 1.0 {
+                    out.copy_from_slice(&bc[..3]);
+                } else {
+                    for (c, o) in out.iter_mut().enumerate() {
+                        let v = fc[c] as f32 + (bc[c] as f32 - fc[c] as f32) * back;
+                        *o = (v + 0.5) as u8;
+                    }
                 }
             }
         },

@@ -151,19 +151,20 @@ pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [
 
 /// [`sample_rgba`] in fixed point (1/256 pixel, weights rounded), two channels per integer
 /// multiply: the warp's inner loop. Exact at pixel centres.
-#[inline]
+#[inline(always)]
 pub fn sample_rgba_fixed(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
     const M: u32 = 0x00FF_00FF;
     let fx = ((x - 0.5).clamp(0.0, (width - 1) as f32) * 256.0 + 0.5) as u32;
     let fy = ((y - 0.5).clamp(0.0, (height - 1) as f32) * 256.0 + 0.5) as u32;
     let (x0, y0) = ((fx >> 8) as usize, (fy >> 8) as usize);
     let (ax, ay) = (fx & 255, fy & 255);
-    let (x1, y1) = ((x0 + 1).min(width - 1), (y0 + 1).min(height - 1));
-    let at = |x: usize, y: usize| {
-        let i = (y * width + x) * 4;
-        u32::from_le_bytes([src[i], src[i + 1], src[i + 2], src[i + 3]])
-    };
-    let (p00, p10, p01, p11) = (at(x0, y0), at(x1, y0), at(x0, y1), at(x1, y1));
+    let (dx, dy) = (
+        usize::from(x0 + 1 < width) * 4,
+        usize::from(y0 + 1 < height) * width * 4,
+    );
+    let i = (y0 * width + x0) * 4;
+    let at = |i: usize| u32::from_le_bytes(src[i..i + 4].try_into().expect("4 bytes"));
+    let (p00, p10, p01, p11) = (at(i), at(i + dx), at(i + dy), at(i + dy + dx));
     // lerp of the two 16-bit lanes (channels 0 and 2, or 1 and 3) of `a` and `b` by t/256.
     let lerp = |a: u32, b: u32, t: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
     let rb = lerp(lerp(p00 & M, p10 & M, ax), lerp(p01 & M, p11 & M, ax), ay);
