@@ -364,8 +364,8 @@ impl Manifest {
         if l.spatial_compression == 0
             || l.height == 0
             || l.width == 0
-            || l.height % l.spatial_compression != 0
-            || l.width % l.spatial_compression != 0
+            || !l.height.is_multiple_of(l.spatial_compression)
+            || !l.width.is_multiple_of(l.spatial_compression)
         {
             return bad(format!(
                 "latent height {} and width {} must be positive multiples of spatial_compression {}",
