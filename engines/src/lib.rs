@@ -9,6 +9,7 @@
 //!
 //! Data crosses crate boundaries as plain types ([`Face`], [`Landmarks`], `image::RgbImage`).
 
+pub mod diffusion;
 pub mod face;
 pub mod generate;
 pub mod manifest;

@@ -1,0 +1,419 @@
+//! [`DiffusionGenerator`]: capture + per-frame landmark targets → RGB frames.
+//!
+//! 1. The capture is resized to the pack's working resolution and encoded by `vae_encoder`
+//!    (the first-frame latents).
+//! 2. Each latent frame gets a pose guidance map: Gaussian dots at the 2×68 target landmarks of
+//!    the timeline frame it stands for, at latent resolution.
+//! 3. Seeded noise is denoised over the scheduler's timesteps (classifier-free guidance when the
+//!    pack's guidance scale is above 1, the unconditional pass with zeroed conditionings); a
+//!    progress callback runs before each step and a cancellation flag is checked.
+//! 4. `vae_decoder` decodes; frames are resampled in time to the number of targets and resized
+//!    to the requested size.
+//!
+//! Everything but the ONNX calls is plain CPU code here; on the Jetson the pre/post-processing
+//! (resize, pose maps, scheduler arithmetic) would move to cudarc kernels and the latents stay
+//! on the device (ort IoBinding): not done yet.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use ndarray::{Array, ArrayD, IxDyn};
+use ort::session::SessionInputValue;
+use ort::value::TensorRef;
+use thiserror::Error;
+
+use super::pack::{Pack, Role};
+use super::scheduler::{NoiseRng, SchedulerError, cfg};
+use crate::types::Landmarks;
+
+#[derive(Debug, Error)]
+pub enum DiffusionError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("request: {0}")]
+    Request(String),
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] SchedulerError),
+    #[error("{component}: {message}")]
+    Model { component: String, message: String },
+}
+
+fn model_err(component: &str) -> impl Fn(ort::Error) -> DiffusionError + '_ {
+    move |e| DiffusionError::Model {
+        component: component.into(),
+        message: e.to_string(),
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct DiffusionRequest<'a> {
+    /// The capture (the first frame).
+    pub capture: &'a RgbImage,
+    /// Target landmarks of both faces per output frame, in capture pixels
+    /// (`Timeline::frames()[i].faces[k].landmarks`). Its length is the output frame count.
+    pub targets: &'a [[Landmarks; 2]],
+    /// Output frame size.
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    /// Override the pack's step count.
+    pub steps: Option<usize>,
+}
+
+/// Progress before each denoising step.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub step: usize,
+    pub steps: usize,
+    pub timestep: f32,
+}
+
+/// Wall time of one denoising step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepTiming {
+    pub total: Duration,
+    /// Inside `Session::run` (the denoiser, once or twice with guidance).
+    pub onnx: Duration,
+}
+
+impl StepTiming {
+    /// Everything but the ONNX calls: tensor set-up, guidance, the scheduler, noise.
+    pub fn overhead(&self) -> Duration {
+        self.total.saturating_sub(self.onnx)
+    }
+}
+
+/// Timings of one generation.
+#[derive(Debug, Clone, Default)]
+pub struct GenerationStats {
+    pub encode: Duration,
+    pub pose_maps: Duration,
+    pub steps: Vec<StepTiming>,
+    pub decode: Duration,
+    pub postprocess: Duration,
+}
+
+/// Runs a [`Pack`].
+#[derive(Debug)]
+pub struct DiffusionGenerator {
+    pack: Pack,
+}
+
+impl DiffusionGenerator {
+    pub fn new(pack: Pack) -> Self {
+        DiffusionGenerator { pack }
+    }
+
+    pub fn pack(&self) -> &Pack {
+        &self.pack
+    }
+
+    /// Generates `request.targets.len()` frames, handing each to `on_frame(index, frame)` in
+    /// order. Same request and seed → identical frames.
+    pub fn generate(
+        &mut self,
+        request: &DiffusionRequest,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        on_frame: &mut dyn FnMut(usize, RgbImage),
+    ) -> Result<GenerationStats, DiffusionError> {
+        let m = self.pack.manifest.clone();
+        let (lh, lw) = m.latent.latent_size();
+        let (fr, ch) = (m.latent.frames, m.latent.channels);
+        let (ph, pw) = (m.latent.height, m.latent.width);
+        if request.targets.is_empty() || request.width == 0 || request.height == 0 {
+            return Err(DiffusionError::Request(
+                "need at least one target frame and a non-empty size".into(),
+            ));
+        }
+        if request.capture.width() == 0 || request.capture.height() == 0 {
+            return Err(DiffusionError::Request("the capture is empty".into()));
+        }
+        let mut stats = GenerationStats::default();
+
+        // 1. first-frame latents
+        let t0 = Instant::now();
+        let small = image::imageops::resize(
+            request.capture,
+            pw,
+            ph,
+            image::imageops::FilterType::Triangle,
+        );
+        let mut img = Array::<f32, _>::zeros((1, 3, ph as usize, pw as usize));
+        for (x, y, p) in small.enumerate_pixels() {
+            for c in 0..3 {
+                img[[0, c, y as usize, x as usize]] = p[c] as f32 / 127.5 - 1.0;
+            }
+        }
+        let enc = &m.components.vae_encoder;
+        let (in_name, out_name) = (
+            enc.input(Role::Image).unwrap().name.clone(),
+            enc.output(Role::Latents).unwrap().name.clone(),
+        );
+        let first = {
+            let s = self.pack.session("vae_encoder").expect("loaded");
+            let out = s
+                .run(vec![(
+                    in_name,
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(&img).map_err(model_err("vae_encoder"))?,
+                    ),
+                )])
+                .map_err(model_err("vae_encoder"))?;
+            let (_, v) = out[out_name.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(model_err("vae_encoder"))?;
+            if v.len() != ch * lh * lw {
+                return Err(DiffusionError::Model {
+                    component: "vae_encoder".into(),
+                    message: format!("{} values out, expected {}", v.len(), ch * lh * lw),
+                });
+            }
+            v.iter()
+                .map(|x| x * m.latent.scaling_factor)
+                .collect::<Vec<f32>>()
+        };
+        stats.encode = t0.elapsed();
+
+        // 2. pose maps, one per latent frame
+        let t0 = Instant::now();
+        let sx = lw as f32 / request.capture.width() as f32;
+        let sy = lh as f32 / request.capture.height() as f32;
+        let mut pose = vec![0.0f32; fr * lh * lw];
+        for f in 0..fr {
+            let target = &request.targets[time_index(f, fr, request.targets.len())];
+            render_pose_map(
+                &mut pose[f * lh * lw..(f + 1) * lh * lw],
+                lw,
+                lh,
+                target,
+                sx,
+                sy,
+            );
+        }
+        stats.pose_maps = t0.elapsed();
+
+        // 3. denoise
+        let mut scheduler = m.scheduler.build()?;
+        scheduler.set_timesteps(request.steps.unwrap_or(m.sampling.steps))?;
+        let mut rng = NoiseRng::new(request.seed);
+        let n = fr * ch * lh * lw;
+        let mut latents = rng.gaussian(n, scheduler.init_noise_sigma());
+        let timesteps = scheduler.timesteps().to_vec();
+        let den = &m.components.denoiser;
+        let lat_shape = [1, fr, ch, lh, lw];
+        let guidance = m.sampling.guidance_scale;
+        let zeros_first = vec![0.0; first.len()];
+        let zeros_pose = vec![0.0; pose.len()];
+        for (i, &t) in timesteps.iter().enumerate() {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(DiffusionError::Cancelled);
+            }
+            progress(Progress {
+                step: i,
+                steps: timesteps.len(),
+                timestep: t,
+            });
+            let step_start = Instant::now();
+            let mut onnx = Duration::ZERO;
+            let mut input = latents.clone();
+            scheduler.scale_model_input(&mut input, t)?;
+            let session = self.pack.session("denoiser").expect("loaded");
+            let mut run = |first: &[f32], pose: &[f32]| -> Result<Vec<f32>, DiffusionError> {
+                let e = model_err("denoiser");
+                let arr = |v: &[f32], shape: &[usize]| {
+                    ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).expect("shape")
+                };
+                let lat = arr(&input, &lat_shape);
+                let ts = arr(&[t], &[1]);
+                let ff = arr(first, &[1, ch, lh, lw]);
+                let pm = arr(pose, &[1, fr, 1, lh, lw]);
+                let mut feeds: Vec<(String, SessionInputValue)> = Vec::new();
+                for spec in &den.inputs {
+                    let a = match spec.role {
+                        Role::Latents => &lat,
+                        Role::Timestep => &ts,
+                        Role::FirstFrameLatents => &ff,
+                        Role::PoseMaps => &pm,
+                        other => {
+                            return Err(DiffusionError::Request(format!(
+                                "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
+                                spec.name
+                            )));
+                        }
+                    };
+                    feeds.push((
+                        spec.name.clone(),
+                        TensorRef::from_array_view(a).map_err(&e)?.into(),
+                    ));
+                }
+                let t0 = Instant::now();
+                let out = session.run(feeds).map_err(&e)?;
+                onnx += t0.elapsed();
+                let name = &den.output(Role::ModelOutput).expect("validated").name;
+                let (_, v) = out[name.as_str()].try_extract_tensor::<f32>().map_err(&e)?;
+                if v.len() != n {
+                    return Err(DiffusionError::Model {
+                        component: "denoiser".into(),
+                        message: format!("{} values out, expected {n}", v.len()),
+                    });
+                }
+                Ok(v.to_vec())
+            };
+            let mut out = if guidance > 1.0 {
+                let mut uncond = run(&zeros_first, &zeros_pose)?;
+                let cond = run(&first, &pose)?;
+                cfg(&mut uncond, &cond, guidance);
+                uncond
+            } else {
+                run(&first, &pose)?
+            };
+            let noise = if scheduler.needs_noise() {
+                Some(rng.gaussian(n, 1.0))
+            } else {
+                None
+            };
+            latents = scheduler.step(&out, t, &latents, noise.as_deref())?;
+            out.clear();
+            stats.steps.push(StepTiming {
+                total: step_start.elapsed(),
+                onnx,
+            });
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DiffusionError::Cancelled);
+        }
+
+        // 4. decode
+        let t0 = Instant::now();
+        let dec = &m.components.vae_decoder;
+        let inv = 1.0 / m.latent.scaling_factor;
+        let lat =
+            ArrayD::from_shape_vec(IxDyn(&lat_shape), latents.iter().map(|x| x * inv).collect())
+                .expect("shape");
+        let vf = m.latent.video_frames();
+        let video: Vec<f32> = {
+            let e = model_err("vae_decoder");
+            let s = self.pack.session("vae_decoder").expect("loaded");
+            let out = s
+                .run(vec![(
+                    dec.input(Role::Latents).unwrap().name.clone(),
+                    SessionInputValue::from(TensorRef::from_array_view(&lat).map_err(&e)?),
+                )])
+                .map_err(&e)?;
+            let (shape, v) = out[dec.output(Role::Frames).unwrap().name.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(&e)?;
+            let want = [1, vf as i64, 3, ph as i64, pw as i64];
+            if shape[..] != want[..] {
+                return Err(DiffusionError::Model {
+                    component: "vae_decoder".into(),
+                    message: format!("frames of shape {shape:?}, expected {want:?}"),
+                });
+            }
+            v.to_vec()
+        };
+        stats.decode = t0.elapsed();
+
+        // 5. frames: to RGB, resampled in time, resized
+        let t0 = Instant::now();
+        let plane = (ph * pw) as usize;
+        let decoded: Vec<RgbImage> = (0..vf)
+            .map(|f| {
+                let base = f * 3 * plane;
+                RgbImage::from_fn(pw, ph, |x, y| {
+                    let i = (y * pw + x) as usize;
+                    let px = |c: usize| {
+                        ((video[base + c * plane + i] + 1.0) * 127.5)
+                            .round()
+                            .clamp(0.0, 255.0) as u8
+                    };
+                    image::Rgb([px(0), px(1), px(2)])
+                })
+            })
+            .collect();
+        let count = request.targets.len();
+        for j in 0..count {
+            let frame = &decoded[time_index(j, count, vf)];
+            let out = if (frame.width(), frame.height()) == (request.width, request.height) {
+                frame.clone()
+            } else {
+                image::imageops::resize(
+                    frame,
+                    request.width,
+                    request.height,
+                    image::imageops::FilterType::Triangle,
+                )
+            };
+            on_frame(j, out);
+        }
+        stats.postprocess = t0.elapsed();
+        Ok(stats)
+    }
+}
+
+/// The index in a sequence of `to` items nearest in time to item `i` of `from` (both spanning
+/// the same duration, first to first and last to last).
+fn time_index(i: usize, from: usize, to: usize) -> usize {
+    if from <= 1 || to <= 1 {
+        return 0;
+    }
+    ((i as f64 * (to - 1) as f64 / (from - 1) as f64).round() as usize).min(to - 1)
+}
+
+/// Gaussian dots (sigma one latent cell, peak 1) at every landmark of both faces, scaled by
+/// `(sx, sy)` from capture pixels to latent cells; overlapping dots take the maximum.
+pub fn render_pose_map(
+    out: &mut [f32],
+    w: usize,
+    h: usize,
+    faces: &[Landmarks; 2],
+    sx: f32,
+    sy: f32,
+) {
+    out.fill(0.0);
+    const R: i64 = 2;
+    for face in faces {
+        for p in face.0.iter() {
+            let (cx, cy) = (p[0] * sx - 0.5, p[1] * sy - 0.5);
+            if !(cx.is_finite() && cy.is_finite()) {
+                continue;
+            }
+            let (ix, iy) = (cx.round() as i64, cy.round() as i64);
+            for y in (iy - R).max(0)..=(iy + R).min(h as i64 - 1) {
+                for x in (ix - R).max(0)..=(ix + R).min(w as i64 - 1) {
+                    let d2 = (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2);
+                    let v = (-0.5 * d2).exp();
+                    let cell = &mut out[y as usize * w + x as usize];
+                    *cell = cell.max(v);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_index_maps_first_to_first_and_last_to_last() {
+        assert_eq!(time_index(0, 8, 96), 0);
+        assert_eq!(time_index(7, 8, 96), 95);
+        assert_eq!(time_index(95, 96, 8), 7);
+        assert_eq!(time_index(3, 1, 8), 0);
+    }
+
+    #[test]
+    fn pose_map_peaks_at_a_landmark() {
+        let lm = Landmarks([[20.0, 12.0]; 68]);
+        let mut m = vec![0.0; 16 * 16];
+        render_pose_map(&mut m, 16, 16, &[lm, lm], 0.5, 0.5);
+        // (20, 12) * 0.5 = cell centre (10, 6) - 0.5 → between cells 9.5, 5.5
+        let peak = m.iter().cloned().fold(0.0f32, f32::max);
+        assert!(peak > 0.7 && peak <= 1.0);
+        assert_eq!(m[0], 0.0);
+    }
+}

@@ -1,0 +1,575 @@
+//! The diffusion model pack: a folder with `manifest.toml` and one ONNX file per component.
+//!
+//! The manifest names each component's file, sha256, precision and tensors (ONNX name, the
+//! role the generator feeds or reads it as, shape with dynamic axes as `-1` or a name, dtype),
+//! the latent layout, the scheduler and its configuration, the distilled step count, the
+//! guidance scale and which conditionings the denoiser takes. `scripts/make-tiny-pack` writes a
+//! complete example.
+//!
+//! [`Pack::load`] refuses a pack whose files do not match the manifest: a missing file, a wrong
+//! checksum, a tensor that is missing, unlisted, of another dtype or shape; every error names the
+//! file and the tensor.
+//!
+//! TensorRT: a pack's components are plain ONNX files; the runtime's TensorRT provider builds
+//! (and caches, see `RuntimeConfig::tensorrt_cache`) engines from them on the Jetson. Precompiled
+//! EP-context models would be listed here as further files of a component (not done yet).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use super::scheduler::{SchedulerConfig, SchedulerError};
+use crate::runtime::{Runtime, RuntimeError, SessionInfo};
+
+/// The manifest's file name inside a pack folder.
+pub const MANIFEST_FILE: &str = "manifest.toml";
+
+#[derive(Debug, Error)]
+pub enum PackError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("manifest: {0}")]
+    Invalid(String),
+    #[error("manifest: scheduler: {0}")]
+    Scheduler(#[from] SchedulerError),
+    #[error("component `{component}`: file {path} is missing")]
+    MissingFile { component: String, path: PathBuf },
+    #[error("component `{component}`: {path} has sha256 {got}, the manifest says {expected}")]
+    Checksum {
+        component: String,
+        path: PathBuf,
+        expected: String,
+        got: String,
+    },
+    #[error(
+        "component `{component}` ({path}): the model has no {kind} tensor `{tensor}` (it has: {available})"
+    )]
+    UnknownTensor {
+        component: String,
+        path: PathBuf,
+        kind: &'static str,
+        tensor: String,
+        available: String,
+    },
+    #[error(
+        "component `{component}` ({path}): the model's {kind} tensor `{tensor}` is not in the manifest"
+    )]
+    UnlistedTensor {
+        component: String,
+        path: PathBuf,
+        kind: &'static str,
+        tensor: String,
+    },
+    #[error(
+        "component `{component}` ({path}): tensor `{tensor}` has shape {model} in the model, the manifest says {manifest}"
+    )]
+    Shape {
+        component: String,
+        path: PathBuf,
+        tensor: String,
+        model: String,
+        manifest: String,
+    },
+    #[error(
+        "component `{component}` ({path}): tensor `{tensor}` is {model} in the model, the manifest says {manifest}"
+    )]
+    Dtype {
+        component: String,
+        path: PathBuf,
+        tensor: String,
+        model: String,
+        manifest: String,
+    },
+    #[error("component `{component}`: {source}")]
+    Runtime {
+        component: String,
+        #[source]
+        source: RuntimeError,
+    },
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub pack: PackInfo,
+    pub latent: LatentLayout,
+    pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub sampling: Sampling,
+    #[serde(default)]
+    pub conditioning: Conditioning,
+    pub components: Components,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackInfo {
+    pub name: String,
+    #[serde(default)]
+    pub version: String,
+    /// Where the weights come from (informative).
+    #[serde(default)]
+    pub upstream: Option<String>,
+}
+
+/// The latent video the denoiser works on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentLayout {
+    /// Latent frames `F` (the denoiser's second axis).
+    pub frames: usize,
+    /// Latent channels.
+    pub channels: usize,
+    /// Working resolution in pixels (what the VAE encodes and decodes).
+    pub height: u32,
+    pub width: u32,
+    /// Pixels per latent cell along each spatial axis.
+    pub spatial_compression: u32,
+    /// Video frames per latent frame (1: no temporal compression).
+    #[serde(default = "one")]
+    pub temporal_compression: usize,
+    /// Latents are multiplied by this after encoding and divided before decoding.
+    #[serde(default = "one_f32")]
+    pub scaling_factor: f32,
+}
+
+fn one() -> usize {
+    1
+}
+fn one_f32() -> f32 {
+    1.0
+}
+
+impl LatentLayout {
+    /// Latent height and width.
+    pub fn latent_size(&self) -> (usize, usize) {
+        (
+            (self.height / self.spatial_compression) as usize,
+            (self.width / self.spatial_compression) as usize,
+        )
+    }
+    /// Video frames the decoder produces.
+    pub fn video_frames(&self) -> usize {
+        self.frames * self.temporal_compression
+    }
+}
+
+/// Sampling defaults of a (distilled) pack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sampling {
+    /// Denoising steps (the distilled timestep count).
+    pub steps: usize,
+    /// Classifier-free guidance scale; 1.0 runs the denoiser once per step (no guidance).
+    pub guidance_scale: f32,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            steps: 4,
+            guidance_scale: 1.0,
+        }
+    }
+}
+
+/// Which conditionings the denoiser takes (each needs the matching input role).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Conditioning {
+    /// The encoded capture, `[1, C, h, w]` (role `first_frame_latents`).
+    pub first_frame_latents: bool,
+    /// One pose guidance map per latent frame, `[1, F, 1, h, w]` (role `pose_maps`), rendered
+    /// from the motion timeline's target landmarks.
+    pub pose_maps: bool,
+    /// An identity embedding from the `identity_encoder` component (role `identity_embedding`).
+    pub identity_embedding: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Components {
+    pub vae_encoder: Component,
+    pub denoiser: Component,
+    pub vae_decoder: Component,
+    #[serde(default)]
+    pub image_encoder: Option<Component>,
+    #[serde(default)]
+    pub identity_encoder: Option<Component>,
+}
+
+impl Components {
+    /// `(name, component)` for every component present.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Component)> {
+        [
+            ("vae_encoder", Some(&self.vae_encoder)),
+            ("denoiser", Some(&self.denoiser)),
+            ("vae_decoder", Some(&self.vae_decoder)),
+            ("image_encoder", self.image_encoder.as_ref()),
+            ("identity_encoder", self.identity_encoder.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(n, c)| c.map(|c| (n, c)))
+    }
+}
+
+/// The precision a component's weights are stored in (informative; TensorRT may lower it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    Fp16,
+    Bf16,
+    Int8,
+}
+
+/// One ONNX file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Relative to the pack folder.
+    pub file: PathBuf,
+    pub sha256: String,
+    pub precision: Precision,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+impl Component {
+    /// The input with `role`, if any.
+    pub fn input(&self, role: Role) -> Option<&TensorSpec> {
+        self.inputs.iter().find(|t| t.role == role)
+    }
+    /// The output with `role`, if any.
+    pub fn output(&self, role: Role) -> Option<&TensorSpec> {
+        self.outputs.iter().find(|t| t.role == role)
+    }
+}
+
+/// What the generator feeds into or reads from a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Pixels `[1, 3, H, W]` in [-1, 1] (VAE encoder input).
+    Image,
+    /// Latents (VAE encoder output, denoiser and VAE decoder input).
+    Latents,
+    /// The scheduler's timestep, `[1]`.
+    Timestep,
+    FirstFrameLatents,
+    PoseMaps,
+    IdentityEmbedding,
+    /// The denoiser's prediction (epsilon, v or flow velocity, as the scheduler expects).
+    ModelOutput,
+    /// Decoded video `[1, F, 3, H, W]` in [-1, 1].
+    Frames,
+    /// Output of an image/identity encoder.
+    Embedding,
+}
+
+/// One tensor of a component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// The ONNX name.
+    pub name: String,
+    pub role: Role,
+    pub shape: Vec<Dim>,
+    #[serde(default)]
+    pub dtype: DType,
+}
+
+/// A dimension: fixed, or dynamic (`-1` or a symbolic name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Dim {
+    Fixed(i64),
+    Named(String),
+}
+
+impl Dim {
+    pub fn is_dynamic(&self) -> bool {
+        matches!(self, Dim::Named(_)) || matches!(self, Dim::Fixed(n) if *n < 0)
+    }
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Named(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+fn fmt_shape<T: std::fmt::Display>(dims: &[T]) -> String {
+    let v: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", v.join(", "))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    #[default]
+    Float32,
+    Float16,
+    Int64,
+}
+
+impl DType {
+    fn matches(self, t: TensorElementType) -> bool {
+        matches!(
+            (self, t),
+            (DType::Float32, TensorElementType::Float32)
+                | (DType::Float16, TensorElementType::Float16)
+                | (DType::Int64, TensorElementType::Int64)
+        )
+    }
+}
+
+impl Manifest {
+    /// Parses a manifest from TOML text.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, PackError> {
+        toml::from_str(text).map_err(|e| PackError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads `DIR/manifest.toml`.
+    pub fn read(dir: &Path) -> Result<Manifest, PackError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| PackError::Read {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Manifest::parse(&text, &path)
+    }
+
+    /// Checks the manifest on its own: sizes, the scheduler, the roles the generator needs.
+    pub fn validate(&self) -> Result<(), PackError> {
+        let bad = |m: String| Err(PackError::Invalid(m));
+        let l = &self.latent;
+        if l.frames == 0 || l.channels == 0 || l.temporal_compression == 0 {
+            return bad("latent frames, channels and temporal_compression must be positive".into());
+        }
+        if l.spatial_compression == 0
+            || l.height == 0
+            || l.width == 0
+            || !l.height.is_multiple_of(l.spatial_compression)
+            || !l.width.is_multiple_of(l.spatial_compression)
+        {
+            return bad(format!(
+                "latent height {} and width {} must be positive multiples of spatial_compression {}",
+                l.height, l.width, l.spatial_compression
+            ));
+        }
+        if !(l.scaling_factor.is_finite() && l.scaling_factor > 0.0) {
+            return bad("latent scaling_factor must be positive".into());
+        }
+        if self.sampling.steps == 0 {
+            return bad("sampling steps must be at least 1".into());
+        }
+        if !(self.sampling.guidance_scale.is_finite() && self.sampling.guidance_scale >= 1.0) {
+            return bad("sampling guidance_scale must be >= 1".into());
+        }
+        self.scheduler.validate()?;
+        let c = &self.components;
+        for (name, comp) in c.iter() {
+            if comp.sha256.len() != 64 || !comp.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad(format!("component `{name}`: sha256 must be 64 hex digits"));
+            }
+            if comp.file.is_absolute() || comp.file.components().any(|p| p.as_os_str() == "..") {
+                return bad(format!(
+                    "component `{name}`: file {} must be inside the pack",
+                    comp.file.display()
+                ));
+            }
+        }
+        let need = |name: &str, comp: &Component, input: bool, role: Role| {
+            let found = if input {
+                comp.input(role)
+            } else {
+                comp.output(role)
+            };
+            match found {
+                Some(_) => Ok(()),
+                None => Err(PackError::Invalid(format!(
+                    "component `{name}` needs an {} with role `{}`",
+                    if input { "input" } else { "output" },
+                    serde_json::to_value(role).unwrap().as_str().unwrap_or("?")
+                ))),
+            }
+        };
+        need("vae_encoder", &c.vae_encoder, true, Role::Image)?;
+        need("vae_encoder", &c.vae_encoder, false, Role::Latents)?;
+        need("denoiser", &c.denoiser, true, Role::Latents)?;
+        need("denoiser", &c.denoiser, true, Role::Timestep)?;
+        need("denoiser", &c.denoiser, false, Role::ModelOutput)?;
+        need("vae_decoder", &c.vae_decoder, true, Role::Latents)?;
+        need("vae_decoder", &c.vae_decoder, false, Role::Frames)?;
+        let cond = &self.conditioning;
+        if cond.first_frame_latents {
+            need("denoiser", &c.denoiser, true, Role::FirstFrameLatents)?;
+        }
+        if cond.pose_maps {
+            need("denoiser", &c.denoiser, true, Role::PoseMaps)?;
+        }
+        if cond.identity_embedding {
+            need("denoiser", &c.denoiser, true, Role::IdentityEmbedding)?;
+            if c.identity_encoder.is_none() {
+                return bad("identity_embedding needs an `identity_encoder` component".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A loaded, verified pack: the manifest and one open session per component.
+#[derive(Debug)]
+pub struct Pack {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub sessions: BTreeMap<&'static str, (Session, SessionInfo)>,
+}
+
+impl Pack {
+    /// Reads `DIR/manifest.toml`, validates it, checks each component's file and sha256, opens
+    /// it with the runtime and compares its inputs and outputs with the manifest.
+    pub fn load(dir: &Path, runtime: &Runtime) -> Result<Pack, PackError> {
+        let manifest = Manifest::read(dir)?;
+        manifest.validate()?;
+        let mut sessions = BTreeMap::new();
+        for (name, comp) in manifest.components.iter() {
+            let path = verify_file(dir, name, comp)?;
+            let (session, info) = runtime
+                .session(&path)
+                .map_err(|source| PackError::Runtime {
+                    component: name.into(),
+                    source,
+                })?;
+            check_interface(name, &path, comp, &session)?;
+            sessions.insert(name, (session, info));
+        }
+        Ok(Pack {
+            dir: dir.to_path_buf(),
+            manifest,
+            sessions,
+        })
+    }
+
+    /// The session of a component.
+    pub fn session(&mut self, component: &str) -> Option<&mut Session> {
+        self.sessions.get_mut(component).map(|(s, _)| s)
+    }
+}
+
+/// The file exists and has the manifest's sha256; returns its path.
+pub fn verify_file(dir: &Path, name: &str, comp: &Component) -> Result<PathBuf, PackError> {
+    let path = dir.join(&comp.file);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PackError::MissingFile {
+                component: name.into(),
+                path,
+            });
+        }
+        Err(e) => {
+            return Err(PackError::Read {
+                path,
+                message: e.to_string(),
+            });
+        }
+    };
+    let got = hex::encode(Sha256::digest(&bytes));
+    if !got.eq_ignore_ascii_case(&comp.sha256) {
+        return Err(PackError::Checksum {
+            component: name.into(),
+            path,
+            expected: comp.sha256.clone(),
+            got,
+        });
+    }
+    Ok(path)
+}
+
+fn check_interface(
+    name: &str,
+    path: &Path,
+    comp: &Component,
+    session: &Session,
+) -> Result<(), PackError> {
+    let sides = [
+        ("input", &comp.inputs, session.inputs()),
+        ("output", &comp.outputs, session.outputs()),
+    ];
+    for (kind, specs, outlets) in sides {
+        let model: Vec<(&str, &ValueType)> =
+            outlets.iter().map(|o| (o.name(), o.dtype())).collect();
+        for spec in specs {
+            let Some((_, vt)) = model.iter().find(|(n, _)| *n == spec.name) else {
+                return Err(PackError::UnknownTensor {
+                    component: name.into(),
+                    path: path.into(),
+                    kind,
+                    tensor: spec.name.clone(),
+                    available: model.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+                });
+            };
+            let (Some(ty), Some(shape)) = (vt.tensor_type(), vt.tensor_shape()) else {
+                return Err(PackError::Dtype {
+                    component: name.into(),
+                    path: path.into(),
+                    tensor: spec.name.clone(),
+                    model: format!("{vt:?}"),
+                    manifest: "a tensor".into(),
+                });
+            };
+            if !spec.dtype.matches(ty) {
+                return Err(PackError::Dtype {
+                    component: name.into(),
+                    path: path.into(),
+                    tensor: spec.name.clone(),
+                    model: format!("{ty:?}").to_lowercase(),
+                    manifest: format!("{:?}", spec.dtype).to_lowercase(),
+                });
+            }
+            let dims: &[i64] = shape;
+            let same = dims.len() == spec.shape.len()
+                && dims.iter().zip(&spec.shape).all(|(&m, s)| match s {
+                    d if d.is_dynamic() => m < 0,
+                    Dim::Fixed(n) => m == *n,
+                    Dim::Named(_) => unreachable!(),
+                });
+            if !same {
+                return Err(PackError::Shape {
+                    component: name.into(),
+                    path: path.into(),
+                    tensor: spec.name.clone(),
+                    model: fmt_shape(dims),
+                    manifest: fmt_shape(&spec.shape),
+                });
+            }
+        }
+        for (n, _) in &model {
+            if !specs.iter().any(|s| s.name == *n) {
+                return Err(PackError::UnlistedTensor {
+                    component: name.into(),
+                    path: path.into(),
+                    kind,
+                    tensor: (*n).into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
