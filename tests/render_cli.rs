@@ -364,3 +364,135 @@ fn a_disk_that_fills_mid_encode_leaves_no_video() {
     );
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// Writes the tiny diffusion pack with the repository's script, or says why not.
+fn tiny_pack(dir: &Path, test: &str) -> Option<std::path::PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-tiny-pack");
+    let out = dir.join("pack");
+    match Command::new(&script).arg(&out).output() {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!(
+                "SKIPPED {test}: make-tiny-pack failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: cannot run make-tiny-pack: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn the_diffusion_generator_renders_through_the_whole_pipeline_and_a_seed_reproduces_it() {
+    let test =
+        "the_diffusion_generator_renders_through_the_whole_pipeline_and_a_seed_reproduces_it";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = tiny_pack(dir.path(), test) else {
+        return;
+    };
+    let mut videos = Vec::new();
+    for (i, seed) in ["7", "7", "8"].iter().enumerate() {
+        let out = dir.path().join(format!("d{i}.mp4"));
+        let o = render(
+            &[
+                "--json",
+                "--generator",
+                "diffusion",
+                "--pack",
+                pack.to_str().unwrap(),
+                "--size",
+                "256x256",
+                "--seconds",
+                "3",
+                "--seed",
+                seed,
+            ],
+            &[&fixture("couple_1280x720.jpg")],
+            &out,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let done: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
+                .unwrap();
+        assert_eq!(done["generator"], "diffusion", "{done}");
+        let s = &probe(&out)["streams"][0];
+        assert_eq!(
+            (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+            (Some("h264"), Some("yuv420p"))
+        );
+        assert_eq!(
+            (s["width"].as_u64(), s["height"].as_u64()),
+            (Some(256), Some(256))
+        );
+        videos.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(
+        videos[0], videos[1],
+        "the same seed gives a byte-identical video"
+    );
+    assert_ne!(videos[0], videos[2], "another seed gives another video");
+}
+
+#[test]
+fn a_broken_diffusion_pack_is_refused_and_morph_still_renders() {
+    let test = "a_broken_diffusion_pack_is_refused_and_morph_still_renders";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = tiny_pack(dir.path(), test) else {
+        return;
+    };
+    std::fs::remove_file(pack.join("denoiser.onnx")).unwrap();
+    let out = dir.path().join("k.mp4");
+    let o = render(
+        &[
+            "--json",
+            "--generator",
+            "diffusion",
+            "--pack",
+            pack.to_str().unwrap(),
+            "--seconds",
+            "3",
+        ],
+        &[&fixture("couple_1280x720.jpg")],
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("denoiser") && err.contains("morph"), "{err}");
+    let done: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(done["generator"], "morph");
+    assert!(done["fallback"].as_str().unwrap().contains("denoiser"));
+    assert_eq!(probe(&out)["streams"][0]["codec_name"], "h264");
+}
+
+#[test]
+fn the_same_capture_and_seed_give_a_byte_identical_morph_video() {
+    if !have_models("the_same_capture_and_seed_give_a_byte_identical_morph_video") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut sums = Vec::new();
+    for (i, seed) in ["3", "3", "4"].iter().enumerate() {
+        let out = dir.path().join(format!("m{i}.mp4"));
+        let o = render(
+            &["--seconds", "3", "--seed", seed],
+            &[&fixture("couple_1280x720.jpg")],
+            &out,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sums.push(kissbooth_engines::manifest::sha256_hex(
+            &std::fs::read(&out).unwrap(),
+        ));
+    }
+    assert_eq!(sums[0], sums[1], "same capture and seed, same bytes");
+    assert_ne!(sums[0], sums[2], "another seed, another video");
+}

@@ -124,6 +124,7 @@ fn render(
                 intensity: 0.8,
                 encoder: kissbooth_media::EncoderChoice::Auto,
                 generator: "morph".into(),
+                pack: None,
                 json: false,
             };
             runs.push(render_cmd::render(common, &args, |_, _| Ok(()))?.ms);

@@ -561,6 +561,7 @@ impl Booth {
                 encoder: r.encoder,
                 ..EncoderConfig::default()
             },
+            created_unix_s: Some(s.created_at),
         };
         let out = self.store.session_dir(&s.id).join("video.mp4");
         let mut last_pub = Instant::now();

@@ -21,6 +21,8 @@ pub struct ClipSettings {
     pub timeline: TimelineConfig,
     pub morph: MorphConfig,
     pub encoder: EncoderConfig,
+    /// Creation time written into the MP4 (the capture's time), so a render is reproducible.
+    pub created_unix_s: Option<i64>,
 }
 
 /// Renders and encodes one clip to `output` (and its poster beside it). `on_frame(done, total)`
@@ -50,6 +52,7 @@ pub fn render_clip(
     spec.validate()?;
     let meta = VideoMetadata {
         title: Some("Kissbooth kiss".into()),
+        created_unix_s: settings.created_unix_s,
         ..VideoMetadata::default()
     };
     let mut encoder = settings.encoder.build(&spec, output, &meta)?;
@@ -114,6 +117,8 @@ pub fn render_clip(
         contact_frame: contact,
         contact_mouth_distance_px: contact_mouth,
         canvas_faces,
+        generator: "morph".into(),
+        fallback: None,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,
@@ -126,4 +131,111 @@ pub fn render_clip(
 
 fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// Renders a clip with a diffusion model pack: the morph timeline, planned on the capture,
+/// gives each frame's target landmarks (the pack's pose guidance); frames are encoded as the
+/// generator hands them over.
+#[allow(clippy::too_many_arguments)]
+pub fn render_diffusion_clip(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    pack: kissbooth_engines::diffusion::Pack,
+    capture: &image::RgbImage,
+    faces: &[kissbooth_engines::Landmarks; 2],
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<RenderReport> {
+    use kissbooth_engines::diffusion::{DiffusionGenerator, DiffusionRequest};
+    use kissbooth_engines::generate::Timeline;
+    let t0 = Instant::now();
+    let timeline = Timeline::plan(
+        &settings.timeline,
+        shape,
+        [&faces[0], &faces[1]],
+        capture.dimensions(),
+    )?;
+    let targets: Vec<[kissbooth_engines::Landmarks; 2]> = timeline
+        .frames()
+        .iter()
+        .map(|f| [f.faces[0].landmarks, f.faces[1].landmarks])
+        .collect();
+    let contact = timeline.contact_frame();
+    let plan_ms = ms(t0);
+    let (w, h) = (settings.morph.width, settings.morph.height);
+    let spec = VideoSpec::new(w, h, settings.timeline.fps);
+    spec.validate()?;
+    let meta = VideoMetadata {
+        title: Some("Kissbooth kiss".into()),
+        created_unix_s: settings.created_unix_s,
+        ..VideoMetadata::default()
+    };
+    let mut encoder = settings.encoder.build(&spec, output, &meta)?;
+    let encoder_name = encoder.encoder_name().to_string();
+    let mut generator = DiffusionGenerator::new(pack);
+    let request = DiffusionRequest {
+        capture,
+        targets: &targets,
+        width: w,
+        height: h,
+        seed: settings.timeline.seed,
+        steps: None,
+    };
+    let total = targets.len();
+    let mut poster = None;
+    let mut failure: Option<anyhow::Error> = None;
+    let mut encode_ms = 0.0;
+    let t_gen = Instant::now();
+    let stats = generator.generate(&request, &mut |_| {}, cancel, &mut |i, frame| {
+        if failure.is_some() {
+            return;
+        }
+        let t = Instant::now();
+        if let Err(e) = encoder.push(&frame) {
+            failure = Some(anyhow!(e).context(format!("encoding frame {i}")));
+            return;
+        }
+        encode_ms += ms(t);
+        if i == contact {
+            poster = Some(frame);
+        }
+        if let Err(e) = on_frame(i + 1, total) {
+            failure = Some(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let render_ms = ms(t_gen) - encode_ms;
+    let t = Instant::now();
+    let video = encoder.finish()?;
+    encode_ms += ms(t);
+    let poster_file = poster_path(output);
+    let poster = poster.ok_or_else(|| anyhow!("no contact frame was generated"))?;
+    if let Err(e) = write_poster(&poster, &poster_file, 90) {
+        let _ = std::fs::remove_file(&video.path);
+        return Err(e).context("cannot write the poster; the video was removed");
+    }
+    tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
+    Ok(RenderReport {
+        output: video.path,
+        poster: poster_file,
+        frames: video.frames,
+        bytes: video.bytes,
+        duration_s: video.duration_s,
+        encoder: encoder_name,
+        contact_frame: contact,
+        contact_mouth_distance_px: f32::NAN,
+        canvas_faces: *faces,
+        generator: "diffusion".into(),
+        fallback: None,
+        ms: StageMs {
+            analysis: 0.0,
+            plan: plan_ms,
+            render: render_ms,
+            encode: encode_ms,
+            total: ms(t0),
+        },
+    })
 }

@@ -42,9 +42,13 @@ pub struct RenderArgs {
     /// H.264 encoder: auto, nvv4l2h264enc, x264enc or openh264enc.
     #[arg(long, default_value = "auto")]
     pub encoder: EncoderChoice,
-    /// Generator: morph (diffusion packs are selected with --pack once installed).
+    /// Generator: morph (landmark mesh warp, runs anywhere) or diffusion (needs --pack; falls
+    /// back to morph, saying why, when the pack is unusable).
     #[arg(long, default_value = "morph", value_parser = ["morph", "diffusion"])]
     pub generator: String,
+    /// Diffusion model pack folder (a manifest.toml and its ONNX components).
+    #[arg(long)]
+    pub pack: Option<PathBuf>,
     /// Progress and the result as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -83,6 +87,10 @@ pub struct RenderReport {
     pub contact_mouth_distance_px: f32,
     /// The faces' landmarks on the canvas at frame 0 (the input, placed).
     pub canvas_faces: [kissbooth_engines::Landmarks; 2],
+    /// The generator that made the clip.
+    pub generator: String,
+    /// Why the requested generator was not used, when it was not.
+    pub fallback: Option<String>,
     pub ms: StageMs,
 }
 
@@ -135,10 +143,8 @@ pub fn render(
     mut on_frame: impl FnMut(usize, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<RenderReport> {
     let t0 = Instant::now();
-    if args.generator != "morph" {
-        bail!(
-            "the diffusion generator needs an installed model pack; none is installed (use --generator morph)"
-        );
+    if args.generator == "diffusion" && args.pack.is_none() {
+        bail!("--generator diffusion needs --pack DIR (a diffusion model pack)");
     }
     let (width, height) = args.size;
     let timeline = TimelineConfig {
@@ -208,18 +214,62 @@ pub fn render(
         _ => bail!("expected two faces in all"),
     };
 
+    // The video's creation time is the photo's: the same inputs and seed give the same file.
+    let created_unix_s = std::fs::metadata(&args.inputs[0])
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    let settings = crate::pipeline::ClipSettings {
+        timeline,
+        morph,
+        encoder: encoder_cfg,
+        created_unix_s,
+    };
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    // The diffusion generator when asked for and usable; otherwise morph, saying why.
+    let mut fallback = None;
+    if let Some(dir) = args
+        .pack
+        .as_deref()
+        .filter(|_| args.generator == "diffusion")
+    {
+        match (&inputs, kissbooth_engines::diffusion::Pack::load(dir, rt)) {
+            (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
+                let mut report = crate::pipeline::render_diffusion_clip(
+                    &settings,
+                    &shape,
+                    pack,
+                    frame,
+                    faces,
+                    &args.output,
+                    &mut on_frame,
+                    &cancel,
+                )?;
+                report.ms.analysis = analysis_ms;
+                report.ms.total = ms(t0);
+                return Ok(report);
+            }
+            (_, Ok(_)) => {
+                fallback =
+                    Some("the diffusion pack takes one couple frame, not two portraits".to_string())
+            }
+            (_, Err(e)) => fallback = Some(format!("diffusion pack refused: {e}")),
+        }
+        if let Some(why) = &fallback {
+            eprintln!("kissbooth: {why}; rendering with the morph generator");
+            tracing::warn!(reason = %why, "falling back to the morph generator");
+        }
+    }
     let mut report = crate::pipeline::render_clip(
-        &crate::pipeline::ClipSettings {
-            timeline,
-            morph,
-            encoder: encoder_cfg,
-        },
+        &settings,
         &shape,
         inputs,
         &args.output,
         &mut on_frame,
-        &std::sync::atomic::AtomicBool::new(false),
+        &cancel,
     )?;
+    report.fallback = fallback;
     report.ms.analysis = analysis_ms;
     report.ms.total = ms(t0);
     Ok(report)

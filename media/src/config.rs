@@ -243,6 +243,9 @@ pub struct VideoMetadata {
     /// Comment tag (`©cmt`); defaults to [`AI_GENERATED_LABEL`]. The keywords tag carries
     /// [`AI_GENERATED_KEYWORD`] whatever the comment says.
     pub comment: String,
+    /// Creation time written into the file (Unix seconds, UTC). Unset: the time of encoding.
+    /// Fixing it makes a render reproducible byte for byte.
+    pub created_unix_s: Option<i64>,
 }
 
 impl Default for VideoMetadata {
@@ -250,6 +253,7 @@ impl Default for VideoMetadata {
         VideoMetadata {
             title: None,
             comment: AI_GENERATED_LABEL.to_owned(),
+            created_unix_s: None,
         }
     }
 }

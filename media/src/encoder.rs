@@ -105,9 +105,12 @@ pub(crate) fn pipeline_description(
              openh264enc bitrate={bps} gop-size={gop} rate-control=bitrate"
         ),
         // x264enc, and any other element name given here, which then fails to parse loudly.
+        // One encoder thread: with frame or slice threads x264's rate control depends on thread
+        // timing, so the same frames gave different files (measured); one thread keeps a render
+        // reproducible byte for byte and still encodes 720p faster than the morph renders it.
         other => format!(
             "videoconvert ! video/x-raw,format=I420 ! \
-             {other} bitrate={kbps} speed-preset={preset} key-int-max={gop} ! \
+             {other} bitrate={kbps} speed-preset={preset} key-int-max={gop} threads=1 ! \
              video/x-h264,profile=high",
             preset = config.x264_preset
         ),
@@ -161,6 +164,8 @@ pub struct Encoder {
     /// The first error message the pipeline posted; every later call reports it again.
     failed: Option<gst::Message>,
     finished: bool,
+    /// Creation time to stamp into the finished file's headers.
+    created_unix_s: Option<i64>,
 }
 
 impl Encoder {
@@ -232,6 +237,7 @@ impl Encoder {
             finish_timeout: None,
             failed: None,
             finished: false,
+            created_unix_s: meta.created_unix_s,
         };
         if let Err(e) = encoder.pipeline.set_state(gst::State::Playing) {
             let waited = encoder.wait_for_error(Duration::from_secs(2));
@@ -376,6 +382,12 @@ impl Encoder {
                 description: self.description.clone(),
                 reason: format!("stopping after end-of-stream: {e}"),
             })?;
+        if let Some(secs) = self.created_unix_s {
+            // mp4mux stamps the wall clock into the headers; a fixed time makes the same frames
+            // give the same file.
+            crate::mp4time::set_creation_time(&self.temp, secs)
+                .map_err(|e| EncodeError::io("stamp creation time", &self.temp, e))?;
+        }
         let bytes = self.target.commit(&self.temp)?;
         let temp = self.temp.clone();
         self.temps.release(&temp);
@@ -586,6 +598,11 @@ fn set_tags(mux: &gst::Element, meta: &VideoMetadata) -> Result<(), String> {
         if let Some(title) = &meta.title {
             tags.add::<gst::tags::Title>(&title.as_str(), mode);
         }
+        if let Some(secs) = meta.created_unix_s
+            && let Ok(when) = gst::DateTime::from_unix_epoch_utc(secs)
+        {
+            tags.add::<gst::tags::DateTime>(&when, mode);
+        }
     }
     setter.merge_tags(&tags, gst::TagMergeMode::Replace);
     // Tags arriving from upstream (encoder name, bitrate) never override ours.
@@ -656,7 +673,7 @@ mod tests {
         }
         let x264 = pipeline_description("x264enc", &config, &spec);
         assert!(
-            x264.contains("bitrate=4000 speed-preset=veryfast key-int-max=24"),
+            x264.contains("bitrate=4000 speed-preset=veryfast key-int-max=24 threads=1"),
             "{x264}"
         );
         let open = pipeline_description("openh264enc", &config, &spec);

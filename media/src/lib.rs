@@ -47,6 +47,7 @@ mod config;
 mod encoder;
 mod error;
 mod fsio;
+mod mp4time;
 mod overlay;
 mod poster;
 
