@@ -143,6 +143,7 @@ fn keeps_the_ai_label_when_the_comment_is_replaced() {
     let meta = VideoMetadata {
         title: None,
         comment: "Wedding of A and B".to_owned(),
+        created_unix_s: None,
     };
     let spec = VideoSpec::new(64, 64, 24);
     let mut enc = EncoderConfig::default().build(&spec, &out, &meta).unwrap();
@@ -317,4 +318,34 @@ fn reports_encode_speed_for_120_frames_at_512() {
         120.0 / took.as_secs_f64(),
         video.bytes
     );
+}
+
+#[test]
+fn a_fixed_creation_time_is_written_into_the_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dated.mp4");
+    let meta = VideoMetadata {
+        created_unix_s: Some(1_767_225_600),
+        ..VideoMetadata::default()
+    };
+    let spec = VideoSpec::new(64, 64, 24);
+    let mut enc = EncoderConfig::default().build(&spec, &out, &meta).unwrap();
+    for i in 0..12 {
+        enc.push(&pattern(64, 64, i)).unwrap();
+    }
+    enc.finish().unwrap();
+    let o = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format_tags=creation_time:stream_tags=creation_time",
+            "-of",
+            "json",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.matches("2026-01-01T00:00:00").count() >= 2, "{text}");
 }
