@@ -44,18 +44,7 @@ pub fn render_clip(
     let contact = generator.timeline().contact_frame();
     let plan_ms = ms(t_plan);
 
-    let spec = VideoSpec::new(
-        settings.morph.width,
-        settings.morph.height,
-        settings.timeline.fps,
-    );
-    spec.validate()?;
-    let meta = VideoMetadata {
-        title: Some("Kissbooth kiss".into()),
-        created_unix_s: settings.created_unix_s,
-        ..VideoMetadata::default()
-    };
-    let mut encoder = settings.encoder.build(&spec, output, &meta)?;
+    let mut encoder = start_encoder(settings, output)?;
     let encoder_name = encoder.encoder_name().to_string();
 
     // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
@@ -99,14 +88,8 @@ pub fn render_clip(
         .join()
         .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
     let t = Instant::now();
-    let video = encoder.finish()?;
+    let (video, poster_file) = finish_clip(encoder, poster, output)?;
     encode_ms += ms(t);
-    let poster_file = poster_path(output);
-    let poster = poster.ok_or_else(|| anyhow!("no contact frame was rendered"))?;
-    if let Err(e) = write_poster(&poster, &poster_file, 90) {
-        let _ = std::fs::remove_file(&video.path);
-        return Err(e).context("cannot write the poster; the video was removed");
-    }
     Ok(RenderReport {
         output: video.path,
         poster: poster_file,
@@ -127,6 +110,42 @@ pub fn render_clip(
             total: ms(t0),
         },
     })
+}
+
+/// The encoder for a clip of these settings, writing to `output` (through a temporary file).
+fn start_encoder(
+    settings: &ClipSettings,
+    output: &Path,
+) -> anyhow::Result<kissbooth_media::Encoder> {
+    let spec = VideoSpec::new(
+        settings.morph.width,
+        settings.morph.height,
+        settings.timeline.fps,
+    );
+    spec.validate()?;
+    let meta = VideoMetadata {
+        title: Some("Kissbooth kiss".into()),
+        created_unix_s: settings.created_unix_s,
+        ..VideoMetadata::default()
+    };
+    Ok(settings.encoder.build(&spec, output, &meta)?)
+}
+
+/// Finishes the video, then writes the poster beside it; a poster that cannot be written takes
+/// the video with it, so a finished render is always both files.
+fn finish_clip(
+    encoder: kissbooth_media::Encoder,
+    poster: Option<image::RgbImage>,
+    output: &Path,
+) -> anyhow::Result<(kissbooth_media::EncodedVideo, std::path::PathBuf)> {
+    let poster = poster.ok_or_else(|| anyhow!("no contact frame was made"))?;
+    let video = encoder.finish()?;
+    let poster_file = poster_path(output);
+    if let Err(e) = write_poster(&poster, &poster_file, 90) {
+        let _ = std::fs::remove_file(&video.path);
+        return Err(e).context("cannot write the poster; the video was removed");
+    }
+    Ok((video, poster_file))
 }
 
 fn ms(t: Instant) -> f64 {
@@ -164,14 +183,7 @@ pub fn render_diffusion_clip(
     let contact = timeline.contact_frame();
     let plan_ms = ms(t0);
     let (w, h) = (settings.morph.width, settings.morph.height);
-    let spec = VideoSpec::new(w, h, settings.timeline.fps);
-    spec.validate()?;
-    let meta = VideoMetadata {
-        title: Some("Kissbooth kiss".into()),
-        created_unix_s: settings.created_unix_s,
-        ..VideoMetadata::default()
-    };
-    let mut encoder = settings.encoder.build(&spec, output, &meta)?;
+    let mut encoder = start_encoder(settings, output)?;
     let encoder_name = encoder.encoder_name().to_string();
     let mut generator = DiffusionGenerator::new(pack);
     let request = DiffusionRequest {
@@ -209,14 +221,8 @@ pub fn render_diffusion_clip(
     }
     let render_ms = ms(t_gen) - encode_ms;
     let t = Instant::now();
-    let video = encoder.finish()?;
+    let (video, poster_file) = finish_clip(encoder, poster, output)?;
     encode_ms += ms(t);
-    let poster_file = poster_path(output);
-    let poster = poster.ok_or_else(|| anyhow!("no contact frame was generated"))?;
-    if let Err(e) = write_poster(&poster, &poster_file, 90) {
-        let _ = std::fs::remove_file(&video.path);
-        return Err(e).context("cannot write the poster; the video was removed");
-    }
     tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
     Ok(RenderReport {
         output: video.path,
