@@ -21,6 +21,7 @@ use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::ServeFile;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::booth::{Booth, BoothError};
 
@@ -68,8 +69,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/video.mp4", get(kiosk_video))
         .route("/api/wifi-qr.svg", get(wifi_qr))
         .route("/api/end-of-event", post(end_of_event))
-        .route("/api/events", get(events))
         .route("/api/preview.jpg", get(preview_jpg))
+        // A request that takes longer than this is answered 408 rather than left hanging.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        // Streams run as long as the kiosk watches.
+        .route("/api/events", get(events))
         .route("/api/preview.mjpg", get(preview_mjpg))
         .layer(middleware::from_fn(loopback_only));
     let guest = Router::new()
