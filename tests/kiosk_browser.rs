@@ -572,6 +572,14 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
             kiosk_screen_is(&kiosk, "pose", 30).await;
             tap(&kiosk, "#shoot").await;
             kiosk_screen_is(&kiosk, "review", 90).await;
+            wait_until(
+                &kiosk,
+                "document.getElementById('still').complete && document.getElementById('still').naturalWidth > 0",
+                30,
+                "the captured still",
+                KIOSK_STATE,
+            )
+            .await;
             tap(&kiosk, "#make").await;
             kiosk_screen_is(&kiosk, "rendering", 30).await;
             let first = js(&kiosk, "session.id").await;
