@@ -976,27 +976,7 @@ fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
         } else {
             image::Rgb([255, 170, 40])
         };
-        let r = b.map(|v| (v * scale).round() as i64);
-        for t in 0..3 {
-            draw_rect(&mut small, r[0] - t, r[1] - t, r[2] + t, r[3] + t, c);
-        }
+        crate::draw::frame_box(&mut small, b.map(|v| (v * scale).round() as i64), 3, c);
     }
     kissbooth_capture::jpeg_encode(&small, 75)
-}
-
-fn draw_rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, c: image::Rgb<u8>) {
-    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
-    let mut put = |x: i64, y: i64| {
-        if (0..w).contains(&x) && (0..h).contains(&y) {
-            img.put_pixel(x as u32, y as u32, c);
-        }
-    };
-    for x in x0..=x1 {
-        put(x, y0);
-        put(x, y1);
-    }
-    for y in y0..=y1 {
-        put(x0, y);
-        put(x1, y);
-    }
 }

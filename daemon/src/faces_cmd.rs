@@ -68,8 +68,8 @@ pub fn run(common: &Common, args: FacesArgs, started: Instant) -> anyhow::Result
     let mut failed = 0;
     let stdout = std::io::stdout();
     for (i, path) in args.images.iter().enumerate() {
-        let analysis = match analyzer.analyze_file(path) {
-            Ok(a) => a,
+        let (img, analysis) = match analyzer.load_and_analyze(path) {
+            Ok(r) => r,
             Err(e) => {
                 failed += 1;
                 eprintln!("kissbooth: {}", e.to_string().replace('\n', " "));
@@ -100,8 +100,9 @@ pub fn run(common: &Common, args: FacesArgs, started: Instant) -> anyhow::Result
         drop(out);
         if let Some(target) = &args.annotate {
             let dest = annotate_path(target, path, args.images.len());
-            let img = kissbooth_engines::face::image_io::load_rgb(path)?;
-            write_png_atomic(&annotate(img, &analysis), &dest)?;
+            let mut png = std::io::Cursor::new(Vec::new());
+            annotate(img, &analysis).write_to(&mut png, image::ImageFormat::Png)?;
+            crate::store::write_atomic(&dest, png.get_ref())?;
         }
     }
     if failed > 0 {
@@ -152,12 +153,9 @@ pub fn annotate(mut img: RgbImage, a: &Analysis) -> RgbImage {
         } else {
             Rgb([240, 180, 30])
         };
-        let b = f.bbox.map(|v| v.round() as i64);
-        for t in 0..thick {
-            rect(&mut img, b[0] - t, b[1] - t, b[2] + t, b[3] + t, colour);
-        }
+        crate::draw::frame_box(&mut img, f.bbox.map(|v| v.round() as i64), thick, colour);
         for p in &f.landmarks.0 {
-            dot(
+            crate::draw::dot(
                 &mut img,
                 p[0].round() as i64,
                 p[1].round() as i64,
@@ -167,56 +165,4 @@ pub fn annotate(mut img: RgbImage, a: &Analysis) -> RgbImage {
         }
     }
     img
-}
-
-fn put(img: &mut RgbImage, x: i64, y: i64, c: Rgb<u8>) {
-    if x >= 0 && y >= 0 && (x as u32) < img.width() && (y as u32) < img.height() {
-        img.put_pixel(x as u32, y as u32, c);
-    }
-}
-
-fn rect(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb<u8>) {
-    for x in x0..=x1 {
-        put(img, x, y0, c);
-        put(img, x, y1, c);
-    }
-    for y in y0..=y1 {
-        put(img, x0, y, c);
-        put(img, x1, y, c);
-    }
-}
-
-fn dot(img: &mut RgbImage, x: i64, y: i64, r: i64, c: Rgb<u8>) {
-    for dy in -r..=r {
-        for dx in -r..=r {
-            if dx * dx + dy * dy <= r * r {
-                put(img, x + dx, y + dy, c);
-            }
-        }
-    }
-}
-
-fn write_png_atomic(img: &RgbImage, dest: &Path) -> anyhow::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    anyhow::ensure!(dir.is_dir(), "{}: folder does not exist", dir.display());
-    let tmp = dir.join(format!(
-        ".{}.partial-{}",
-        dest.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let res = (|| -> anyhow::Result<()> {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        img.write_to(&mut f, image::ImageFormat::Png)?;
-        let f = f.into_inner().map_err(|e| e.into_error())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dest)?;
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res.with_context(|| format!("cannot write {}", dest.display()))
 }

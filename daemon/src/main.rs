@@ -10,6 +10,7 @@ mod bench;
 mod booth;
 mod config;
 mod doctor_cmd;
+mod draw;
 mod faces_cmd;
 mod models_cmd;
 mod net;

@@ -211,13 +211,19 @@ impl FaceAnalyzer {
 
     /// Reads, decodes and analyses an image file.
     pub fn analyze_file(&mut self, path: &Path) -> Result<Analysis, FaceError> {
+        self.load_and_analyze(path).map(|(_, a)| a)
+    }
+
+    /// As [`FaceAnalyzer::analyze_file`], also returning the decoded image (for drawing on it
+    /// without decoding it again).
+    pub fn load_and_analyze(&mut self, path: &Path) -> Result<(RgbImage, Analysis), FaceError> {
         let t0 = Instant::now();
         let img = image_io::load_rgb(path)?;
         let decode = ms(t0);
         let mut a = self.analyze(&img)?;
         a.ms.decode = decode;
         a.ms.total += decode;
-        Ok(a)
+        Ok((img, a))
     }
 
     /// Analyses a decoded frame.
