@@ -102,12 +102,7 @@ impl Booth {
     ) -> anyhow::Result<Arc<Booth>> {
         cfg.validate()?;
         let store = Store::open(&cfg.data)?;
-        let shape_path = models.join("face3d-68.csv");
-        let shape = MeanShape::parse(
-            &std::fs::read_to_string(&shape_path)
-                .with_context(|| format!("cannot read {}", shape_path.display()))?,
-        )
-        .with_context(|| format!("{}", shape_path.display()))?;
+        let shape = crate::pipeline::mean_shape(&models)?;
         let analyzer = FaceAnalyzer::open(runtime, &models, FaceConfig::default())
             .context("cannot load the face models")?;
         let spec = camera_spec(&cfg)?;

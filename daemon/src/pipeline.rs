@@ -148,7 +148,16 @@ fn finish_clip(
     Ok((video, poster_file))
 }
 
-fn ms(t: Instant) -> f64 {
+/// The mean 3D face shape of the installed pack (`face3d-68.csv` in the models folder).
+pub fn mean_shape(models: &Path) -> anyhow::Result<MeanShape> {
+    let path = models.join("face3d-68.csv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the mean face shape {}", path.display()))?;
+    MeanShape::parse(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Milliseconds since `t`, to a tenth.
+pub fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
 

@@ -10,11 +10,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
-use kissbooth_engines::generate::{MeanShape, MorphConfig, MorphInputs, TimelineConfig};
+use kissbooth_engines::generate::{MorphConfig, MorphInputs, TimelineConfig};
 use kissbooth_media::{EncoderChoice, EncoderConfig, VideoSpec};
 use serde_json::json;
 
 use crate::paths::Common;
+use crate::pipeline::ms;
 
 #[derive(Args)]
 pub struct RenderArgs {
@@ -171,11 +172,7 @@ pub fn render(
 
     // Analysis: the gate must pass on every input.
     let models = common.models_dir();
-    let shape_path = models.join("face3d-68.csv");
-    let shape_text = std::fs::read_to_string(&shape_path)
-        .with_context(|| format!("cannot read the mean face shape {}", shape_path.display()))?;
-    let shape =
-        MeanShape::parse(&shape_text).with_context(|| format!("{}", shape_path.display()))?;
+    let shape = crate::pipeline::mean_shape(&models)?;
     let mut cfg = FaceConfig::default();
     cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
     let rt = common.runtime()?;
@@ -317,8 +314,4 @@ fn progress(args: &RenderArgs, tty: bool, done: usize, total: usize) -> anyhow::
         e.flush()?;
     }
     Ok(())
-}
-
-fn ms(t: Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1e4).round() / 10.0
 }
