@@ -102,6 +102,7 @@ fn the_deb_holds_the_booth_with_its_units_config_and_scripts() {
         ("/lib/systemd/system/kissbooth-kiosk.service", "-rw-r--r--"),
         ("/etc/kissbooth/kissbooth.toml", "-rw-r--r--"),
         ("/usr/share/doc/kissbooth/README.md", "-rw-r--r--"),
+        ("/usr/share/doc/kissbooth/changelog.Debian.gz", "-rw-r--r--"),
     ] {
         let found = files.iter().find(|(_, _, p)| p == path);
         let Some((m, owner, _)) = found else {
@@ -192,6 +193,47 @@ fn the_deb_holds_the_booth_with_its_units_config_and_scripts() {
     );
     let postrm = run(Command::new("dpkg-deb").arg("-I").arg(&deb).arg("postrm"));
     assert!(postrm.contains("purge)") && postrm.contains("rm -rf \"$DATA\""));
+
+    // The Debian changelog (image-build/debian/changelog) is shipped gzipped, and its newest
+    // entry is this very version: a version bump without a changelog entry fails here.
+    let tar = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(&deb)
+        .output()
+        .expect("dpkg-deb --fsys-tarfile");
+    assert!(tar.status.success(), "dpkg-deb --fsys-tarfile failed");
+    let tar_path = tmp.path().join("data.tar");
+    std::fs::write(&tar_path, &tar.stdout).unwrap();
+    let gz = Command::new("tar")
+        .arg("-xOf")
+        .arg(&tar_path)
+        .arg("./usr/share/doc/kissbooth/changelog.Debian.gz")
+        .output()
+        .expect("tar");
+    assert!(gz.status.success(), "changelog.Debian.gz not extractable");
+    assert_eq!(&gz.stdout[..2], b"\x1f\x8b", "changelog.Debian.gz is not gzip");
+    let mut gunzip = Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    {
+        use std::io::Write;
+        gunzip.stdin.take().unwrap().write_all(&gz.stdout).unwrap();
+    }
+    let out = gunzip.wait_with_output().unwrap();
+    assert!(out.status.success(), "gzip -d failed");
+    let changelog = String::from_utf8(out.stdout).expect("changelog is UTF-8");
+    let first = changelog.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("kissbooth ({version}) ")),
+        "the changelog's newest entry is not {version}: {first:?}"
+    );
+    assert!(
+        changelog.contains("\n -- ") && changelog.contains("+0000"),
+        "the changelog entry has no trailer line:\n{changelog}"
+    );
 }
 
 #[test]
