@@ -63,10 +63,15 @@ kb_write_hotspot() {
     mkdir -p "$dir"
     chmod 0700 "$dir"
     tmp=$(mktemp "$dir/.kissbooth-hotspot.XXXXXX")
-    # Plain substitution (no sed): the values may hold any character sed treats specially.
+    # Keyfile values escape the backslash (GLib key files); plain substitution, no sed: the
+    # values may hold any character sed treats specially.
+    local bs="\\" bs2="\\\\"
+    ssid=${ssid//"$bs"/"$bs2"}
+    psk=${psk//"$bs"/"$bs2"}
     while IFS= read -r line || [ -n "$line" ]; do
-        line=${line//@SSID@/$ssid}
-        line=${line//@PSK@/$psk}
+        # Quoted replacements: bash 5.2 would otherwise read "&" in them as the match.
+        line=${line//@SSID@/"$ssid"}
+        line=${line//@PSK@/"$psk"}
         printf '%s\n' "$line"
     done <"$template" >"$tmp"
     chmod 0600 "$tmp"
@@ -81,10 +86,13 @@ kb_set_wifi_config() {
     [ -f "$conf" ] || kb_die "$conf is missing" || return 1
     local tmp esc_ssid esc_psk
     # TOML basic strings: escape backslash and quote.
-    esc_ssid=${ssid//\\/\\\\}; esc_ssid=${esc_ssid//\"/\\\"}
-    esc_psk=${psk//\\/\\\\}; esc_psk=${esc_psk//\"/\\\"}
+    local bs="\\" bs2="\\\\" q='"' bq="\\\""
+    esc_ssid=${ssid//"$bs"/"$bs2"}; esc_ssid=${esc_ssid//"$q"/"$bq"}
+    esc_psk=${psk//"$bs"/"$bs2"}; esc_psk=${esc_psk//"$q"/"$bq"}
     tmp=$(mktemp "$conf.XXXXXX")
-    awk -v ssid="$esc_ssid" -v psk="$esc_psk" '
+    # Values through the environment: awk -v would interpret their backslashes.
+    KB_SSID=$esc_ssid KB_PSK=$esc_psk awk '
+        BEGIN { ssid = ENVIRON["KB_SSID"]; psk = ENVIRON["KB_PSK"] }
         function emit() {
             print "ssid = \"" ssid "\""; print "password = \"" psk "\""; print "security = \"WPA\""
         }
@@ -195,10 +203,18 @@ kb_firstboot() {
 # kb_conf_get CONF SECTION KEY: an uncommented string value from a TOML file ("" when unset).
 kb_conf_get() {
     [ -f "$1" ] || return 0
-    awk -v sect="[$2]" -v key="$3" '
+    KB_SECT="[$2]" KB_KEY=$3 awk '
+        BEGIN { sect = ENVIRON["KB_SECT"]; key = ENVIRON["KB_KEY"] }
         /^\[/ { insect = ($0 == sect); next }
         insect && $0 ~ "^[[:space:]]*" key "[[:space:]]*=" {
             v = $0; sub(/^[^=]*=[[:space:]]*"/, "", v); sub(/"[[:space:]]*$/, "", v)
-            gsub(/\\"/, "\"", v); gsub(/\\\\/, "\\", v); print v; exit
+            # TOML basic string escapes: a backslash takes the next character as it is.
+            out = ""
+            for (i = 1; i <= length(v); i++) {
+                c = substr(v, i, 1)
+                if (c == "\\" && i < length(v)) { i++; c = substr(v, i, 1) }
+                out = out c
+            }
+            print out; exit
         }' "$1"
 }
