@@ -260,6 +260,10 @@ fn configure_rootfs_makes_a_read_only_appliance_and_first_boot_writes_the_hotspo
         b"",
         "machine-id emptied: each booth gets its own"
     );
+    assert!(
+        rootfs.join("var/lib/systemd/linger").is_dir(),
+        "logind's state folder exists in the read-only root"
+    );
     let ext = std::fs::read_to_string(rootfs.join("boot/extlinux/extlinux.conf")).unwrap();
     let append = ext.lines().find(|l| l.contains("APPEND")).unwrap();
     assert!(
@@ -616,4 +620,101 @@ fn make_bundle_signs_the_rootfs_and_rauc_verifies_it() {
     // Signed by someone else's key: a booth refuses it.
     let out = info("someone-else.pem");
     assert!(!out.status.success(), "a foreign keyring verified the bundle");
+}
+
+#[test]
+fn flash_dry_run_adds_the_data_partition_and_prints_the_initrd_flash_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    let l4t = work.join("Linux_for_Tegra");
+    std::fs::create_dir_all(l4t.join("rootfs/etc/rauc")).unwrap();
+    std::fs::create_dir_all(l4t.join("tools/kernel_flash")).unwrap();
+    std::fs::write(l4t.join("rootfs/etc/rauc/system.conf"), "[system]\n").unwrap();
+    std::fs::write(work.join("data.img"), b"data partition").unwrap();
+    // The shape of NVIDIA's layout file: partitions of one device, the secondary GPT last.
+    std::fs::write(
+        l4t.join("tools/kernel_flash/flash_l4t_t234_nvme_rootfs_ab.xml"),
+        "<partition_layout version=\"01.00.0000\">\n    <device type=\"external\" instance=\"0\">\n        \
+         <partition name=\"master_boot_record\" type=\"protective_master_boot_record\">\n        </partition>\n        \
+         <partition name=\"APP\" id=\"1\" type=\"data\">\n        </partition>\n        \
+         <partition name=\"APP_b\" id=\"2\" type=\"data\">\n        </partition>\n        \
+         <partition name=\"secondary_gpt\" type=\"secondary_gpt\">\n        </partition>\n    \
+         </device>\n</partition_layout>\n",
+    )
+    .unwrap();
+    let out = Command::new(root().join("image-build/jetson/flash"))
+        .arg("--work")
+        .arg(work)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "flash --dry-run: {}", text(&out));
+    let xml =
+        std::fs::read_to_string(l4t.join("tools/kernel_flash/kissbooth_nvme_rootfs_ab.xml"))
+            .unwrap();
+    let data = xml.find("<partition name=\"data\"").expect("data partition");
+    let app_b = xml.find("<partition name=\"APP_b\"").unwrap();
+    let gpt = xml.find("<partition name=\"secondary_gpt\"").unwrap();
+    assert!(app_b < data && data < gpt, "data between APP_b and the GPT:\n{xml}");
+    assert!(xml.contains("<filename> kissbooth-data.img </filename>"));
+    assert_eq!(
+        std::fs::read(l4t.join("tools/kernel_flash/kissbooth-data.img")).unwrap(),
+        b"data partition"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let cmd = stdout
+        .lines()
+        .find(|l| l.contains("l4t_initrd_flash.sh"))
+        .unwrap_or_else(|| panic!("no flash command:\n{stdout}"));
+    for needle in [
+        "ROOTFS_AB=1",
+        "--external-device nvme0n1p1",
+        "-c tools/kernel_flash/kissbooth_nvme_rootfs_ab.xml",
+        "flash_t234_qspi.xml",
+        "--network usb0",
+        "jetson-orin-nano-devkit external",
+    ] {
+        assert!(cmd.contains(needle), "{needle} not in: {cmd}");
+    }
+
+    // Without a configured rootfs it refuses, saying which step is missing.
+    std::fs::remove_file(l4t.join("rootfs/etc/rauc/system.conf")).unwrap();
+    let out = Command::new(root().join("image-build/jetson/flash"))
+        .arg("--work")
+        .arg(work)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not configured"));
+}
+
+#[test]
+fn fetch_l4t_refuses_a_release_without_pinned_checksums() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(root().join("image-build/jetson/fetch-l4t"))
+        .arg("--cache")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    // No network (status 4) or no pinned sha256 (status 5): either way a clear refusal, and no
+    // unchecked file is left in the cache.
+    let code = out.status.code();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        code == Some(4) || code == Some(5),
+        "fetch-l4t: {}",
+        text(&out)
+    );
+    assert!(
+        stderr.contains("developer.nvidia.com") || stderr.contains("no sha256 pinned"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tbz2") || n.ends_with(".part"))
+        .collect();
+    assert!(left.is_empty(), "files left: {left:?}");
 }

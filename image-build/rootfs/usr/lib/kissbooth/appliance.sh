@@ -119,7 +119,7 @@ kb_readonly_root() {
         echo "# Kissbooth appliance: read-only root, writable data partition (image-build/README.md)"
         echo "$rootspec / ext4 ro,noatime,errors=remount-ro 0 1"
         # nofail: a booth whose data partition is missing still boots, and doctor says why.
-        echo "LABEL=$KB_DATA_LABEL $KB_DATA_MOUNT ext4 defaults,noatime,nosuid,nodev,nofail,x-systemd.device-timeout=15s 0 2"
+        echo "LABEL=$KB_DATA_LABEL $KB_DATA_MOUNT ext4 defaults,noatime,nosuid,nodev,nofail,x-systemd.device-timeout=120s 0 2"
         for b in "${binds[@]}"; do
             mkdir -p "$root$b"
             echo "$KB_DATA_MOUNT${b} $b none bind,nofail,x-systemd.requires-mounts-for=$KB_DATA_MOUNT 0 0"
@@ -134,9 +134,12 @@ kb_readonly_root() {
 Storage=volatile
 RuntimeMaxUse=64M
 CONF
-    # A root that is read-only needs no fsck-on-boot surprises nor a machine-id baked into it:
-    # systemd generates one per device at first boot (empty file = "not yet initialised").
+    # No machine-id baked into the image: systemd generates one per device at boot (an empty
+    # file means "not yet initialised"; on a read-only root it stays in RAM).
     : >"$root/etc/machine-id"
+    # State folders systemd's units create at start (StateDirectory=) cannot be created on a
+    # read-only root: they must exist in the image (logind fails to start otherwise).
+    mkdir -p "$root/var/lib/systemd/linger"
 }
 
 # kb_seed_data ROOT DATADIR [EXTRA_BINDS...]: move what the bind mounts cover from ROOT into
