@@ -91,7 +91,10 @@ fn every_shell_script_passes_shellcheck() {
         "image-build/debian/postinst",
         "image-build/rootfs/usr/lib/kissbooth/appliance.sh",
     ] {
-        assert!(names.iter().any(|n| n == must), "{must} not found: {names:?}");
+        assert!(
+            names.iter().any(|n| n == must),
+            "{must} not found: {names:?}"
+        );
     }
     // Run from the repository root, so .shellcheckrc (source paths) applies.
     let out = Command::new("shellcheck")
@@ -166,7 +169,11 @@ fn configure(rootfs: &Path, data: &Path, extra: &[&str]) -> Output {
 /// The first-boot script on a folder: the data partition content is put where the bind mounts
 /// would put it (the configured root has empty mount points).
 fn first_boot(rootfs: &Path, data: &Path) -> Output {
-    for b in ["var/lib/kissbooth", "etc/kissbooth", "etc/NetworkManager/system-connections"] {
+    for b in [
+        "var/lib/kissbooth",
+        "etc/kissbooth",
+        "etc/NetworkManager/system-connections",
+    ] {
         let mount = rootfs.join(b);
         std::fs::remove_dir_all(&mount).unwrap();
         std::os::unix::fs::symlink(data.join(b), &mount).unwrap();
@@ -250,10 +257,9 @@ fn configure_rootfs_makes_a_read_only_appliance_and_first_boot_writes_the_hotspo
     for t in ["/tmp", "/var/tmp", "/var/log"] {
         assert_eq!(row(t)[2], "tmpfs");
     }
-    let journald = std::fs::read_to_string(
-        rootfs.join("etc/systemd/journald.conf.d/kissbooth-volatile.conf"),
-    )
-    .unwrap();
+    let journald =
+        std::fs::read_to_string(rootfs.join("etc/systemd/journald.conf.d/kissbooth-volatile.conf"))
+            .unwrap();
     assert!(journald.contains("Storage=volatile"));
     assert_eq!(
         std::fs::read(rootfs.join("etc/machine-id")).unwrap(),
@@ -339,7 +345,10 @@ fn configure_rootfs_makes_a_read_only_appliance_and_first_boot_writes_the_hotspo
         "bootname=A",
         "bootname=B",
     ] {
-        assert!(rauc.contains(needle), "system.conf lacks {needle:?}:\n{rauc}");
+        assert!(
+            rauc.contains(needle),
+            "system.conf lacks {needle:?}:\n{rauc}"
+        );
     }
     assert!(!rauc.contains('@'), "unfilled template field:\n{rauc}");
     assert!(
@@ -354,10 +363,13 @@ fn configure_rootfs_makes_a_read_only_appliance_and_first_boot_writes_the_hotspo
     let name = std::fs::read_to_string(data.join("var/lib/kissbooth/device-name")).unwrap();
     assert_eq!(name.trim(), "kissbooth-4f1c2a");
     assert!(data.join("var/lib/kissbooth/.firstboot-done").is_file());
-    let profile =
-        data.join("etc/NetworkManager/system-connections/kissbooth-hotspot.nmconnection");
+    let profile = data.join("etc/NetworkManager/system-connections/kissbooth-hotspot.nmconnection");
     let mode = std::fs::metadata(&profile).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "NetworkManager ignores a readable keyfile");
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "NetworkManager ignores a readable keyfile"
+    );
     let nm = std::fs::read_to_string(&profile).unwrap();
     assert_eq!(keyfile_value(&nm, "wifi", "mode").as_deref(), Some("ap"));
     assert_eq!(
@@ -495,7 +507,11 @@ fn the_rauc_backend_maps_slots_a_and_b_onto_nvbootctrl() {
             .env("NVSTATE", &state)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string(), out)
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            out,
+        )
     };
     assert_eq!(backend(&["get-current"]).1, "A");
     assert_eq!(backend(&["get-primary"]).1, "A");
@@ -503,7 +519,11 @@ fn the_rauc_backend_maps_slots_a_and_b_onto_nvbootctrl() {
     assert!(backend(&["set-primary", "B"]).0);
     assert_eq!(backend(&["get-primary"]).1, "B");
     assert_eq!(backend(&["get-current"]).1, "A");
-    assert!(std::fs::read_to_string(&state).unwrap().contains("active=1"));
+    assert!(
+        std::fs::read_to_string(&state)
+            .unwrap()
+            .contains("active=1")
+    );
     // B fails its checks: marked bad, which the slot table shows.
     assert!(backend(&["set-state", "B", "bad"]).0);
     assert_eq!(backend(&["get-state", "B"]).1, "bad");
@@ -546,7 +566,9 @@ fn make_bundle_signs_the_rootfs_and_rauc_verifies_it() {
     let t = tmp.path();
     let cert = |name: &str| {
         let out = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
             .arg("-keyout")
             .arg(t.join(format!("{name}.key")))
             .arg("-out")
@@ -619,7 +641,10 @@ fn make_bundle_signs_the_rootfs_and_rauc_verifies_it() {
     }
     // Signed by someone else's key: a booth refuses it.
     let out = info("someone-else.pem");
-    assert!(!out.status.success(), "a foreign keyring verified the bundle");
+    assert!(
+        !out.status.success(),
+        "a foreign keyring verified the bundle"
+    );
 }
 
 #[test]
@@ -649,13 +674,17 @@ fn flash_dry_run_adds_the_data_partition_and_prints_the_initrd_flash_command() {
         .output()
         .unwrap();
     assert!(out.status.success(), "flash --dry-run: {}", text(&out));
-    let xml =
-        std::fs::read_to_string(l4t.join("tools/kernel_flash/kissbooth_nvme_rootfs_ab.xml"))
-            .unwrap();
-    let data = xml.find("<partition name=\"data\"").expect("data partition");
+    let xml = std::fs::read_to_string(l4t.join("tools/kernel_flash/kissbooth_nvme_rootfs_ab.xml"))
+        .unwrap();
+    let data = xml
+        .find("<partition name=\"data\"")
+        .expect("data partition");
     let app_b = xml.find("<partition name=\"APP_b\"").unwrap();
     let gpt = xml.find("<partition name=\"secondary_gpt\"").unwrap();
-    assert!(app_b < data && data < gpt, "data between APP_b and the GPT:\n{xml}");
+    assert!(
+        app_b < data && data < gpt,
+        "data between APP_b and the GPT:\n{xml}"
+    );
     assert!(xml.contains("<filename> kissbooth-data.img </filename>"));
     assert_eq!(
         std::fs::read(l4t.join("tools/kernel_flash/kissbooth-data.img")).unwrap(),

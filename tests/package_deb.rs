@@ -211,7 +211,11 @@ fn the_deb_holds_the_booth_with_its_units_config_and_scripts() {
         .output()
         .expect("tar");
     assert!(gz.status.success(), "changelog.Debian.gz not extractable");
-    assert_eq!(&gz.stdout[..2], b"\x1f\x8b", "changelog.Debian.gz is not gzip");
+    assert_eq!(
+        &gz.stdout[..2],
+        b"\x1f\x8b",
+        "changelog.Debian.gz is not gzip"
+    );
     let mut gunzip = Command::new("gzip")
         .arg("-dc")
         .stdin(std::process::Stdio::piped())
