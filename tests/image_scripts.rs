@@ -309,6 +309,7 @@ fn configure_rootfs_makes_a_read_only_appliance_and_first_boot_writes_the_hotspo
         ("multi-user.target.wants", "kissbooth.service"),
         ("multi-user.target.wants", "kissbooth-firstboot.service"),
         ("multi-user.target.wants", "NetworkManager.service"),
+        ("multi-user.target.wants", "kissbooth-mark-good.service"),
         ("graphical.target.wants", "kissbooth-kiosk.service"),
     ] {
         let link = sys.join(wants).join(unit);
