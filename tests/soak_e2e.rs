@@ -19,10 +19,14 @@ use support::*;
 const RETENTION_S: i64 = 18;
 const PURGE_INTERVAL_S: i64 = 1;
 
-/// Growth allowed between the warm-up sample and the end.
+/// Growth allowed between the warm-up sample and the end. Measured over 180 sessions after a
+/// warm-up of 20 on a 2-core x86 machine: open files 18-20 (they move by one or two with the
+/// HTTP connections of the moment), threads 19-22 (GStreamer and tokio pools settling), memory
+/// +2 MiB with two malloc arenas; with glibc's default arenas memory grew by 51 MiB (and 119 MiB
+/// over 380 sessions), which the memory bound is tight enough to catch.
 const MAX_FD_GROWTH: i64 = 8;
 const MAX_THREAD_GROWTH: i64 = 4;
-const MAX_RSS_GROWTH_KIB: i64 = 64 * 1024;
+const MAX_RSS_GROWTH_KIB: i64 = 24 * 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -163,6 +167,7 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
     let (mut checked_live, mut checked_gone) = (0usize, 0usize);
     let mut warm = None;
     let mut render_window = Duration::ZERO;
+    let mut series = Vec::new();
     for n in 1..=sessions {
         let t = Instant::now();
         let v = one_session(&d);
@@ -192,6 +197,9 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
         }
         if n == warm_up {
             warm = Some(sample(pid));
+        }
+        if n % 20 == 0 {
+            series.push((n, sample(pid)));
         }
     }
     let end = sample(pid);
@@ -229,6 +237,14 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
         after_purge.threads,
         after_purge.rss_kib / 1024
     );
+    for (n, s) in &series {
+        println!(
+            "soak: after {n:>4} sessions fds {:>3} threads {:>3} rss {:>4} MiB",
+            s.fds,
+            s.threads,
+            s.rss_kib / 1024
+        );
+    }
     assert_eq!(checked_gone, sessions, "every video expired and was deleted");
     assert!(
         metrics.contains(&format!("kissbooth_sessions{{state=\"expired\"}} {sessions}")),

@@ -203,6 +203,16 @@ impl Booth {
             // Every start of every job of this session: a retry is a new job, so counting only
             // this job's would retry a clip that kills the booth for ever.
             let attempts = self.store.render_attempts(&session)?;
+            let state = self.store.get(&session)?.map(|s| s.state);
+            if !matches!(state.as_deref(), Some("queued" | "rendering")) {
+                // Cancelled or purged while it waited: nothing to render.
+                self.store.job_finished(
+                    job,
+                    Some(&format!("session {}", state.as_deref().unwrap_or("gone"))),
+                    0.0,
+                )?;
+                continue;
+            }
             let dir = self.store.session_dir(&session);
             // A half-written video is never served: only finished files are renamed into place,
             // so anything left is a temporary and goes.
@@ -561,6 +571,7 @@ impl Booth {
             if let Err(e) = self.render_one(&id, &mut job, &mut produced) {
                 self.render_error(&id, job, &produced, &e);
             }
+            crate::serve_cmd::trim_heap();
             // Positions of the others moved.
             for q in self.queue.lock().map(|q| q.clone()).unwrap_or_default() {
                 let _ = self.view_and_publish(&q);
@@ -622,6 +633,14 @@ impl Booth {
             .into_iter()
             .find(|(_, sid, _)| sid == id)
             .map(|(j, _, _)| j);
+        if s.state != "queued" {
+            // Cancelled or purged while it waited.
+            if let Some(job) = job {
+                self.store
+                    .job_finished(job, Some(&format!("session {}", s.state)), 0.0)?;
+            }
+            return Ok(());
+        }
         let Some(job) = job else {
             anyhow::bail!("no render job for this session");
         };
@@ -667,7 +686,7 @@ impl Booth {
                     tracing::error!(job, error = %format!("{e:#}"), "cannot record the finished job");
                 }
                 // The source capture is not needed once the video exists.
-                if let Some(s) = self.store.get(id)? {
+                if let Ok(Some(s)) = self.store.get(id) {
                     self.remove_capture(&s);
                 }
                 if let Ok(mut rt) = self.render_times.lock() {
