@@ -245,9 +245,14 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
             s.rss_kib / 1024
         );
     }
-    assert_eq!(checked_gone, sessions, "every video expired and was deleted");
+    assert_eq!(
+        checked_gone, sessions,
+        "every video expired and was deleted"
+    );
     assert!(
-        metrics.contains(&format!("kissbooth_sessions{{state=\"expired\"}} {sessions}")),
+        metrics.contains(&format!(
+            "kissbooth_sessions{{state=\"expired\"}} {sessions}"
+        )),
         "{metrics}"
     );
     for s in [end, after_purge] {

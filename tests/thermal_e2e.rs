@@ -17,7 +17,11 @@ fn set_temp(root: &Path, celsius: f64) {
     std::fs::create_dir_all(&zone).unwrap();
     std::fs::write(zone.join("type"), "gpu-thermal\n").unwrap();
     // Written whole under another name and renamed, as the kernel's file never reads half.
-    std::fs::write(zone.join("temp.new"), format!("{}\n", (celsius * 1000.0) as i64)).unwrap();
+    std::fs::write(
+        zone.join("temp.new"),
+        format!("{}\n", (celsius * 1000.0) as i64),
+    )
+    .unwrap();
     std::fs::rename(zone.join("temp.new"), zone.join("temp")).unwrap();
 }
 
@@ -112,7 +116,10 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
 
     // Cool: full size.
     assert_eq!(metric(&d, "kissbooth_thermal_throttle"), Some(0.0));
-    assert_eq!(metric(&d, "kissbooth_temperature_hottest_celsius"), Some(50.0));
+    assert_eq!(
+        metric(&d, "kissbooth_temperature_hottest_celsius"),
+        Some(50.0)
+    );
     let id = start_render(&d);
     assert_eq!(finished_size(&d, &id), (384, 384));
 
@@ -158,11 +165,13 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
         "no thermal event: {seen:?}"
     );
     assert!(
-        seen.iter().any(|e| e.contains(&waiting[0]) && e.contains(r#""cooling":true"#)),
+        seen.iter()
+            .any(|e| e.contains(&waiting[0]) && e.contains(r#""cooling":true"#)),
         "no session event saying it waits to cool: {seen:?}"
     );
     assert!(
-        seen.iter().any(|e| e.contains(&waiting[0]) && e.contains(r#""state":"done""#)),
+        seen.iter()
+            .any(|e| e.contains(&waiting[0]) && e.contains(r#""state":"done""#)),
         "{seen:?}"
     );
 }

@@ -251,7 +251,11 @@ impl Booth {
         }
         // A session whose job ended but whose own row was not updated (an error in between)
         // would wait for ever: it failed.
-        let queued = self.queue.lock().map_err(|_| anyhow!("queue lock"))?.clone();
+        let queued = self
+            .queue
+            .lock()
+            .map_err(|_| anyhow!("queue lock"))?
+            .clone();
         for s in self.store.sessions_in(&["queued", "rendering"])? {
             if !queued.contains(&s.id) {
                 self.store
@@ -286,9 +290,9 @@ impl Booth {
         );
         tracing::warn!("thermal throttling {detail}");
         self.store.audit("thermal", None, &detail);
-        let _ = self.events.send(
-            json!({"type": "thermal", "thermal": self.thermal_state()}).to_string(),
-        );
+        let _ = self
+            .events
+            .send(json!({"type": "thermal", "thermal": self.thermal_state()}).to_string());
         let _ = self
             .events
             .send(json!({"type": "status", "status": self.status_json()}).to_string());

@@ -56,7 +56,10 @@ impl Telemetry {
                 Err(why) => (None, why),
             }
         } else {
-            (None, "NVML off in the configuration (thermal.nvml = false)".to_string())
+            (
+                None,
+                "NVML off in the configuration (thermal.nvml = false)".to_string(),
+            )
         };
         let sysfs = read_sysfs(root);
         let (source, reason) = if nvml.is_some() {
@@ -74,11 +77,7 @@ impl Telemetry {
             }
             (
                 Source::Sysfs,
-                format!(
-                    "{} under {}; {nvml_why}",
-                    found.join(", "),
-                    root.display()
-                ),
+                format!("{} under {}; {nvml_why}", found.join(", "), root.display()),
             )
         } else {
             (
@@ -359,11 +358,19 @@ mod tests {
         put(r, "sys/class/thermal/thermal_zone1/temp", "66500");
         let t = Telemetry::open(r, true);
         assert_eq!(t.source(), Source::Sysfs);
-        assert!(t.describe().starts_with("sysfs (2 thermal zone(s) under"), "{}", t.describe());
+        assert!(
+            t.describe().starts_with("sysfs (2 thermal zone(s) under"),
+            "{}",
+            t.describe()
+        );
         assert!(t.reason().contains("NVML unavailable"), "{}", t.reason());
         assert_eq!(t.read().hottest(), Some(66.5));
 
         let t = Telemetry::open(r, false);
-        assert!(t.reason().contains("thermal.nvml = false"), "{}", t.reason());
+        assert!(
+            t.reason().contains("thermal.nvml = false"),
+            "{}",
+            t.reason()
+        );
     }
 }

@@ -85,7 +85,9 @@ mod tests {
         let cfg = ThermalConfig::default(); // soft 80, hard 90, hysteresis 5
         let mut s = Throttle::Normal;
         let mut seen = Vec::new();
-        for t in [50.0, 79.9, 80.0, 76.0, 75.0, 89.0, 90.0, 86.0, 85.5, 85.0, 70.0] {
+        for t in [
+            50.0, 79.9, 80.0, 76.0, 75.0, 89.0, 90.0, 86.0, 85.5, 85.0, 70.0,
+        ] {
             s = next(s, Some(t), &cfg);
             seen.push(s.name());
         }
