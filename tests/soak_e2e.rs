@@ -183,7 +183,7 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
         // The oldest videos: still there before their expiry, gone after it.
         while let Some(old) = live.front() {
             let now = now_s();
-            if now >= old.expires_at + PURGE_INTERVAL_S + 1 {
+            if now > old.expires_at + PURGE_INTERVAL_S {
                 assert_gone(old, d.data.path());
                 checked_gone += 1;
                 live.pop_front();
