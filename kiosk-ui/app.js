@@ -152,7 +152,7 @@ function showRender(v) {
   $("percent").textContent = v.state === "rendering" ? `${Math.round(p * 100)}%` : "";
   if (v.state === "queued" && v.cooling) {
     // Above the hard temperature limit renders wait; the clip is kept in line.
-    $("render-title").textContent = "The booth is cooling down. Your video is in line and starts in a moment…";
+    $("render-title").textContent = "The booth is cooling down. Your video is in line…";
   } else if (v.state === "queued") {
     const ahead = v.queue_position || 0;
     $("render-title").textContent = ahead === 0 ? "Your video is next…" : `Your video is in line: ${ahead} ahead of yours`;

@@ -142,6 +142,7 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
         assert_eq!(v["state"], "queued", "{v}");
         assert_eq!(v["cooling"], true, "{v}");
         assert_eq!(v["throttle"], "paused", "{v}");
+        assert!(v["eta_s"].is_null(), "no estimate while cooling: {v}");
     }
     assert_eq!(metric(&d, "kissbooth_render_queue_depth"), Some(2.0));
     // Under the hard limit but not by the hysteresis: still waiting.

@@ -872,6 +872,8 @@ impl Booth {
             .unwrap_or(f64::from(self.cfg.render.seconds) * 0.5 + 1.0);
         match s.state.as_str() {
             "rendering" => Some(per_clip * (1.0 - s.progress).max(0.0)),
+            // How long cooling takes is not known: no estimate rather than a wrong one.
+            "queued" if self.throttle() == Throttle::Paused => None,
             "queued" => Some(
                 per_clip * (position.unwrap_or(0) as f64 + 1.0) + self.current_remaining(per_clip),
             ),
