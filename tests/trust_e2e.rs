@@ -272,6 +272,37 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
     let (_, url) = make_video(&d);
     assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
     assert!(d.log().contains("render failed"), "{}", d.log());
+
+    // The same, but the booth loses power before the database takes writes again: the session
+    // is left "rendering" with its job closed, and the next start fails it instead of leaving
+    // it waiting for ever.
+    db.execute_batch(
+        "CREATE TRIGGER refuse_end BEFORE UPDATE OF state ON sessions \
+         WHEN NEW.state IN ('done', 'failed') \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    let id = start_render(&d);
+    let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(v["state"], "failed", "{v}");
+    let data = d.kill();
+    assert_eq!(db_state(&db, &id), "rendering");
+    db.execute_batch("DROP TRIGGER refuse_end;").unwrap();
+    drop(db);
+    let stills = data.path().join("stills");
+    let d = Daemon::start_in(
+        data,
+        &format!("stills:{}", stills.display()),
+        &["--config", &cfg],
+    );
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Please try again"),
+        "{v}"
+    );
+    let (_, status) = d.get_json("/api/status");
+    assert_eq!(status["queue"], 0, "{status}");
 }
 
 #[test]
