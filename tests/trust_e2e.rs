@@ -51,11 +51,12 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
         return;
     }
     let cfg_dir = tempfile::tempdir().unwrap();
-    // 10.8 s retention (counted from the session's start, so longer than a render on a busy
-    // machine), swept every second
+    // 18 s retention, counted from the session's start, swept every second; the shortest clip,
+    // so it is ready well within that on a busy machine
     let cfg = config(
         cfg_dir.path(),
-        "[privacy]\nretention_hours = 0.003\npurge_interval_s = 1\n",
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
+         [privacy]\nretention_hours = 0.005\npurge_interval_s = 1\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let (id, url) = make_video(&d);
