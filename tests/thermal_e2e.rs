@@ -144,6 +144,20 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
         assert_eq!(v["throttle"], "paused", "{v}");
         assert!(v["eta_s"].is_null(), "no estimate while cooling: {v}");
     }
+    // A third couple changes their mind while waiting: their clip leaves the queue and its job
+    // is closed (a restart does not bring it back).
+    let changed_mind = start_render(&d);
+    let (st, v) = d.post(&format!("/api/sessions/{changed_mind}/cancel"));
+    assert_eq!((st, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    let db = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();
+    let job: String = db
+        .query_row(
+            "SELECT state FROM jobs WHERE session_id = ?1",
+            [&changed_mind],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(job, "failed", "the cancelled clip's job is closed");
     assert_eq!(metric(&d, "kissbooth_render_queue_depth"), Some(2.0));
     // Under the hard limit but not by the hysteresis: still waiting.
     set_temp(sys.path(), 87.0);

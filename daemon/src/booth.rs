@@ -131,7 +131,8 @@ impl Booth {
         };
         let (events, _) = broadcast::channel(256);
         let telemetry = Telemetry::open(&cfg.thermal.sysfs_root, cfg.thermal.nvml);
-        tracing::warn!("telemetry source: {}", telemetry.describe());
+        // One line whatever the log filter, like the "serving on" line.
+        eprintln!("kissbooth: telemetry source: {}", telemetry.describe());
         let hottest = telemetry.read().hottest();
         let thermal = Mutex::new(ThermalState {
             throttle: crate::thermal::next(Throttle::Normal, hottest, &cfg.thermal),
@@ -500,6 +501,15 @@ impl Booth {
                     .lock()
                     .map_err(|_| anyhow!("queue lock"))?
                     .retain(|q| q != id);
+                for (job, _, _) in self
+                    .store
+                    .unfinished_jobs()?
+                    .into_iter()
+                    .filter(|(_, s, _)| s == id)
+                {
+                    self.store
+                        .job_finished(job, Some("session cancelled"), 0.0)?;
+                }
             }
             "rendering" => {
                 if let Some((cur, flag)) =
