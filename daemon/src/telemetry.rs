@@ -125,11 +125,15 @@ impl Telemetry {
 
 /// NVML with at least one GPU, and what was found; else why not.
 fn open_nvml() -> Result<(nvml_wrapper::Nvml, String), String> {
-    // Driver installs ship libnvidia-ml.so.1; the unversioned name comes with development files.
-    let nvml = nvml_wrapper::Nvml::builder()
-        .lib_path(std::ffi::OsStr::new("libnvidia-ml.so.1"))
-        .init()
-        .or_else(|_| nvml_wrapper::Nvml::init())
+    // Driver installs ship libnvidia-ml.so.1 (the default); the unversioned name comes with
+    // development files. The first error is the one that explains.
+    let nvml = nvml_wrapper::Nvml::init()
+        .or_else(|e| {
+            nvml_wrapper::Nvml::builder()
+                .lib_path(std::ffi::OsStr::new("libnvidia-ml.so"))
+                .init()
+                .map_err(|_| e)
+        })
         .map_err(|e| format!("NVML unavailable: {e}"))?;
     let count = nvml
         .device_count()
