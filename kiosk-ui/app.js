@@ -150,7 +150,10 @@ function showRender(v) {
   const p = v.state === "rendering" ? (v.progress || 0) : 0;
   $("bar-fill").style.width = `${Math.max(1, Math.round(p * 100))}%`;
   $("percent").textContent = v.state === "rendering" ? `${Math.round(p * 100)}%` : "";
-  if (v.state === "queued") {
+  if (v.state === "queued" && v.cooling) {
+    // Above the hard temperature limit renders wait; the clip is kept in line.
+    $("render-title").textContent = "The booth is cooling down. Your video is in line…";
+  } else if (v.state === "queued") {
     const ahead = v.queue_position || 0;
     $("render-title").textContent = ahead === 0 ? "Your video is next…" : `Your video is in line: ${ahead} ahead of yours`;
   } else {

@@ -649,3 +649,76 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip() {
+    let name = "a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A sysfs tree laid out like a Jetson's, over the hard limit from the start.
+    let sys = tempfile::tempdir().unwrap();
+    let zone = sys.path().join("sys/class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("type"), "gpu-thermal\n").unwrap();
+    std::fs::write(zone.join("temp"), "95000\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("kissbooth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
+             [thermal]\nsysfs_root = {:?}\npoll_ms = 200\n",
+            sys.path().display().to_string()
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(
+        &[fixture("couple_1280x720.jpg")],
+        &["--config", config.to_str().unwrap()],
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let c = Chromium::launch(1280, 800).await;
+        let result = tokio::time::timeout(Duration::from_secs(180), async {
+            let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            tap(&kiosk, "#start").await;
+            kiosk_screen_is(&kiosk, "consent", 30).await;
+            tap(&kiosk, "#agree").await;
+            kiosk_screen_is(&kiosk, "pose", 30).await;
+            tap(&kiosk, "#shoot").await;
+            kiosk_screen_is(&kiosk, "review", 90).await;
+            tap(&kiosk, "#make").await;
+            kiosk_screen_is(&kiosk, "rendering", 30).await;
+            wait_until(
+                &kiosk,
+                "document.getElementById('render-title').textContent.includes('cooling down')",
+                30,
+                "the cooling-down message",
+                KIOSK_STATE,
+            )
+            .await;
+            // No estimate: how long cooling takes is not known.
+            let eta = js(&kiosk, "document.getElementById('eta').textContent").await;
+            assert_eq!(eta, "", "estimate while cooling");
+            kiosk_shot(&kiosk, "14-cooling-down", false).await;
+            // Cooled: the clip is made and shown.
+            std::fs::write(zone.join("temp"), "60000\n").unwrap();
+            kiosk_screen_is(&kiosk, "result", 120).await;
+        })
+        .await;
+        c.close().await;
+        result
+    });
+    if outcome.is_err() {
+        panic!("the cooling test ran over 180 s: {}", d.log());
+    }
+    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
+    assert!(
+        layout.is_empty(),
+        "kiosk layout problems:\n{}",
+        layout.join("\n")
+    );
+}

@@ -62,7 +62,15 @@ fn doctor_reports_each_check_and_what_to_fix() {
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     for check in [
-        "runtime", "models", "provider", "encoder", "camera", "disk", "clock", "network",
+        "runtime",
+        "models",
+        "provider",
+        "encoder",
+        "camera",
+        "telemetry",
+        "disk",
+        "clock",
+        "network",
     ] {
         assert!(
             out.lines().any(|l| l.contains(check)),
@@ -70,6 +78,18 @@ fn doctor_reports_each_check_and_what_to_fix() {
         );
     }
     assert!(out.contains("ok    models"), "{out}");
+    // The telemetry source and why: NVML when a driver is loaded, else the fallback's reason.
+    let tel = out.lines().find(|l| l.contains("telemetry")).unwrap();
+    let nvml_here = std::path::Path::new("/proc/driver/nvidia/version").exists();
+    if nvml_here {
+        assert!(tel.contains("nvml (NVML: "), "{tel}");
+    } else {
+        assert!(
+            (tel.contains("sysfs (") || tel.contains("cpu-only ("))
+                && tel.contains("NVML unavailable"),
+            "{tel}"
+        );
+    }
     assert!(
         out.contains("ok    camera") && out.contains("1280x720"),
         "{out}"

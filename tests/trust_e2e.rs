@@ -51,10 +51,12 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
         return;
     }
     let cfg_dir = tempfile::tempdir().unwrap();
-    // 3.6 s retention, swept every second
+    // 18 s retention, counted from the session's start, swept every second; the shortest clip,
+    // so it is ready well within that on a busy machine
     let cfg = config(
         cfg_dir.path(),
-        "[privacy]\nretention_hours = 0.001\npurge_interval_s = 1\n",
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
+         [privacy]\nretention_hours = 0.005\npurge_interval_s = 1\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let (id, url) = make_video(&d);
@@ -173,4 +175,182 @@ fn a_nearly_full_disk_stops_new_sessions_with_a_clear_message() {
         v["error"].as_str().unwrap().contains("storage is full"),
         "{v}"
     );
+}
+
+/// Starts a render and returns the session id.
+fn start_render(d: &Daemon) -> String {
+    let (_, v) = d.post("/api/sessions");
+    let id = v["id"].as_str().unwrap().to_string();
+    d.post(&format!("/api/sessions/{id}/consent"));
+    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(v["verdict"]["ok"], true, "{v}");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+    assert_eq!(st, 202, "{v}");
+    id
+}
+
+fn db_state(db: &rusqlite::Connection, id: &str) -> String {
+    db.query_row("SELECT state FROM sessions WHERE id = ?1", [id], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on() {
+    if !have_models("a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on") {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
+         [privacy]\npurge_interval_s = 1\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    // The daemon's own SQLite file refuses to record a finished video, as it does when the
+    // disk fills up or fails between the render and the update that publishes it.
+    let db = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_done BEFORE UPDATE OF state ON sessions WHEN NEW.state = 'done' \
+         BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    let id = start_render(&d);
+    let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Please try again"),
+        "{v}"
+    );
+    assert!(
+        v["download_url"].is_null() && v["video_url"].is_null(),
+        "{v}"
+    );
+    let left = files_under(&d.data.path().join(format!("sessions/{id}")));
+    assert!(
+        left.iter()
+            .all(|f| !f.ends_with(".mp4") && !f.contains("poster")),
+        "the unpublished video was left behind: {left:?}"
+    );
+    let (job_state, job_error): (String, String) = db
+        .query_row(
+            "SELECT state, error FROM jobs WHERE session_id = ?1",
+            [&id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(job_state, "failed");
+    assert!(
+        job_error.contains("database or disk is full"),
+        "{job_error}"
+    );
+    assert_eq!(db_state(&db, &id), "failed");
+
+    // Not even the failure can be written: the kiosk is told at once, and the database gets it
+    // as soon as it takes writes again.
+    db.execute_batch(
+        "DROP TRIGGER refuse_done; \
+         CREATE TRIGGER refuse_end BEFORE UPDATE OF state ON sessions \
+         WHEN NEW.state IN ('done', 'failed') \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    let id = start_render(&d);
+    let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("Please try again"));
+    assert_eq!(db_state(&db, &id), "rendering");
+    db.execute_batch("DROP TRIGGER refuse_end;").unwrap();
+    let t = std::time::Instant::now();
+    while db_state(&db, &id) != "failed" {
+        assert!(t.elapsed().as_secs() < 10, "the failure was never written");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // The queue did not stop: the next couple gets a video.
+    let (_, url) = make_video(&d);
+    assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
+    assert!(d.log().contains("render failed"), "{}", d.log());
+
+    // The same, but the booth loses power before the database takes writes again: the session
+    // is left "rendering" with its job closed, and the next start fails it instead of leaving
+    // it waiting for ever.
+    db.execute_batch(
+        "CREATE TRIGGER refuse_end BEFORE UPDATE OF state ON sessions \
+         WHEN NEW.state IN ('done', 'failed') \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
+    )
+    .unwrap();
+    let id = start_render(&d);
+    let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(v["state"], "failed", "{v}");
+    let data = d.kill();
+    assert_eq!(db_state(&db, &id), "rendering");
+    db.execute_batch("DROP TRIGGER refuse_end;").unwrap();
+    drop(db);
+    let stills = data.path().join("stills");
+    let d = Daemon::start_in(
+        data,
+        &format!("stills:{}", stills.display()),
+        &["--config", &cfg],
+    );
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("Please try again"),
+        "{v}"
+    );
+    let (_, status) = d.get_json("/api/status");
+    assert_eq!(status["queue"], 0, "{status}");
+}
+
+#[test]
+fn a_render_interrupted_twice_is_failed_with_a_message_not_retried_for_ever() {
+    if !have_models("a_render_interrupted_twice_is_failed_with_a_message_not_retried_for_ever") {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        cfg_dir.path(),
+        "[render]\nseconds = 8.0\nwidth = 1280\nheight = 720\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let id = start_render(&d);
+    let mut d = d;
+    for restart in 0..2 {
+        d.wait_session(&id, 120, |v| {
+            v["state"] == "rendering" && v["progress"].as_f64().unwrap_or(0.0) > 0.02
+        });
+        let data = d.kill();
+        let stills = data.path().join("stills");
+        d = Daemon::start_in(
+            data,
+            &format!("stills:{}", stills.display()),
+            &["--config", &cfg],
+        );
+        if restart == 0 {
+            let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+            assert!(
+                v["state"] == "queued" || v["state"] == "rendering",
+                "retried once: {v}"
+            );
+        }
+    }
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "failed", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("restarted"), "{v}");
+    let db = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();
+    let unfinished: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unfinished, 0);
+    // The booth goes on.
+    let (_, v) = d.get_json("/api/status");
+    assert_eq!(v["queue"], 0, "{v}");
 }

@@ -6,7 +6,7 @@
 //! `done` (or `failed`, `cancelled`, `deleted`). Attract, countdown and result are kiosk screens
 //! around these.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -27,6 +27,11 @@ use tokio::sync::broadcast;
 use crate::config::Config;
 use crate::pipeline::{ClipSettings, render_clip};
 use crate::store::{SessionRow, Store, now_s, token_hash, write_atomic};
+use crate::telemetry::Telemetry;
+use crate::thermal::{ThermalState, Throttle};
+
+/// What the kiosk says when a render fails.
+const RENDER_FAILED: &str = "Something went wrong while making your video. Please try again.";
 
 /// What went wrong with a request, as the kiosk and the phone see it.
 #[derive(Debug)]
@@ -63,6 +68,10 @@ pub struct SessionView {
     pub capture_url: Option<String>,
     pub error: Option<String>,
     pub expires_at: Option<i64>,
+    /// Thermal throttling now: `normal`, `reduced` (smaller renders) or `paused`.
+    pub throttle: &'static str,
+    /// Queued while the booth cools down (renders wait above the hard limit).
+    pub cooling: bool,
 }
 
 /// The live preview: the newest JPEG with the gate's boxes drawn, and the verdict.
@@ -90,6 +99,11 @@ pub struct Booth {
     current: Mutex<Option<(String, Arc<AtomicBool>)>>,
     /// Recent render durations (seconds), for the estimate.
     render_times: Mutex<VecDeque<f64>>,
+    /// Failures the database could not record yet (session → message): shown as failed at once,
+    /// written by the next retention sweep.
+    unsaved_failures: Mutex<HashMap<String, String>>,
+    pub telemetry: Telemetry,
+    thermal: Mutex<ThermalState>,
     pub shutdown: Shutdown,
     pub started: Instant,
 }
@@ -116,6 +130,17 @@ impl Booth {
             cfg.public_url.trim_end_matches('/').to_string()
         };
         let (events, _) = broadcast::channel(256);
+        let telemetry = Telemetry::open(&cfg.thermal.sysfs_root, cfg.thermal.nvml);
+        // One line whatever the log filter, like the "serving on" line.
+        eprintln!("kissbooth: telemetry source: {}", telemetry.describe());
+        let hottest = telemetry.read().hottest();
+        let thermal = Mutex::new(ThermalState {
+            throttle: crate::thermal::next(Throttle::Normal, hottest, &cfg.thermal),
+            hottest_c: hottest,
+            source: telemetry.source().name(),
+            soft_limit_c: cfg.thermal.soft_limit_c,
+            hard_limit_c: cfg.thermal.hard_limit_c,
+        });
         let booth = Arc::new(Booth {
             store,
             camera,
@@ -131,6 +156,9 @@ impl Booth {
             queue_cv: Condvar::new(),
             current: Mutex::new(None),
             render_times: Mutex::new(VecDeque::new()),
+            unsaved_failures: Mutex::new(HashMap::new()),
+            telemetry,
+            thermal,
             shutdown,
             started: Instant::now(),
             cfg,
@@ -144,9 +172,19 @@ impl Booth {
             .spawn(move || {
                 let every = Duration::from_secs(b.cfg.privacy.purge_interval_s);
                 while !b.shutdown.wait_timeout(every) {
+                    b.save_failures();
                     if let Err(e) = b.purge_expired() {
                         tracing::error!(error = %format!("{e:#}"), "retention sweep failed");
                     }
+                }
+            })?;
+        let b = booth.clone();
+        std::thread::Builder::new()
+            .name("thermal".into())
+            .spawn(move || {
+                let every = Duration::from_millis(b.cfg.thermal.poll_ms);
+                while !b.shutdown.wait_timeout(every) {
+                    b.thermal_tick();
                 }
             })?;
         let b = booth.clone();
@@ -162,7 +200,20 @@ impl Booth {
 
     /// Jobs a previous run left unfinished: retried once, then reported failed.
     fn recover(&self) -> anyhow::Result<()> {
-        for (job, session, attempts) in self.store.unfinished_jobs()? {
+        for (job, session, _) in self.store.unfinished_jobs()? {
+            // Every start of every job of this session: a retry is a new job, so counting only
+            // this job's would retry a clip that kills the booth for ever.
+            let attempts = self.store.render_attempts(&session)?;
+            let state = self.store.get(&session)?.map(|s| s.state);
+            if !matches!(state.as_deref(), Some("queued" | "rendering")) {
+                // Cancelled or purged while it waited: nothing to render.
+                self.store.job_finished(
+                    job,
+                    Some(&format!("session {}", state.as_deref().unwrap_or("gone"))),
+                    0.0,
+                )?;
+                continue;
+            }
             let dir = self.store.session_dir(&session);
             // A half-written video is never served: only finished files are renamed into place,
             // so anything left is a temporary and goes.
@@ -199,7 +250,85 @@ impl Booth {
                     .push_back(session);
             }
         }
+        // A session whose job ended but whose own row was not updated (an error in between)
+        // would wait for ever: it failed.
+        let queued = self
+            .queue
+            .lock()
+            .map_err(|_| anyhow!("queue lock"))?
+            .clone();
+        for s in self.store.sessions_in(&["queued", "rendering"])? {
+            if !queued.contains(&s.id) {
+                self.store
+                    .audit("render_failed", Some(&s.id), "no job left after a restart");
+                self.set_failed(&s.id, RENDER_FAILED)?;
+            }
+        }
         Ok(())
+    }
+
+    /// One thermal reading: updates the throttling state, and on a change tells the kiosk, the
+    /// waiting sessions and the render worker.
+    fn thermal_tick(&self) {
+        let hottest = self.telemetry.read().hottest();
+        let (prev, now) = {
+            let Ok(mut t) = self.thermal.lock() else {
+                return;
+            };
+            let prev = t.throttle;
+            t.throttle = crate::thermal::next(prev, hottest, &self.cfg.thermal);
+            t.hottest_c = hottest;
+            (prev, t.throttle)
+        };
+        if prev == now {
+            return;
+        }
+        let detail = format!(
+            "{} -> {} at {}",
+            prev.name(),
+            now.name(),
+            hottest.map_or("no reading".to_string(), |t| format!("{t:.1} °C"))
+        );
+        tracing::warn!("thermal throttling {detail}");
+        self.store.audit("thermal", None, &detail);
+        let _ = self
+            .events
+            .send(json!({"type": "thermal", "thermal": self.thermal_state()}).to_string());
+        let _ = self
+            .events
+            .send(json!({"type": "status", "status": self.status_json()}).to_string());
+        self.queue_cv.notify_all();
+        let waiting = self.queue.lock().map(|q| q.clone()).unwrap_or_default();
+        for id in waiting {
+            let _ = self.view_and_publish(&id);
+        }
+    }
+
+    pub fn thermal_state(&self) -> Option<ThermalState> {
+        self.thermal.lock().ok().map(|t| t.clone())
+    }
+
+    fn throttle(&self) -> Throttle {
+        self.thermal
+            .lock()
+            .map(|t| t.throttle)
+            .unwrap_or(Throttle::Normal)
+    }
+
+    /// Writes failures the database refused earlier; kept in memory until it takes them.
+    fn save_failures(&self) {
+        let pending: Vec<(String, String)> = match self.unsaved_failures.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => return,
+        };
+        for (id, msg) in pending {
+            if self.set_failed(&id, &msg).is_ok() {
+                if let Ok(mut m) = self.unsaved_failures.lock() {
+                    m.remove(&id);
+                }
+                tracing::warn!(session = %id, "failure recorded in the database");
+            }
+        }
     }
 
     pub fn new_session(&self) -> BoothResult<SessionView> {
@@ -372,6 +501,15 @@ impl Booth {
                     .lock()
                     .map_err(|_| anyhow!("queue lock"))?
                     .retain(|q| q != id);
+                for (job, _, _) in self
+                    .store
+                    .unfinished_jobs()?
+                    .into_iter()
+                    .filter(|(_, s, _)| s == id)
+                {
+                    self.store
+                        .job_finished(job, Some("session cancelled"), 0.0)?;
+                }
             }
             "rendering" => {
                 if let Some((cur, flag)) =
@@ -430,7 +568,10 @@ impl Booth {
                     if self.shutdown.is_triggered() {
                         return;
                     }
-                    if let Some(id) = q.pop_front() {
+                    // Above the hard limit new renders wait in the queue until the booth cools.
+                    if self.throttle() != Throttle::Paused
+                        && let Some(id) = q.pop_front()
+                    {
                         break id;
                     }
                     q = match self.queue_cv.wait_timeout(q, Duration::from_millis(500)) {
@@ -439,13 +580,64 @@ impl Booth {
                     };
                 }
             };
-            if let Err(e) = self.render_one(&id) {
-                tracing::error!(session = %id, error = %format!("{e:#}"), "render failed");
+            let mut job = None;
+            let mut produced = Vec::new();
+            if let Err(e) = self.render_one(&id, &mut job, &mut produced) {
+                self.render_error(&id, job, &produced, &e);
+            }
+            crate::serve_cmd::trim_heap();
+            // Positions of the others moved.
+            for q in self.queue.lock().map(|q| q.clone()).unwrap_or_default() {
+                let _ = self.view_and_publish(&q);
             }
         }
     }
 
-    fn render_one(&self, id: &str) -> anyhow::Result<()> {
+    /// Any error on the way from the queue to a finished session: the job and the session are
+    /// marked failed with the kiosk's message and files made for it are removed, so nothing
+    /// is left "rendering". When the database refuses even that, the failure is kept in memory
+    /// (the kiosk sees it at once) and written by the next retention sweep.
+    fn render_error(&self, id: &str, job: Option<i64>, produced: &[PathBuf], e: &anyhow::Error) {
+        let msg = format!("{e:#}");
+        tracing::error!(session = %id, error = %msg, "render failed");
+        if let Ok(mut c) = self.current.lock() {
+            *c = None;
+        }
+        for p in produced {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(job) = job
+            && let Err(e2) = self.store.job_finished(job, Some(&msg), 0.0)
+        {
+            tracing::error!(job, error = %format!("{e2:#}"), "cannot record the failed job");
+        }
+        let cleared = [
+            ("progress", 0.0f64.into()),
+            ("video_path", rusqlite::types::Value::Null),
+            ("poster_path", rusqlite::types::Value::Null),
+            ("token", rusqlite::types::Value::Null),
+            ("token_hash", rusqlite::types::Value::Null),
+        ];
+        let saved = self
+            .store
+            .update(id, &cleared)
+            .and_then(|()| self.set_failed(id, RENDER_FAILED));
+        if let Err(e2) = saved {
+            tracing::error!(session = %id, error = %format!("{e2:#}"), "cannot record the failed render; kept until the database takes it");
+            if let Ok(mut m) = self.unsaved_failures.lock() {
+                m.insert(id.to_string(), RENDER_FAILED.to_string());
+            }
+        }
+        self.store.audit("render_failed", Some(id), &msg);
+        let _ = self.view_and_publish(id);
+    }
+
+    fn render_one(
+        &self,
+        id: &str,
+        job_out: &mut Option<i64>,
+        produced: &mut Vec<PathBuf>,
+    ) -> anyhow::Result<()> {
         let Some(s) = self.store.get(id)? else {
             return Ok(());
         };
@@ -455,7 +647,18 @@ impl Booth {
             .into_iter()
             .find(|(_, sid, _)| sid == id)
             .map(|(j, _, _)| j);
-        let Some(job) = job else { return Ok(()) };
+        if s.state != "queued" {
+            // Cancelled or purged while it waited.
+            if let Some(job) = job {
+                self.store
+                    .job_finished(job, Some(&format!("session {}", s.state)), 0.0)?;
+            }
+            return Ok(());
+        }
+        let Some(job) = job else {
+            anyhow::bail!("no render job for this session");
+        };
+        *job_out = Some(job);
         self.store.job_started(job)?;
         self.store
             .update(id, &[("state", "rendering".to_string().into())])?;
@@ -468,12 +671,17 @@ impl Booth {
         let secs = t.elapsed().as_secs_f64();
         match result {
             Ok((video, poster)) => {
+                produced.push(video.clone());
+                produced.push(poster.clone());
                 let mut token = [0u8; 16];
                 rand::rng().fill_bytes(&mut token);
                 let token = hex::encode(token);
+                // The link ends with the token's time or when the video is deleted (retention
+                // counts from the session's start), whichever comes first: the expiry shown is
+                // the one that holds.
                 let p = &self.cfg.privacy;
-                let keep_s = p.token_ttl_hours.min(p.retention_hours) * 3600.0;
-                let expires = now_s() + keep_s.ceil() as i64;
+                let expires = (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
+                    .min(s.created_at + (p.retention_hours * 3600.0) as i64);
                 self.store.update(
                     id,
                     &[
@@ -486,9 +694,13 @@ impl Booth {
                         ("token_expires_at", expires.into()),
                     ],
                 )?;
-                self.store.job_finished(job, None, secs * 1000.0)?;
+                produced.clear();
+                if let Err(e) = self.store.job_finished(job, None, secs * 1000.0) {
+                    // The video is done and served; only the job's bookkeeping is behind.
+                    tracing::error!(job, error = %format!("{e:#}"), "cannot record the finished job");
+                }
                 // The source capture is not needed once the video exists.
-                if let Some(s) = self.store.get(id)? {
+                if let Ok(Some(s)) = self.store.get(id) {
                     self.remove_capture(&s);
                 }
                 if let Ok(mut rt) = self.render_times.lock() {
@@ -508,19 +720,12 @@ impl Booth {
                     self.store
                         .update(id, &[("state", "cancelled".to_string().into())])?;
                 } else {
-                    self.set_failed(
-                        id,
-                        "Something went wrong while making your video. Please try again.",
-                    )?;
+                    self.set_failed(id, RENDER_FAILED)?;
                 }
                 self.store.audit("render_failed", Some(id), &msg);
             }
         }
         let _ = self.view_and_publish(id);
-        // Positions of the others moved.
-        for q in self.queue.lock().map(|q| q.clone()).unwrap_or_default() {
-            let _ = self.view_and_publish(&q);
-        }
         Ok(())
     }
 
@@ -540,6 +745,16 @@ impl Booth {
             faces: [*a, *b],
         };
         let r = &self.cfg.render;
+        let throttle = self.throttle();
+        let (width, height) =
+            crate::thermal::render_size(r.width, r.height, throttle, &self.cfg.thermal);
+        if throttle != Throttle::Normal {
+            self.store.audit(
+                "render_reduced",
+                Some(&s.id),
+                &format!("{width}x{height} instead of {}x{}", r.width, r.height),
+            );
+        }
         let settings = ClipSettings {
             timeline: TimelineConfig {
                 seconds: r.seconds,
@@ -548,8 +763,8 @@ impl Booth {
                 seed: seed_of(&s.id),
             },
             morph: MorphConfig {
-                width: r.width,
-                height: r.height,
+                width,
+                height,
                 ..MorphConfig::default()
             },
             encoder: EncoderConfig {
@@ -601,7 +816,17 @@ impl Booth {
     }
 
     pub fn view(&self, id: &str) -> BoothResult<SessionView> {
-        let s = self.session(id)?;
+        let mut s = self.session(id)?;
+        if let Some(msg) = self
+            .unsaved_failures
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+        {
+            s.state = "failed".into();
+            s.error = Some(msg);
+            s.token = None;
+        }
         let queue_position = if s.state == "queued" {
             self.queue
                 .lock()
@@ -637,6 +862,8 @@ impl Booth {
                 .map(|_| format!("/api/sessions/{}/capture.jpg", s.id)),
             error: s.error.clone(),
             expires_at: if done { s.token_expires_at } else { None },
+            throttle: self.throttle().name(),
+            cooling: s.state == "queued" && self.throttle() == Throttle::Paused,
         })
     }
 
@@ -655,6 +882,8 @@ impl Booth {
             .unwrap_or(f64::from(self.cfg.render.seconds) * 0.5 + 1.0);
         match s.state.as_str() {
             "rendering" => Some(per_clip * (1.0 - s.progress).max(0.0)),
+            // How long cooling takes is not known: no estimate rather than a wrong one.
+            "queued" if self.throttle() == Throttle::Paused => None,
             "queued" => Some(
                 per_clip * (position.unwrap_or(0) as f64 + 1.0) + self.current_remaining(per_clip),
             ),
@@ -892,7 +1121,25 @@ impl Booth {
             "# HELP kissbooth_uptime_seconds Seconds since start.\n# TYPE kissbooth_uptime_seconds counter\nkissbooth_uptime_seconds {}",
             self.started.elapsed().as_secs()
         );
-        crate::telemetry::prometheus(&crate::telemetry::read(std::path::Path::new("/")), &mut out);
+        if let Some(t) = self.thermal_state() {
+            let _ = writeln!(
+                out,
+                "# HELP kissbooth_thermal_throttle Thermal throttling: 0 normal, 1 reduced render size, 2 renders paused.\n# TYPE kissbooth_thermal_throttle gauge\nkissbooth_thermal_throttle {}",
+                t.throttle.level()
+            );
+            if let Some(h) = t.hottest_c {
+                let _ = writeln!(
+                    out,
+                    "# HELP kissbooth_temperature_hottest_celsius Hottest temperature read.\n# TYPE kissbooth_temperature_hottest_celsius gauge\nkissbooth_temperature_hottest_celsius {h}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP kissbooth_telemetry_source Where the health figures come from.\n# TYPE kissbooth_telemetry_source gauge\nkissbooth_telemetry_source{{source=\"{}\"}} 1",
+                t.source
+            );
+        }
+        crate::telemetry::prometheus(&self.telemetry.read(), &mut out);
         Ok(out)
     }
 
@@ -922,7 +1169,7 @@ impl Booth {
             .read()
             .map(|p| p.camera.clone())
             .unwrap_or_default();
-        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty()})
+        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state()})
     }
 }
 

@@ -26,6 +26,41 @@ pub struct Config {
     pub wifi: WifiConfig,
     pub capture: CaptureConfig,
     pub storage: StorageConfig,
+    pub thermal: ThermalConfig,
+}
+
+/// Where health figures come from, and how renders slow down when the device runs hot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThermalConfig {
+    /// Ask NVML (libnvidia-ml, discrete NVIDIA GPUs) first; false: sysfs only.
+    pub nvml: bool,
+    /// Root under which `sys/class/thermal`, the INA3221 rails and the GPU load are read.
+    pub sysfs_root: PathBuf,
+    /// Hottest reading (°C) from which renders are made smaller.
+    pub soft_limit_c: f64,
+    /// Hottest reading (°C) from which new renders wait in the queue.
+    pub hard_limit_c: f64,
+    /// A limit is left only once the reading is this many degrees under it.
+    pub hysteresis_c: f64,
+    /// Width and height factor of renders above the soft limit (never under 256 px).
+    pub soft_scale: f64,
+    /// Milliseconds between readings.
+    pub poll_ms: u64,
+}
+
+impl Default for ThermalConfig {
+    fn default() -> Self {
+        ThermalConfig {
+            nvml: true,
+            sysfs_root: PathBuf::from("/"),
+            soft_limit_c: 80.0,
+            hard_limit_c: 90.0,
+            hysteresis_c: 5.0,
+            soft_scale: 0.75,
+            poll_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +130,7 @@ impl Default for Config {
             wifi: WifiConfig::default(),
             capture: CaptureConfig::default(),
             storage: StorageConfig::default(),
+            thermal: ThermalConfig::default(),
         }
     }
 }
@@ -172,6 +208,19 @@ impl Config {
         }
         if !(1..=3600).contains(&self.privacy.purge_interval_s) {
             bail!("privacy.purge_interval_s must be 1 to 3600");
+        }
+        let t = &self.thermal;
+        if !(t.soft_limit_c < t.hard_limit_c && (20.0..=150.0).contains(&t.hard_limit_c)) {
+            bail!("thermal.soft_limit_c must be under thermal.hard_limit_c (20 to 150)");
+        }
+        if !(0.0..=30.0).contains(&t.hysteresis_c) {
+            bail!("thermal.hysteresis_c must be 0 to 30");
+        }
+        if !(0.25..=1.0).contains(&t.soft_scale) {
+            bail!("thermal.soft_scale must be 0.25 to 1");
+        }
+        if !(100..=60_000).contains(&t.poll_ms) {
+            bail!("thermal.poll_ms must be 100 to 60000");
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

@@ -130,6 +130,16 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
         );
     }
 
+    // Health figures: NVML on a discrete GPU, else Jetson sysfs, else none (CPU only).
+    let tel = crate::telemetry::Telemetry::open(Path::new("/"), true);
+    match tel.read().hottest() {
+        Some(t) => r.ok(
+            "telemetry",
+            format!("{}; hottest {t:.1} °C", tel.describe()),
+        ),
+        None => r.warn("telemetry", tel.describe()),
+    }
+
     let data = &common.data;
     match free_bytes(data) {
         Some(free) if free < 2 << 30 => r.fix(

@@ -22,6 +22,7 @@ mod serve_cmd;
 mod server;
 mod store;
 mod telemetry;
+mod thermal;
 
 use std::process::ExitCode;
 

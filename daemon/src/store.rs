@@ -217,6 +217,17 @@ impl Store {
         })
     }
 
+    /// How many times renders of this session were started, over all its jobs.
+    pub fn render_attempts(&self, session: &str) -> anyhow::Result<i64> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(attempts), 0) FROM jobs WHERE session_id = ?1",
+                params![session],
+                |r| r.get(0),
+            )
+        })
+    }
+
     pub fn count_by_state(&self) -> anyhow::Result<Vec<(String, i64)>> {
         self.with(|c| {
             let mut st =

@@ -1,7 +1,9 @@
-//! Health figures from the machine: temperatures (thermal zones), Jetson power rails (INA3221)
-//! and GPU load from sysfs, read under a root folder so tests can point at a recorded tree.
-//! NVML does not work on Jetson Orin (JetPack 6); on other machines without these files the
-//! readings are simply absent.
+//! Health figures from the machine. On a discrete NVIDIA GPU they come from NVML
+//! (libnvidia-ml, loaded at run time): GPU temperature, power and utilisation. Otherwise (NVML
+//! does not work on Jetson Orin, JetPack 6) from sysfs: temperatures (thermal zones), Jetson
+//! power rails (INA3221) and GPU load, read under a root folder so tests can point at a
+//! recorded tree. With neither, only the CPU runs and the readings are simply absent.
+//! Thermal zones under the root are read with every source: they are the SoC's and the board's.
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,171 @@ pub struct Readings {
     pub gpu_load: Option<f64>,
 }
 
-pub fn read(root: &Path) -> Readings {
+/// Where the readings come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Nvml,
+    Sysfs,
+    CpuOnly,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Nvml => "nvml",
+            Source::Sysfs => "sysfs",
+            Source::CpuOnly => "cpu-only",
+        }
+    }
+}
+
+/// The machine's telemetry, opened once: NVML when it initialises, else sysfs, else CPU only.
+pub struct Telemetry {
+    root: PathBuf,
+    nvml: Option<nvml_wrapper::Nvml>,
+    source: Source,
+    /// Why this source: what was found, and why the ones before it were not used.
+    reason: String,
+}
+
+impl Telemetry {
+    /// Picks the source. `use_nvml` false skips NVML (configuration).
+    pub fn open(root: &Path, use_nvml: bool) -> Telemetry {
+        let (nvml, nvml_why) = if use_nvml {
+            match open_nvml() {
+                Ok((nvml, what)) => (Some(nvml), what),
+                Err(why) => (None, why),
+            }
+        } else {
+            (
+                None,
+                "NVML off in the configuration (thermal.nvml = false)".to_string(),
+            )
+        };
+        let sysfs = read_sysfs(root);
+        let (source, reason) = if nvml.is_some() {
+            (Source::Nvml, nvml_why)
+        } else if sysfs != Readings::default() {
+            let mut found = Vec::new();
+            if !sysfs.temperatures.is_empty() {
+                found.push(format!("{} thermal zone(s)", sysfs.temperatures.len()));
+            }
+            if !sysfs.power.is_empty() {
+                found.push(format!("{} INA3221 rail(s)", sysfs.power.len()));
+            }
+            if sysfs.gpu_load.is_some() {
+                found.push("GPU load".to_string());
+            }
+            (
+                Source::Sysfs,
+                format!("{} under {}; {nvml_why}", found.join(", "), root.display()),
+            )
+        } else {
+            (
+                Source::CpuOnly,
+                format!(
+                    "no thermal zones, power rails or GPU load under {}; {nvml_why}",
+                    root.display()
+                ),
+            )
+        };
+        Telemetry {
+            root: root.to_path_buf(),
+            nvml,
+            source,
+            reason,
+        }
+    }
+
+    pub fn source(&self) -> Source {
+        self.source
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// One line for the log and `doctor`: the source and why.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.source.name(), self.reason())
+    }
+
+    pub fn read(&self) -> Readings {
+        let mut r = read_sysfs(&self.root);
+        if let Some(nvml) = &self.nvml {
+            let n = read_nvml(nvml);
+            r.temperatures.extend(n.temperatures);
+            r.power.extend(n.power);
+            if n.gpu_load.is_some() {
+                r.gpu_load = n.gpu_load;
+            }
+        }
+        r
+    }
+}
+
+/// NVML with at least one GPU, and what was found; else why not.
+fn open_nvml() -> Result<(nvml_wrapper::Nvml, String), String> {
+    // Driver installs ship libnvidia-ml.so.1 (the default); the unversioned name comes with
+    // development files. The first error is the one that explains.
+    let nvml = nvml_wrapper::Nvml::init()
+        .or_else(|e| {
+            nvml_wrapper::Nvml::builder()
+                .lib_path(std::ffi::OsStr::new("libnvidia-ml.so"))
+                .init()
+                .map_err(|_| e)
+        })
+        .map_err(|e| format!("NVML unavailable: {e}"))?;
+    let count = nvml
+        .device_count()
+        .map_err(|e| format!("NVML loaded but lists no GPU: {e}"))?;
+    if count == 0 {
+        return Err("NVML loaded but lists no GPU".to_string());
+    }
+    let names: Vec<String> = (0..count)
+        .filter_map(|i| nvml.device_by_index(i).ok()?.name().ok())
+        .collect();
+    let what = format!("NVML: {count} GPU(s): {}", names.join(", "));
+    Ok((nvml, what))
+}
+
+fn read_nvml(nvml: &nvml_wrapper::Nvml) -> Readings {
+    use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+    let mut r = Readings::default();
+    let count = nvml.device_count().unwrap_or(0);
+    let mut loads = Vec::new();
+    for i in 0..count {
+        let Ok(d) = nvml.device_by_index(i) else {
+            continue;
+        };
+        if let Ok(t) = d.temperature(TemperatureSensor::Gpu) {
+            r.temperatures.push((format!("gpu{i}"), f64::from(t)));
+        }
+        if let Ok(mw) = d.power_usage() {
+            r.power.push((format!("gpu{i}"), f64::from(mw) / 1000.0));
+        }
+        if let Ok(u) = d.utilization_rates() {
+            loads.push(f64::from(u.gpu));
+        }
+    }
+    if !loads.is_empty() {
+        r.gpu_load = Some(loads.iter().sum::<f64>() / loads.len() as f64);
+    }
+    r
+}
+
+impl Readings {
+    /// The hottest temperature read, °C.
+    pub fn hottest(&self) -> Option<f64> {
+        self.temperatures
+            .iter()
+            .map(|(_, t)| *t)
+            .fold(None, |m, t| Some(m.map_or(t, |m: f64| m.max(t))))
+    }
+}
+
+pub fn read_sysfs(root: &Path) -> Readings {
     Readings {
         temperatures: thermal(root),
         power: ina3221(root),
@@ -155,7 +321,7 @@ mod tests {
         put(r, &format!("{hw}/in2_input"), "5064");
         put(r, &format!("{hw}/curr2_input"), "400");
         put(r, "sys/devices/platform/17000000.ga10b/load", "372");
-        let got = read(r);
+        let got = read_sysfs(r);
         assert_eq!(
             got.temperatures,
             vec![("cpu-thermal".into(), 48.312), ("gpu-thermal".into(), 45.5)]
@@ -172,6 +338,43 @@ mod tests {
     #[test]
     fn a_machine_without_those_files_reads_nothing() {
         let root = tempfile::tempdir().unwrap();
-        assert_eq!(read(root.path()), Readings::default());
+        assert_eq!(read_sysfs(root.path()), Readings::default());
+    }
+
+    /// This machine has no NVIDIA driver: the fallback is taken, and says why.
+    #[test]
+    fn without_nvml_the_sysfs_tree_is_used_and_the_reason_given() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let t = Telemetry::open(r, true);
+        if t.source() == Source::Nvml {
+            eprintln!("NVML present here: {}", t.describe());
+            return;
+        }
+        assert_eq!(t.source(), Source::CpuOnly, "{}", t.describe());
+        assert!(t.reason().contains("NVML unavailable"), "{}", t.reason());
+        assert!(t.reason().contains("no thermal zones"), "{}", t.reason());
+        assert_eq!(t.read(), Readings::default());
+
+        put(r, "sys/class/thermal/thermal_zone0/type", "cpu-thermal");
+        put(r, "sys/class/thermal/thermal_zone0/temp", "61000");
+        put(r, "sys/class/thermal/thermal_zone1/type", "gpu-thermal");
+        put(r, "sys/class/thermal/thermal_zone1/temp", "66500");
+        let t = Telemetry::open(r, true);
+        assert_eq!(t.source(), Source::Sysfs);
+        assert!(
+            t.describe().starts_with("sysfs (2 thermal zone(s) under"),
+            "{}",
+            t.describe()
+        );
+        assert!(t.reason().contains("NVML unavailable"), "{}", t.reason());
+        assert_eq!(t.read().hottest(), Some(66.5));
+
+        let t = Telemetry::open(r, false);
+        assert!(
+            t.reason().contains("thermal.nvml = false"),
+            "{}",
+            t.reason()
+        );
     }
 }
