@@ -283,13 +283,11 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// False for a request sent by a page of another origin (the browser says so in `Origin` or
-/// `Sec-Fetch-Site`).
+/// False for a request sent by a page of another origin. Browsers say where a request comes
+/// from in `Sec-Fetch-Site` (which pages cannot set); older ones only in `Origin`.
 fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -356,6 +354,11 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let h = r.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The forms' POSTs then carry the page's origin (under "no-referrer" it would be "null").
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -995,6 +998,16 @@ mod tests {
         assert!(!same_origin(&h(&[
             ("host", "192.168.4.1:8080"),
             ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "http://192.168.4.1:8080"),
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
         ])));
     }
 
