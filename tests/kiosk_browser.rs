@@ -682,7 +682,8 @@ async fn type_into(page: &Page, selector: &str, text: &str) {
 
 #[test]
 fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_with_it() {
-    let name = "at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_with_it";
+    let name =
+        "at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_with_it";
     if !have_models(name) || !browser::have_chromium(name) {
         return;
     }
@@ -698,8 +699,7 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
     );
     let password = "operator picked this";
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let outcome = rt.block_on(async {
-        let result = tokio::time::timeout(Duration::from_secs(120), async {
+    let outcome = rt.block_on(tokio::time::timeout(Duration::from_secs(120), async {
             // The kiosk at first boot: the set-up screen, not the attract screen.
             let c = Chromium::launch(1280, 800).await;
             let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
@@ -779,10 +779,7 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
             screenshot(&phone, &artifacts().join("21-admin-health.png")).await;
             let _ = phone.close().await;
             c.close().await;
-        })
-        .await;
-        result
-    });
+        }));
     if outcome.is_err() {
         panic!("the first-boot test ran over 120 s: {}", d.log());
     }

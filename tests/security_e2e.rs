@@ -62,7 +62,14 @@ fn raw(addr: &str, head: &str, body: &[u8]) -> Resp {
         .unwrap_or_else(|| panic!("no response to {:?}", &head[..head.len().min(80)]));
     let text = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = text.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -133,7 +140,12 @@ fn enc(s: &str) -> String {
 
 /// Posts the login form.
 fn login(d: &Daemon, password: &str) -> Resp {
-    post_form(d, "/admin/login", "", &format!("password={}", enc(password)))
+    post_form(
+        d,
+        "/admin/login",
+        "",
+        &format!("password={}", enc(password)),
+    )
 }
 
 fn session_cookie(r: &Resp) -> String {
@@ -257,11 +269,7 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
         "/secret.txt",
     ] {
         let r = get(&d, path, "");
-        assert!(
-            [404, 405, 303].contains(&r.status),
-            "{path}: {}",
-            r.status
-        );
+        assert!([404, 405, 303].contains(&r.status), "{path}: {}", r.status);
         assert!(!r.text().contains(&token), "{path} shows a token");
     }
 
@@ -290,7 +298,7 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
         format!("/d/{token}/video.mp4/../../../secret.txt"),
         format!("/d/{token}/%2e%2e%2f%2e%2e%2fsecret.txt"),
         format!("/d/..%2fsessions%2f{id}/video.mp4"),
-        format!("/api/sessions/..%2f..%2fsecret.txt/capture.jpg"),
+        "/api/sessions/..%2f..%2fsecret.txt/capture.jpg".to_string(),
         format!("/api/sessions/{id}%2f..%2f..%2fsecret.txt/capture.jpg"),
         "/api/sessions/..%5c..%5csecret.txt/video.mp4".to_string(),
         "/style.css/../secret.txt".to_string(),
@@ -316,9 +324,7 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     let big = "x".repeat(512 * 1024);
     let r = raw(
         &addr_of(&d),
-        &format!(
-            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"
-        ),
+        &format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"),
         b"",
     );
     assert_eq!(r.status, 431);
@@ -342,7 +348,11 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
         );
         assert_eq!(r.status, 413, "{path}");
     }
-    assert_eq!(get(&d, &format!("/d/{token}"), "").status, 200, "not deleted");
+    assert_eq!(
+        get(&d, &format!("/d/{token}"), "").status,
+        200,
+        "not deleted"
+    );
 
     // The kiosk API from another machine: 403 (the daemon listens on every address here).
     match lan_address() {
@@ -368,7 +378,10 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
                 &format!("GET /admin/login HTTP/1.1\r\nHost: {lan}\r\nConnection: close\r\n\r\n"),
                 b"",
             );
-            assert_eq!(r.status, 200, "the operator reaches the admin login from {ip}");
+            assert_eq!(
+                r.status, 200,
+                "the operator reaches the admin login from {ip}"
+            );
         }
         None => eprintln!(
             "SKIPPED the non-loopback part of {name}: this machine has no non-loopback address"
@@ -383,7 +396,10 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     let r = post_form(&d, "/admin/end-of-event", "", "csrf=x&confirm=yes");
     assert_eq!(r.status, 401);
     let forged = "kb_admin=0123456789abcdef0123456789abcdef";
-    assert_eq!(get(&d, "/admin", &format!("Cookie: {forged}\r\n")).status, 303);
+    assert_eq!(
+        get(&d, "/admin", &format!("Cookie: {forged}\r\n")).status,
+        303
+    );
 
     // Wrong password: 401.
     let r = login(&d, "not the password");
@@ -448,7 +464,11 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
         &format!("csrf={csrf}"),
     );
     assert_eq!(r.status, 403);
-    assert_eq!(get(&d, &format!("/d/{token}"), "").status, 200, "not deleted");
+    assert_eq!(
+        get(&d, &format!("/d/{token}"), "").status,
+        200,
+        "not deleted"
+    );
 
     // With the token and from the page's own origin: the event ends.
     let r = post_form(
@@ -592,7 +612,11 @@ fn the_first_password_is_chosen_on_the_booth_itself_only() {
     let (_, s) = d.get_json("/api/status");
     assert_eq!(s["admin_setup_needed"], true, "still not set up: {s}");
 
-    let r = post_json(&addr, "/api/admin/setup", r#"{"password":"short","confirm":"short"}"#);
+    let r = post_json(
+        &addr,
+        "/api/admin/setup",
+        r#"{"password":"short","confirm":"short"}"#,
+    );
     assert_eq!(r.status, 400);
     assert!(r.text().contains("at least 8"), "{}", r.text());
     let r = post_json(

@@ -210,7 +210,11 @@ impl Auth {
     }
 
     /// The session named by the request's cookie: (key, csrf token). Touches it.
-    fn current(&self, headers: &HeaderMap, password_hash: Option<&str>) -> Option<(String, String)> {
+    fn current(
+        &self,
+        headers: &HeaderMap,
+        password_hash: Option<&str>,
+    ) -> Option<(String, String)> {
         let id = cookie(headers, COOKIE)?;
         let key = token_hash(&id);
         let mut s = self.sessions.lock().ok()?;
@@ -581,7 +585,9 @@ async fn end_of_event(
         Some(Ok(n)) => message(
             StatusCode::OK,
             "Event ended",
-            &format!("{n} session(s) deleted: every capture and video is gone and every link stopped working."),
+            &format!(
+                "{n} session(s) deleted: every capture and video is gone and every link stopped working."
+            ),
         ),
         Some(Err(e)) => {
             tracing::error!(error = %crate::one_line(&e), "end of event failed");
@@ -867,7 +873,9 @@ pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> 
         Some(Ok(true)) => (StatusCode::CREATED, Json(json!({"set": true}))).into_response(),
         Some(Ok(false)) => (
             StatusCode::CONFLICT,
-            Json(json!({"error": "An admin password is already set. Change it on the admin page."})),
+            Json(
+                json!({"error": "An admin password is already set. Change it on the admin page."}),
+            ),
         )
             .into_response(),
         _ => (
@@ -903,7 +911,9 @@ pub fn run(common: &Common, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             std::io::stdin()
                 .take(4096)
                 .read_to_string(&mut input)
-                .map_err(|e| anyhow::anyhow!("cannot read the password from standard input: {e}"))?;
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read the password from standard input: {e}")
+                })?;
             let mut lines = input.lines();
             let password = lines.next().unwrap_or("").to_string();
             let confirm = lines.next().map(str::to_string).unwrap_or(password.clone());

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -48,12 +49,14 @@ CREATE TABLE audit (
     session_id TEXT,
     detail TEXT
 );
-"#, r#"
+"#,
+    r#"
 CREATE TABLE settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-"#];
+"#,
+];
 
 pub fn now_s() -> i64 {
     SystemTime::now()
@@ -148,7 +151,12 @@ impl Store {
     }
 
     /// Sets a setting; with `only_if_absent`, leaves an existing value alone and returns false.
-    pub fn set_setting(&self, key: &str, value: &str, only_if_absent: bool) -> anyhow::Result<bool> {
+    pub fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+        only_if_absent: bool,
+    ) -> anyhow::Result<bool> {
         let sql = if only_if_absent {
             "INSERT OR IGNORE INTO settings(key, value) VALUES (?1, ?2)"
         } else {
@@ -163,7 +171,8 @@ impl Store {
             let mut st = c.prepare(
                 "SELECT at, event, COALESCE(detail, '') FROM audit ORDER BY id DESC LIMIT ?1",
             )?;
-            let rows = st.query_map(params![n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows =
+                st.query_map(params![n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             rows.collect()
         })
     }
