@@ -244,23 +244,24 @@ impl Auth {
         }
     }
 
-    fn wait(&self, ip: IpAddr) -> Option<u64> {
-        self.failures
-            .lock()
-            .ok()
-            .and_then(|mut f| f.wait(ip, Instant::now()))
-    }
-
-    fn failed(&self, ip: IpAddr) -> bool {
-        self.failures
-            .lock()
-            .map(|mut f| f.record(ip, Instant::now()))
-            .unwrap_or(false)
+    /// Starts a password check from `ip`: counted as a failure until it succeeds, so many
+    /// checks sent at once cannot get past the limit. Err: seconds to wait (429). Ok: true when
+    /// this attempt, if wrong, locks the address out.
+    fn attempt(&self, ip: IpAddr) -> Result<bool, u64> {
+        let Ok(mut f) = self.failures.lock() else {
+            return Err(WINDOW.as_secs());
+        };
+        let now = Instant::now();
+        match f.wait(ip, now) {
+            Some(w) => Err(w),
+            None => Ok(f.record(ip, now)),
+        }
     }
 
     fn succeeded(&self, ip: IpAddr) {
         if let Ok(mut f) = self.failures.lock() {
             f.by_peer.remove(&ip);
+            f.all.pop_back();
         }
     }
 
@@ -496,11 +497,12 @@ async fn login(
         return forbidden();
     }
     let ip = canonical(peer.ip());
-    if let Some(wait) = st.auth.wait(ip) {
-        return too_many(wait);
-    }
     let Some(hash) = password_hash(&st).await else {
         return not_set_up(StatusCode::CONFLICT);
+    };
+    let locked = match st.auth.attempt(ip) {
+        Ok(l) => l,
+        Err(wait) => return too_many(wait),
     };
     let store = st.booth.store.clone();
     if st.auth.verify(hash.clone(), f.password).await {
@@ -516,7 +518,6 @@ async fn login(
         }
         return r;
     }
-    let locked = st.auth.failed(ip);
     blocking(move || {
         store.audit("admin_login_failed", None, &format!("from {ip}"));
         if locked {
@@ -657,15 +658,15 @@ async fn change_password(
         Err(r) => return r,
     };
     let ip = canonical(peer.ip());
-    if let Some(wait) = st.auth.wait(ip) {
-        return too_many(wait);
-    }
     let Some(hash) = password_hash(&st).await else {
         return not_set_up(StatusCode::CONFLICT);
     };
+    let locked = match st.auth.attempt(ip) {
+        Ok(l) => l,
+        Err(wait) => return too_many(wait),
+    };
     let store = st.booth.store.clone();
     if !st.auth.verify(hash, f.current).await {
-        let locked = st.auth.failed(ip);
         blocking(move || {
             store.audit("admin_password_change_failed", None, &format!("from {ip}"));
             if locked {
@@ -683,6 +684,7 @@ async fn change_password(
             StatusCode::UNAUTHORIZED,
         );
     }
+    st.auth.succeeded(ip);
     if let Err(why) = check_new_password(&f.new, &f.confirm) {
         return password_form(&csrf, &why, StatusCode::BAD_REQUEST);
     }
@@ -967,6 +969,35 @@ mod tests {
         assert!((299..=301).contains(&w), "{w}");
         assert_eq!(f.wait(b, t0), None, "another peer is not locked out");
         assert_eq!(f.wait(a, t0 + WINDOW), None, "the window passed");
+    }
+
+    #[tokio::test]
+    async fn checks_in_flight_count_and_a_right_password_clears_its_peer() {
+        let auth = Auth::default();
+        let a: IpAddr = "192.168.4.20".parse().unwrap();
+        // Many checks started at once: only the limit's worth get through.
+        let started: Vec<_> = (0..20).map(|_| auth.attempt(a)).collect();
+        assert_eq!(
+            started.iter().filter(|r| r.is_ok()).count(),
+            PER_PEER_FAILURES
+        );
+        assert_eq!(
+            started[PER_PEER_FAILURES - 1],
+            Ok(true),
+            "the last one locks"
+        );
+        assert!(started[PER_PEER_FAILURES].is_err());
+        auth.succeeded(a);
+        assert_eq!(
+            auth.attempt(a),
+            Ok(false),
+            "a right password clears the peer"
+        );
+        let all = auth.failures.lock().unwrap().all.len();
+        assert_eq!(
+            all, PER_PEER_FAILURES,
+            "one success takes back its own count"
+        );
     }
 
     #[test]
