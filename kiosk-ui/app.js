@@ -241,6 +241,38 @@ async function poll() {
   }
 }
 
+// First boot: until an admin password is set, the kiosk asks the operator for one when it starts.
+// "Not now" lets guests in; the question comes back at the next start.
+async function firstBoot() {
+  let s;
+  try { s = await api("GET", "/api/status"); } catch (_) { return; }
+  if (!s.admin_setup_needed || document.body.dataset.screen !== "attract" || session) return;
+  if (s.admin_url) $("admin-url").textContent = s.admin_url;
+  $("setup-msg").textContent = "";
+  show("setup");
+  $("setup-password").focus();
+}
+$("setup-form").onsubmit = async (ev) => {
+  ev.preventDefault();
+  const password = $("setup-password").value, confirm = $("setup-confirm").value;
+  if (password !== confirm) { $("setup-msg").textContent = "The two passwords are not the same."; return; }
+  $("setup-save").disabled = true;
+  try {
+    await api("POST", "/api/admin/setup", { password, confirm });
+    $("setup-password").value = ""; $("setup-confirm").value = "";
+    show("attract");
+  } catch (e) {
+    $("setup-msg").textContent = e.message;
+  } finally {
+    $("setup-save").disabled = false;
+  }
+};
+$("setup-later").onclick = () => {
+  $("setup-password").value = ""; $("setup-confirm").value = "";
+  show("attract");
+};
+
 connect();
 setInterval(poll, 3000);
 show("attract");
+firstBoot();

@@ -650,6 +650,160 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
     );
 }
 
+/// Waits up to 30 s for `cond` on a page that is loading a form's answer (while the old page
+/// goes away an evaluation may fail; it is tried again).
+async fn after_navigation(page: &Page, cond: &str, what: &str) {
+    let t = Instant::now();
+    loop {
+        if let Ok(v) = page.evaluate(format!("Boolean({cond})")).await
+            && v.into_value::<bool>().unwrap_or(false)
+        {
+            return;
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            panic!("waited 30 s for {what}: {}", js(page, PHONE_STATE).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Types into the field the way a keyboard does.
+async fn type_into(page: &Page, selector: &str, text: &str) {
+    page.find_element(selector)
+        .await
+        .unwrap_or_else(|e| panic!("{selector}: {e}"))
+        .click()
+        .await
+        .unwrap()
+        .type_str(text)
+        .await
+        .unwrap();
+}
+
+#[test]
+fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_with_it() {
+    let name =
+        "at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_with_it";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let d = Daemon::start_with(
+        &[fixture("couple_1280x720.jpg")],
+        &[],
+        Start {
+            admin_password: None,
+            ..Start::default()
+        },
+    );
+    let password = "operator picked this";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(120), async {
+        // The kiosk at first boot: the set-up screen, not the attract screen.
+            let c = Chromium::launch(1280, 800).await;
+            let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+            kiosk_screen_is(&kiosk, "setup", 30).await;
+            kiosk_shot(&kiosk, "00-first-boot-password", true).await;
+
+            // "Not now" lets the guests in; the next start asks again.
+            tap(&kiosk, "#setup-later").await;
+            kiosk_screen_is(&kiosk, "attract", 10).await;
+            kiosk.reload().await.expect("reload");
+            kiosk_screen_is(&kiosk, "setup", 30).await;
+
+            // Two different passwords: said so, nothing set.
+            type_into(&kiosk, "#setup-password", password).await;
+            type_into(&kiosk, "#setup-confirm", "operator picked that").await;
+            tap(&kiosk, "#setup-save").await;
+            wait_until(
+                &kiosk,
+                "document.getElementById('setup-msg').textContent.includes('not the same')",
+                10,
+                "the mismatch message",
+                KIOSK_STATE,
+            )
+            .await;
+            kiosk_screen_is(&kiosk, "setup", 1).await;
+
+            // The same twice: saved, and the guests' attract screen comes up.
+            js(&kiosk, "document.getElementById('setup-confirm').value = ''").await;
+            type_into(&kiosk, "#setup-confirm", password).await;
+            tap(&kiosk, "#setup-save").await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            let fields = js(
+                &kiosk,
+                "document.getElementById('setup-password').value + document.getElementById('setup-confirm').value",
+            )
+            .await;
+            assert_eq!(fields, "", "the password does not stay in the page");
+            let status = js(&kiosk, "fetch('/api/status').then(r => r.json())").await;
+            assert_eq!(status["admin_setup_needed"], false, "{status}");
+            // Reloaded (the next start), the kiosk goes straight to attract.
+            kiosk.reload().await.expect("reload");
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            c.close().await;
+
+            // The operator's phone, a fresh browser profile: /admin leads to the login form.
+            let c = Chromium::launch(390, 844).await;
+            let phone = c.open(&d.url("/admin"), Device::PHONE).await;
+            wait_until(
+                &phone,
+                "location.pathname === '/admin/login' && !!document.querySelector('input[name=password]')",
+                30,
+                "the admin login form",
+                PHONE_STATE,
+            )
+            .await;
+            screenshot(&phone, &artifacts().join("20-admin-login.png")).await;
+            type_into(&phone, "input[name=password]", "a wrong guess").await;
+            tap(&phone, "button[type=submit]").await;
+            after_navigation(
+                &phone,
+                "document.body && document.body.innerText.includes('Wrong password')",
+                "the wrong-password message",
+            )
+            .await;
+            type_into(&phone, "input[name=password]", password).await;
+            tap(&phone, "button[type=submit]").await;
+            after_navigation(
+                &phone,
+                "location.pathname === '/admin' && document.body.innerText.includes('Booth health')",
+                "the health page",
+            )
+            .await;
+            let page = js(&phone, "({ text: document.body.innerText, cookie: document.cookie, scroll: document.scrollingElement.scrollWidth, width: innerWidth })").await;
+            let text = page["text"].as_str().unwrap();
+            for words in ["Sessions by state", "Render times", "Temperatures", "GPU load", "End of event", "Log out"] {
+                assert!(text.contains(words), "the health page lacks {words:?}: {text}");
+            }
+            assert_eq!(page["cookie"], "", "scripts cannot read the session cookie");
+            assert!(
+                page["scroll"].as_f64().unwrap() <= page["width"].as_f64().unwrap(),
+                "the health page scrolls sideways: {page}"
+            );
+            screenshot(&phone, &artifacts().join("21-admin-health.png")).await;
+            let _ = phone.close().await;
+            c.close().await;
+        })
+        .await
+    });
+    if outcome.is_err() {
+        panic!("the first-boot test ran over 120 s: {}", d.log());
+    }
+    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
+    assert!(
+        layout.is_empty(),
+        "kiosk layout problems:\n{}",
+        layout.join("\n")
+    );
+    eprintln!(
+        "first boot to the admin health page in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip() {
     let name = "a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip";

@@ -44,6 +44,52 @@ pub fn stderr_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// The admin password the test daemons are given (unless a test starts one without).
+pub const ADMIN_PASSWORD: &str = "test admin password";
+
+/// How a test daemon starts.
+#[derive(Clone, Copy)]
+pub struct Start<'a> {
+    /// Set with `kissbooth admin set-password` before the start; `None`: first boot, no
+    /// password (the kiosk asks for one).
+    pub admin_password: Option<&'a str>,
+    /// Listen on every address (`0.0.0.0`) rather than loopback only.
+    pub all_addresses: bool,
+    /// `KISSBOOTH_LOG` for the daemon (default: its own, warnings).
+    pub log: Option<&'a str>,
+}
+
+impl Default for Start<'_> {
+    fn default() -> Self {
+        Start {
+            admin_password: Some(ADMIN_PASSWORD),
+            all_addresses: false,
+            log: None,
+        }
+    }
+}
+
+/// Sets the admin password of the booth whose data folder is `data`.
+pub fn set_admin_password(data: &std::path::Path, password: &str) -> Output {
+    use std::io::Write;
+    let mut child = kissbooth()
+        .arg("--data")
+        .arg(data)
+        .args(["admin", "set-password"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// The real daemon, started on a free loopback port with a stills camera; stopped on drop.
 pub struct Daemon {
     pub child: std::process::Child,
@@ -55,6 +101,11 @@ impl Daemon {
     /// Starts `kissbooth serve` with the given stills (copied into a fresh data folder's
     /// `stills/`) and extra arguments; waits for `/healthz`.
     pub fn start(stills: &[PathBuf], extra: &[&str]) -> Daemon {
+        Self::start_with(stills, extra, Start::default())
+    }
+
+    /// [`Daemon::start`] with the given start options.
+    pub fn start_with(stills: &[PathBuf], extra: &[&str], opts: Start<'_>) -> Daemon {
         let data = tempfile::tempdir().unwrap();
         let folder = data.path().join("stills");
         std::fs::create_dir_all(&folder).unwrap();
@@ -62,20 +113,42 @@ impl Daemon {
             let ext = s.extension().and_then(|e| e.to_str()).unwrap_or("jpg");
             std::fs::copy(s, folder.join(format!("{i:03}.{ext}"))).unwrap();
         }
-        Self::start_in(data, &format!("stills:{}", folder.display()), extra)
+        Self::start_in_with(data, &format!("stills:{}", folder.display()), extra, opts)
     }
 
     /// Starts the daemon on an existing data folder (to test restarts).
     pub fn start_in(data: tempfile::TempDir, camera: &str, extra: &[&str]) -> Daemon {
+        Self::start_in_with(data, camera, extra, Start::default())
+    }
+
+    pub fn start_in_with(
+        data: tempfile::TempDir,
+        camera: &str,
+        extra: &[&str],
+        opts: Start<'_>,
+    ) -> Daemon {
+        if let Some(p) = opts.admin_password {
+            let o = set_admin_password(data.path(), p);
+            assert!(o.status.success(), "set-password: {:?}", stderr_lines(&o));
+        }
         let port = free_port();
+        let host = if opts.all_addresses {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        };
         let base = format!("http://127.0.0.1:{port}");
-        let child = kissbooth()
+        let mut cmd = kissbooth();
+        if let Some(level) = opts.log {
+            cmd.env("KISSBOOTH_LOG", level);
+        }
+        let child = cmd
             .arg("--data")
             .arg(data.path())
             .args([
                 "serve",
                 "--listen",
-                &format!("127.0.0.1:{port}"),
+                &format!("{host}:{port}"),
                 "--public-url",
                 &base,
                 "--camera",

@@ -1143,6 +1143,17 @@ impl Booth {
         Ok(out)
     }
 
+    /// Clips waiting to render, and the latest render times in seconds (oldest first).
+    pub fn queue_and_render_times(&self) -> (usize, Vec<f64>) {
+        let queue = self.queue.lock().map(|q| q.len()).unwrap_or(0);
+        let times = self
+            .render_times
+            .lock()
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default();
+        (queue, times)
+    }
+
     /// Marks the preview as watched (called by the preview endpoints).
     pub fn want_preview(&self) {
         if let Ok(mut p) = self.preview.write() {

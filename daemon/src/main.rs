@@ -4,8 +4,10 @@
 //! - `kissbooth faces IMAGE... [--json] [--annotate OUT.png]`: analyse faces in images.
 //! - `kissbooth render A.jpg [B.jpg] -o OUT.mp4`: render the kiss video and its poster.
 //! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
+//! - `kissbooth admin set-password`: choose the admin pages' password (read from stdin).
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
 
+mod admin;
 mod bench;
 mod booth;
 mod config;
@@ -58,6 +60,9 @@ enum Command {
     /// Install or check model packs.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// The admin pages' password.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Measure speed (figures, and ratios against the Python reference).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         Command::Doctor { camera } => doctor_cmd::run(&cli.common, camera),
         Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
         Command::Bench(cmd) => bench::run(&cli.common, cmd),
+        Command::Admin(cmd) => admin::run(&cli.common, cmd),
     };
     match result {
         Ok(code) => code,

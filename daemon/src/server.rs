@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/video.mp4", get(kiosk_video))
         .route("/api/wifi-qr.svg", get(wifi_qr))
         .route("/api/end-of-event", post(end_of_event))
+        .route("/api/admin/setup", post(crate::admin::setup))
         .route("/api/preview.jpg", get(preview_jpg))
         // A request that takes longer than this is answered 408 rather than left hanging.
         .layer(TimeoutLayer::with_status_code(
@@ -88,17 +89,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(kiosk)
         .merge(guest)
+        .with_state(state.clone())
+        .merge(crate::admin::router(state))
         .fallback(|| async { not_found() })
         .layer(RequestBodyLimitLayer::new(16 * 1024))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(SetResponseHeaderLayer::overriding(
+        // The admin pages set their own (same-origin, for their forms' Origin header).
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .with_state(state)
 }
 
 /// The kiosk app and its API answer only the device itself (the kiosk browser runs there).
@@ -168,7 +171,14 @@ async fn metrics(State(b): State<AppState>) -> Result<Response, BoothError> {
 }
 
 async fn status(State(b): State<AppState>) -> Json<serde_json::Value> {
-    Json(b.status_json())
+    let mut v = b.status_json();
+    let b2 = b.clone();
+    let needed = tokio::task::spawn_blocking(move || crate::admin::setup_needed(&b2.store))
+        .await
+        .unwrap_or(false);
+    v["admin_setup_needed"] = json!(needed);
+    v["admin_url"] = json!(format!("{}/admin", b.public_base));
+    Json(v)
 }
 
 async fn create_session(State(b): State<AppState>) -> Result<impl IntoResponse, BoothError> {

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE sessions (
     id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -48,7 +49,14 @@ CREATE TABLE audit (
     session_id TEXT,
     detail TEXT
 );
-"#];
+"#,
+    r#"
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#,
+];
 
 pub fn now_s() -> i64 {
     SystemTime::now()
@@ -128,6 +136,45 @@ impl Store {
                 params![now_s(), event, session, detail],
             )
         });
+    }
+
+    /// A stored setting (e.g. the admin password's argon2id hash).
+    pub fn setting(&self, key: &str) -> anyhow::Result<Option<String>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT value FROM settings WHERE key = ?1",
+                params![key],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Sets a setting; with `only_if_absent`, leaves an existing value alone and returns false.
+    pub fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+        only_if_absent: bool,
+    ) -> anyhow::Result<bool> {
+        let sql = if only_if_absent {
+            "INSERT OR IGNORE INTO settings(key, value) VALUES (?1, ?2)"
+        } else {
+            "INSERT INTO settings(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+        };
+        Ok(self.with(|c| c.execute(sql, params![key, value]))? == 1)
+    }
+
+    /// The latest audit entries, newest first: (time, event, detail).
+    pub fn recent_audit(&self, n: usize) -> anyhow::Result<Vec<(i64, String, String)>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT at, event, COALESCE(detail, '') FROM audit ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows =
+                st.query_map(params![n as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
     }
 
     pub fn create_session(&self, id: &str) -> anyhow::Result<()> {
@@ -328,6 +375,20 @@ mod tests {
         assert_eq!(row.state, "pose");
         assert_eq!(row.people, Some(2));
         assert!(s.get("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn settings_are_set_once_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.setting("k").unwrap(), None);
+        assert!(s.set_setting("k", "a", true).unwrap());
+        assert!(!s.set_setting("k", "b", true).unwrap());
+        assert_eq!(s.setting("k").unwrap().as_deref(), Some("a"));
+        assert!(s.set_setting("k", "c", false).unwrap());
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.setting("k").unwrap().as_deref(), Some("c"));
     }
 
     #[test]

@@ -1,0 +1,1072 @@
+//! The operator's admin pages at `/admin`, reachable from the booth's network (a phone or a
+//! laptop): log in, the health page, "end of event", change the password, log out.
+//!
+//! The password is stored only as an argon2id hash in the SQLite settings; there is no default.
+//! It is chosen on the kiosk's first-boot screen (loopback-only API) or with
+//! `kissbooth admin set-password`. Sessions live in memory: a random 128-bit id in an HttpOnly,
+//! SameSite=Strict cookie scoped to `/admin`, ending after 12 idle hours or when the password
+//! changes. Every state-changing request carries the session's synchronizer token and is refused
+//! from another origin. Failed logins are limited per peer address and in total.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
+use clap::Subcommand;
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::booth::Booth;
+use crate::paths::Common;
+use crate::store::{Store, token_hash};
+
+/// The settings key of the admin password's argon2id hash (PHC string).
+pub const PASSWORD_KEY: &str = "admin_password_argon2id";
+pub const MIN_PASSWORD: usize = 8;
+pub const MAX_PASSWORD: usize = 256;
+const COOKIE: &str = "kb_admin";
+/// A session ends after this long without a request.
+const IDLE: Duration = Duration::from_secs(12 * 3600);
+/// At most this many sessions at once; a new login ends the least recently used beyond it.
+const MAX_SESSIONS: usize = 32;
+/// Failed logins counted over this window.
+const WINDOW: Duration = Duration::from_secs(300);
+/// Failed logins from one address within the window before it must wait (429).
+const PER_PEER_FAILURES: usize = 5;
+/// Failed logins from all addresses together within the window before everyone must wait.
+const GLOBAL_FAILURES: usize = 30;
+
+const PAGE: &str = include_str!("../../kiosk-ui/admin.html");
+
+/// Why a new password is refused, in words for the operator.
+pub fn check_new_password(password: &str, confirm: &str) -> Result<(), String> {
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(format!(
+            "The password needs at least {MIN_PASSWORD} characters."
+        ));
+    }
+    if password.len() > MAX_PASSWORD {
+        return Err(format!(
+            "The password can have at most {MAX_PASSWORD} characters."
+        ));
+    }
+    if password != confirm {
+        return Err("The two passwords are not the same.".into());
+    }
+    Ok(())
+}
+
+/// An argon2id hash (default parameters: 19 MiB, 2 passes) with a random salt, as a PHC string.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
+    Ok(hash.to_string())
+}
+
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+fn stored_hash(store: &Store) -> Option<String> {
+    store.setting(PASSWORD_KEY).ok().flatten()
+}
+
+/// True until an admin password is chosen.
+pub fn setup_needed(store: &Store) -> bool {
+    matches!(store.setting(PASSWORD_KEY), Ok(None))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        ip => ip,
+    }
+}
+
+fn random_hex() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+struct AdminSession {
+    csrf: String,
+    last_seen: Instant,
+    /// sha256 of the password hash the session logged in under: a new password ends it.
+    password: String,
+}
+
+#[derive(Default)]
+struct Failures {
+    by_peer: HashMap<IpAddr, VecDeque<Instant>>,
+    all: VecDeque<Instant>,
+}
+
+impl Failures {
+    fn prune(&mut self, now: Instant) {
+        let old = |q: &mut VecDeque<Instant>| {
+            while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+                q.pop_front();
+            }
+        };
+        old(&mut self.all);
+        self.by_peer.retain(|_, q| {
+            old(q);
+            !q.is_empty()
+        });
+    }
+
+    /// Seconds to wait before `ip` may try again, when it must.
+    fn wait(&mut self, ip: IpAddr, now: Instant) -> Option<u64> {
+        self.prune(now);
+        let until = |q: &VecDeque<Instant>, limit: usize| {
+            (q.len() >= limit).then(|| {
+                let oldest = q[q.len() - limit];
+                (WINDOW.saturating_sub(now.duration_since(oldest)).as_secs() + 1).max(1)
+            })
+        };
+        let peer = self
+            .by_peer
+            .get(&ip)
+            .and_then(|q| until(q, PER_PEER_FAILURES));
+        let all = until(&self.all, GLOBAL_FAILURES);
+        peer.max(all)
+    }
+
+    /// Records a failure; true when it locks `ip` (or everyone) out.
+    fn record(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let q = self.by_peer.entry(ip).or_default();
+        q.push_back(now);
+        self.all.push_back(now);
+        q.len() == PER_PEER_FAILURES || self.all.len() == GLOBAL_FAILURES
+    }
+}
+
+/// Admin sessions and the login limits (in memory: a restart logs everyone out).
+pub struct Auth {
+    sessions: Mutex<HashMap<String, AdminSession>>,
+    failures: Mutex<Failures>,
+    /// Password checks run one or two at a time, off the async threads.
+    verifying: tokio::sync::Semaphore,
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth {
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
+            verifying: tokio::sync::Semaphore::new(2),
+        }
+    }
+}
+
+impl Auth {
+    /// Starts a session; returns (cookie value, csrf token).
+    fn open(&self, password_hash: &str) -> (String, String) {
+        let id = random_hex();
+        let csrf = random_hex();
+        if let Ok(mut s) = self.sessions.lock() {
+            let now = Instant::now();
+            s.retain(|_, v| now.duration_since(v.last_seen) < IDLE);
+            while s.len() >= MAX_SESSIONS {
+                let Some(oldest) = s
+                    .iter()
+                    .min_by_key(|(_, v)| v.last_seen)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                s.remove(&oldest);
+            }
+            s.insert(
+                token_hash(&id),
+                AdminSession {
+                    csrf: csrf.clone(),
+                    last_seen: now,
+                    password: token_hash(password_hash),
+                },
+            );
+        }
+        (id, csrf)
+    }
+
+    /// The session named by the request's cookie: (key, csrf token). Touches it.
+    fn current(
+        &self,
+        headers: &HeaderMap,
+        password_hash: Option<&str>,
+    ) -> Option<(String, String)> {
+        let id = cookie(headers, COOKIE)?;
+        let key = token_hash(&id);
+        let mut s = self.sessions.lock().ok()?;
+        let now = Instant::now();
+        let valid = s.get(&key).is_some_and(|v| {
+            now.duration_since(v.last_seen) < IDLE
+                && password_hash.is_some_and(|h| v.password == token_hash(h))
+        });
+        if !valid {
+            s.remove(&key);
+            return None;
+        }
+        let v = s.get_mut(&key)?;
+        v.last_seen = now;
+        Some((key, v.csrf.clone()))
+    }
+
+    fn close(&self, key: &str) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.remove(key);
+        }
+    }
+
+    fn close_all(&self) {
+        if let Ok(mut s) = self.sessions.lock() {
+            s.clear();
+        }
+    }
+
+    /// Starts a password check from `ip`: counted as a failure until it succeeds, so many
+    /// checks sent at once cannot get past the limit. Err: seconds to wait (429). Ok: true when
+    /// this attempt, if wrong, locks the address out.
+    fn attempt(&self, ip: IpAddr) -> Result<bool, u64> {
+        let Ok(mut f) = self.failures.lock() else {
+            return Err(WINDOW.as_secs());
+        };
+        let now = Instant::now();
+        match f.wait(ip, now) {
+            Some(w) => Err(w),
+            None => Ok(f.record(ip, now)),
+        }
+    }
+
+    fn succeeded(&self, ip: IpAddr) {
+        if let Ok(mut f) = self.failures.lock() {
+            f.by_peer.remove(&ip);
+            f.all.pop_back();
+        }
+    }
+
+    /// Checks `password` against `phc` on a blocking thread.
+    async fn verify(&self, phc: String, password: String) -> bool {
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || verify_password(&phc, &password))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// False for a request sent by a page of another origin. Browsers say where a request comes
+/// from in `Sec-Fetch-Site` (which pages cannot set); older ones only in `Origin`.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.to_str(), Ok("same-origin" | "none"));
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let (Ok(origin), Some(host)) = (
+        origin.to_str(),
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()),
+    ) else {
+        return false;
+    };
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
+
+fn csrf_ok(expected: &str, given: &str) -> bool {
+    !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub booth: Arc<Booth>,
+    pub auth: Arc<Auth>,
+}
+
+pub fn router(booth: Arc<Booth>) -> Router {
+    let state = AdminState {
+        booth,
+        auth: Arc::new(Auth::default()),
+    };
+    Router::new()
+        .route("/admin", get(health_page))
+        .route("/admin/", get(|| async { Redirect::to("/admin") }))
+        .route("/admin/login", get(login_page).post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin/password", get(password_page).post(change_password))
+        .route("/admin/end-of-event", post(end_of_event))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .with_state(state)
+}
+
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An admin page: never cached, never framed, no scripts.
+fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = PAGE
+        .replace("{{TITLE}}", &esc(title))
+        .replace("{{BODY}}", body);
+    let mut r = (status, axum::response::Html(html)).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The forms' POSTs then carry the page's origin (under "no-referrer" it would be "null").
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(
+        status,
+        title,
+        &format!(
+            "<h1>{}</h1><p class=\"msg\">{}</p><p><a class=\"btn\" href=\"/admin\">Back</a></p>",
+            esc(title),
+            esc(text)
+        ),
+    )
+}
+
+fn forbidden() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Refused",
+        "This form has expired or came from another page. Open the admin page again and retry.",
+    )
+}
+
+fn login_form(status: StatusCode, note: &str) -> Response {
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"msg error\" role=\"alert\">{}</p>", esc(note))
+    };
+    page(
+        status,
+        "Booth admin",
+        &format!(
+            "<h1>Booth admin</h1>{note}\
+             <form method=\"post\" action=\"/admin/login\">\
+             <label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus></label>\
+             <button type=\"submit\">Log in</button></form>"
+        ),
+    )
+}
+
+fn not_set_up(status: StatusCode) -> Response {
+    message(
+        status,
+        "Not set up yet",
+        "The admin password is not set up yet. Choose one on the booth's own screen (it asks at \
+         start-up), or run `kissbooth admin set-password` on the booth.",
+    )
+}
+
+fn too_many(wait: u64) -> Response {
+    let mut r = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts",
+        &format!(
+            "Too many wrong passwords. Try again in {} minute(s).",
+            wait.div_ceil(60)
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    r
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn password_hash(st: &AdminState) -> Option<String> {
+    let b = st.booth.clone();
+    blocking(move || stored_hash(&b.store)).await.flatten()
+}
+
+/// The logged-in session, or the response for a request without one.
+async fn session(st: &AdminState, headers: &HeaderMap) -> Result<(String, String), Response> {
+    let hash = password_hash(st).await;
+    st.auth
+        .current(headers, hash.as_deref())
+        .ok_or_else(|| Redirect::to("/admin/login").into_response())
+}
+
+/// For a state-changing request: a session, the same origin and the session's token.
+async fn guarded(
+    st: &AdminState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<(String, String), Response> {
+    let hash = password_hash(st).await;
+    let Some((key, token)) = st.auth.current(headers, hash.as_deref()) else {
+        return Err(message(
+            StatusCode::UNAUTHORIZED,
+            "Please log in",
+            "Your admin session has ended. Log in again.",
+        ));
+    };
+    if !same_origin(headers) || !csrf_ok(&token, csrf) {
+        return Err(forbidden());
+    }
+    Ok((key, token))
+}
+
+async fn login_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    let Some(hash) = password_hash(&st).await else {
+        return not_set_up(StatusCode::OK);
+    };
+    if st.auth.current(&headers, Some(&hash)).is_some() {
+        return Redirect::to("/admin").into_response();
+    }
+    login_form(StatusCode::OK, "")
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    password: String,
+}
+
+async fn login(
+    State(st): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return forbidden();
+    }
+    let ip = canonical(peer.ip());
+    let Some(hash) = password_hash(&st).await else {
+        return not_set_up(StatusCode::CONFLICT);
+    };
+    let locked = match st.auth.attempt(ip) {
+        Ok(l) => l,
+        Err(wait) => return too_many(wait),
+    };
+    let store = st.booth.store.clone();
+    if st.auth.verify(hash.clone(), f.password).await {
+        st.auth.succeeded(ip);
+        let (id, _) = st.auth.open(&hash);
+        blocking(move || store.audit("admin_login", None, &format!("from {ip}"))).await;
+        let mut r = Redirect::to("/admin").into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+            IDLE.as_secs()
+        )) {
+            r.headers_mut().insert(header::SET_COOKIE, v);
+        }
+        return r;
+    }
+    blocking(move || {
+        store.audit("admin_login_failed", None, &format!("from {ip}"));
+        if locked {
+            store.audit(
+                "admin_lockout",
+                None,
+                &format!("from {ip} for {} s", WINDOW.as_secs()),
+            );
+        }
+    })
+    .await;
+    login_form(StatusCode::UNAUTHORIZED, "Wrong password.")
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn logout(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    let (key, _) = match guarded(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    st.auth.close(&key);
+    let mut r = Redirect::to("/admin/login").into_response();
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("kb_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    r
+}
+
+async fn end_of_event(
+    State(st): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if let Err(r) = guarded(&st, &headers, &f.csrf).await {
+        return r;
+    }
+    if f.confirm != "yes" {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Nothing deleted",
+            "Tick the box to confirm that every video should be deleted.",
+        );
+    }
+    let ip = canonical(peer.ip());
+    let b = st.booth.clone();
+    let n = blocking(move || {
+        b.store
+            .audit("end_of_event_requested", None, &format!("admin from {ip}"));
+        b.purge_all()
+    })
+    .await;
+    match n {
+        Some(Ok(n)) => message(
+            StatusCode::OK,
+            "Event ended",
+            &format!(
+                "{n} session(s) deleted: every capture and video is gone and every link stopped working."
+            ),
+        ),
+        Some(Err(e)) => {
+            tracing::error!(error = %crate::one_line(&e), "end of event failed");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not finished",
+                "Deleting failed part-way. Try again; the booth's log says why.",
+            )
+        }
+        None => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not finished",
+            "Deleting failed. Try again.",
+        ),
+    }
+}
+
+fn password_form(csrf: &str, note: &str, status: StatusCode) -> Response {
+    let note = if note.is_empty() {
+        String::new()
+    } else {
+        format!("<p class=\"msg error\" role=\"alert\">{}</p>", esc(note))
+    };
+    page(
+        status,
+        "Change password",
+        &format!(
+            "<h1>Change password</h1>{note}\
+             <form method=\"post\" action=\"/admin/password\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label>Current password <input type=\"password\" name=\"current\" autocomplete=\"current-password\" required></label>\
+             <label>New password (at least {MIN_PASSWORD} characters) <input type=\"password\" name=\"new\" minlength=\"{MIN_PASSWORD}\" autocomplete=\"new-password\" required></label>\
+             <label>New password again <input type=\"password\" name=\"confirm\" minlength=\"{MIN_PASSWORD}\" autocomplete=\"new-password\" required></label>\
+             <button type=\"submit\">Change password</button></form>\
+             <p><a class=\"btn secondary\" href=\"/admin\">Back</a></p>"
+        ),
+    )
+}
+
+async fn password_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    match session(&st, &headers).await {
+        Ok((_, csrf)) => password_form(&csrf, "", StatusCode::OK),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn change_password(
+    State(st): State<AdminState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let (_, csrf) = match guarded(&st, &headers, &f.csrf).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let ip = canonical(peer.ip());
+    let Some(hash) = password_hash(&st).await else {
+        return not_set_up(StatusCode::CONFLICT);
+    };
+    let locked = match st.auth.attempt(ip) {
+        Ok(l) => l,
+        Err(wait) => return too_many(wait),
+    };
+    let store = st.booth.store.clone();
+    if !st.auth.verify(hash, f.current).await {
+        blocking(move || {
+            store.audit("admin_password_change_failed", None, &format!("from {ip}"));
+            if locked {
+                store.audit(
+                    "admin_lockout",
+                    None,
+                    &format!("from {ip} for {} s", WINDOW.as_secs()),
+                );
+            }
+        })
+        .await;
+        return password_form(
+            &csrf,
+            "The current password is wrong.",
+            StatusCode::UNAUTHORIZED,
+        );
+    }
+    st.auth.succeeded(ip);
+    if let Err(why) = check_new_password(&f.new, &f.confirm) {
+        return password_form(&csrf, &why, StatusCode::BAD_REQUEST);
+    }
+    let new = f.new;
+    let saved = blocking(move || -> anyhow::Result<String> {
+        let h = hash_password(&new)?;
+        store.set_setting(PASSWORD_KEY, &h, false)?;
+        store.audit("admin_password_changed", None, &format!("from {ip}"));
+        Ok(h)
+    })
+    .await;
+    match saved {
+        Some(Ok(h)) => {
+            // Every other session ends; this one goes on under the new password.
+            st.auth.close_all();
+            let (id, _) = st.auth.open(&h);
+            let mut r = message(
+                StatusCode::OK,
+                "Password changed",
+                "The new password works from now on; every other admin session was logged out.",
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+                IDLE.as_secs()
+            )) {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        _ => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not changed",
+            "The new password could not be saved. The old one still works.",
+        ),
+    }
+}
+
+fn table(rows: &[(String, String)], empty: &str) -> String {
+    if rows.is_empty() {
+        return format!("<p class=\"small\">{}</p>", esc(empty));
+    }
+    let mut s = String::from("<table>");
+    for (k, v) in rows {
+        s.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)));
+    }
+    s.push_str("</table>");
+    s
+}
+
+async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
+    let (_, csrf) = match session(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let b = st.booth.clone();
+    let Some((states, audit, readings)) = blocking(move || {
+        (
+            b.store.count_by_state().unwrap_or_default(),
+            b.store.recent_audit(12).unwrap_or_default(),
+            crate::telemetry::read(std::path::Path::new("/")),
+        )
+    })
+    .await
+    else {
+        return message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Unavailable",
+            "Try again.",
+        );
+    };
+    let (queue, times) = st.booth.queue_and_render_times();
+    let status = st.booth.status_json();
+    let camera = status["camera"]["state"].as_str().unwrap_or("unknown");
+    let fps = status["camera"]["fps"]
+        .as_f64()
+        .map(|f| format!(", {f:.1} fps"))
+        .unwrap_or_default();
+    let up = status["uptime_s"].as_u64().unwrap_or(0);
+    let overview = table(
+        &[
+            ("Camera".into(), format!("{camera}{fps}")),
+            ("Clips waiting to render".into(), queue.to_string()),
+            (
+                "Running for".into(),
+                format!("{} h {:02} min", up / 3600, (up % 3600) / 60),
+            ),
+        ],
+        "",
+    );
+    let sessions = table(
+        &states
+            .iter()
+            .map(|(s, n)| (s.clone(), n.to_string()))
+            .collect::<Vec<_>>(),
+        "No sessions yet.",
+    );
+    let renders = if times.is_empty() {
+        "<p class=\"small\">No clip rendered since the booth started.</p>".to_string()
+    } else {
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        let last: Vec<String> = times
+            .iter()
+            .rev()
+            .take(10)
+            .map(|t| format!("{t:.1} s"))
+            .collect();
+        format!(
+            "<p>Mean of the last {}: <b>{mean:.1} s</b>. Latest first: {}</p>",
+            times.len(),
+            esc(&last.join(", "))
+        )
+    };
+    let temps = table(
+        &readings
+            .temperatures
+            .iter()
+            .map(|(z, c)| (z.clone(), format!("{c:.1} °C")))
+            .collect::<Vec<_>>(),
+        "No temperature sensors on this machine.",
+    );
+    let power = table(
+        &readings
+            .power
+            .iter()
+            .map(|(r, w)| (r.clone(), format!("{w:.2} W")))
+            .collect::<Vec<_>>(),
+        "No power sensors on this machine.",
+    );
+    let gpu = match readings.gpu_load {
+        Some(g) => format!("<p>GPU load: <b>{g:.0} %</b></p>"),
+        None => "<p class=\"small\">GPU load: not reported on this machine.</p>".to_string(),
+    };
+    let log = table(
+        &audit
+            .iter()
+            .map(|(at, e, d)| (format!("{at} {e}"), d.clone()))
+            .collect::<Vec<_>>(),
+        "Nothing yet.",
+    );
+    let body = format!(
+        "<h1>Booth health</h1>\
+         <section><h2>Overview</h2>{overview}</section>\
+         <section><h2>Sessions by state</h2>{sessions}</section>\
+         <section><h2>Render times</h2>{renders}</section>\
+         <section><h2>Temperatures</h2>{temps}</section>\
+         <section><h2>Power</h2>{power}{gpu}</section>\
+         <section><h2>End of event</h2>\
+         <p>Deletes every capture and video now and stops every download link. This cannot be undone.</p>\
+         <form method=\"post\" action=\"/admin/end-of-event\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> Yes, delete everything</label>\
+         <button type=\"submit\" class=\"danger\">End of event</button></form></section>\
+         <section><h2>Recent events</h2>{log}</section>\
+         <section class=\"row\"><a class=\"btn secondary\" href=\"/admin/password\">Change password</a>\
+         <form method=\"post\" action=\"/admin/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\" class=\"secondary\">Log out</button></form></section>"
+    );
+    page(StatusCode::OK, "Booth health", &body)
+}
+
+#[derive(Deserialize)]
+pub struct SetupBody {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// The kiosk's first-boot screen: chooses the admin password once (loopback peers only).
+pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> Response {
+    if let Err(why) = check_new_password(&body.password, &body.confirm) {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
+    }
+    let r = blocking(move || -> anyhow::Result<bool> {
+        if !setup_needed(&b.store) {
+            return Ok(false);
+        }
+        let h = hash_password(&body.password)?;
+        let set = b.store.set_setting(PASSWORD_KEY, &h, true)?;
+        if set {
+            b.store
+                .audit("admin_password_set", None, "on the kiosk screen");
+        }
+        Ok(set)
+    })
+    .await;
+    match r {
+        Some(Ok(true)) => (StatusCode::CREATED, Json(json!({"set": true}))).into_response(),
+        Some(Ok(false)) => (
+            StatusCode::CONFLICT,
+            Json(
+                json!({"error": "An admin password is already set. Change it on the admin page."}),
+            ),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": "The password could not be saved. Please try again."})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Set (or replace) the admin password. Reads it from standard input: one line, or two
+    /// identical lines. Every admin session is logged out.
+    SetPassword,
+    /// Say whether an admin password is set.
+    Status,
+}
+
+pub fn run(common: &Common, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&common.data)?;
+    match cmd {
+        AdminCommand::Status => {
+            if setup_needed(&store) {
+                println!("no admin password set: the kiosk asks for one at start-up");
+            } else {
+                println!("an admin password is set");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::SetPassword => {
+            let mut input = String::new();
+            std::io::stdin()
+                .take(4096)
+                .read_to_string(&mut input)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read the password from standard input: {e}")
+                })?;
+            let mut lines = input.lines();
+            let password = lines.next().unwrap_or("").to_string();
+            let confirm = lines.next().map(str::to_string).unwrap_or(password.clone());
+            if let Err(why) = check_new_password(&password, &confirm) {
+                eprintln!("kissbooth: {why}");
+                return Ok(ExitCode::from(2));
+            }
+            store.set_setting(PASSWORD_KEY, &hash_password(&password)?, false)?;
+            store.audit("admin_password_set", None, "on the command line");
+            eprintln!("kissbooth: admin password set");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(!h.contains("correct horse"));
+        assert!(verify_password(&h, "correct horse"));
+        assert!(!verify_password(&h, "correct hors"));
+        assert!(!verify_password("not a hash", "correct horse"));
+        assert_ne!(h, hash_password("correct horse").unwrap(), "salted");
+    }
+
+    #[test]
+    fn new_passwords_need_a_length_and_a_match() {
+        assert!(check_new_password("short", "short").is_err());
+        assert!(check_new_password("long enough", "long enougH").is_err());
+        assert!(check_new_password("long enough", "long enough").is_ok());
+        let huge = "x".repeat(MAX_PASSWORD + 1);
+        assert!(check_new_password(&huge, &huge).is_err());
+    }
+
+    #[test]
+    fn failures_lock_a_peer_out_for_the_window_then_let_it_back() {
+        let mut f = Failures::default();
+        let a: IpAddr = "192.168.4.20".parse().unwrap();
+        let b: IpAddr = "192.168.4.21".parse().unwrap();
+        let t0 = Instant::now();
+        for i in 0..PER_PEER_FAILURES {
+            assert_eq!(f.wait(a, t0), None);
+            assert_eq!(f.record(a, t0), i + 1 == PER_PEER_FAILURES);
+        }
+        let w = f.wait(a, t0).unwrap();
+        assert!((299..=301).contains(&w), "{w}");
+        assert_eq!(f.wait(b, t0), None, "another peer is not locked out");
+        assert_eq!(f.wait(a, t0 + WINDOW), None, "the window passed");
+    }
+
+    #[tokio::test]
+    async fn checks_in_flight_count_and_a_right_password_clears_its_peer() {
+        let auth = Auth::default();
+        let a: IpAddr = "192.168.4.20".parse().unwrap();
+        // Many checks started at once: only the limit's worth get through.
+        let started: Vec<_> = (0..20).map(|_| auth.attempt(a)).collect();
+        assert_eq!(
+            started.iter().filter(|r| r.is_ok()).count(),
+            PER_PEER_FAILURES
+        );
+        assert_eq!(
+            started[PER_PEER_FAILURES - 1],
+            Ok(true),
+            "the last one locks"
+        );
+        assert!(started[PER_PEER_FAILURES].is_err());
+        auth.succeeded(a);
+        assert_eq!(
+            auth.attempt(a),
+            Ok(false),
+            "a right password clears the peer"
+        );
+        let all = auth.failures.lock().unwrap().all.len();
+        assert_eq!(
+            all, PER_PEER_FAILURES,
+            "one success takes back its own count"
+        );
+    }
+
+    #[test]
+    fn many_peers_together_hit_the_global_limit() {
+        let mut f = Failures::default();
+        let t0 = Instant::now();
+        for i in 0..GLOBAL_FAILURES {
+            let ip = IpAddr::from([10, 0, (i / 200) as u8, (i % 200) as u8]);
+            f.record(ip, t0);
+        }
+        assert!(f.wait("10.9.9.9".parse().unwrap(), t0).is_some());
+    }
+
+    #[test]
+    fn cross_origin_requests_are_told_apart() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            m
+        };
+        assert!(same_origin(&h(&[("host", "192.168.4.1:8080")])));
+        assert!(same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "http://192.168.4.1:8080")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "http://evil.example")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "null")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("sec-fetch-site", "cross-site")
+        ])));
+        assert!(!same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "http://192.168.4.1:8080"),
+            ("sec-fetch-site", "same-site")
+        ])));
+        assert!(same_origin(&h(&[
+            ("host", "192.168.4.1:8080"),
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+    }
+
+    #[test]
+    fn cookies_are_read_only_in_the_expected_shape() {
+        let mut m = HeaderMap::new();
+        m.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; kb_admin=0123456789abcdef0123456789abcdef"),
+        );
+        assert_eq!(
+            cookie(&m, COOKIE).as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+        m.insert(header::COOKIE, HeaderValue::from_static("kb_admin=../etc"));
+        assert_eq!(cookie(&m, COOKIE), None);
+        assert!(csrf_ok("abc", "abc"));
+        assert!(!csrf_ok("abc", "abd"));
+        assert!(!csrf_ok("", ""));
+    }
+}

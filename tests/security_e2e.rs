@@ -1,0 +1,660 @@
+//! The booth seen by someone on its network who should not get in: the real daemon on a real
+//! socket, spoken to in raw HTTP so nothing is normalized on the way. Download links that cannot
+//! be guessed or listed, paths that never leave the routes, size limits, the admin pages' login,
+//! sessions, CSRF and rate limits, the kiosk API for the device only, and logs free of secrets.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::time::Duration;
+
+use rand::RngCore;
+use support::*;
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&b[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap().trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 || b.len() < eol + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[(eol + 4 + size).min(b.len())..];
+    }
+}
+
+/// One request exactly as written (the request line and headers are not touched).
+fn raw(addr: &str, head: &str, body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(body);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response to {:?}", &head[..head.len().min(80)]));
+    let text = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn addr_of(d: &Daemon) -> String {
+    d.base.trim_start_matches("http://").to_string()
+}
+
+fn get(d: &Daemon, path: &str, extra: &str) -> Resp {
+    raw(
+        &addr_of(d),
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{extra}Connection: close\r\n\r\n",
+            addr_of(d)
+        ),
+        b"",
+    )
+}
+
+fn post_form(d: &Daemon, path: &str, extra: &str, form: &str) -> Resp {
+    raw(
+        &addr_of(d),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            addr_of(d),
+            form.len()
+        ),
+        form.as_bytes(),
+    )
+}
+
+fn post_json(addr: &str, path: &str, json: &str) -> Resp {
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            json.len()
+        ),
+        json.as_bytes(),
+    )
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Posts the login form.
+fn login(d: &Daemon, password: &str) -> Resp {
+    post_form(
+        d,
+        "/admin/login",
+        "",
+        &format!("password={}", enc(password)),
+    )
+}
+
+fn session_cookie(r: &Resp) -> String {
+    let c = r.header("set-cookie").expect("a session cookie");
+    c.split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("kb_admin=")
+        .unwrap()
+        .to_string()
+}
+
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..at + 32].to_string()
+}
+
+/// A non-loopback address of this machine, when it has one.
+fn lan_address() -> Option<IpAddr> {
+    if_addrs::get_if_addrs()
+        .ok()?
+        .into_iter()
+        .map(|i| i.ip())
+        .find(|ip| ip.is_ipv4() && !ip.is_loopback())
+}
+
+fn small_clips(dir: &std::path::Path) -> String {
+    let p = dir.join("booth.toml");
+    std::fs::write(
+        &p,
+        "[render]\nseconds = 3.0\nfps = 12\nwidth = 256\nheight = 256\n",
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// Runs a whole session; returns its download token.
+fn make_video(d: &Daemon) -> String {
+    let (_, v) = d.post("/api/sessions");
+    let id = v["id"].as_str().unwrap().to_string();
+    d.post(&format!("/api/sessions/{id}/consent"));
+    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(v["verdict"]["ok"], true, "{v}");
+    let (st, _) = d.post(&format!("/api/sessions/{id}/render"));
+    assert_eq!(st, 202);
+    let v = d.wait_session(&id, 180, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(v["state"], "done", "{v}");
+    let url = v["download_url"].as_str().unwrap();
+    url[url.find("/d/").unwrap() + 3..].to_string()
+}
+
+#[test]
+fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
+    let name = "strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in";
+    if !have_models(name) {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = small_clips(cfg_dir.path());
+    let d = Daemon::start_with(
+        &[fixture("couple_1280x720.jpg")],
+        &["--config", &cfg],
+        Start {
+            all_addresses: true,
+            log: Some("debug"),
+            ..Start::default()
+        },
+    );
+    // A file beside the data that no route may ever serve.
+    let marker = "kissbooth-secret-marker-6f1e";
+    std::fs::write(d.data.path().join("secret.txt"), marker).unwrap();
+    std::fs::write(d.data.path().join("sessions/secret.txt"), marker).unwrap();
+    let token = make_video(&d);
+    assert_eq!(get(&d, &format!("/d/{token}"), "").status, 200);
+    assert_eq!(get(&d, &format!("/d/{token}/video.mp4"), "").status, 200);
+
+    // Guessing: random tokens and near misses all get the same 404 page.
+    let baseline = get(&d, "/d/0000000000000000", "");
+    assert_eq!(baseline.status, 404);
+    let mut guesses = Vec::new();
+    for _ in 0..150 {
+        let mut b = [0u8; 16];
+        rand::rng().fill_bytes(&mut b);
+        guesses.push(hex::encode(b));
+    }
+    let alphabet: Vec<char> = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+        .chars()
+        .collect();
+    for (i, ch) in token.char_indices() {
+        let other = alphabet.iter().find(|c| **c != ch).unwrap();
+        let mut t = token.clone();
+        t.replace_range(i..i + ch.len_utf8(), &other.to_string());
+        guesses.push(t);
+    }
+    guesses.push(token[..token.len() - 1].to_string());
+    guesses.push(format!("{token}0"));
+    guesses.push(token.to_uppercase());
+    guesses.push(format!("{token}%00"));
+    guesses.push(format!("%20{token}"));
+    for g in &guesses {
+        if *g == token {
+            continue;
+        }
+        for suffix in ["", "/video.mp4", "/poster.jpg"] {
+            let r = get(&d, &format!("/d/{g}{suffix}"), "");
+            assert_eq!(r.status, 404, "/d/{g}{suffix}");
+            assert_eq!(r.body, baseline.body, "/d/{g}{suffix} answers differently");
+        }
+    }
+    // Nothing lists the videos.
+    for path in [
+        "/d/",
+        "/d",
+        "/d//video.mp4",
+        "/sessions/",
+        "/data/",
+        "/media/",
+        "/static/",
+        "/admin/sessions",
+        "/kissbooth.sqlite",
+        "/secret.txt",
+    ] {
+        let r = get(&d, path, "");
+        assert!([404, 405, 303].contains(&r.status), "{path}: {}", r.status);
+        assert!(!r.text().contains(&token), "{path} shows a token");
+    }
+
+    // Traversal: never a file outside the routes.
+    let sessions = d.data.path().join("sessions");
+    let id = std::fs::read_dir(&sessions)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().is_dir())
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    for path in [
+        "/d/../secret.txt".to_string(),
+        "/d/../../secret.txt".to_string(),
+        "/d/%2e%2e/secret.txt".to_string(),
+        "/d/%2e%2e%2fsecret.txt".to_string(),
+        "/d/..%2fsecret.txt".to_string(),
+        "/d/..%2f..%2fkissbooth.sqlite".to_string(),
+        "/d/%252e%252e%252fsecret.txt".to_string(),
+        "/d/..%5csecret.txt".to_string(),
+        "/d/..\\secret.txt".to_string(),
+        format!("/d/{token}/../../secret.txt"),
+        format!("/d/{token}/..%2f..%2fsecret.txt"),
+        format!("/d/{token}/video.mp4/../../../secret.txt"),
+        format!("/d/{token}/%2e%2e%2f%2e%2e%2fsecret.txt"),
+        format!("/d/..%2fsessions%2f{id}/video.mp4"),
+        "/api/sessions/..%2f..%2fsecret.txt/capture.jpg".to_string(),
+        format!("/api/sessions/{id}%2f..%2f..%2fsecret.txt/capture.jpg"),
+        "/api/sessions/..%5c..%5csecret.txt/video.mp4".to_string(),
+        "/style.css/../secret.txt".to_string(),
+        "/app.js%2f..%2fsecret.txt".to_string(),
+        "/../secret.txt".to_string(),
+        "/%2e%2e/%2e%2e/etc/passwd".to_string(),
+        "//etc/passwd".to_string(),
+    ] {
+        let r = get(&d, &path, "");
+        assert!(
+            [400, 404].contains(&r.status),
+            "{path} answered {}",
+            r.status
+        );
+        let text = r.text();
+        assert!(
+            !text.contains(marker) && !text.contains("SQLite format") && !text.contains("root:"),
+            "{path} served a file"
+        );
+    }
+
+    // Oversized headers: 431. Oversized bodies: 413 on every route that takes one.
+    let big = "x".repeat(512 * 1024);
+    let r = raw(
+        &addr_of(&d),
+        &format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\nConnection: close\r\n\r\n"),
+        b"",
+    );
+    assert_eq!(r.status, 431);
+    for path in [
+        "/admin/login".to_string(),
+        "/admin/logout".to_string(),
+        "/admin/password".to_string(),
+        "/admin/end-of-event".to_string(),
+        format!("/d/{token}/delete"),
+        "/api/sessions".to_string(),
+        format!("/api/sessions/{id}/consent"),
+        "/api/admin/setup".to_string(),
+        "/api/end-of-event".to_string(),
+    ] {
+        let r = raw(
+            &addr_of(&d),
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n"
+            ),
+            &[b'a'; 4096],
+        );
+        assert_eq!(r.status, 413, "{path}");
+    }
+    assert_eq!(
+        get(&d, &format!("/d/{token}"), "").status,
+        200,
+        "not deleted"
+    );
+
+    // The kiosk API from another machine: 403 (the daemon listens on every address here).
+    match lan_address() {
+        Some(ip) => {
+            let lan = format!("{ip}:{}", d.base.rsplit(':').next().unwrap());
+            let r = raw(
+                &lan,
+                &format!("GET /api/status HTTP/1.1\r\nHost: {lan}\r\nConnection: close\r\n\r\n"),
+                b"",
+            );
+            assert_eq!(r.status, 403, "kiosk API from {ip}");
+            for path in ["/api/end-of-event", "/api/sessions", "/api/admin/setup"] {
+                assert_eq!(post_json(&lan, path, "{}").status, 403, "{path} from {ip}");
+            }
+            let r = raw(
+                &lan,
+                &format!("GET /d/{token} HTTP/1.1\r\nHost: {lan}\r\nConnection: close\r\n\r\n"),
+                b"",
+            );
+            assert_eq!(r.status, 200, "guests reach the download page from {ip}");
+            let r = raw(
+                &lan,
+                &format!("GET /admin/login HTTP/1.1\r\nHost: {lan}\r\nConnection: close\r\n\r\n"),
+                b"",
+            );
+            assert_eq!(
+                r.status, 200,
+                "the operator reaches the admin login from {ip}"
+            );
+        }
+        None => eprintln!(
+            "SKIPPED the non-loopback part of {name}: this machine has no non-loopback address"
+        ),
+    }
+
+    // Admin without a session: the login page (GET) or 401 (POST).
+    let r = get(&d, "/admin", "");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/admin/login"));
+    assert_eq!(get(&d, "/admin/password", "").status, 303);
+    let r = post_form(&d, "/admin/end-of-event", "", "csrf=x&confirm=yes");
+    assert_eq!(r.status, 401);
+    let forged = "kb_admin=0123456789abcdef0123456789abcdef";
+    assert_eq!(
+        get(&d, "/admin", &format!("Cookie: {forged}\r\n")).status,
+        303
+    );
+
+    // Wrong password: 401.
+    let r = login(&d, "not the password");
+    assert_eq!(r.status, 401);
+    assert!(r.text().contains("Wrong password"));
+    assert!(r.header("set-cookie").is_none());
+
+    // The right one: a session cookie that scripts cannot read, for /admin only, that expires.
+    let r = login(&d, ADMIN_PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let set = r.header("set-cookie").unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin", "Max-Age="] {
+        assert!(set.contains(attr), "{set} lacks {attr}");
+    }
+    let sid = session_cookie(&r);
+    assert!(sid.len() >= 32, "a 128-bit session id: {sid}");
+    let cookie = format!("Cookie: kb_admin={sid}\r\n");
+    let health = get(&d, "/admin", &cookie);
+    assert_eq!(health.status, 200);
+    let page = health.text();
+    for words in [
+        "Booth health",
+        "Sessions by state",
+        "done",
+        "Render times",
+        "Temperatures",
+        "Power",
+        "GPU load",
+        "End of event",
+    ] {
+        assert!(page.contains(words), "the health page lacks {words:?}");
+    }
+    assert!(!page.contains(&token), "the health page shows a token");
+    assert_eq!(health.header("x-frame-options"), Some("DENY"));
+    assert!(health.header("content-security-policy").is_some());
+    let csrf = csrf_of(&page);
+
+    // CSRF: no token, a wrong token, another origin: 403, and nothing deleted.
+    let r = post_form(&d, "/admin/end-of-event", &cookie, "confirm=yes");
+    assert_eq!(r.status, 403);
+    let mut wrong = csrf.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = String::from_utf8(wrong).unwrap();
+    let r = post_form(
+        &d,
+        "/admin/end-of-event",
+        &cookie,
+        &format!("csrf={wrong}&confirm=yes"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        &d,
+        "/admin/end-of-event",
+        &format!("{cookie}Origin: http://evil.example\r\n"),
+        &format!("csrf={csrf}&confirm=yes"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        &d,
+        "/admin/logout",
+        &format!("{cookie}Sec-Fetch-Site: cross-site\r\n"),
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        get(&d, &format!("/d/{token}"), "").status,
+        200,
+        "not deleted"
+    );
+
+    // With the token and from the page's own origin: the event ends.
+    let r = post_form(
+        &d,
+        "/admin/end-of-event",
+        &format!("{cookie}Origin: {}\r\n", d.base),
+        &format!("csrf={csrf}&confirm=yes"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("deleted"));
+    assert_eq!(get(&d, &format!("/d/{token}"), "").status, 404);
+
+    // A new password: the old one stops working, every other session ends.
+    let other = session_cookie(&login(&d, ADMIN_PASSWORD));
+    let new_password = "a brand new admin password";
+    let r = post_form(
+        &d,
+        "/admin/password",
+        &cookie,
+        &format!(
+            "csrf={csrf}&current={}&new={}&confirm={}",
+            enc(ADMIN_PASSWORD),
+            enc(new_password),
+            enc(new_password)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sid2 = session_cookie(&r);
+    assert_eq!(
+        get(&d, "/admin", &format!("Cookie: kb_admin={other}\r\n")).status,
+        303,
+        "another session ended"
+    );
+    let cookie2 = format!("Cookie: kb_admin={sid2}\r\n");
+    let page = get(&d, "/admin", &cookie2);
+    assert_eq!(page.status, 200);
+    let csrf2 = csrf_of(&page.text());
+    let r = post_form(&d, "/admin/logout", &cookie2, &format!("csrf={csrf2}"));
+    assert_eq!(r.status, 303);
+    assert_eq!(get(&d, "/admin", &cookie2).status, 303, "logged out");
+    let last = login(&d, new_password);
+    assert_eq!(last.status, 303);
+    let sid3 = session_cookie(&last);
+
+    // Rate limit: wrong passwords from one address, then 429 with Retry-After, even for the
+    // right password.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(login(&d, "guessing again").status);
+    }
+    assert_eq!(statuses[..5], [401, 401, 401, 401, 401], "{statuses:?}");
+    assert_eq!(statuses[5], 429, "{statuses:?}");
+    let r = login(&d, new_password);
+    assert_eq!(r.status, 429);
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
+
+    // The audit log has the logins, failures, lockout, password change and end of event.
+    let (st, _) = d.get_json("/api/status");
+    assert_eq!(st, 200);
+    let db = rusqlite_events(&d);
+    for e in [
+        "admin_login",
+        "admin_login_failed",
+        "admin_lockout",
+        "admin_password_set",
+        "admin_password_changed",
+        "end_of_event_requested",
+        "end_of_event",
+    ] {
+        assert!(db.iter().any(|x| x == e), "audit lacks {e}: {db:?}");
+    }
+
+    // Nothing secret in the daemon's output.
+    let data = d.kill();
+    let log = std::fs::read_to_string(data.path().join("daemon.log")).unwrap();
+    assert!(log.len() > 100, "the daemon wrote a log: {log}");
+    for (what, secret) in [
+        ("a download token", token.as_str()),
+        ("a session cookie", sid.as_str()),
+        ("a session cookie", sid2.as_str()),
+        ("a session cookie", sid3.as_str()),
+        ("a csrf token", csrf.as_str()),
+        ("the password", ADMIN_PASSWORD),
+        ("the password", new_password),
+        ("the password", &enc(new_password)),
+    ] {
+        assert!(!log.contains(secret), "the log holds {what}");
+    }
+}
+
+/// Every audit event name, from the daemon's own database file.
+fn rusqlite_events(d: &Daemon) -> Vec<String> {
+    let c = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();
+    let mut st = c.prepare("SELECT event FROM audit ORDER BY id").unwrap();
+    st.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn the_first_password_is_chosen_on_the_booth_itself_only() {
+    let name = "the_first_password_is_chosen_on_the_booth_itself_only";
+    if !have_models(name) {
+        return;
+    }
+    let d = Daemon::start_with(
+        &[fixture("couple_1280x720.jpg")],
+        &[],
+        Start {
+            admin_password: None,
+            all_addresses: true,
+            ..Start::default()
+        },
+    );
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["admin_setup_needed"], true, "{s}");
+    let r = get(&d, "/admin/login", "");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("not set up yet"), "{}", r.text());
+    assert!(!r.text().contains("type=\"password\""), "no login form yet");
+    assert_eq!(login(&d, "anything at all").status, 409);
+    assert_eq!(get(&d, "/admin", "").status, 303);
+
+    let addr = addr_of(&d);
+    match lan_address() {
+        Some(ip) => {
+            let lan = format!("{ip}:{}", d.base.rsplit(':').next().unwrap());
+            let r = post_json(
+                &lan,
+                "/api/admin/setup",
+                r#"{"password":"from the network","confirm":"from the network"}"#,
+            );
+            assert_eq!(r.status, 403, "set-up from {ip}");
+        }
+        None => eprintln!(
+            "SKIPPED the non-loopback part of {name}: this machine has no non-loopback address"
+        ),
+    }
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["admin_setup_needed"], true, "still not set up: {s}");
+
+    let r = post_json(
+        &addr,
+        "/api/admin/setup",
+        r#"{"password":"short","confirm":"short"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("at least 8"), "{}", r.text());
+    let r = post_json(
+        &addr,
+        "/api/admin/setup",
+        r#"{"password":"long enough one","confirm":"long enough two"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not the same"), "{}", r.text());
+    let r = post_json(
+        &addr,
+        "/api/admin/setup",
+        r#"{"password":"the chosen one","confirm":"the chosen one"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = post_json(
+        &addr,
+        "/api/admin/setup",
+        r#"{"password":"a takeover try","confirm":"a takeover try"}"#,
+    );
+    assert_eq!(r.status, 409, "set once only");
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["admin_setup_needed"], false, "{s}");
+    assert_eq!(login(&d, "a takeover try").status, 401);
+    assert_eq!(login(&d, "the chosen one").status, 303);
+
+    // The command line replaces it (an operator who forgot it, on the booth itself).
+    let o = set_admin_password(d.data.path(), "replaced on the command line");
+    assert!(o.status.success(), "{:?}", stderr_lines(&o));
+    let out = String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("replaced on the command line"), "{out}");
+    assert_eq!(login(&d, "the chosen one").status, 401);
+    assert_eq!(login(&d, "replaced on the command line").status, 303);
+    let o = set_admin_password(d.data.path(), "short");
+    assert!(!o.status.success(), "a short password is refused");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("at least 8"),
+        "{:?}",
+        stderr_lines(&o)
+    );
+}
