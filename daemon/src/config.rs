@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use kissbooth_engines::generate::{MorphConfig, TimelineConfig};
+use kissbooth_media::EncoderConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::ClipSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -126,6 +130,30 @@ impl Default for PrivacyConfig {
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig { burst: 5 }
+    }
+}
+
+impl RenderConfig {
+    /// The settings a clip is rendered with.
+    pub(crate) fn clip_settings(&self, seed: u64, created_unix_s: Option<i64>) -> ClipSettings {
+        ClipSettings {
+            timeline: TimelineConfig {
+                seconds: self.seconds,
+                fps: self.fps,
+                intensity: self.intensity,
+                seed,
+            },
+            morph: MorphConfig {
+                width: self.width,
+                height: self.height,
+                ..MorphConfig::default()
+            },
+            encoder: EncoderConfig {
+                encoder: self.encoder,
+                ..EncoderConfig::default()
+            },
+            created_unix_s,
+        }
     }
 }
 

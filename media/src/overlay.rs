@@ -1,10 +1,11 @@
 //! Branding overlay: a PNG with alpha, composited onto each RGB frame before it is encoded.
 
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use image::imageops::{self, FilterType};
-use image::{Rgb, RgbImage, RgbaImage};
+use image::{ImageFormat, ImageReader, Rgb, RgbImage, RgbaImage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EncodeError;
@@ -122,9 +123,23 @@ pub struct Overlay {
 impl Overlay {
     /// Loads a PNG (alpha is honoured) to be drawn at `placement`.
     pub fn from_png(path: &Path, placement: Placement) -> Result<Self, EncodeError> {
-        let logo = image::open(path)
+        let bytes = std::fs::read(path).map_err(|e| EncodeError::Image {
+            path: path.to_path_buf(),
+            source: image::ImageError::IoError(e),
+        })?;
+        Overlay::from_png_bytes(&bytes, path, placement)
+    }
+
+    /// Decodes a PNG held in memory (an uploaded logo); `name` is used in error messages.
+    pub fn from_png_bytes(
+        bytes: &[u8],
+        name: &Path,
+        placement: Placement,
+    ) -> Result<Self, EncodeError> {
+        let logo = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png)
+            .decode()
             .map_err(|source| EncodeError::Image {
-                path: path.to_path_buf(),
+                path: name.to_path_buf(),
                 source,
             })?
             .into_rgba8();
