@@ -114,7 +114,10 @@ impl TokenStore {
         };
         let found = live_session(&self.store, token);
         if token == self.live {
-            assert!(found.is_some(), "the live token no longer opens its session");
+            assert!(
+                found.is_some(),
+                "the live token no longer opens its session"
+            );
         } else {
             assert!(
                 found.is_none(),
@@ -229,7 +232,10 @@ impl RangeServer {
                 let (start, end, total) = parse_content_range(cr)
                     .unwrap_or_else(|| panic!("bad Content-Range {cr:?} for {range:?}"));
                 assert_eq!(total, len as u64, "Content-Range total {cr:?}");
-                assert!(start <= end && end < total, "Content-Range {cr:?} out of the file");
+                assert!(
+                    start <= end && end < total,
+                    "Content-Range {cr:?} out of the file"
+                );
                 if !head {
                     assert_eq!(
                         body.len() as u64,
@@ -313,7 +319,10 @@ pub fn camera_jpeg(data: &[u8]) {
     let frames = kissbooth_capture::split_jpeg_stream(data);
     let mut at = 0;
     for r in &frames {
-        assert!(at <= r.start && r.start < r.end && r.end <= data.len(), "{r:?}");
+        assert!(
+            at <= r.start && r.start < r.end && r.end <= data.len(),
+            "{r:?}"
+        );
         at = r.end;
     }
     for r in frames.iter().take(4) {
@@ -367,7 +376,10 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                 "v4l2:/dev/video2",
                 "gst:videotestsrc ! videoconvert",
             ] {
-                text(&format!("camera_{}", spec.replace([':', '/', ' ', '!'], "_")), spec);
+                text(
+                    &format!("camera_{}", spec.replace([':', '/', ' ', '!'], "_")),
+                    spec,
+                );
             }
         }
         "token" => {
@@ -425,17 +437,14 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
                     "pattern.png".into(),
                     encode_png(&image::DynamicImage::ImageRgb8(frame.clone())),
                 ));
-                let grey16 = image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(
-                    16,
-                    8,
-                    |x, y| image::Luma([(x * 4000 + y * 100) as u16]),
-                ));
+                let grey16 =
+                    image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(16, 8, |x, y| {
+                        image::Luma([(x * 4000 + y * 100) as u16])
+                    }));
                 out.push(("grey16.png".into(), encode_png(&grey16)));
             } else {
-                let second = kissbooth_capture::jpeg_encode(
-                    &kissbooth_capture::test_pattern(32, 24, 9),
-                    60,
-                );
+                let second =
+                    kissbooth_capture::jpeg_encode(&kissbooth_capture::test_pattern(32, 24, 9), 60);
                 let mut stream = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
                 stream.extend_from_slice(&jpeg);
                 stream.extend_from_slice(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n");

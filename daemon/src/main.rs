@@ -6,7 +6,6 @@
 //! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
 
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
