@@ -186,6 +186,12 @@ impl Config {
         if !(3.0..=8.0).contains(&self.render.seconds) {
             bail!("render.seconds must be 3 to 8, not {}", self.render.seconds);
         }
+        // fps, size and intensity as the renderer and the encoder check them, so a booth never
+        // starts with settings that would fail every couple's render.
+        self.render
+            .clip_settings(0, None)
+            .validate()
+            .context("[render]")?;
         if self.render.queue == 0 || self.render.queue > 64 {
             bail!("render.queue must be 1 to 64");
         }
@@ -227,6 +233,20 @@ mod tests {
         assert_eq!(c.render.fps, 24);
         assert_eq!(c.privacy.token_ttl_hours, 24.0);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn render_settings_the_encoder_refuses_are_refused_at_load() {
+        for (snippet, what) in [
+            ("width = 511", "even"),
+            ("fps = 0", "fps"),
+            ("intensity = nan", "intensity"),
+        ] {
+            let c: Config = toml::from_str(&format!("[render]\n{snippet}\n")).unwrap();
+            let err = format!("{:#}", c.validate().unwrap_err());
+            assert!(err.contains("[render]"), "{snippet}: {err}");
+            assert!(err.contains(what), "{snippet}: {err}");
+        }
     }
 
     #[test]

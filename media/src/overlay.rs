@@ -5,10 +5,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use image::imageops::{self, FilterType};
-use image::{ImageFormat, ImageReader, Rgb, RgbImage, RgbaImage};
+use image::{ImageFormat, ImageReader, Limits, Rgb, RgbImage, RgbaImage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EncodeError;
+
+/// Largest side of an overlay image, in pixels (a logo or a border for frames of at most 4K).
+pub const MAX_OVERLAY_SIDE: u32 = 4096;
 
 /// Where an [`Overlay`] goes on the frame.
 ///
@@ -136,7 +139,16 @@ impl Overlay {
         name: &Path,
         placement: Placement,
     ) -> Result<Self, EncodeError> {
-        let logo = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png)
+        // The size is checked from the header before any pixel memory is taken: a few hundred
+        // bytes of PNG can claim a picture of gigabytes.
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_OVERLAY_SIDE);
+        limits.max_image_height = Some(MAX_OVERLAY_SIDE);
+        // 16-bit RGBA at the largest size.
+        limits.max_alloc = Some(u64::from(MAX_OVERLAY_SIDE).pow(2) * 8);
+        reader.limits(limits);
+        let logo = reader
             .decode()
             .map_err(|source| EncodeError::Image {
                 path: name.to_path_buf(),
