@@ -17,15 +17,14 @@ use image::RgbImage;
 use kissbooth_capture::{CameraContext, CameraHandle, CameraSpec, CameraStatus, Shutdown};
 use kissbooth_engines::Landmarks;
 use kissbooth_engines::face::{Analysis, FaceAnalyzer, FaceConfig, Verdict};
-use kissbooth_engines::generate::{MeanShape, MorphConfig, MorphInputs, TimelineConfig};
-use kissbooth_media::EncoderConfig;
+use kissbooth_engines::generate::{MeanShape, MorphInputs};
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::config::Config;
-use crate::pipeline::{ClipSettings, render_clip};
+use crate::pipeline::render_clip;
 use crate::store::{SessionRow, Store, now_s, token_hash, write_atomic};
 use crate::telemetry::Telemetry;
 use crate::thermal::{ThermalState, Throttle};
@@ -755,24 +754,9 @@ impl Booth {
                 &format!("{width}x{height} instead of {}x{}", r.width, r.height),
             );
         }
-        let settings = ClipSettings {
-            timeline: TimelineConfig {
-                seconds: r.seconds,
-                fps: r.fps,
-                intensity: r.intensity,
-                seed: seed_of(&s.id),
-            },
-            morph: MorphConfig {
-                width,
-                height,
-                ..MorphConfig::default()
-            },
-            encoder: EncoderConfig {
-                encoder: r.encoder,
-                ..EncoderConfig::default()
-            },
-            created_unix_s: Some(s.created_at),
-        };
+        let mut settings = r.clip_settings(seed_of(&s.id), Some(s.created_at));
+        settings.morph.width = width;
+        settings.morph.height = height;
         let out = self.store.session_dir(&s.id).join("video.mp4");
         let mut last_pub = Instant::now();
         let id = s.id.clone();
@@ -912,12 +896,7 @@ impl Booth {
 
     /// Download by token: the session when the token is known, unexpired and its video exists.
     pub fn by_token(&self, token: &str) -> Option<SessionRow> {
-        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        let s = self.store.by_token(token).ok().flatten()?;
-        let live = s.state == "done" && s.token_expires_at.is_some_and(|t| t > now_s());
-        live.then_some(s)
+        live_session(&self.store, token)
     }
 
     /// "Delete my video": removes the files and the link at once.
@@ -1186,6 +1165,22 @@ impl Booth {
 
 fn seed_of(id: &str) -> u64 {
     u64::from_str_radix(&id[..id.len().min(16)], 16).unwrap_or(0)
+}
+
+/// True when `token` (the `{token}` of `/d/{token}`, percent-decoded) has the shape of a download
+/// token: 32 hexadecimal digits. Anything else is refused before the database is asked.
+pub fn is_token_shaped(token: &str) -> bool {
+    token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The session a guest's download token opens: known, unexpired, and its video finished.
+pub fn live_session(store: &Store, token: &str) -> Option<SessionRow> {
+    if !is_token_shaped(token) {
+        return None;
+    }
+    let s = store.by_token(token).ok().flatten()?;
+    let live = s.state == "done" && s.token_expires_at.is_some_and(|t| t > now_s());
+    live.then_some(s)
 }
 
 fn camera_spec(cfg: &Config) -> anyhow::Result<CameraSpec> {

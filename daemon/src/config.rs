@@ -5,7 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use kissbooth_engines::generate::{MorphConfig, TimelineConfig};
+use kissbooth_media::EncoderConfig;
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::ClipSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -165,6 +169,30 @@ impl Default for CaptureConfig {
     }
 }
 
+impl RenderConfig {
+    /// The settings a clip is rendered with.
+    pub(crate) fn clip_settings(&self, seed: u64, created_unix_s: Option<i64>) -> ClipSettings {
+        ClipSettings {
+            timeline: TimelineConfig {
+                seconds: self.seconds,
+                fps: self.fps,
+                intensity: self.intensity,
+                seed,
+            },
+            morph: MorphConfig {
+                width: self.width,
+                height: self.height,
+                ..MorphConfig::default()
+            },
+            encoder: EncoderConfig {
+                encoder: self.encoder,
+                ..EncoderConfig::default()
+            },
+            created_unix_s,
+        }
+    }
+}
+
 impl Config {
     /// Reads the file (when given), then applies `KISSBOOTH_*` environment overrides.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -194,6 +222,12 @@ impl Config {
         if !(3.0..=8.0).contains(&self.render.seconds) {
             bail!("render.seconds must be 3 to 8, not {}", self.render.seconds);
         }
+        // fps, size and intensity as the renderer and the encoder check them, so a booth never
+        // starts with settings that would fail every couple's render.
+        self.render
+            .clip_settings(0, None)
+            .validate()
+            .context("[render]")?;
         if self.render.queue == 0 || self.render.queue > 64 {
             bail!("render.queue must be 1 to 64");
         }
@@ -248,6 +282,20 @@ mod tests {
         assert_eq!(c.render.fps, 24);
         assert_eq!(c.privacy.token_ttl_hours, 24.0);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn render_settings_the_encoder_refuses_are_refused_at_load() {
+        for (snippet, what) in [
+            ("width = 511", "even"),
+            ("fps = 0", "fps"),
+            ("intensity = nan", "intensity"),
+        ] {
+            let c: Config = toml::from_str(&format!("[render]\n{snippet}\n")).unwrap();
+            let err = format!("{:#}", c.validate().unwrap_err());
+            assert!(err.contains("[render]"), "{snippet}: {err}");
+            assert!(err.contains(what), "{snippet}: {err}");
+        }
     }
 
     #[test]

@@ -7,28 +7,12 @@
 //! - `kissbooth admin set-password`: choose the admin pages' password (read from stdin).
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
 
-mod admin;
-mod bench;
-mod booth;
-mod config;
-mod doctor_cmd;
-mod draw;
-mod faces_cmd;
-mod models_cmd;
-mod net;
-mod notify;
-mod paths;
-mod pipeline;
-mod render_cmd;
-mod serve_cmd;
-mod server;
-mod store;
-mod telemetry;
-mod thermal;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use kissbooth::{
+    admin, bench, doctor_cmd, faces_cmd, models_cmd, one_line, paths, render_cmd, serve_cmd,
+};
 
 #[derive(Parser)]
 #[command(
@@ -103,9 +87,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// An error and its causes on one line.
-pub fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }

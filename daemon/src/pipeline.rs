@@ -25,6 +25,20 @@ pub struct ClipSettings {
     pub created_unix_s: Option<i64>,
 }
 
+impl ClipSettings {
+    /// Checks every part as the renderer and the encoder will, so that a setting they would
+    /// refuse is reported when the configuration is read rather than when a couple waits.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.timeline.validate().context("render timeline")?;
+        self.morph.validate().context("render size")?;
+        self.encoder.validate().context("encoder")?;
+        VideoSpec::new(self.morph.width, self.morph.height, self.timeline.fps)
+            .validate()
+            .context("video")?;
+        Ok(())
+    }
+}
+
 /// Renders and encodes one clip to `output` (and its poster beside it). `on_frame(done, total)`
 /// is called after each encoded frame; setting `cancel` stops the render and leaves nothing.
 pub fn render_clip(

@@ -58,5 +58,5 @@ pub use config::{
 pub use encoder::{ENCODER_PREFERENCE, EncodedVideo, Encoder, available_encoders, init};
 pub use error::{ConfigError, EncodeError};
 pub use fsio::remove_stale_temporaries;
-pub use overlay::{Overlay, Placement};
+pub use overlay::{MAX_OVERLAY_SIDE, Overlay, Placement};
 pub use poster::write_poster;

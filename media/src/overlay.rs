@@ -1,13 +1,17 @@
 //! Branding overlay: a PNG with alpha, composited onto each RGB frame before it is encoded.
 
+use std::io::Cursor;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use image::imageops::{self, FilterType};
-use image::{Rgb, RgbImage, RgbaImage};
+use image::{ImageFormat, ImageReader, Limits, Rgb, RgbImage, RgbaImage};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EncodeError;
+
+/// Largest side of an overlay image, in pixels (a logo or a border for frames of at most 4K).
+pub const MAX_OVERLAY_SIDE: u32 = 4096;
 
 /// Where an [`Overlay`] goes on the frame.
 ///
@@ -122,9 +126,32 @@ pub struct Overlay {
 impl Overlay {
     /// Loads a PNG (alpha is honoured) to be drawn at `placement`.
     pub fn from_png(path: &Path, placement: Placement) -> Result<Self, EncodeError> {
-        let logo = image::open(path)
+        let bytes = std::fs::read(path).map_err(|e| EncodeError::Image {
+            path: path.to_path_buf(),
+            source: image::ImageError::IoError(e),
+        })?;
+        Overlay::from_png_bytes(&bytes, path, placement)
+    }
+
+    /// Decodes a PNG held in memory (an uploaded logo); `name` is used in error messages.
+    pub fn from_png_bytes(
+        bytes: &[u8],
+        name: &Path,
+        placement: Placement,
+    ) -> Result<Self, EncodeError> {
+        // The size is checked from the header before any pixel memory is taken: a few hundred
+        // bytes of PNG can claim a picture of gigabytes.
+        let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Png);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_OVERLAY_SIDE);
+        limits.max_image_height = Some(MAX_OVERLAY_SIDE);
+        // 16-bit RGBA at the largest size.
+        limits.max_alloc = Some(u64::from(MAX_OVERLAY_SIDE).pow(2) * 8);
+        reader.limits(limits);
+        let logo = reader
+            .decode()
             .map_err(|source| EncodeError::Image {
-                path: path.to_path_buf(),
+                path: name.to_path_buf(),
                 source,
             })?
             .into_rgba8();

@@ -187,3 +187,22 @@ fn placement_reads_from_toml() {
     let p: Placement = toml::from_str("at = \"full\"").unwrap();
     assert_eq!(p, Placement::Full);
 }
+
+#[test]
+fn an_overlay_larger_than_the_limit_is_refused_before_decoding() {
+    use kissbooth_media::MAX_OVERLAY_SIDE;
+    let png = |w: u32| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgba8(RgbaImage::new(w, 1))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let name = Path::new("logo.png");
+    let ok = Overlay::from_png_bytes(&png(MAX_OVERLAY_SIDE), name, Placement::Full);
+    assert!(ok.is_ok(), "{ok:?}");
+    let err =
+        Overlay::from_png_bytes(&png(MAX_OVERLAY_SIDE + 1), name, Placement::Full).unwrap_err();
+    assert!(matches!(err, EncodeError::Image { .. }), "{err:?}");
+    assert!(err.to_string().contains("logo.png"), "{err}");
+}
