@@ -125,6 +125,7 @@ fn render(
                 encoder: kissbooth_media::EncoderChoice::Auto,
                 generator: "morph".into(),
                 pack: None,
+                memory_budget_mb: None,
                 json: false,
             };
             runs.push(render_cmd::render(common, &args, |_, _| Ok(()))?.ms);

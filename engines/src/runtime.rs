@@ -468,7 +468,7 @@ fn missing_provider_reason(provider: Provider, library: &Path) -> String {
     }
     if find_shared_library(vendor).is_none() {
         parts.push(format!(
-            "{vendor} ({what}) is not in the library path (LD_LIBRARY_PATH, ldconfig)"
+            "{vendor} ({what}) is not in LD_LIBRARY_PATH or the system library folders"
         ));
     }
     parts.join("; ")

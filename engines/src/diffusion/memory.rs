@@ -29,6 +29,15 @@ pub const ACTIVATION_FACTOR: u64 = 4;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
+/// `12.3 MiB`, or `45.6 KiB` below one MiB.
+pub fn human_bytes(b: u64) -> String {
+    if (b as f64) < MIB {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", b as f64 / MIB)
+    }
+}
+
 /// Memory the pack may use, and where the figure comes from.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryBudget {
@@ -115,15 +124,15 @@ impl MemoryPlan {
         for c in &self.components {
             if !c.fits {
                 return Err(PackError::Memory(format!(
-                    "component `{}` does not fit in memory: it needs about {:.1} MiB (weights {:.1} MiB + activations {:.1} MiB = {} × its {:.1} MiB of inputs and outputs), {:.1} MiB are already planned for the components before it, and {:.1} MiB are available ({})",
+                    "component `{}` does not fit in memory: it needs about {} (weights {} + activations {} = {} × its {} of inputs and outputs), {} are already planned for the components before it, and {} are available ({})",
                     c.component,
-                    c.total_bytes as f64 / MIB,
-                    c.weights_bytes as f64 / MIB,
-                    c.activation_bytes as f64 / MIB,
+                    human_bytes(c.total_bytes),
+                    human_bytes(c.weights_bytes),
+                    human_bytes(c.activation_bytes),
                     self.activation_factor,
-                    c.activation_bytes as f64 / self.activation_factor as f64 / MIB,
-                    before as f64 / MIB,
-                    self.budget.bytes as f64 / MIB,
+                    human_bytes(c.activation_bytes / self.activation_factor),
+                    human_bytes(before),
+                    human_bytes(self.budget.bytes),
                     self.budget.source
                 )));
             }

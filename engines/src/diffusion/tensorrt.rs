@@ -25,8 +25,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::pack::{Component, Dim, Manifest, PackError, TensorSpec};
-use crate::runtime::TensorRtOptions;
+use ort::memory::Allocator;
+use ort::session::SessionInputValue;
+use ort::value::{DynTensor, TensorElementType};
+
+use super::pack::{Component, DType, Dim, Manifest, PackError, TensorSpec};
+use crate::runtime::{Provider, Runtime, TensorRtOptions};
 
 /// The manifest's `[tensorrt]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -268,6 +272,45 @@ pub fn options_for(
         timing_cache: t.timing_cache.then(|| cache.clone()),
         profile_shapes: profile.join(","),
     })
+}
+
+/// Opens `model` with the TensorRT provider only (the engine is built, or read from the cache)
+/// and runs one inference on zeros at the manifest's shapes (TensorRT finishes building on the
+/// first run for dynamic inputs).
+pub fn build_engine(
+    runtime: &Runtime,
+    m: &Manifest,
+    model: &Path,
+    component: &Component,
+    options: &TensorRtOptions,
+) -> Result<(), String> {
+    let (mut session, info) = runtime
+        .session_tuned(model, &[Provider::Tensorrt], Some(options))
+        .map_err(|e| e.to_string())?;
+    if info.provider != Provider::Tensorrt {
+        let why: Vec<String> = info
+            .skipped
+            .iter()
+            .map(|(p, r)| format!("{p}: {r}"))
+            .collect();
+        return Err(format!("TensorRT could not open it ({})", why.join("; ")));
+    }
+    let mut feeds: Vec<(String, SessionInputValue)> = Vec::new();
+    for spec in &component.inputs {
+        let shape = concrete_shape(m, spec)?;
+        let ty = match spec.dtype {
+            DType::Float32 => TensorElementType::Float32,
+            DType::Float16 => TensorElementType::Float16,
+            DType::Int64 => TensorElementType::Int64,
+        };
+        let t = DynTensor::new(&Allocator::default(), ty, shape)
+            .map_err(|e| format!("input `{}`: {e}", spec.name))?;
+        feeds.push((spec.name.clone(), t.into()));
+    }
+    session
+        .run(feeds)
+        .map_err(|e| format!("warm-up inference: {e}"))?;
+    Ok(())
 }
 
 #[cfg(test)]
