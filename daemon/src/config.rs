@@ -53,6 +53,14 @@ pub struct RenderConfig {
     /// Clips waiting to render at most; a further couple is asked to wait.
     pub queue: usize,
     pub encoder: kissbooth_media::EncoderChoice,
+    /// `morph` (landmark mesh warp, runs anywhere) or `diffusion` (the model pack in `pack`;
+    /// when it is unusable the daemon says why once at start-up and renders with morph).
+    pub generator: String,
+    /// The diffusion model pack folder.
+    pub pack: PathBuf,
+    /// Memory the diffusion pack may use, in MiB; 0: MemAvailable (or a discrete GPU's free
+    /// memory) at start-up.
+    pub memory_budget_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +117,9 @@ impl Default for RenderConfig {
             intensity: 0.8,
             queue: 4,
             encoder: kissbooth_media::EncoderChoice::Auto,
+            generator: "morph".into(),
+            pack: PathBuf::new(),
+            memory_budget_mb: 0,
         }
     }
 }
@@ -160,6 +171,12 @@ impl Config {
         }
         if self.render.queue == 0 || self.render.queue > 64 {
             bail!("render.queue must be 1 to 64");
+        }
+        if !["morph", "diffusion"].contains(&self.render.generator.as_str()) {
+            bail!(
+                "render.generator must be \"morph\" or \"diffusion\", not {:?}",
+                self.render.generator
+            );
         }
         if self.capture.burst == 0 || self.capture.burst > 30 {
             bail!("capture.burst must be 1 to 30");
