@@ -250,7 +250,9 @@ mod tests {
         let p = plan(&m, dir.path(), tight).unwrap();
         let err = p.check().unwrap_err().to_string();
         assert!(
-            err.contains("`denoiser`") && err.contains("MiB") && err.contains("configured budget"),
+            err.contains("`denoiser`")
+                && err.contains("85.8 KiB are available")
+                && err.contains("configured budget"),
             "{err}"
         );
     }
