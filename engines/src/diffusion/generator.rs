@@ -100,11 +100,27 @@ pub struct GenerationStats {
 #[derive(Debug)]
 pub struct DiffusionGenerator {
     pack: Pack,
+    /// CUDA kernels for the capture's pre-processing, when a device is there.
+    gpu: Option<crate::gpu::Gpu>,
 }
 
 impl DiffusionGenerator {
+    /// The generator for a loaded pack; the capture's pre-processing runs on the GPU when
+    /// [`crate::gpu::Gpu::open`] finds one (the reason is logged when it does not).
     pub fn new(pack: Pack) -> Self {
-        DiffusionGenerator { pack }
+        let gpu = match crate::gpu::Gpu::open() {
+            Ok(g) => Some(g),
+            Err(why) => {
+                tracing::info!(%why, "diffusion pre-processing on the CPU");
+                None
+            }
+        };
+        DiffusionGenerator { pack, gpu }
+    }
+
+    /// Whether the pre-processing runs on the GPU.
+    pub fn uses_gpu(&self) -> bool {
+        self.gpu.is_some()
     }
 
     pub fn pack(&self) -> &Pack {
@@ -136,18 +152,26 @@ impl DiffusionGenerator {
 
         // 1. first-frame latents
         let t0 = Instant::now();
-        let small = image::imageops::resize(
-            request.capture,
-            pw,
-            ph,
-            image::imageops::FilterType::Triangle,
-        );
-        let mut img = Array::<f32, _>::zeros((1, 3, ph as usize, pw as usize));
-        for (x, y, p) in small.enumerate_pixels() {
-            for c in 0..3 {
-                img[[0, c, y as usize, x as usize]] = p[c] as f32 / 127.5 - 1.0;
+        // Bilinear resize, [-1, 1], NCHW: on the GPU when there is one (same arithmetic).
+        let (cw, chh) = request.capture.dimensions();
+        let (cw, chh, pwu, phu) = (cw as usize, chh as usize, pw as usize, ph as usize);
+        let raw = request.capture.as_raw();
+        let on_gpu = self
+            .gpu
+            .as_ref()
+            .map(|g| g.preprocess(raw, cw, chh, pwu, phu));
+        let pixels = match on_gpu {
+            Some(Ok(v)) => v,
+            other => {
+                if let Some(Err(why)) = other {
+                    tracing::warn!(%why, "GPU pre-processing failed; using the CPU path");
+                }
+                let mut v = vec![0.0f32; 3 * phu * pwu];
+                crate::gpu::preprocess_cpu(raw, cw, chh, pwu, phu, &mut v);
+                v
             }
-        }
+        };
+        let img = Array::from_shape_vec((1, 3, phu, pwu), pixels).expect("shape");
         let enc = &m.components.vae_encoder;
         let (in_name, out_name) = (
             enc.input(Role::Image).unwrap().name.clone(),
