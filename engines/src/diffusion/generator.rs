@@ -10,9 +10,10 @@
 //! 4. `vae_decoder` decodes; frames are resampled in time to the number of targets and resized
 //!    to the requested size.
 //!
-//! Everything but the ONNX calls is plain CPU code here; on the Jetson the pre/post-processing
-//! (resize, pose maps, scheduler arithmetic) would move to cudarc kernels and the latents stay
-//! on the device (ort IoBinding): not done yet.
+//! The capture's resize and normalisation run on the GPU when one is there (`crate::gpu`); the
+//! denoising loop allocates its tensors once and binds them (ort IoBinding), so a step costs
+//! the denoiser runs plus in-place arithmetic. Pose maps, guidance, the scheduler and the
+//! frames' post-processing are CPU code; the latents go through host memory between steps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
