@@ -221,6 +221,16 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let c: Config = toml::from_str("[render]\ngenerator = \"gan\"\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("render.generator")
+        );
+        let c: Config =
+            toml::from_str("[render]\ngenerator = \"diffusion\"\npack = \"/p\"\n").unwrap();
+        c.validate().unwrap();
         let c: Config = toml::from_str("[render]\nseconds = 12.0\n").unwrap();
         assert!(
             c.validate()
