@@ -224,3 +224,135 @@ fn unknown_tokens_and_paths_get_a_friendly_404() {
     let (st, _) = d.get_json("/api/sessions/ffffffffffffffff");
     assert_eq!(st, 404);
 }
+
+/// Writes a daemon configuration selecting `generator` with `pack` (short clips, small frames).
+fn generator_config(dir: &std::path::Path, generator: &str, pack: &std::path::Path) -> String {
+    let path = dir.join("kissbooth.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[render]\nseconds = 3.0\nwidth = 256\nheight = 256\ngenerator = \"{generator}\"\npack = {:?}\n",
+            pack.display().to_string()
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// consent → capture → render → done; returns the MP4 downloaded through the QR code.
+fn booth_clip(d: &Daemon) -> Vec<u8> {
+    let id = session(d);
+    let (st, v) = d.post(&format!("/api/sessions/{id}/consent"));
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["verdict"]["ok"], true, "{v}");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+    assert_eq!(st, 202, "{v}");
+    let done = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(done["state"], "done", "{done} {}", d.log());
+    let url = qr_url(d, &id);
+    let (st, ct, mp4) = bytes(&format!("{url}/video.mp4"), None);
+    assert_eq!((st, ct.as_deref()), (200, Some("video/mp4")));
+    mp4
+}
+
+fn ffprobe(mp4: &[u8]) -> serde_json::Value {
+    let f = tempfile::Builder::new().suffix(".mp4").tempfile().unwrap();
+    std::fs::write(f.path(), mp4).unwrap();
+    let o = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+        ])
+        .arg("stream=codec_name,pix_fmt,width,height,nb_read_frames:format=duration:format_tags")
+        .args(["-of", "json"])
+        .arg(f.path())
+        .output()
+        .expect("ffprobe (scripts/setup installs ffmpeg)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn the_daemon_renders_with_a_guided_diffusion_pack_end_to_end() {
+    let test = "the_daemon_renders_with_a_guided_diffusion_pack_end_to_end";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Classifier-free guidance 2.5: the denoiser runs twice per step.
+    let Some(pack) = write_tiny_pack(dir.path(), &["--guidance", "2.5"], test) else {
+        return;
+    };
+    let config = generator_config(dir.path(), "diffusion", &pack);
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &config]);
+    let (_, status) = d.get_json("/api/status");
+    assert_eq!(status["generator"]["name"], "diffusion", "{status}");
+    assert!(status["generator"]["fallback"].is_null(), "{status}");
+    assert_eq!(
+        status["generator"]["memory"]["components"][0]["component"],
+        "denoiser"
+    );
+    assert!(
+        d.log().contains("generator: diffusion (pack tiny"),
+        "{}",
+        d.log()
+    );
+
+    let mp4 = booth_clip(&d);
+    let p = ffprobe(&mp4);
+    let s = &p["streams"][0];
+    assert_eq!(
+        (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+        (Some("h264"), Some("yuv420p")),
+        "{p}"
+    );
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(256), Some(256))
+    );
+    assert_eq!(
+        s["nb_read_frames"].as_str(),
+        Some("72"),
+        "3 s at 24 fps: {p}"
+    );
+    let tags = p["format"]["tags"].to_string();
+    assert!(tags.contains("AI-generated"), "AI label missing: {tags}");
+    assert!(!d.log().contains("morph"), "{}", d.log());
+}
+
+#[test]
+fn an_unusable_pack_is_reported_once_and_the_daemon_renders_with_morph() {
+    let test = "an_unusable_pack_is_reported_once_and_the_daemon_renders_with_morph";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
+        return;
+    };
+    let mut bytes_ = std::fs::read(pack.join("denoiser.onnx")).unwrap();
+    bytes_.push(0);
+    std::fs::write(pack.join("denoiser.onnx"), bytes_).unwrap();
+    let config = generator_config(dir.path(), "diffusion", &pack);
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &config]);
+    let (_, status) = d.get_json("/api/status");
+    assert_eq!(status["generator"]["name"], "morph", "{status}");
+    assert_eq!(status["generator"]["configured"], "diffusion");
+    let why = status["generator"]["fallback"].as_str().unwrap();
+    assert!(why.contains("denoiser") && why.contains("sha256"), "{why}");
+    let mp4 = booth_clip(&d);
+    assert_eq!(ffprobe(&mp4)["streams"][0]["codec_name"], "h264");
+    let log = d.log();
+    assert_eq!(
+        log.matches("rendering with the morph generator").count(),
+        1,
+        "the reason is logged once: {log}"
+    );
+    assert!(log.contains("denoiser.onnx"), "{log}");
+}

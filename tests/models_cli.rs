@@ -77,3 +77,96 @@ fn install_from_a_folder_missing_a_file_changes_nothing() {
     );
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn build_engines_without_tensorrt_says_why_and_writes_nothing() {
+    let test = "build_engines_without_tensorrt_says_why_and_writes_nothing";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
+        return;
+    };
+    let before = tree(dir.path());
+    let o = kissbooth()
+        .args(["models", "build-engines", "--pack"])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    if o.status.success() {
+        // A machine with TensorRT: every component reports its build and the caches exist.
+        for c in ["vae_encoder", "denoiser", "vae_decoder"] {
+            assert!(out.contains(&format!("{c}: ")), "{out}");
+        }
+        assert!(pack.join("trt-cache").is_dir());
+        eprintln!("NOTE {test}: TensorRT is available here; engines were built:\n{out}");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].contains("TensorRT provider is not available")
+            && lines[0].contains("libonnxruntime_providers_tensorrt.so")
+            && lines[0].contains("libnvinfer.so"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(tree(dir.path()), before, "build-engines wrote something");
+}
+
+#[test]
+fn verify_pack_prints_the_memory_plan_and_a_small_budget_names_the_denoiser() {
+    let test = "verify_pack_prints_the_memory_plan_and_a_small_budget_names_the_denoiser";
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
+        return;
+    };
+    let verify = |budget: &str| {
+        kissbooth()
+            .args([
+                "models",
+                "verify",
+                "--json",
+                "--memory-budget-mb",
+                budget,
+                "--pack",
+            ])
+            .arg(&pack)
+            .output()
+            .unwrap()
+    };
+    let o = verify("1024");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    let comps = v["memory"]["components"].as_array().unwrap();
+    let names: Vec<&str> = comps
+        .iter()
+        .map(|c| c["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["denoiser", "vae_decoder", "vae_encoder"]);
+    let den = &comps[0];
+    assert_eq!(
+        den["weights_bytes"].as_u64().unwrap(),
+        std::fs::metadata(pack.join("denoiser.onnx")).unwrap().len()
+    );
+    assert_eq!(
+        den["total_bytes"].as_u64().unwrap(),
+        den["weights_bytes"].as_u64().unwrap() + den["activation_bytes"].as_u64().unwrap()
+    );
+    assert_eq!(v["memory"]["budget"]["bytes"], 1024u64 * 1024 * 1024);
+
+    let o = verify("0");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`denoiser` does not fit in memory")
+            && err.contains("KiB")
+            && err.contains("configured budget"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+}

@@ -496,3 +496,57 @@ fn the_same_capture_and_seed_give_a_byte_identical_morph_video() {
     assert_eq!(sums[0], sums[1], "same capture and seed, same bytes");
     assert_ne!(sums[0], sums[2], "another seed, another video");
 }
+
+#[test]
+fn a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_denoiser() {
+    let test = "a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_denoiser";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(pack) = tiny_pack(dir.path(), test) else {
+        return;
+    };
+    let render_with = |budget: &str, out: &Path| {
+        render(
+            &[
+                "--json",
+                "--generator",
+                "diffusion",
+                "--pack",
+                pack.to_str().unwrap(),
+                "--seconds",
+                "3",
+                "--size",
+                "256x256",
+                "--memory-budget-mb",
+                budget,
+            ],
+            &[&fixture("couple_1280x720.jpg")],
+            out,
+        )
+    };
+    let out = dir.path().join("tight.mp4");
+    let o = render_with("0", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(done["generator"], "morph");
+    let why = done["fallback"].as_str().unwrap();
+    assert!(
+        why.contains("`denoiser` does not fit in memory")
+            && why.contains("0.0 KiB are available (configured budget)"),
+        "{why}"
+    );
+    assert_eq!(probe(&out)["streams"][0]["codec_name"], "h264");
+
+    let out = dir.path().join("roomy.mp4");
+    let o = render_with("64", &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let done: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(done["generator"], "diffusion", "{done}");
+    assert_eq!(done["memory"]["budget"]["bytes"], 64u64 << 20);
+    assert_eq!(done["memory"]["components"][0]["component"], "denoiser");
+    assert_eq!(done["memory"]["components"][0]["fits"], true);
+}

@@ -258,3 +258,44 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Writes a tiny diffusion pack into `dir/pack` with `scripts/make-tiny-pack` and its extra
+/// arguments, or says loudly why `test` is skipped (python3 with numpy and onnx is needed).
+pub fn write_tiny_pack(dir: &std::path::Path, args: &[&str], test: &str) -> Option<PathBuf> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-tiny-pack");
+    let out = dir.join("pack");
+    match Command::new(&script).arg(&out).args(args).output() {
+        Ok(o) if o.status.success() => Some(out),
+        Ok(o) => {
+            eprintln!(
+                "SKIPPED {test}: make-tiny-pack failed (python3 with numpy and onnx needed): {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPED {test}: cannot run make-tiny-pack: {e}");
+            None
+        }
+    }
+}
+
+/// Every file under `dir` with its size, sorted.
+pub fn tree(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push((
+                p.clone(),
+                std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0),
+            ));
+        }
+    }
+    out.sort();
+    out
+}

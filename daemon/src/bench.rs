@@ -41,6 +41,22 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// The diffusion generator on a pack: time per denoising step, the share of it spent outside
+    /// the ONNX Runtime calls (tensor set-up, guidance, scheduler, noise), and the other stages.
+    Diffusion {
+        /// The pack folder (e.g. one written by scripts/make-tiny-pack).
+        #[arg(long)]
+        pack: PathBuf,
+        /// Denoising steps per generation.
+        #[arg(long, default_value_t = 8)]
+        steps: usize,
+        /// Generations measured (after one warm-up); step figures are medians over all steps.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
+        /// Output frames per generation (48 = 2 s at 24 fps).
+        #[arg(long, default_value_t = 48)]
+        frames: usize,
+    },
     /// The booth end to end on loopback: tap "capture" to QR on screen, preview frame rate and
     /// CPU while idle, and a render while 20 phones download the same clip (each once a second
     /// at most).
@@ -84,6 +100,12 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             repeat,
         } => render(common, image, seconds, fps, repeat),
         BenchCommand::Booth { image, phones } => booth(common, image, phones),
+        BenchCommand::Diffusion {
+            pack,
+            steps,
+            repeat,
+            frames,
+        } => diffusion(common, &pack, steps, repeat, frames),
     }
 }
 
@@ -125,6 +147,7 @@ fn render(
                 encoder: kissbooth_media::EncoderChoice::Auto,
                 generator: "morph".into(),
                 pack: None,
+                memory_budget_mb: None,
                 json: false,
             };
             runs.push(render_cmd::render(common, &args, |_, _| Ok(()))?.ms);
@@ -501,6 +524,106 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
         downloads.load(Ordering::Relaxed),
         bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
         (loaded / alone - 1.0) * 100.0
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn diffusion(
+    common: &Common,
+    pack_dir: &Path,
+    steps: usize,
+    repeat: usize,
+    frames: usize,
+) -> anyhow::Result<ExitCode> {
+    use kissbooth_engines::diffusion::{DiffusionGenerator, DiffusionRequest, Pack};
+    use std::sync::atomic::AtomicBool;
+    let rt = common.runtime()?;
+    let pack = Pack::load(pack_dir, rt)
+        .with_context(|| format!("diffusion pack {}", pack_dir.display()))?;
+    let provider = pack
+        .sessions
+        .get("denoiser")
+        .map(|(_, i)| i.provider.to_string())
+        .unwrap_or_default();
+    let m = pack.manifest.clone();
+    let mut g = DiffusionGenerator::new(pack);
+    // A synthetic capture and two faces drifting together (the figures do not depend on them).
+    let capture = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let targets: Vec<[kissbooth_engines::Landmarks; 2]> = (0..frames.max(1))
+        .map(|i| {
+            let t = i as f32 / frames.max(2) as f32;
+            let face = |cx: f32| {
+                let mut l = [[0.0f32; 2]; 68];
+                for (k, p) in l.iter_mut().enumerate() {
+                    let a = k as f32 / 68.0 * std::f32::consts::TAU;
+                    *p = [cx + 40.0 * a.cos(), 120.0 + 50.0 * a.sin()];
+                }
+                kissbooth_engines::Landmarks(l)
+            };
+            [face(90.0 + 40.0 * t), face(230.0 - 40.0 * t)]
+        })
+        .collect();
+    let req = DiffusionRequest {
+        capture: &capture,
+        targets: &targets,
+        width: m.latent.width,
+        height: m.latent.height,
+        seed: 1,
+        steps: Some(steps.max(1)),
+    };
+    let cancel = AtomicBool::new(false);
+    g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?; // warm-up
+    let (mut total, mut onnx, mut over) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut enc, mut dec, mut post) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..repeat.max(1) {
+        let s = g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?;
+        for st in &s.steps {
+            total.push(st.total.as_secs_f64() * 1e6);
+            onnx.push(st.onnx.as_secs_f64() * 1e6);
+            over.push(st.overhead().as_secs_f64() * 1e6);
+        }
+        enc.push(s.encode.as_secs_f64() * 1e3);
+        dec.push(s.decode.as_secs_f64() * 1e3);
+        post.push(s.postprocess.as_secs_f64() * 1e3);
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mt, mo, mv) = (mean(&total), mean(&onnx), mean(&over));
+    let (lh, lw) = m.latent.latent_size();
+    println!(
+        "diffusion pack {} ({}): {} latent frames x {} channels x {lh}x{lw}, guidance {}, provider {provider}, {} steps x {} runs",
+        m.pack.name,
+        pack_dir.display(),
+        m.latent.frames,
+        m.latent.channels,
+        m.sampling.guidance_scale,
+        steps.max(1),
+        repeat.max(1)
+    );
+    println!(
+        "per step: median {:.1} us (onnx {:.1} us, overhead {:.2} us); mean {:.1} us (onnx {:.1} us, overhead {:.2} us = {:.1} % of a step)",
+        med(&mut total.clone()),
+        med(&mut onnx.clone()),
+        med(&mut over.clone()),
+        mt,
+        mo,
+        mv,
+        100.0 * mv / mt
+    );
+    println!(
+        "per generation (median): encode {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
+        med(&mut enc),
+        med(&mut dec),
+        frames.max(1),
+        med(&mut post)
+    );
+    println!(
+        "(overhead: everything in a step but the denoiser's Session::run calls: tensor set-up, guidance, scheduler, noise)"
     );
     Ok(ExitCode::SUCCESS)
 }

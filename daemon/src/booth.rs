@@ -16,6 +16,7 @@ use anyhow::{Context, anyhow};
 use image::RgbImage;
 use kissbooth_capture::{CameraContext, CameraHandle, CameraSpec, CameraStatus, Shutdown};
 use kissbooth_engines::Landmarks;
+use kissbooth_engines::diffusion::DiffusionGenerator;
 use kissbooth_engines::face::{Analysis, FaceAnalyzer, FaceConfig, Verdict};
 use kissbooth_engines::generate::{MeanShape, MorphInputs};
 use rand::RngCore;
@@ -103,6 +104,10 @@ pub struct Booth {
     unsaved_failures: Mutex<HashMap<String, String>>,
     pub telemetry: Telemetry,
     thermal: Mutex<ThermalState>,
+    /// The diffusion generator when `render.generator` is `diffusion` and its pack loaded.
+    diffusion: Option<Mutex<DiffusionGenerator>>,
+    /// The generator clips are made with, and why it is not the configured one.
+    pub generator: GeneratorChoice,
     pub shutdown: Shutdown,
     pub started: Instant,
 }
@@ -128,6 +133,7 @@ impl Booth {
         } else {
             cfg.public_url.trim_end_matches('/').to_string()
         };
+        let (diffusion, generator) = load_generator(&cfg, runtime);
         let (events, _) = broadcast::channel(256);
         let telemetry = Telemetry::open(&cfg.thermal.sysfs_root, cfg.thermal.nvml);
         // One line whatever the log filter, like the "serving on" line.
@@ -141,6 +147,8 @@ impl Booth {
             hard_limit_c: cfg.thermal.hard_limit_c,
         });
         let booth = Arc::new(Booth {
+            diffusion,
+            generator,
             store,
             camera,
             analyzer: Mutex::new(analyzer),
@@ -769,7 +777,26 @@ impl Booth {
             }
             Ok(())
         };
-        let report = render_clip(&settings, &self.shape, inputs, &out, &mut on_frame, cancel)?;
+        let report = match (&self.diffusion, inputs) {
+            (Some(g), MorphInputs::Couple { frame, faces }) => {
+                let mut g = g.lock().map_err(|_| anyhow!("diffusion generator lock"))?;
+                crate::pipeline::render_diffusion_clip(
+                    &settings,
+                    &self.shape,
+                    &mut g,
+                    &frame,
+                    &faces,
+                    &out,
+                    &mut on_frame,
+                    cancel,
+                )?
+            }
+            (_, inputs) => {
+                render_clip(&settings, &self.shape, inputs, &out, &mut on_frame, cancel)?
+            }
+        };
+        self.store
+            .audit("render_generator", Some(&s.id), &report.generator);
         Ok((report.output, report.poster))
     }
 
@@ -1159,7 +1186,65 @@ impl Booth {
             .read()
             .map(|p| p.camera.clone())
             .unwrap_or_default();
-        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state()})
+        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state(), "generator": self.generator})
+    }
+}
+
+/// The generator in use, as `/api/status` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GeneratorChoice {
+    /// `morph` or `diffusion`.
+    pub name: String,
+    /// The configured generator.
+    pub configured: String,
+    /// Why the configured generator is not used.
+    pub fallback: Option<String>,
+    /// The diffusion pack's memory plan, when it loaded.
+    pub memory: Option<kissbooth_engines::diffusion::memory::MemoryPlan>,
+}
+
+/// Loads the configured diffusion pack; when it is unusable, says why once (stderr and the
+/// log) and chooses morph.
+fn load_generator(
+    cfg: &Config,
+    runtime: &'static kissbooth_engines::runtime::Runtime,
+) -> (Option<Mutex<DiffusionGenerator>>, GeneratorChoice) {
+    let r = &cfg.render;
+    let mut choice = GeneratorChoice {
+        name: "morph".into(),
+        configured: r.generator.clone(),
+        fallback: None,
+        memory: None,
+    };
+    if r.generator != "diffusion" {
+        return (None, choice);
+    }
+    let result = if r.pack.as_os_str().is_empty() {
+        Err("render.pack is not set".to_string())
+    } else {
+        let options = kissbooth_engines::diffusion::LoadOptions {
+            memory_budget_mib: (r.memory_budget_mb > 0).then_some(r.memory_budget_mb),
+        };
+        kissbooth_engines::diffusion::Pack::load_with(&r.pack, runtime, &options)
+            .map_err(|e| format!("diffusion pack {} refused: {e}", r.pack.display()))
+    };
+    match result {
+        Ok(pack) => {
+            eprintln!(
+                "kissbooth: generator: diffusion (pack {} from {})",
+                pack.manifest.pack.name,
+                r.pack.display()
+            );
+            choice.name = "diffusion".into();
+            choice.memory = Some(pack.memory.clone());
+            (Some(Mutex::new(DiffusionGenerator::new(pack))), choice)
+        }
+        Err(why) => {
+            eprintln!("kissbooth: {why}; rendering with the morph generator");
+            tracing::warn!(reason = %why, "diffusion generator unusable; rendering with morph");
+            choice.fallback = Some(why);
+            (None, choice)
+        }
     }
 }
 

@@ -92,6 +92,14 @@ pub struct RenderConfig {
     /// Clips waiting to render at most; a further couple is asked to wait.
     pub queue: usize,
     pub encoder: kissbooth_media::EncoderChoice,
+    /// `morph` (landmark mesh warp, runs anywhere) or `diffusion` (the model pack in `pack`;
+    /// when it is unusable the daemon says why once at start-up and renders with morph).
+    pub generator: String,
+    /// The diffusion model pack folder.
+    pub pack: PathBuf,
+    /// Memory the diffusion pack may use, in MiB; 0: MemAvailable (or a discrete GPU's free
+    /// memory) at start-up.
+    pub memory_budget_mb: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,6 +157,9 @@ impl Default for RenderConfig {
             intensity: 0.8,
             queue: 4,
             encoder: kissbooth_media::EncoderChoice::Auto,
+            generator: "morph".into(),
+            pack: PathBuf::new(),
+            memory_budget_mb: 0,
         }
     }
 }
@@ -231,6 +242,12 @@ impl Config {
         if self.render.queue == 0 || self.render.queue > 64 {
             bail!("render.queue must be 1 to 64");
         }
+        if !["morph", "diffusion"].contains(&self.render.generator.as_str()) {
+            bail!(
+                "render.generator must be \"morph\" or \"diffusion\", not {:?}",
+                self.render.generator
+            );
+        }
         if self.capture.burst == 0 || self.capture.burst > 30 {
             bail!("capture.burst must be 1 to 30");
         }
@@ -301,6 +318,16 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+        let c: Config = toml::from_str("[render]\ngenerator = \"gan\"\n").unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("render.generator")
+        );
+        let c: Config =
+            toml::from_str("[render]\ngenerator = \"diffusion\"\npack = \"/p\"\n").unwrap();
+        c.validate().unwrap();
         let c: Config = toml::from_str("[render]\nseconds = 12.0\n").unwrap();
         assert!(
             c.validate()

@@ -1,11 +1,16 @@
 //! `kissbooth models`: install and verify model packs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Subcommand;
+use kissbooth_engines::diffusion::memory::human_bytes;
+use kissbooth_engines::diffusion::pack::{self, LoadOptions};
+use kissbooth_engines::diffusion::tensorrt::{self, DeviceIdentity};
 use kissbooth_engines::manifest::{self, Manifest, Source};
+use kissbooth_engines::runtime::Provider;
 
 use crate::paths::Common;
 
@@ -24,8 +29,27 @@ pub enum ModelsCommand {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Check the installed files against the manifest.
-    Verify,
+    /// Check the installed files against the manifest; with --pack, check a diffusion pack
+    /// (manifest, files, checksums, TensorRT settings) and print its memory plan.
+    Verify {
+        /// A diffusion model pack folder.
+        #[arg(long)]
+        pack: Option<PathBuf>,
+        /// Memory the pack may use, in MiB (default: MemAvailable, or free GPU memory).
+        #[arg(long)]
+        memory_budget_mb: Option<u64>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the TensorRT engines of a diffusion pack on this device: each component's session
+    /// with the TensorRT provider and one warm-up inference at the manifest's shapes, so the
+    /// first render does not wait for engine building. Refuses (writing nothing) without TensorRT.
+    BuildEngines {
+        /// The diffusion model pack folder.
+        #[arg(long)]
+        pack: PathBuf,
+    },
 }
 
 pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
@@ -69,7 +93,13 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             println!("pack {} installed in {}", m.name, report.dest.display());
             Ok(ExitCode::SUCCESS)
         }
-        ModelsCommand::Verify => {
+        ModelsCommand::Verify {
+            pack: Some(dir),
+            memory_budget_mb,
+            json,
+        } => verify_pack(common, &dir, memory_budget_mb, json),
+        ModelsCommand::BuildEngines { pack } => build_engines(common, &pack),
+        ModelsCommand::Verify { pack: None, .. } => {
             let m = Manifest::face_pack();
             let dir = common.models_dir();
             let mut bad = 0;
@@ -92,4 +122,127 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `models verify --pack`: the pack's checks and memory plan, without loading it.
+fn verify_pack(
+    common: &Common,
+    dir: &Path,
+    memory_budget_mb: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = LoadOptions {
+        memory_budget_mib: memory_budget_mb,
+    };
+    let rt = common.runtime()?;
+    let gpu = [Provider::Tensorrt, Provider::Cuda]
+        .iter()
+        .any(|p| rt.config().providers.contains(p) && rt.provider_available(*p).is_ok());
+    let (manifest, plan) = pack::check(dir, &options, gpu)
+        .with_context(|| format!("diffusion pack {}", dir.display()))?;
+    let fits = plan.check();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "pack": dir,
+                "name": manifest.pack.name,
+                "memory": plan,
+                "ok": fits.is_ok(),
+                "error": fits.as_ref().err().map(|e| e.to_string()),
+            })
+        );
+    } else {
+        println!(
+            "pack {} ({}): manifest, files and checksums ok",
+            manifest.pack.name,
+            dir.display()
+        );
+        println!(
+            "memory: {} available ({}); need = weights + {} x input/output bytes",
+            human_bytes(plan.budget.bytes),
+            plan.budget.source,
+            plan.activation_factor
+        );
+        for c in &plan.components {
+            println!(
+                "  {:<17} {:>12} (weights {}, activations {}) {}",
+                c.component,
+                human_bytes(c.total_bytes),
+                human_bytes(c.weights_bytes),
+                human_bytes(c.activation_bytes),
+                if c.fits { "fits" } else { "DOES NOT FIT" }
+            );
+        }
+    }
+    fits?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `models build-engines --pack DIR`.
+fn build_engines(common: &Common, dir: &Path) -> anyhow::Result<ExitCode> {
+    let rt = common.runtime()?;
+    // Nothing is written before TensorRT is known to be there.
+    if let Err(why) = rt.provider_available(Provider::Tensorrt) {
+        anyhow::bail!(
+            "cannot build TensorRT engines: the TensorRT provider is not available: {why}"
+        );
+    }
+    let (manifest, plan) = pack::check(dir, &LoadOptions::default(), true)
+        .with_context(|| format!("diffusion pack {}", dir.display()))?;
+    plan.check()?;
+    let device = DeviceIdentity::probe();
+    println!(
+        "building TensorRT engines for {} ({}) in {}",
+        device.gpu,
+        device.cache_key(),
+        dir.join(&manifest.tensorrt.cache_dir)
+            .join(device.cache_key())
+            .display()
+    );
+    for (name, comp) in manifest.components.iter() {
+        let opts = tensorrt::options_for(&manifest, dir, comp, &device)?;
+        let cache = opts.engine_cache.clone().or(opts.timing_cache.clone());
+        let before = cache.as_deref().map(list_files).unwrap_or_default();
+        let t0 = Instant::now();
+        tensorrt::build_engine(rt, &manifest, &dir.join(&comp.file), comp, &opts)
+            .map_err(|e| anyhow::anyhow!("component `{name}`: {e}"))?;
+        let secs = t0.elapsed().as_secs_f64();
+        let after = cache.as_deref().map(list_files).unwrap_or_default();
+        let new: Vec<String> = after
+            .iter()
+            .filter(|(f, meta)| before.iter().all(|(g, m)| g != f || m != meta))
+            .map(|(f, (len, _))| format!("{f} ({len} bytes)"))
+            .collect();
+        println!(
+            "{name}: {secs:.1} s; cache files written: {}",
+            if new.is_empty() {
+                "none (the cache was current)".to_string()
+            } else {
+                new.join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// File names in a folder with their size and modification time.
+fn list_files(dir: &Path) -> Vec<(String, (u64, Option<std::time::SystemTime>))> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<_> = rd
+        .flatten()
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            m.is_file().then(|| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    (m.len(), m.modified().ok()),
+                )
+            })
+        })
+        .collect();
+    v.sort();
+    v
 }

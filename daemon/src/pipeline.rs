@@ -116,6 +116,7 @@ pub fn render_clip(
         canvas_faces,
         generator: "morph".into(),
         fallback: None,
+        memory: None,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,
@@ -182,14 +183,14 @@ pub fn ms(t: Instant) -> f64 {
 pub fn render_diffusion_clip(
     settings: &ClipSettings,
     shape: &MeanShape,
-    pack: kissbooth_engines::diffusion::Pack,
+    generator: &mut kissbooth_engines::diffusion::DiffusionGenerator,
     capture: &image::RgbImage,
     faces: &[kissbooth_engines::Landmarks; 2],
     output: &Path,
     on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<RenderReport> {
-    use kissbooth_engines::diffusion::{DiffusionGenerator, DiffusionRequest};
+    use kissbooth_engines::diffusion::DiffusionRequest;
     use kissbooth_engines::generate::Timeline;
     let t0 = Instant::now();
     let timeline = Timeline::plan(
@@ -208,7 +209,6 @@ pub fn render_diffusion_clip(
     let (w, h) = (settings.morph.width, settings.morph.height);
     let mut encoder = start_encoder(settings, output)?;
     let encoder_name = encoder.encoder_name().to_string();
-    let mut generator = DiffusionGenerator::new(pack);
     let request = DiffusionRequest {
         capture,
         targets: &targets,
@@ -259,6 +259,7 @@ pub fn render_diffusion_clip(
         canvas_faces: *faces,
         generator: "diffusion".into(),
         fallback: None,
+        memory: Some(generator.pack().memory.clone()),
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,

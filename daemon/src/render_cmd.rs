@@ -50,6 +50,10 @@ pub struct RenderArgs {
     /// Diffusion model pack folder (a manifest.toml and its ONNX components).
     #[arg(long)]
     pub pack: Option<PathBuf>,
+    /// Memory the diffusion pack may use, in MiB (default: MemAvailable, or the free memory
+    /// of a discrete GPU); a pack that does not fit is refused and morph renders.
+    #[arg(long)]
+    pub memory_budget_mb: Option<u64>,
     /// Progress and the result as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -92,6 +96,8 @@ pub struct RenderReport {
     pub generator: String,
     /// Why the requested generator was not used, when it was not.
     pub fallback: Option<String>,
+    /// The diffusion pack's memory plan, when it rendered.
+    pub memory: Option<kissbooth_engines::diffusion::memory::MemoryPlan>,
     pub ms: StageMs,
 }
 
@@ -231,12 +237,19 @@ pub fn render(
         .as_deref()
         .filter(|_| args.generator == "diffusion")
     {
-        match (&inputs, kissbooth_engines::diffusion::Pack::load(dir, rt)) {
+        let options = kissbooth_engines::diffusion::LoadOptions {
+            memory_budget_mib: args.memory_budget_mb,
+        };
+        match (
+            &inputs,
+            kissbooth_engines::diffusion::Pack::load_with(dir, rt, &options),
+        ) {
             (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
+                let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
                 let mut report = crate::pipeline::render_diffusion_clip(
                     &settings,
                     &shape,
-                    pack,
+                    &mut generator,
                     frame,
                     faces,
                     &args.output,

@@ -12,6 +12,7 @@
 pub mod diffusion;
 pub mod face;
 pub mod generate;
+pub mod gpu;
 pub mod manifest;
 pub mod onnx_fix;
 pub mod runtime;

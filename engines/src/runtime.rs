@@ -47,6 +47,68 @@ impl std::fmt::Display for Provider {
     }
 }
 
+/// TensorRT execution provider settings for one session, as derived from a diffusion pack's
+/// manifest (`[tensorrt]`, see `diffusion::tensorrt`). Plain data, so what a manifest asks for
+/// can be checked without a GPU; [`TensorRtOptions::to_provider`] turns it into ort's builder.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct TensorRtOptions {
+    pub fp16: bool,
+    pub int8: bool,
+    /// File name of the INT8 calibration table inside `engine_cache` (ONNX Runtime looks it up
+    /// there).
+    pub int8_calibration_table: Option<String>,
+    /// Where the calibration table is copied from into `engine_cache`.
+    pub int8_calibration_source: Option<PathBuf>,
+    /// Engine cache folder (created when the session is opened with TensorRT).
+    pub engine_cache: Option<PathBuf>,
+    /// Timing cache folder.
+    pub timing_cache: Option<PathBuf>,
+    /// Minimum, optimum and maximum input shapes (`name:1x8x4x64x64,...`) for the optimisation
+    /// profile of dynamic inputs; empty when every input is fixed.
+    pub profile_shapes: String,
+}
+
+impl TensorRtOptions {
+    /// ort's TensorRT provider with these options.
+    pub fn to_provider(&self) -> ep::TensorRT {
+        let mut trt = ep::TensorRT::default()
+            .with_fp16(self.fp16)
+            .with_int8(self.int8);
+        if let Some(table) = &self.int8_calibration_table {
+            trt = trt
+                .with_int8_calibration_table_name(table)
+                .with_int8_use_native_calibration_table(false);
+        }
+        if let Some(dir) = &self.engine_cache {
+            trt = trt
+                .with_engine_cache(true)
+                .with_engine_cache_path(dir.display());
+        }
+        if let Some(dir) = &self.timing_cache {
+            trt = trt
+                .with_timing_cache(true)
+                .with_timing_cache_path(dir.display());
+        }
+        if !self.profile_shapes.is_empty() {
+            trt = trt
+                .with_profile_min_shapes(&self.profile_shapes)
+                .with_profile_opt_shapes(&self.profile_shapes)
+                .with_profile_max_shapes(&self.profile_shapes);
+        }
+        trt
+    }
+
+    /// The settings of a session opened without a pack: the runtime configuration's.
+    fn from_config(config: &RuntimeConfig) -> TensorRtOptions {
+        TensorRtOptions {
+            fp16: config.tensorrt_fp16,
+            engine_cache: config.tensorrt_cache.clone(),
+            timing_cache: config.tensorrt_cache.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 /// Runtime configuration (the `[runtime]` table of the daemon's configuration).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -222,6 +284,32 @@ impl Runtime {
         model: &Path,
         providers: &[Provider],
     ) -> Result<(Session, SessionInfo), RuntimeError> {
+        self.session_tuned(model, providers, None)
+    }
+
+    /// Whether a provider can be registered with this library: `Ok(())`, or why not (for
+    /// TensorRT and CUDA also which of their libraries is missing).
+    pub fn provider_available(&self, provider: Provider) -> Result<(), String> {
+        let r = match provider {
+            Provider::Cpu => return Ok(()),
+            Provider::Tensorrt => ep::TensorRT::is_available(),
+            Provider::Cuda => ep::CUDA::is_available(),
+        };
+        match r {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(missing_provider_reason(provider, &self.library)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// As [`Runtime::session_with`], with TensorRT settings for this model (a pack's) instead
+    /// of the runtime configuration's.
+    pub fn session_tuned(
+        &self,
+        model: &Path,
+        providers: &[Provider],
+        tensorrt: Option<&TensorRtOptions>,
+    ) -> Result<(Session, SessionInfo), RuntimeError> {
         if !model.is_file() {
             return Err(RuntimeError::MissingModel {
                 path: model.to_path_buf(),
@@ -235,7 +323,7 @@ impl Runtime {
         }
         for provider in order {
             let builder = self.base_builder(threads)?;
-            let builder = match self.register(builder, provider) {
+            let builder = match self.register(builder, provider, tensorrt) {
                 Ok(b) => b,
                 Err(Skip::NotBuilt(reason)) => {
                     tracing::info!(provider = provider.name(), %reason, "execution provider not available; falling back");
@@ -303,12 +391,13 @@ impl Runtime {
         &self,
         builder: SessionBuilder,
         provider: Provider,
+        tensorrt: Option<&TensorRtOptions>,
     ) -> Result<SessionBuilder, Skip> {
         let available = |r: ort::Result<bool>| match r {
             Ok(true) => Ok(()),
-            Ok(false) => Err(Skip::NotBuilt(format!(
-                "not compiled into the ONNX Runtime library at {}",
-                self.library.display()
+            Ok(false) => Err(Skip::NotBuilt(missing_provider_reason(
+                provider,
+                &self.library,
             ))),
             Err(e) => Err(Skip::Failed(e.to_string())),
         };
@@ -316,16 +405,30 @@ impl Runtime {
             Provider::Cpu => return Ok(builder),
             Provider::Tensorrt => {
                 available(ep::TensorRT::is_available())?;
-                let mut trt = ep::TensorRT::default().with_fp16(self.config.tensorrt_fp16);
-                if let Some(cache) = &self.config.tensorrt_cache {
-                    let cache = cache.display().to_string();
-                    trt = trt
-                        .with_engine_cache(true)
-                        .with_engine_cache_path(&cache)
-                        .with_timing_cache(true)
-                        .with_timing_cache_path(&cache);
+                let opts = tensorrt
+                    .cloned()
+                    .unwrap_or_else(|| TensorRtOptions::from_config(&self.config));
+                for dir in [&opts.engine_cache, &opts.timing_cache]
+                    .into_iter()
+                    .flatten()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Skip::Failed(format!("cannot create {}: {e}", dir.display()))
+                    })?;
                 }
-                trt.build().error_on_failure()
+                if let (Some(src), Some(name), Some(dir)) = (
+                    &opts.int8_calibration_source,
+                    &opts.int8_calibration_table,
+                    &opts.engine_cache,
+                ) {
+                    std::fs::copy(src, dir.join(name)).map_err(|e| {
+                        Skip::Failed(format!(
+                            "cannot copy the calibration table {}: {e}",
+                            src.display()
+                        ))
+                    })?;
+                }
+                opts.to_provider().build().error_on_failure()
             }
             Provider::Cuda => {
                 available(ep::CUDA::is_available())?;
@@ -336,6 +439,79 @@ impl Runtime {
             .with_execution_providers([dispatch])
             .map_err(|e| Skip::Failed(e.to_string()))
     }
+}
+
+/// Why the library cannot register `provider`: the provider's plugin library next to the ONNX
+/// Runtime library, and the vendor library it loads, whichever is missing.
+fn missing_provider_reason(provider: Provider, library: &Path) -> String {
+    let (plugin, vendor, what) = match provider {
+        Provider::Tensorrt => (
+            "libonnxruntime_providers_tensorrt.so",
+            "libnvinfer.so",
+            "TensorRT",
+        ),
+        Provider::Cuda => (
+            "libonnxruntime_providers_cuda.so",
+            "libcudart.so",
+            "the CUDA runtime",
+        ),
+        Provider::Cpu => return String::new(),
+    };
+    let dir = library.parent().unwrap_or(Path::new("."));
+    let mut parts = vec![format!(
+        "the ONNX Runtime library at {} was built without the {} execution provider",
+        library.display(),
+        provider.name()
+    )];
+    if !dir.join(plugin).exists() {
+        parts.push(format!("{plugin} is not in {}", dir.display()));
+    }
+    if find_shared_library(vendor).is_none() {
+        parts.push(format!(
+            "{vendor} ({what}) is not in LD_LIBRARY_PATH or the system library folders"
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The first `NAME` or `NAME.*` in `LD_LIBRARY_PATH`, the ldconfig cache or the usual library
+/// folders (Jetson's `/usr/lib/aarch64-linux-gnu` and CUDA's `/usr/local/cuda/lib64` included).
+pub fn find_shared_library(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu/tegra",
+        "/usr/local/cuda/lib64",
+        "/usr/local/cuda/targets/aarch64-linux/lib",
+        "/usr/lib",
+        "/usr/local/lib",
+        "/lib/x86_64-linux-gnu",
+        "/lib/aarch64-linux-gnu",
+    ] {
+        dirs.push(d.into());
+    }
+    for d in &dirs {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            continue;
+        };
+        let mut hits: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('.'))
+                })
+            })
+            .collect();
+        hits.sort();
+        if let Some(h) = hits.pop() {
+            return Some(h);
+        }
+    }
+    None
 }
 
 /// Why a provider was passed over.

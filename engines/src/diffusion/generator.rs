@@ -10,17 +10,19 @@
 //! 4. `vae_decoder` decodes; frames are resampled in time to the number of targets and resized
 //!    to the requested size.
 //!
-//! Everything but the ONNX calls is plain CPU code here; on the Jetson the pre/post-processing
-//! (resize, pose maps, scheduler arithmetic) would move to cudarc kernels and the latents stay
-//! on the device (ort IoBinding): not done yet.
+//! The capture's resize and normalisation run on the GPU when one is there (`crate::gpu`); the
+//! denoising loop allocates its tensors once and binds them (ort IoBinding), so a step costs
+//! the denoiser runs plus in-place arithmetic. Pose maps, guidance, the scheduler and the
+//! frames' post-processing are CPU code; the latents go through host memory between steps.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use ndarray::{Array, ArrayD, IxDyn};
-use ort::session::SessionInputValue;
-use ort::value::TensorRef;
+use ort::memory::Allocator;
+use ort::session::{IoBinding, SessionInputValue};
+use ort::value::{Tensor, TensorRef};
 use thiserror::Error;
 
 use super::pack::{Pack, Role};
@@ -99,11 +101,27 @@ pub struct GenerationStats {
 #[derive(Debug)]
 pub struct DiffusionGenerator {
     pack: Pack,
+    /// CUDA kernels for the capture's pre-processing, when a device is there.
+    gpu: Option<crate::gpu::Gpu>,
 }
 
 impl DiffusionGenerator {
+    /// The generator for a loaded pack; the capture's pre-processing runs on the GPU when
+    /// [`crate::gpu::Gpu::open`] finds one (the reason is logged when it does not).
     pub fn new(pack: Pack) -> Self {
-        DiffusionGenerator { pack }
+        let gpu = match crate::gpu::Gpu::open() {
+            Ok(g) => Some(g),
+            Err(why) => {
+                tracing::info!(%why, "diffusion pre-processing on the CPU");
+                None
+            }
+        };
+        DiffusionGenerator { pack, gpu }
+    }
+
+    /// Whether the pre-processing runs on the GPU.
+    pub fn uses_gpu(&self) -> bool {
+        self.gpu.is_some()
     }
 
     pub fn pack(&self) -> &Pack {
@@ -135,18 +153,26 @@ impl DiffusionGenerator {
 
         // 1. first-frame latents
         let t0 = Instant::now();
-        let small = image::imageops::resize(
-            request.capture,
-            pw,
-            ph,
-            image::imageops::FilterType::Triangle,
-        );
-        let mut img = Array::<f32, _>::zeros((1, 3, ph as usize, pw as usize));
-        for (x, y, p) in small.enumerate_pixels() {
-            for c in 0..3 {
-                img[[0, c, y as usize, x as usize]] = p[c] as f32 / 127.5 - 1.0;
+        // Bilinear resize, [-1, 1], NCHW: on the GPU when there is one (same arithmetic).
+        let (cw, chh) = request.capture.dimensions();
+        let (cw, chh, pwu, phu) = (cw as usize, chh as usize, pw as usize, ph as usize);
+        let raw = request.capture.as_raw();
+        let on_gpu = self
+            .gpu
+            .as_ref()
+            .map(|g| g.preprocess(raw, cw, chh, pwu, phu));
+        let pixels = match on_gpu {
+            Some(Ok(v)) => v,
+            other => {
+                if let Some(Err(why)) = other {
+                    tracing::warn!(%why, "GPU pre-processing failed; using the CPU path");
+                }
+                let mut v = vec![0.0f32; 3 * phu * pwu];
+                crate::gpu::preprocess_cpu(raw, cw, chh, pwu, phu, &mut v);
+                v
             }
-        }
+        };
+        let img = Array::from_shape_vec((1, 3, phu, pwu), pixels).expect("shape");
         let enc = &m.components.vae_encoder;
         let (in_name, out_name) = (
             enc.input(Role::Image).unwrap().name.clone(),
@@ -205,8 +231,61 @@ impl DiffusionGenerator {
         let den = &m.components.denoiser;
         let lat_shape = [1, fr, ch, lh, lw];
         let guidance = m.sampling.guidance_scale;
-        let zeros_first = vec![0.0; first.len()];
-        let zeros_pose = vec![0.0; pose.len()];
+        let guided = guidance > 1.0;
+        let e = model_err("denoiser");
+        // Every tensor of the loop is allocated once and bound once (ort IoBinding): a step
+        // writes the scaled latents and the timestep in place and runs; the model output lands
+        // in a preallocated tensor, guidance and the scheduler work in place.
+        let shape = |dims: &[usize]| dims.iter().map(|&d| d as i64).collect::<Vec<i64>>();
+        let owned = |dims: &[usize], v: Vec<f32>| Tensor::from_array((shape(dims), v)).map_err(&e);
+        let ff_shape = [1, ch, lh, lw];
+        let pm_shape = [1, fr, 1, lh, lw];
+        let mut lat_t = owned(&lat_shape, vec![0.0; n])?;
+        let mut ts_t = owned(&[1], vec![0.0])?;
+        let cond_ff = owned(&ff_shape, first.clone())?;
+        let cond_pm = owned(&pm_shape, pose.clone())?;
+        let zero_ff = owned(&ff_shape, vec![0.0; first.len()])?;
+        let zero_pm = owned(&pm_shape, vec![0.0; pose.len()])?;
+        let alloc = Allocator::default();
+        let mut out_cond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
+        let mut out_uncond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
+        let out_name = &den.output(Role::ModelOutput).expect("validated").name;
+        let session = self.pack.session("denoiser").expect("loaded");
+        let bind = |uncond: bool,
+                    out: &mut Tensor<f32>,
+                    lat: &Tensor<f32>,
+                    ts: &Tensor<f32>|
+         -> Result<IoBinding, DiffusionError> {
+            let mut b = session.create_binding().map_err(&e)?;
+            for spec in &den.inputs {
+                let v = match (spec.role, uncond) {
+                    (Role::Latents, _) => lat,
+                    (Role::Timestep, _) => ts,
+                    (Role::FirstFrameLatents, false) => &cond_ff,
+                    (Role::FirstFrameLatents, true) => &zero_ff,
+                    (Role::PoseMaps, false) => &cond_pm,
+                    (Role::PoseMaps, true) => &zero_pm,
+                    (other, _) => {
+                        return Err(DiffusionError::Request(format!(
+                            "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
+                            spec.name
+                        )));
+                    }
+                };
+                b.bind_input(spec.name.as_str(), v).map_err(&e)?;
+            }
+            b.bind_output(out_name.as_str(), out).map_err(&e)?;
+            Ok(b)
+        };
+        let mut cond_b = bind(false, &mut out_cond, &lat_t, &ts_t)?;
+        let mut uncond_b = if guided {
+            Some(bind(true, &mut out_uncond, &lat_t, &ts_t)?)
+        } else {
+            None
+        };
+        let lat_name = den.input(Role::Latents).expect("validated").name.as_str();
+        let ts_name = den.input(Role::Timestep).expect("validated").name.as_str();
+        let mut noise = vec![0.0f32; if scheduler.needs_noise() { n } else { 0 }];
         for (i, &t) in timesteps.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 return Err(DiffusionError::Cancelled);
@@ -218,65 +297,36 @@ impl DiffusionGenerator {
             });
             let step_start = Instant::now();
             let mut onnx = Duration::ZERO;
-            let mut input = latents.clone();
-            scheduler.scale_model_input(&mut input, t)?;
-            let session = self.pack.session("denoiser").expect("loaded");
-            let mut run = |first: &[f32], pose: &[f32]| -> Result<Vec<f32>, DiffusionError> {
-                let e = model_err("denoiser");
-                let arr = |v: &[f32], shape: &[usize]| {
-                    ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).expect("shape")
-                };
-                let lat = arr(&input, &lat_shape);
-                let ts = arr(&[t], &[1]);
-                let ff = arr(first, &[1, ch, lh, lw]);
-                let pm = arr(pose, &[1, fr, 1, lh, lw]);
-                let mut feeds: Vec<(String, SessionInputValue)> = Vec::new();
-                for spec in &den.inputs {
-                    let a = match spec.role {
-                        Role::Latents => &lat,
-                        Role::Timestep => &ts,
-                        Role::FirstFrameLatents => &ff,
-                        Role::PoseMaps => &pm,
-                        other => {
-                            return Err(DiffusionError::Request(format!(
-                                "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
-                                spec.name
-                            )));
-                        }
-                    };
-                    feeds.push((
-                        spec.name.clone(),
-                        TensorRef::from_array_view(a).map_err(&e)?.into(),
-                    ));
-                }
+            {
+                let (_, input) = lat_t.extract_tensor_mut();
+                input.copy_from_slice(&latents);
+                scheduler.scale_model_input(input, t)?;
+                ts_t.extract_tensor_mut().1[0] = t;
+            }
+            for b in std::iter::once(&mut cond_b).chain(uncond_b.as_mut()) {
+                // Re-binding the changed inputs makes the new values visible whether or not the
+                // runtime aliases the bound buffers (no copy on the CPU).
+                b.bind_input(lat_name, &lat_t).map_err(&e)?;
+                b.bind_input(ts_name, &ts_t).map_err(&e)?;
                 let t0 = Instant::now();
-                let out = session.run(feeds).map_err(&e)?;
+                drop(session.run_binding(b).map_err(&e)?);
                 onnx += t0.elapsed();
-                let name = &den.output(Role::ModelOutput).expect("validated").name;
-                let (_, v) = out[name.as_str()].try_extract_tensor::<f32>().map_err(&e)?;
-                if v.len() != n {
-                    return Err(DiffusionError::Model {
-                        component: "denoiser".into(),
-                        message: format!("{} values out, expected {n}", v.len()),
-                    });
-                }
-                Ok(v.to_vec())
-            };
-            let mut out = if guidance > 1.0 {
-                let mut uncond = run(&zeros_first, &zeros_pose)?;
-                let cond = run(&first, &pose)?;
-                cfg(&mut uncond, &cond, guidance);
+            }
+            let cond = out_cond.extract_tensor().1;
+            let model_out: &[f32] = if guided {
+                let uncond = out_uncond.extract_tensor_mut().1;
+                cfg(uncond, cond, guidance);
                 uncond
             } else {
-                run(&first, &pose)?
+                cond
             };
             let noise = if scheduler.needs_noise() {
-                Some(rng.gaussian(n, 1.0))
+                rng.fill(&mut noise, 1.0);
+                Some(noise.as_slice())
             } else {
                 None
             };
-            latents = scheduler.step(&out, t, &latents, noise.as_deref())?;
-            out.clear();
+            scheduler.step_in_place(model_out, t, &mut latents, noise)?;
             stats.steps.push(StepTiming {
                 total: step_start.elapsed(),
                 onnx,

@@ -5,18 +5,21 @@
 //! - [`pack`]: the pack manifest (components, tensors, latent layout, scheduler, sampling,
 //!   conditionings) and [`Pack::load`], which verifies the files against it.
 //! - [`generator`]: [`DiffusionGenerator`], capture + per-frame landmark targets → frames.
+//! - [`tensorrt`]: the manifest's TensorRT settings, the device's engine cache key, the
+//!   provider options per component.
+//! - [`memory`]: the memory plan a pack must fit before it is loaded.
 //!
 //! Not here: the CLI wiring (`kissbooth render --generator diffusion --pack DIR` belongs to the
-//! daemon, which builds a [`Pack`] with its runtime and hands frames to the encoder), TensorRT
-//! engine building (the runtime's TensorRT provider does it from the pack's ONNX files) and CUDA
-//! kernels for the pre/post-processing.
+//! daemon, which builds a [`Pack`] with its runtime and hands frames to the encoder).
 
 pub mod generator;
+pub mod memory;
 pub mod pack;
 pub mod scheduler;
+pub mod tensorrt;
 
 pub use generator::{
     DiffusionError, DiffusionGenerator, DiffusionRequest, GenerationStats, Progress, StepTiming,
 };
-pub use pack::{Manifest, Pack, PackError};
+pub use pack::{LoadOptions, Manifest, Pack, PackError};
 pub use scheduler::{NoiseRng, Scheduler, SchedulerConfig, cfg};

@@ -11,8 +11,9 @@
 //! file and the tensor.
 //!
 //! TensorRT: a pack's components are plain ONNX files; the runtime's TensorRT provider builds
-//! (and caches, see `RuntimeConfig::tensorrt_cache`) engines from them on the Jetson. Precompiled
-//! EP-context models would be listed here as further files of a component (not done yet).
+//! engines from them on the device with the manifest's `[tensorrt]` settings and caches them in
+//! the pack folder per device; a component may list precompiled EP-context models (see
+//! [`super::tensorrt`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use super::memory::{self, MemoryBudget, MemoryPlan};
 use super::scheduler::{SchedulerConfig, SchedulerError};
-use crate::runtime::{Runtime, RuntimeError, SessionInfo};
+use super::tensorrt::{DeviceIdentity, EpContext, TensorRtConfig, concrete_shape, options_for};
+use crate::runtime::{Provider, Runtime, RuntimeError, SessionInfo};
 
 /// The manifest's file name inside a pack folder.
 pub const MANIFEST_FILE: &str = "manifest.toml";
@@ -87,6 +90,8 @@ pub enum PackError {
         model: String,
         manifest: String,
     },
+    #[error("{0}")]
+    Memory(String),
     #[error("component `{component}`: {source}")]
     Runtime {
         component: String,
@@ -106,6 +111,9 @@ pub struct Manifest {
     pub sampling: Sampling,
     #[serde(default)]
     pub conditioning: Conditioning,
+    /// TensorRT provider settings (see [`super::tensorrt`]).
+    #[serde(default)]
+    pub tensorrt: TensorRtConfig,
     pub components: Components,
 }
 
@@ -241,6 +249,9 @@ pub struct Component {
     pub precision: Precision,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// Precompiled TensorRT EP-context models of this component, one per device.
+    #[serde(default)]
+    pub tensorrt_context: Vec<EpContext>,
 }
 
 impl Component {
@@ -387,11 +398,25 @@ impl Manifest {
             if comp.sha256.len() != 64 || !comp.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return bad(format!("component `{name}`: sha256 must be 64 hex digits"));
             }
-            if comp.file.is_absolute() || comp.file.components().any(|p| p.as_os_str() == "..") {
-                return bad(format!(
-                    "component `{name}`: file {} must be inside the pack",
-                    comp.file.display()
-                ));
+            let files = std::iter::once((&comp.file, &comp.sha256))
+                .chain(comp.tensorrt_context.iter().map(|c| (&c.file, &c.sha256)));
+            for (file, sha) in files {
+                if file.is_absolute() || file.components().any(|p| p.as_os_str() == "..") {
+                    return bad(format!(
+                        "component `{name}`: file {} must be inside the pack",
+                        file.display()
+                    ));
+                }
+                if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return bad(format!(
+                        "component `{name}`: sha256 of {} must be 64 hex digits",
+                        file.display()
+                    ));
+                }
+            }
+            for spec in comp.inputs.iter().chain(&comp.outputs) {
+                concrete_shape(self, spec)
+                    .map_err(|e| PackError::Invalid(format!("component `{name}`: {e}")))?;
             }
         }
         let need = |name: &str, comp: &Component, input: bool, role: Role| {
@@ -439,23 +464,95 @@ pub struct Pack {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub sessions: BTreeMap<&'static str, (Session, SessionInfo)>,
+    /// The memory plan the pack was loaded under.
+    pub memory: MemoryPlan,
+    /// The device TensorRT engines are built for, when the TensorRT provider is in use.
+    pub tensorrt_device: Option<DeviceIdentity>,
+}
+
+/// How to load a pack.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Memory the pack may use, in MiB; `None`: detected (see [`MemoryBudget::detect`]).
+    pub memory_budget_mib: Option<u64>,
+}
+
+/// Checks a pack without opening sessions: the manifest, its TensorRT settings, every file and
+/// checksum, and the memory plan. What `Pack::load` does before loading anything.
+pub fn check(
+    dir: &Path,
+    options: &LoadOptions,
+    gpu: bool,
+) -> Result<(Manifest, MemoryPlan), PackError> {
+    let manifest = Manifest::read(dir)?;
+    manifest.validate()?;
+    manifest.tensorrt.check(dir)?;
+    for (name, comp) in manifest.components.iter() {
+        verify_file(dir, name, comp)?;
+    }
+    let budget = MemoryBudget::detect(options.memory_budget_mib, gpu).map_err(PackError::Memory)?;
+    let plan = memory::plan(&manifest, dir, budget)?;
+    Ok((manifest, plan))
 }
 
 impl Pack {
     /// Reads `DIR/manifest.toml`, validates it, checks each component's file and sha256, opens
     /// it with the runtime and compares its inputs and outputs with the manifest.
     pub fn load(dir: &Path, runtime: &Runtime) -> Result<Pack, PackError> {
-        let manifest = Manifest::read(dir)?;
-        manifest.validate()?;
+        Pack::load_with(dir, runtime, &LoadOptions::default())
+    }
+
+    /// As [`Pack::load`]; the memory plan must fit first (nothing is loaded otherwise), and
+    /// with the TensorRT provider each component gets the manifest's TensorRT settings, its
+    /// engine cache in the pack folder keyed by the device, or its precompiled EP-context model
+    /// for this device.
+    pub fn load_with(
+        dir: &Path,
+        runtime: &Runtime,
+        options: &LoadOptions,
+    ) -> Result<Pack, PackError> {
+        let providers = runtime.config().providers.clone();
+        let trt = providers.contains(&Provider::Tensorrt)
+            && runtime.provider_available(Provider::Tensorrt).is_ok();
+        let gpu = trt
+            || (providers.contains(&Provider::Cuda)
+                && runtime.provider_available(Provider::Cuda).is_ok());
+        let (manifest, memory) = check(dir, options, gpu)?;
+        memory.check()?;
+        let device = trt.then(DeviceIdentity::probe);
         let mut sessions = BTreeMap::new();
         for (name, comp) in manifest.components.iter() {
-            let path = verify_file(dir, name, comp)?;
-            let (session, info) = runtime
-                .session(&path)
-                .map_err(|source| PackError::Runtime {
-                    component: name.into(),
-                    source,
-                })?;
+            let path = dir.join(&comp.file);
+            let runtime_err = |source| PackError::Runtime {
+                component: name.into(),
+                source,
+            };
+            let (session, info) = match &device {
+                Some(dev) => {
+                    let opts = options_for(&manifest, dir, comp, dev)?;
+                    match comp
+                        .tensorrt_context
+                        .iter()
+                        .find(|c| c.device == dev.cache_key())
+                    {
+                        Some(ctx) => {
+                            let ctx_comp = Component {
+                                file: ctx.file.clone(),
+                                sha256: ctx.sha256.clone(),
+                                ..comp.clone()
+                            };
+                            let ctx_path = verify_file(dir, name, &ctx_comp)?;
+                            runtime
+                                .session_tuned(&ctx_path, &[Provider::Tensorrt], Some(&opts))
+                                .map_err(runtime_err)?
+                        }
+                        None => runtime
+                            .session_tuned(&path, &providers, Some(&opts))
+                            .map_err(runtime_err)?,
+                    }
+                }
+                None => runtime.session(&path).map_err(runtime_err)?,
+            };
             check_interface(name, &path, comp, &session)?;
             sessions.insert(name, (session, info));
         }
@@ -463,6 +560,8 @@ impl Pack {
             dir: dir.to_path_buf(),
             manifest,
             sessions,
+            memory,
+            tensorrt_device: device,
         })
     }
 

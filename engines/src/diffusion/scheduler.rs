@@ -427,6 +427,19 @@ impl Scheduler {
         sample: &[f32],
         noise: Option<&[f32]>,
     ) -> Result<Vec<f32>, SchedulerError> {
+        let mut out = sample.to_vec();
+        self.step_in_place(model_output, timestep, &mut out, noise)?;
+        Ok(out)
+    }
+
+    /// As [`Scheduler::step`], overwriting `sample` with the next one (no allocation).
+    pub fn step_in_place(
+        &mut self,
+        model_output: &[f32],
+        timestep: f32,
+        sample: &mut [f32],
+        noise: Option<&[f32]>,
+    ) -> Result<(), SchedulerError> {
         let n = sample.len();
         if model_output.len() != n {
             return Err(SchedulerError::Length {
@@ -439,7 +452,8 @@ impl Scheduler {
         if i >= self.timesteps.len() {
             return Err(SchedulerError::Finished(i));
         }
-        let out: Vec<f32> = match (&self.kind, &self.config) {
+        let pairs = sample.iter_mut().zip(model_output);
+        match (&self.kind, &self.config) {
             (Kind::Euler { .. }, SchedulerConfig::EulerDiscrete(c)) => {
                 let sigma = self.sigmas[i];
                 let sigma_hat = sigma;
@@ -448,23 +462,17 @@ impl Scheduler {
                     PredictionType::VPrediction => {
                         let s2 = sigma * sigma + 1.0;
                         let a = -sigma / s2.sqrt();
-                        sample
-                            .iter()
-                            .zip(model_output)
-                            .map(|(&x, &m)| {
-                                let pred = m * a + x / s2;
-                                x + (x - pred) / sigma_hat * dt
-                            })
-                            .collect()
+                        for (x, &m) in pairs {
+                            let pred = m * a + *x / s2;
+                            *x += (*x - pred) / sigma_hat * dt;
+                        }
                     }
-                    _ => sample
-                        .iter()
-                        .zip(model_output)
-                        .map(|(&x, &m)| {
-                            let pred = x - sigma_hat * m;
-                            x + (x - pred) / sigma_hat * dt
-                        })
-                        .collect(),
+                    _ => {
+                        for (x, &m) in pairs {
+                            let pred = *x - sigma_hat * m;
+                            *x += (*x - pred) / sigma_hat * dt;
+                        }
+                    }
                 }
             }
             (Kind::Lcm { alphas_cumprod }, SchedulerConfig::Lcm(c)) => {
@@ -488,16 +496,19 @@ impl Scheduler {
                 let c_skip = 0.25 / (st * st + 0.25);
                 let c_out = st / (st * st + 0.25).sqrt();
                 let (sa, sb) = (a.sqrt(), b.sqrt());
-                let denoised = sample.iter().zip(model_output).map(|(&x, &m)| {
-                    let pred = match c.prediction_type {
+                let kind = c.prediction_type;
+                let denoise = move |x: f32, m: f32| {
+                    let pred = match kind {
                         PredictionType::Epsilon => (x - sb * m) / sa,
                         PredictionType::VPrediction => sa * x - sb * m,
                         PredictionType::Sample => m,
                     };
                     c_out * pred + c_skip * x
-                });
+                };
                 if last {
-                    denoised.collect()
+                    for (x, &m) in pairs {
+                        *x = denoise(*x, m);
+                    }
                 } else {
                     let noise = noise.ok_or(SchedulerError::NoiseNeeded)?;
                     if noise.len() != n {
@@ -508,24 +519,21 @@ impl Scheduler {
                         });
                     }
                     let (sap, sbp) = (a_prev.sqrt(), b_prev.sqrt());
-                    denoised
-                        .zip(noise)
-                        .map(|(d, &z)| sap * d + sbp * z)
-                        .collect()
+                    for ((x, &m), &z) in pairs.zip(noise) {
+                        *x = sap * denoise(*x, m) + sbp * z;
+                    }
                 }
             }
             (Kind::FlowMatch { .. }, _) => {
                 let dt = self.sigmas[i + 1] - self.sigmas[i];
-                sample
-                    .iter()
-                    .zip(model_output)
-                    .map(|(&x, &m)| x + dt * m)
-                    .collect()
+                for (x, &m) in pairs {
+                    *x += dt * m;
+                }
             }
             _ => unreachable!("kind and config are built together"),
-        };
+        }
         self.step_index = Some(i + 1);
-        Ok(out)
+        Ok(())
     }
 
     /// Whether this scheduler injects fresh noise between steps (LCM).
