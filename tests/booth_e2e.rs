@@ -203,6 +203,39 @@ fn a_second_couple_starting_during_a_render_is_queued_not_lost() {
 }
 
 #[test]
+fn an_operator_who_keeps_captures_keeps_them_until_the_video_is_deleted() {
+    if !have_models("an_operator_who_keeps_captures_keeps_them_until_the_video_is_deleted") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("booth.toml");
+    std::fs::write(
+        &config,
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n[privacy]\nkeep_captures = true\n",
+    )
+    .unwrap();
+    let d = Daemon::start(
+        &[fixture("couple_1280x720.jpg")],
+        &["--config", config.to_str().unwrap()],
+    );
+    let id = session(&d);
+    d.post(&format!("/api/sessions/{id}/consent"));
+    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(v["verdict"]["ok"], true, "{v}");
+    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
+    assert_eq!(st, 202, "{v}");
+    let done = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
+    assert_eq!(done["state"], "done", "{done}");
+    let capture = d.data.path().join(format!("sessions/{id}/capture.jpg"));
+    assert!(capture.exists(), "the capture was deleted although kept");
+    // "Delete my video" takes the kept capture with it.
+    let url = qr_url(&d, &id);
+    let (st, _) = d.post(&format!("{}/delete", url.trim_start_matches(&d.base)));
+    assert_eq!(st, 200);
+    assert!(!capture.exists(), "the capture outlived its deleted video");
+}
+
+#[test]
 fn unknown_tokens_and_paths_get_a_friendly_404() {
     if !have_models("unknown_tokens_and_paths_get_a_friendly_404") {
         return;

@@ -481,6 +481,21 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     assert!(r.text().contains("deleted"));
     assert_eq!(get(&d, &format!("/d/{token}"), "").status, 404);
 
+    // "Keep source captures": refused without the token, saved with it, shown on the page.
+    assert!(page.contains("Deleted as soon as each couple's video is done"));
+    let r = post_form(&d, "/admin/captures", &cookie, "keep=yes");
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        &d,
+        "/admin/captures",
+        &cookie,
+        &format!("csrf={csrf}&keep=yes"),
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = get(&d, "/admin", &cookie).text();
+    assert!(page.contains("Kept: each couple"), "not kept: {page}");
+    assert!(page.contains("keep_captures_changed"), "not audited");
+
     // A new password: the old one stops working, every other session ends.
     let other = session_cookie(&login(&d, ADMIN_PASSWORD));
     let new_password = "a brand new admin password";

@@ -328,6 +328,7 @@ pub fn router(booth: Arc<Booth>) -> Router {
         .route("/admin/logout", post(logout))
         .route("/admin/password", get(password_page).post(change_password))
         .route("/admin/end-of-event", post(end_of_event))
+        .route("/admin/captures", post(captures))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -556,6 +557,43 @@ async fn logout(
         HeaderValue::from_static("kb_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
     r
+}
+
+#[derive(Deserialize)]
+struct CapturesForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    keep: String,
+}
+
+/// "Keep source captures": on or off while the booth runs.
+async fn captures(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Form(f): Form<CapturesForm>,
+) -> Response {
+    if let Err(r) = guarded(&st, &headers, &f.csrf).await {
+        return r;
+    }
+    let keep = f.keep == "yes";
+    let b = st.booth.clone();
+    match blocking(move || b.set_keep_captures(keep)).await {
+        Some(Ok(())) => Redirect::to("/admin").into_response(),
+        Some(Err(e)) => {
+            tracing::error!(error = %crate::one_line(&e), "cannot save the captures setting");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not saved",
+                "The setting could not be saved. Try again; the booth's log says why.",
+            )
+        }
+        None => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not saved",
+            "The setting could not be saved. Try again.",
+        ),
+    }
 }
 
 async fn end_of_event(
@@ -824,6 +862,20 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
             .collect::<Vec<_>>(),
         "Nothing yet.",
     );
+    let keep = st.booth.keep_captures();
+    let (captures_note, captures_next, captures_button) = if keep {
+        (
+            "Kept: each couple's photo stays until retention deletes it with the video.",
+            "no",
+            "Delete captures once the video is done",
+        )
+    } else {
+        (
+            "Deleted as soon as each couple's video is done.",
+            "yes",
+            "Keep captures until retention",
+        )
+    };
     let body = format!(
         "<h1>Booth health</h1>\
          <section><h2>Overview</h2>{overview}</section>\
@@ -831,6 +883,12 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
          <section><h2>Render times</h2>{renders}</section>\
          <section><h2>Temperatures</h2>{temps}</section>\
          <section><h2>Power</h2>{power}{gpu}</section>\
+         <section><h2>Source captures</h2>\
+         <p>{captures_note}</p>\
+         <form method=\"post\" action=\"/admin/captures\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"keep\" value=\"{captures_next}\">\
+         <button type=\"submit\" class=\"secondary\">{captures_button}</button></form></section>\
          <section><h2>End of event</h2>\
          <p>Deletes every capture and video now and stops every download link. This cannot be undone.</p>\
          <form method=\"post\" action=\"/admin/end-of-event\">\

@@ -85,6 +85,9 @@ pub struct Preview {
     pub camera: String,
 }
 
+/// The settings key of the operator's choice about source captures.
+const KEEP_CAPTURES: &str = "keep_captures";
+
 pub struct Booth {
     pub cfg: Config,
     pub store: Store,
@@ -706,8 +709,11 @@ impl Booth {
                     // The video is done and served; only the job's bookkeeping is behind.
                     tracing::error!(job, error = %format!("{e:#}"), "cannot record the finished job");
                 }
-                // The source capture is not needed once the video exists.
-                if let Ok(Some(s)) = self.store.get(id) {
+                // The source capture is not needed once the video exists, unless the operator
+                // keeps captures (retention still deletes them).
+                if !self.keep_captures()
+                    && let Ok(Some(s)) = self.store.get(id)
+                {
                     self.remove_capture(&s);
                 }
                 if let Ok(mut rt) = self.render_times.lock() {
@@ -808,6 +814,28 @@ impl Booth {
                 ("error", message.to_string().into()),
             ],
         )
+    }
+
+    /// Whether source captures are kept after their video is done: the admin page's choice
+    /// when one was made, else `privacy.keep_captures`.
+    pub fn keep_captures(&self) -> bool {
+        match self.store.setting(KEEP_CAPTURES).ok().flatten().as_deref() {
+            Some("true") => true,
+            Some("false") => false,
+            _ => self.cfg.privacy.keep_captures,
+        }
+    }
+
+    /// Records the operator's choice about keeping source captures.
+    pub fn set_keep_captures(&self, keep: bool) -> anyhow::Result<()> {
+        self.store
+            .set_setting(KEEP_CAPTURES, if keep { "true" } else { "false" }, false)?;
+        self.store.audit(
+            "keep_captures_changed",
+            None,
+            if keep { "kept" } else { "deleted when done" },
+        );
+        Ok(())
     }
 
     fn remove_capture(&self, s: &SessionRow) {

@@ -111,6 +111,9 @@ pub struct PrivacyConfig {
     pub retention_hours: f64,
     /// Seconds between retention sweeps.
     pub purge_interval_s: u64,
+    /// Keep a session's source capture until retention deletes it, instead of deleting it as
+    /// soon as its video is done. The admin page can change this while the booth runs.
+    pub keep_captures: bool,
 }
 
 /// The booth's own Wi-Fi, shown as a second QR code for guests not on the venue network.
@@ -170,6 +173,7 @@ impl Default for PrivacyConfig {
             token_ttl_hours: 24.0,
             retention_hours: 24.0,
             purge_interval_s: 60,
+            keep_captures: false,
         }
     }
 }
