@@ -549,6 +549,25 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
     let _ = phone.close().await;
 }
 
+/// From the attract screen: a couple agrees, poses, sees their picture and asks for the clip.
+async fn pose_and_ask_for_the_clip(kiosk: &Page) {
+    tap(kiosk, "#start").await;
+    kiosk_screen_is(kiosk, "consent", 30).await;
+    tap(kiosk, "#agree").await;
+    kiosk_screen_is(kiosk, "pose", 30).await;
+    tap(kiosk, "#shoot").await;
+    kiosk_screen_is(kiosk, "review", 90).await;
+    wait_until(
+        kiosk,
+        "document.getElementById('still').complete && document.getElementById('still').naturalWidth > 0",
+        30,
+        "the captured still",
+        KIOSK_STATE,
+    )
+    .await;
+    tap(kiosk, "#make").await;
+}
+
 #[test]
 fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract() {
     let name = "a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract";
@@ -566,21 +585,7 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
             kiosk_screen_is(&kiosk, "attract", 30).await;
 
             // The first couple asks for their clip and lets the next couple start.
-            tap(&kiosk, "#start").await;
-            kiosk_screen_is(&kiosk, "consent", 30).await;
-            tap(&kiosk, "#agree").await;
-            kiosk_screen_is(&kiosk, "pose", 30).await;
-            tap(&kiosk, "#shoot").await;
-            kiosk_screen_is(&kiosk, "review", 90).await;
-            wait_until(
-                &kiosk,
-                "document.getElementById('still').complete && document.getElementById('still').naturalWidth > 0",
-                30,
-                "the captured still",
-                KIOSK_STATE,
-            )
-            .await;
-            tap(&kiosk, "#make").await;
+            pose_and_ask_for_the_clip(&kiosk).await;
             kiosk_screen_is(&kiosk, "rendering", 30).await;
             let first = js(&kiosk, "session.id").await;
             let first = first.as_str().unwrap().to_string();
@@ -838,13 +843,7 @@ fn a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip() {
         let result = tokio::time::timeout(Duration::from_secs(180), async {
             let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
             kiosk_screen_is(&kiosk, "attract", 30).await;
-            tap(&kiosk, "#start").await;
-            kiosk_screen_is(&kiosk, "consent", 30).await;
-            tap(&kiosk, "#agree").await;
-            kiosk_screen_is(&kiosk, "pose", 30).await;
-            tap(&kiosk, "#shoot").await;
-            kiosk_screen_is(&kiosk, "review", 90).await;
-            tap(&kiosk, "#make").await;
+            pose_and_ask_for_the_clip(&kiosk).await;
             kiosk_screen_is(&kiosk, "rendering", 30).await;
             wait_until(
                 &kiosk,

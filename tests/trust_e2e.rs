@@ -119,11 +119,7 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
         "[render]\nseconds = 8.0\nwidth = 1280\nheight = 720\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
-    let (_, v) = d.post("/api/sessions");
-    let id = v["id"].as_str().unwrap().to_string();
-    d.post(&format!("/api/sessions/{id}/consent"));
-    d.post(&format!("/api/sessions/{id}/capture"));
-    d.post(&format!("/api/sessions/{id}/render"));
+    let id = start_render(&d);
     d.wait_session(&id, 60, |v| {
         v["state"] == "rendering" && v["progress"].as_f64().unwrap_or(0.0) > 0.05
     });

@@ -394,12 +394,29 @@ fn forbidden() -> Response {
     )
 }
 
-fn login_form(status: StatusCode, note: &str) -> Response {
-    let note = if note.is_empty() {
+/// An error paragraph for a form, or nothing.
+fn error_note(note: &str) -> String {
+    if note.is_empty() {
         String::new()
     } else {
         format!("<p class=\"msg error\" role=\"alert\">{}</p>", esc(note))
+    }
+}
+
+/// The page for work done on a blocking thread that failed (`Some(error)`) or never finished.
+fn not_done(title: &str, what: &str, error: Option<&anyhow::Error>) -> Response {
+    let text = match error {
+        Some(e) => {
+            tracing::error!(error = %crate::one_line(e), "{what}");
+            format!("{what}. Try again; the booth's log says why.")
+        }
+        None => format!("{what}. Try again."),
     };
+    message(StatusCode::INTERNAL_SERVER_ERROR, title, &text)
+}
+
+fn login_form(status: StatusCode, note: &str) -> Response {
+    let note = error_note(note);
     page(
         status,
         "Booth admin",
@@ -580,19 +597,8 @@ async fn captures(
     let b = st.booth.clone();
     match blocking(move || b.set_keep_captures(keep)).await {
         Some(Ok(())) => Redirect::to("/admin").into_response(),
-        Some(Err(e)) => {
-            tracing::error!(error = %crate::one_line(&e), "cannot save the captures setting");
-            message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Not saved",
-                "The setting could not be saved. Try again; the booth's log says why.",
-            )
-        }
-        None => message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Not saved",
-            "The setting could not be saved. Try again.",
-        ),
+        Some(Err(e)) => not_done("Not saved", "The setting could not be saved", Some(&e)),
+        None => not_done("Not saved", "The setting could not be saved", None),
     }
 }
 
@@ -628,28 +634,13 @@ async fn end_of_event(
                 "{n} session(s) deleted: every capture and video is gone and every link stopped working."
             ),
         ),
-        Some(Err(e)) => {
-            tracing::error!(error = %crate::one_line(&e), "end of event failed");
-            message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Not finished",
-                "Deleting failed part-way. Try again; the booth's log says why.",
-            )
-        }
-        None => message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Not finished",
-            "Deleting failed. Try again.",
-        ),
+        Some(Err(e)) => not_done("Not finished", "Deleting failed part-way", Some(&e)),
+        None => not_done("Not finished", "Deleting failed", None),
     }
 }
 
 fn password_form(csrf: &str, note: &str, status: StatusCode) -> Response {
-    let note = if note.is_empty() {
-        String::new()
-    } else {
-        format!("<p class=\"msg error\" role=\"alert\">{}</p>", esc(note))
-    };
+    let note = error_note(note);
     page(
         status,
         "Change password",
