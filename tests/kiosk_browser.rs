@@ -211,12 +211,7 @@ fn a_couple_taps_from_attract_to_their_clip_and_a_guest_takes_it_home_on_a_phone
     if outcome.is_err() {
         panic!("the kiosk test ran over 240 s: {}", d.log());
     }
-    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
-    assert!(
-        layout.is_empty(),
-        "kiosk layout problems:\n{}",
-        layout.join("\n")
-    );
+    assert_no_layout_problems();
     eprintln!(
         "kiosk and phone walked through in {:.1} s; screenshots in {}",
         started.elapsed().as_secs_f64(),
@@ -549,6 +544,16 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
     let _ = phone.close().await;
 }
 
+/// Fails the test with every layout problem the screens recorded.
+fn assert_no_layout_problems() {
+    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
+    assert!(
+        layout.is_empty(),
+        "kiosk layout problems:\n{}",
+        layout.join("\n")
+    );
+}
+
 /// From the attract screen: a couple agrees, poses, sees their picture and asks for the clip.
 async fn pose_and_ask_for_the_clip(kiosk: &Page) {
     tap(kiosk, "#start").await;
@@ -643,12 +648,7 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
     if outcome.is_err() {
         panic!("the tray test ran over 240 s: {}", d.log());
     }
-    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
-    assert!(
-        layout.is_empty(),
-        "kiosk layout problems:\n{}",
-        layout.join("\n")
-    );
+    assert_no_layout_problems();
     eprintln!(
         "two couples shared the screen in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -797,12 +797,7 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
     if outcome.is_err() {
         panic!("the first-boot test ran over 120 s: {}", d.log());
     }
-    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
-    assert!(
-        layout.is_empty(),
-        "kiosk layout problems:\n{}",
-        layout.join("\n")
-    );
+    assert_no_layout_problems();
     eprintln!(
         "first boot to the admin health page in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -868,10 +863,5 @@ fn a_hot_booth_tells_the_couple_it_is_cooling_down_then_makes_their_clip() {
     if outcome.is_err() {
         panic!("the cooling test ran over 180 s: {}", d.log());
     }
-    let layout = std::mem::take(&mut *LAYOUT_PROBLEMS.lock().unwrap());
-    assert!(
-        layout.is_empty(),
-        "kiosk layout problems:\n{}",
-        layout.join("\n")
-    );
+    assert_no_layout_problems();
 }

@@ -394,6 +394,21 @@ fn forbidden() -> Response {
     )
 }
 
+/// Audits a wrong password (and the lockout it caused) off the async runtime.
+async fn audit_failure(store: Store, event: &'static str, ip: IpAddr, locked: bool) {
+    blocking(move || {
+        store.audit(event, None, &format!("from {ip}"));
+        if locked {
+            store.audit(
+                "admin_lockout",
+                None,
+                &format!("from {ip} for {} s", WINDOW.as_secs()),
+            );
+        }
+    })
+    .await;
+}
+
 /// An error paragraph for a form, or nothing.
 fn error_note(note: &str) -> String {
     if note.is_empty() {
@@ -536,17 +551,7 @@ async fn login(
         }
         return r;
     }
-    blocking(move || {
-        store.audit("admin_login_failed", None, &format!("from {ip}"));
-        if locked {
-            store.audit(
-                "admin_lockout",
-                None,
-                &format!("from {ip} for {} s", WINDOW.as_secs()),
-            );
-        }
-    })
-    .await;
+    audit_failure(store, "admin_login_failed", ip, locked).await;
     login_form(StatusCode::UNAUTHORIZED, "Wrong password.")
 }
 
@@ -696,17 +701,7 @@ async fn change_password(
     };
     let store = st.booth.store.clone();
     if !st.auth.verify(hash, f.current).await {
-        blocking(move || {
-            store.audit("admin_password_change_failed", None, &format!("from {ip}"));
-            if locked {
-                store.audit(
-                    "admin_lockout",
-                    None,
-                    &format!("from {ip} for {} s", WINDOW.as_secs()),
-                );
-            }
-        })
-        .await;
+        audit_failure(store, "admin_password_change_failed", ip, locked).await;
         return password_form(
             &csrf,
             "The current password is wrong.",
