@@ -496,7 +496,15 @@ fn the_identity_conditioned_diffusion_pack_renders_a_valid_mp4_of_the_couple() {
             (s["width"].as_u64(), s["height"].as_u64()),
             (Some(256), Some(256))
         );
-        assert!(s["nb_read_frames"].as_str().unwrap().parse::<u32>().unwrap() > 10, "{s}");
+        assert!(
+            s["nb_read_frames"]
+                .as_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+                > 10,
+            "{s}"
+        );
         videos.push(std::fs::read(&out).unwrap());
     }
     assert_eq!(videos[0], videos[1], "same capture and seed, another video");

@@ -1,17 +1,17 @@
 //! [`DiffusionGenerator`]: capture + per-frame landmark targets → RGB frames.
 //!
 //! 1. The capture is resized to the pack's working resolution and encoded by `vae_encoder`
-//!    (the first-frame latents).
-//! 1b. When the pack conditions on identity, both faces of the capture (the targets' first
-//!    frame: the timeline starts at the capture's pose) are aligned to the identity encoder's
-//!    template by a least-squares similarity from their eye, nose-tip and mouth centres
-//!    ([`align_face`]) and encoded once per clip by `identity_encoder`.
+//!    (the first-frame latents). When the pack conditions on identity, both faces of the
+//!    capture (the targets' first frame: the timeline starts at the capture's pose) are
+//!    aligned to the identity encoder's template by a least-squares similarity from their
+//!    eye, nose-tip and mouth centres ([`align_face`]) and encoded once per clip by
+//!    `identity_encoder`.
 //! 2. Each latent frame gets a pose guidance map: Gaussian dots at the 2×68 target landmarks of
 //!    the timeline frame it stands for, at latent resolution.
 //! 3. Seeded noise is denoised over the scheduler's timesteps (classifier-free guidance when the
-//!    pack's guidance scale is above 1, the unconditional pass with zeroed conditionings, the identity embedding
-//!    included: guidance pushes away from "no particular person" toward these two); a
-//!    progress callback runs before each step and a cancellation flag is checked.
+//!    pack's guidance scale is above 1, the unconditional pass with zeroed conditionings, the
+//!    identity embedding included: guidance pushes away from "no particular person" toward
+//!    these two); a progress callback runs before each step and a cancellation flag is checked.
 //! 4. `vae_decoder` decodes; frames are resampled in time to the number of targets and resized
 //!    to the requested size.
 //!
@@ -675,12 +675,8 @@ mod tests {
         // the capture is dark except two bright dots at the eye centres.
         let mut lm = [[0.0f32; 2]; 68];
         let at = |p: [f32; 2]| [p[0] * 2.0 + 30.0, p[1] * 2.0 + 10.0];
-        for i in 36..42 {
-            lm[i] = at(TEMPLATE_112[0]);
-        }
-        for i in 42..48 {
-            lm[i] = at(TEMPLATE_112[1]);
-        }
+        lm[36..42].fill(at(TEMPLATE_112[0]));
+        lm[42..48].fill(at(TEMPLATE_112[1]));
         lm[30] = at(TEMPLATE_112[2]);
         for p in &mut lm[48..68] {
             *p = at(TEMPLATE_112[3]);
