@@ -568,6 +568,7 @@ fn diffusion(
     let req = DiffusionRequest {
         capture: &capture,
         targets: &targets,
+        faces: None,
         width: m.latent.width,
         height: m.latent.height,
         seed: 1,

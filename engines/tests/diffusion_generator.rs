@@ -98,10 +98,21 @@ fn render_with(
     cap: &RgbImage,
     tg: &[[Landmarks; 2]],
 ) -> Result<Vec<RgbImage>, DiffusionError> {
+    render_faces(generator, seed, cap, tg, None)
+}
+
+fn render_faces(
+    generator: &mut DiffusionGenerator,
+    seed: u64,
+    cap: &RgbImage,
+    tg: &[[Landmarks; 2]],
+    faces: Option<&[Landmarks; 2]>,
+) -> Result<Vec<RgbImage>, DiffusionError> {
     let mut frames = Vec::new();
     let req = DiffusionRequest {
         capture: cap,
         targets: tg,
+        faces,
         width: 96,
         height: 72,
         seed,
@@ -176,6 +187,7 @@ fn progress_is_reported_per_step_and_cancellation_stops() {
     let req = DiffusionRequest {
         capture: &cap,
         targets: &tg,
+        faces: None,
         width: 64,
         height: 64,
         seed: 1,
@@ -281,6 +293,7 @@ fn benchmark_reports_per_step_time_and_runtime_overhead() {
     let req = DiffusionRequest {
         capture: &cap,
         targets: &tg,
+        faces: None,
         width: 320,
         height: 240,
         seed: 3,
@@ -375,6 +388,16 @@ fn identity_pack_renders_deterministically_and_the_faces_identities_change_the_f
     let mirrored = image::imageops::flip_horizontal(&cap);
     let d = render_with(&mut g, 11, &mirrored, &tg).unwrap();
     assert!(a != d, "another capture, same frames");
+    // The detected faces, when given, are what is aligned: the same faces as the targets'
+    // first frame render the same; the faces in the other order with unchanged targets do not.
+    let same = render_faces(&mut g, 11, &cap, &tg, Some(&tg[0])).unwrap();
+    assert!(
+        a == same,
+        "the detected faces equal to the first target, other frames"
+    );
+    let other = render_faces(&mut g, 11, &cap, &tg, Some(&swapped[0])).unwrap();
+    assert!(a != other, "the detected faces are not used");
+    assert!(other == c, "only the identity should differ");
 
     // The control: the plain pack cannot tell the swapped faces apart.
     let Some((plain, rt)) = tiny_pack(test) else {
@@ -493,6 +516,18 @@ fn rejects_an_identity_embedding_the_denoiser_cannot_take() {
     }) {
         assert!(
             msg.contains("`embedding`") && msg.contains("`identity`"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn rejects_a_denoiser_identity_input_when_the_pack_does_not_declare_identity_conditioning() {
+    if let Some(msg) = refused_identity("rejects_undeclared_identity_input", |d| {
+        edit_manifest(d, "identity_embedding = true", "identity_embedding = false")
+    }) {
+        assert!(
+            msg.contains("`identity`") && msg.contains("identity_embedding = true"),
             "{msg}"
         );
     }

@@ -2,7 +2,7 @@
 //!
 //! 1. The capture is resized to the pack's working resolution and encoded by `vae_encoder`
 //!    (the first-frame latents). When the pack conditions on identity, both faces of the
-//!    capture (the targets' first frame: the timeline starts at the capture's pose) are
+//!    capture (as detected, or the targets' first frame) are
 //!    aligned to the identity encoder's template by a least-squares similarity from their
 //!    eye, nose-tip and mouth centres ([`align_face`]) and encoded once per clip by
 //!    `identity_encoder`.
@@ -61,6 +61,9 @@ pub struct DiffusionRequest<'a> {
     /// Target landmarks of both faces per output frame, in capture pixels
     /// (`Timeline::frames()[i].faces[k].landmarks`). Its length is the output frame count.
     pub targets: &'a [[Landmarks; 2]],
+    /// Both faces' landmarks as detected in the capture, for the identity encoder's alignment;
+    /// `None`: the targets' first frame (the timeline starts at the capture's pose).
+    pub faces: Option<&'a [Landmarks; 2]>,
     /// Output frame size.
     pub width: u32,
     pub height: u32,
@@ -445,7 +448,8 @@ impl DiffusionGenerator {
 }
 
 impl DiffusionGenerator {
-    /// Aligns both faces of the capture (`request.targets[0]`) to the identity encoder's input
+    /// Aligns both faces of the capture (`request.faces`, else `request.targets[0]`) to the
+    /// identity encoder's input
     /// and runs it; returns the embedding's values.
     fn identity_embedding(
         &mut self,
@@ -465,7 +469,8 @@ impl DiffusionGenerator {
         };
         let plane = 3 * size * size;
         let mut crops = vec![0.0f32; 2 * plane];
-        for (k, face) in request.targets[0].iter().enumerate() {
+        let faces = request.faces.unwrap_or(&request.targets[0]);
+        for (k, face) in faces.iter().enumerate() {
             align_face(
                 request.capture,
                 face,
