@@ -367,9 +367,19 @@ fn a_disk_that_fills_mid_encode_leaves_no_video() {
 
 /// Writes the tiny diffusion pack with the repository's script, or says why not.
 fn tiny_pack(dir: &Path, test: &str) -> Option<std::path::PathBuf> {
+    tiny_pack_with(dir, "pack", test, &[])
+}
+
+/// As [`tiny_pack`], into `dir/name`, with extra `make-tiny-pack` options.
+fn tiny_pack_with(
+    dir: &Path,
+    name: &str,
+    test: &str,
+    options: &[&str],
+) -> Option<std::path::PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-tiny-pack");
-    let out = dir.join("pack");
-    match Command::new(&script).arg(&out).output() {
+    let out = dir.join(name);
+    match Command::new(&script).arg(&out).args(options).output() {
         Ok(o) if o.status.success() => Some(out),
         Ok(o) => {
             eprintln!(
@@ -437,6 +447,71 @@ fn the_diffusion_generator_renders_through_the_whole_pipeline_and_a_seed_reprodu
         "the same seed gives a byte-identical video"
     );
     assert_ne!(videos[0], videos[2], "another seed gives another video");
+}
+
+#[test]
+fn the_identity_conditioned_diffusion_pack_renders_a_valid_mp4_of_the_couple() {
+    let test = "the_identity_conditioned_diffusion_pack_renders_a_valid_mp4_of_the_couple";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(identity) = tiny_pack_with(dir.path(), "identity", test, &["--identity"]) else {
+        return;
+    };
+    let Some(plain) = tiny_pack(dir.path(), test) else {
+        return;
+    };
+    let mut videos = Vec::new();
+    for (i, pack) in [&identity, &identity, &plain].iter().enumerate() {
+        let out = dir.path().join(format!("i{i}.mp4"));
+        let o = render(
+            &[
+                "--json",
+                "--generator",
+                "diffusion",
+                "--pack",
+                pack.to_str().unwrap(),
+                "--size",
+                "256x256",
+                "--seconds",
+                "3",
+                "--seed",
+                "9",
+            ],
+            &[&fixture("couple_1280x720.jpg")],
+            &out,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let done: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
+                .unwrap();
+        assert_eq!(done["generator"], "diffusion", "{done}");
+        let s = &probe(&out)["streams"][0];
+        assert_eq!(
+            (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+            (Some("h264"), Some("yuv420p"))
+        );
+        assert_eq!(
+            (s["width"].as_u64(), s["height"].as_u64()),
+            (Some(256), Some(256))
+        );
+        assert!(
+            s["nb_read_frames"]
+                .as_str()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+                > 10,
+            "{s}"
+        );
+        videos.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(videos[0], videos[1], "same capture and seed, another video");
+    assert_ne!(
+        videos[0], videos[2],
+        "the identity pack renders what the plain pack does"
+    );
 }
 
 #[test]

@@ -568,6 +568,7 @@ fn diffusion(
     let req = DiffusionRequest {
         capture: &capture,
         targets: &targets,
+        faces: None,
         width: m.latent.width,
         height: m.latent.height,
         seed: 1,
@@ -577,6 +578,7 @@ fn diffusion(
     g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?; // warm-up
     let (mut total, mut onnx, mut over) = (Vec::new(), Vec::new(), Vec::new());
     let (mut enc, mut dec, mut post) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ident = Vec::new();
     for _ in 0..repeat.max(1) {
         let s = g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?;
         for st in &s.steps {
@@ -585,6 +587,7 @@ fn diffusion(
             over.push(st.overhead().as_secs_f64() * 1e6);
         }
         enc.push(s.encode.as_secs_f64() * 1e3);
+        ident.push(s.identity.as_secs_f64() * 1e3);
         dec.push(s.decode.as_secs_f64() * 1e3);
         post.push(s.postprocess.as_secs_f64() * 1e3);
     }
@@ -616,8 +619,9 @@ fn diffusion(
         100.0 * mv / mt
     );
     println!(
-        "per generation (median): encode {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
+        "per generation (median): encode {:.2} ms, identity (align + encoder) {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
         med(&mut enc),
+        med(&mut ident),
         med(&mut dec),
         frames.max(1),
         med(&mut post)

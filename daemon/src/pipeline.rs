@@ -212,6 +212,7 @@ pub fn render_diffusion_clip(
     let request = DiffusionRequest {
         capture,
         targets: &targets,
+        faces: Some(faces),
         width: w,
         height: h,
         seed: settings.timeline.seed,

@@ -14,6 +14,11 @@ use kissbooth_engines::runtime::{Runtime, RuntimeConfig};
 
 /// A fresh tiny pack in a temp dir and the runtime, or `None` after saying why.
 fn tiny_pack(test: &str) -> Option<(tempfile::TempDir, &'static Runtime)> {
+    tiny_pack_with(test, &[])
+}
+
+/// As [`tiny_pack`], with extra `scripts/make-tiny-pack` options.
+fn tiny_pack_with(test: &str, options: &[&str]) -> Option<(tempfile::TempDir, &'static Runtime)> {
     let rt = match Runtime::init(&RuntimeConfig {
         threads: 2,
         providers: vec![kissbooth_engines::runtime::Provider::Cpu],
@@ -30,6 +35,7 @@ fn tiny_pack(test: &str) -> Option<(tempfile::TempDir, &'static Runtime)> {
     match Command::new("python3")
         .arg(&script)
         .arg(dir.path())
+        .args(options)
         .output()
     {
         Ok(o) if o.status.success() => Some((dir, rt)),
@@ -83,12 +89,30 @@ fn render(
     seed: u64,
     n: usize,
 ) -> Result<Vec<RgbImage>, DiffusionError> {
-    let cap = capture();
-    let tg = targets(n);
+    render_with(generator, seed, &capture(), &targets(n))
+}
+
+fn render_with(
+    generator: &mut DiffusionGenerator,
+    seed: u64,
+    cap: &RgbImage,
+    tg: &[[Landmarks; 2]],
+) -> Result<Vec<RgbImage>, DiffusionError> {
+    render_faces(generator, seed, cap, tg, None)
+}
+
+fn render_faces(
+    generator: &mut DiffusionGenerator,
+    seed: u64,
+    cap: &RgbImage,
+    tg: &[[Landmarks; 2]],
+    faces: Option<&[Landmarks; 2]>,
+) -> Result<Vec<RgbImage>, DiffusionError> {
     let mut frames = Vec::new();
     let req = DiffusionRequest {
-        capture: &cap,
-        targets: &tg,
+        capture: cap,
+        targets: tg,
+        faces,
         width: 96,
         height: 72,
         seed,
@@ -163,6 +187,7 @@ fn progress_is_reported_per_step_and_cancellation_stops() {
     let req = DiffusionRequest {
         capture: &cap,
         targets: &tg,
+        faces: None,
         width: 64,
         height: 64,
         seed: 1,
@@ -268,6 +293,7 @@ fn benchmark_reports_per_step_time_and_runtime_overhead() {
     let req = DiffusionRequest {
         capture: &cap,
         targets: &tg,
+        faces: None,
         width: 320,
         height: 240,
         seed: 3,
@@ -296,6 +322,213 @@ fn benchmark_reports_per_step_time_and_runtime_overhead() {
             s.total,
             s.onnx,
             s.overhead()
+        );
+    }
+}
+
+/// The couple fixture and two faces in it (eye, nose and mouth points where the paintings'
+/// faces are; the rest of the 68 points on a ring around them), or `None` after saying why.
+fn couple(test: &str) -> Option<(RgbImage, Vec<[Landmarks; 2]>)> {
+    let path = Path::new("/work/shared/fixtures/faces/couple_1280x720.jpg");
+    let img = match image::open(path) {
+        Ok(i) => i.to_rgb8(),
+        Err(e) => {
+            eprintln!("SKIPPED {test}: {}: {e}", path.display());
+            return None;
+        }
+    };
+    let face = |cx: f32, cy: f32, s: f32| {
+        let mut l = [[0.0f32; 2]; 68];
+        for (k, p) in l.iter_mut().enumerate() {
+            let a = k as f32 / 68.0 * std::f32::consts::TAU;
+            *p = [cx + s * a.cos(), cy + 1.2 * s * a.sin()];
+        }
+        for p in &mut l[36..42] {
+            *p = [cx - 0.35 * s, cy - 0.2 * s];
+        }
+        for p in &mut l[42..48] {
+            *p = [cx + 0.35 * s, cy - 0.2 * s];
+        }
+        l[30] = [cx, cy + 0.15 * s];
+        for p in &mut l[48..68] {
+            *p = [cx, cy + 0.5 * s];
+        }
+        Landmarks(l)
+    };
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let pair = [
+        face(0.3 * w, 0.45 * h, 0.12 * h),
+        face(0.7 * w, 0.45 * h, 0.12 * h),
+    ];
+    Some((img, vec![pair; 6]))
+}
+
+#[test]
+fn identity_pack_renders_deterministically_and_the_faces_identities_change_the_frames() {
+    let test = "identity_pack_renders_deterministically";
+    let Some((cap, tg)) = couple(test) else {
+        return;
+    };
+    let Some((dir, rt)) = tiny_pack_with(test, &["--identity"]) else {
+        return;
+    };
+    let pack = Pack::load(dir.path(), rt).unwrap();
+    assert!(pack.manifest.conditioning.identity_embedding);
+    let mut g = DiffusionGenerator::new(pack);
+    let a = render_with(&mut g, 11, &cap, &tg).unwrap();
+    let b = render_with(&mut g, 11, &cap, &tg).unwrap();
+    assert_eq!(a.len(), 6);
+    assert!(a == b, "same capture and seed, different frames");
+    // The faces in the other order: the pose maps (a maximum over both faces) and the
+    // first-frame latents are the same, only the identity embedding changes.
+    let swapped: Vec<[Landmarks; 2]> = tg.iter().map(|f| [f[1], f[0]]).collect();
+    let c = render_with(&mut g, 11, &cap, &swapped).unwrap();
+    assert!(a != c, "swapping the faces did not change the frames");
+    // Another capture (the picture mirrored) with the same landmarks.
+    let mirrored = image::imageops::flip_horizontal(&cap);
+    let d = render_with(&mut g, 11, &mirrored, &tg).unwrap();
+    assert!(a != d, "another capture, same frames");
+    // The detected faces, when given, are what is aligned: the same faces as the targets'
+    // first frame render the same; the faces in the other order with unchanged targets do not.
+    let same = render_faces(&mut g, 11, &cap, &tg, Some(&tg[0])).unwrap();
+    assert!(
+        a == same,
+        "the detected faces equal to the first target, other frames"
+    );
+    let other = render_faces(&mut g, 11, &cap, &tg, Some(&swapped[0])).unwrap();
+    assert!(a != other, "the detected faces are not used");
+    assert!(other == c, "only the identity should differ");
+
+    // The control: the plain pack cannot tell the swapped faces apart.
+    let Some((plain, rt)) = tiny_pack(test) else {
+        return;
+    };
+    let mut p = DiffusionGenerator::new(Pack::load(plain.path(), rt).unwrap());
+    let pa = render_with(&mut p, 11, &cap, &tg).unwrap();
+    let pc = render_with(&mut p, 11, &cap, &swapped).unwrap();
+    assert!(
+        pa == pc,
+        "without identity the face order should not matter"
+    );
+    assert!(
+        pa != a,
+        "the identity pack renders what the plain pack does"
+    );
+}
+
+#[test]
+fn identity_pack_with_guidance_renders_and_differs_from_unguided() {
+    let test = "identity_pack_with_guidance";
+    let Some((cap, tg)) = couple(test) else {
+        return;
+    };
+    let Some((dir, rt)) = tiny_pack_with(test, &["--identity", "--guidance", "3"]) else {
+        return;
+    };
+    let mut g = DiffusionGenerator::new(Pack::load(dir.path(), rt).unwrap());
+    let a = render_with(&mut g, 5, &cap, &tg).unwrap();
+    let swapped: Vec<[Landmarks; 2]> = tg.iter().map(|f| [f[1], f[0]]).collect();
+    let c = render_with(&mut g, 5, &cap, &swapped).unwrap();
+    assert!(a != c, "the guided identity pack ignores the faces");
+    assert_eq!(a, render_with(&mut g, 5, &cap, &tg).unwrap());
+}
+
+#[test]
+fn identity_pack_is_byte_identical_on_rerun_and_keeps_the_plain_components() {
+    let test = "identity_pack_is_byte_identical_on_rerun";
+    let Some((a, _)) = tiny_pack_with(test, &["--identity"]) else {
+        return;
+    };
+    let Some((b, _)) = tiny_pack_with(test, &["--identity"]) else {
+        return;
+    };
+    let Some((plain, _)) = tiny_pack(test) else {
+        return;
+    };
+    let read = |d: &tempfile::TempDir, f: &str| std::fs::read(d.path().join(f)).unwrap();
+    for f in [
+        "manifest.toml",
+        "identity_encoder.onnx",
+        "denoiser.onnx",
+        "vae_encoder.onnx",
+    ] {
+        assert_eq!(read(&a, f), read(&b, f), "{f} differs");
+    }
+    assert_eq!(
+        read(&a, "vae_encoder.onnx"),
+        read(&plain, "vae_encoder.onnx")
+    );
+    assert_eq!(
+        read(&a, "vae_decoder.onnx"),
+        read(&plain, "vae_decoder.onnx")
+    );
+    assert_ne!(read(&a, "denoiser.onnx"), read(&plain, "denoiser.onnx"));
+}
+
+fn refused_identity(test: &str, breakage: impl Fn(&Path)) -> Option<String> {
+    let (dir, rt) = tiny_pack_with(test, &["--identity"])?;
+    breakage(dir.path());
+    let err: PackError = Pack::load(dir.path(), rt).unwrap_err();
+    Some(err.to_string())
+}
+
+#[test]
+fn rejects_an_identity_encoder_whose_output_name_differs_from_the_manifest() {
+    if let Some(msg) = refused_identity("rejects_identity_output_name", |d| {
+        edit_manifest(d, "name = \"embedding\"", "name = \"identity_features\"")
+    }) {
+        assert!(
+            msg.contains("`identity_features`")
+                && msg.contains("identity_encoder.onnx")
+                && msg.contains("embedding"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn rejects_an_identity_encoder_whose_output_shape_differs_from_the_manifest() {
+    if let Some(msg) = refused_identity("rejects_identity_output_shape", |d| {
+        edit_manifest(
+            d,
+            "role = \"embedding\", shape = [2, 16]",
+            "role = \"embedding\", shape = [1, 32]",
+        )
+    }) {
+        assert!(
+            msg.contains("`embedding`")
+                && msg.contains("identity_encoder.onnx")
+                && msg.contains("[2, 16]")
+                && msg.contains("[1, 32]"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn rejects_an_identity_embedding_the_denoiser_cannot_take() {
+    if let Some(msg) = refused_identity("rejects_identity_size_mismatch", |d| {
+        edit_manifest(
+            d,
+            "role = \"embedding\", shape = [2, 16]",
+            "role = \"embedding\", shape = [2, 8]",
+        );
+    }) {
+        assert!(
+            msg.contains("`embedding`") && msg.contains("`identity`"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn rejects_a_denoiser_identity_input_when_the_pack_does_not_declare_identity_conditioning() {
+    if let Some(msg) = refused_identity("rejects_undeclared_identity_input", |d| {
+        edit_manifest(d, "identity_embedding = true", "identity_embedding = false")
+    }) {
+        assert!(
+            msg.contains("`identity`") && msg.contains("identity_embedding = true"),
+            "{msg}"
         );
     }
 }

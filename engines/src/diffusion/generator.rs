@@ -1,12 +1,17 @@
 //! [`DiffusionGenerator`]: capture + per-frame landmark targets → RGB frames.
 //!
 //! 1. The capture is resized to the pack's working resolution and encoded by `vae_encoder`
-//!    (the first-frame latents).
+//!    (the first-frame latents). When the pack conditions on identity, both faces of the
+//!    capture (as detected, or the targets' first frame) are
+//!    aligned to the identity encoder's template by a least-squares similarity from their
+//!    eye, nose-tip and mouth centres ([`align_face`]) and encoded once per clip by
+//!    `identity_encoder`.
 //! 2. Each latent frame gets a pose guidance map: Gaussian dots at the 2×68 target landmarks of
 //!    the timeline frame it stands for, at latent resolution.
 //! 3. Seeded noise is denoised over the scheduler's timesteps (classifier-free guidance when the
-//!    pack's guidance scale is above 1, the unconditional pass with zeroed conditionings); a
-//!    progress callback runs before each step and a cancellation flag is checked.
+//!    pack's guidance scale is above 1, the unconditional pass with zeroed conditionings, the
+//!    identity embedding included: guidance pushes away from "no particular person" toward
+//!    these two); a progress callback runs before each step and a cancellation flag is checked.
 //! 4. `vae_decoder` decodes; frames are resampled in time to the number of targets and resized
 //!    to the requested size.
 //!
@@ -56,6 +61,9 @@ pub struct DiffusionRequest<'a> {
     /// Target landmarks of both faces per output frame, in capture pixels
     /// (`Timeline::frames()[i].faces[k].landmarks`). Its length is the output frame count.
     pub targets: &'a [[Landmarks; 2]],
+    /// Both faces' landmarks as detected in the capture, for the identity encoder's alignment;
+    /// `None`: the targets' first frame (the timeline starts at the capture's pose).
+    pub faces: Option<&'a [Landmarks; 2]>,
     /// Output frame size.
     pub width: u32,
     pub height: u32,
@@ -91,6 +99,8 @@ impl StepTiming {
 #[derive(Debug, Clone, Default)]
 pub struct GenerationStats {
     pub encode: Duration,
+    /// Face alignment and the identity encoder (zero when the pack has none).
+    pub identity: Duration,
     pub pose_maps: Duration,
     pub steps: Vec<StepTiming>,
     pub decode: Duration,
@@ -203,6 +213,17 @@ impl DiffusionGenerator {
         };
         stats.encode = t0.elapsed();
 
+        // 1b. identity embedding, once per clip
+        let t0 = Instant::now();
+        let identity = match (
+            m.conditioning.identity_embedding,
+            &m.components.identity_encoder,
+        ) {
+            (true, Some(id)) => Some(self.identity_embedding(id, request)?),
+            _ => None,
+        };
+        stats.identity = t0.elapsed();
+
         // 2. pose maps, one per latent frame
         let t0 = Instant::now();
         let sx = lw as f32 / request.capture.width() as f32;
@@ -246,6 +267,22 @@ impl DiffusionGenerator {
         let cond_pm = owned(&pm_shape, pose.clone())?;
         let zero_ff = owned(&ff_shape, vec![0.0; first.len()])?;
         let zero_pm = owned(&pm_shape, vec![0.0; pose.len()])?;
+        // The unconditional pass sees a zero embedding.
+        let (cond_id, zero_id) = match (&identity, den.input(Role::IdentityEmbedding)) {
+            (Some(v), Some(spec)) => {
+                let dims = fixed_dims(&spec.shape).ok_or_else(|| {
+                    DiffusionError::Request(format!(
+                        "denoiser input `{}` needs a fixed shape",
+                        spec.name
+                    ))
+                })?;
+                (
+                    Some(owned(&dims, v.clone())?),
+                    Some(owned(&dims, vec![0.0; v.len()])?),
+                )
+            }
+            _ => (None, None),
+        };
         let alloc = Allocator::default();
         let mut out_cond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
         let mut out_uncond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
@@ -265,6 +302,12 @@ impl DiffusionGenerator {
                     (Role::FirstFrameLatents, true) => &zero_ff,
                     (Role::PoseMaps, false) => &cond_pm,
                     (Role::PoseMaps, true) => &zero_pm,
+                    (Role::IdentityEmbedding, false) if cond_id.is_some() => {
+                        cond_id.as_ref().expect("checked")
+                    }
+                    (Role::IdentityEmbedding, true) if zero_id.is_some() => {
+                        zero_id.as_ref().expect("checked")
+                    }
                     (other, _) => {
                         return Err(DiffusionError::Request(format!(
                             "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
@@ -404,6 +447,169 @@ impl DiffusionGenerator {
     }
 }
 
+impl DiffusionGenerator {
+    /// Aligns both faces of the capture (`request.faces`, else `request.targets[0]`) to the
+    /// identity encoder's input
+    /// and runs it; returns the embedding's values.
+    fn identity_embedding(
+        &mut self,
+        id: &super::pack::Component,
+        request: &DiffusionRequest,
+    ) -> Result<Vec<f32>, DiffusionError> {
+        let e = model_err("identity_encoder");
+        let faces_spec = id.input(Role::Faces).expect("validated");
+        let size = match faces_spec.shape.get(2) {
+            Some(super::pack::Dim::Fixed(n)) if *n > 0 => *n as usize,
+            _ => {
+                return Err(DiffusionError::Request(format!(
+                    "identity_encoder input `{}` needs a fixed size",
+                    faces_spec.name
+                )));
+            }
+        };
+        let plane = 3 * size * size;
+        let mut crops = vec![0.0f32; 2 * plane];
+        let faces = request.faces.unwrap_or(&request.targets[0]);
+        for (k, face) in faces.iter().enumerate() {
+            align_face(
+                request.capture,
+                face,
+                size,
+                &mut crops[k * plane..(k + 1) * plane],
+            )
+            .map_err(|why| DiffusionError::Request(format!("face {}: {why}", k + 1)))?;
+        }
+        let crops = Array::from_shape_vec((2, 3, size, size), crops).expect("shape");
+        let out_name = id.output(Role::Embedding).expect("validated").name.as_str();
+        let want: usize = fixed_dims(&id.output(Role::Embedding).expect("validated").shape)
+            .map(|d| d.iter().product())
+            .unwrap_or(0);
+        let s = self.pack.session("identity_encoder").expect("loaded");
+        let out = s
+            .run(vec![(
+                faces_spec.name.clone(),
+                SessionInputValue::from(TensorRef::from_array_view(&crops).map_err(&e)?),
+            )])
+            .map_err(&e)?;
+        let (_, v) = out[out_name].try_extract_tensor::<f32>().map_err(&e)?;
+        if v.len() != want || v.iter().any(|x| !x.is_finite()) {
+            return Err(DiffusionError::Model {
+                component: "identity_encoder".into(),
+                message: format!(
+                    "`{out_name}`: {} values out (finite: {}), expected {want}",
+                    v.len(),
+                    v.iter().all(|x| x.is_finite())
+                ),
+            });
+        }
+        Ok(v.to_vec())
+    }
+}
+
+/// The dimensions of a shape whose every dimension is fixed and positive.
+fn fixed_dims(shape: &[super::pack::Dim]) -> Option<Vec<usize>> {
+    shape
+        .iter()
+        .map(|d| match d {
+            super::pack::Dim::Fixed(n) if *n > 0 => Some(*n as usize),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The canonical 112x112 face template (the ArcFace alignment points): centres of the eye on
+/// the image's left and on its right, the nose tip, the mouth.
+const TEMPLATE_112: [[f32; 2]; 4] = [
+    [38.2946, 51.6963],
+    [73.5318, 51.5014],
+    [56.0252, 71.7366],
+    [56.1396, 92.2848],
+];
+
+/// The least-squares similarity (rotation, uniform scale, translation) taking `src` onto
+/// `dst`: `dst ≈ [a -b; b a]·src + t`, as `(a, b, tx, ty)`; `None` when degenerate.
+pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<(f32, f32, f32, f32)> {
+    let n = src.len().min(dst.len()) as f32;
+    if n < 2.0 {
+        return None;
+    }
+    let mean = |p: &[[f32; 2]]| {
+        let (x, y) = p.iter().fold((0.0, 0.0), |(x, y), q| (x + q[0], y + q[1]));
+        [x / n, y / n]
+    };
+    let (ms, md) = (mean(src), mean(dst));
+    let (mut num_a, mut num_b, mut den) = (0.0f32, 0.0f32, 0.0f32);
+    for (s, d) in src.iter().zip(dst) {
+        let (sx, sy) = (s[0] - ms[0], s[1] - ms[1]);
+        let (dx, dy) = (d[0] - md[0], d[1] - md[1]);
+        num_a += sx * dx + sy * dy;
+        num_b += sx * dy - sy * dx;
+        den += sx * sx + sy * sy;
+    }
+    if !(den.is_finite() && den > 1e-6) {
+        return None;
+    }
+    let (a, b) = (num_a / den, num_b / den);
+    if !(a.is_finite() && b.is_finite()) || a * a + b * b < 1e-12 {
+        return None;
+    }
+    let tx = md[0] - (a * ms[0] - b * ms[1]);
+    let ty = md[1] - (b * ms[0] + a * ms[1]);
+    Some((a, b, tx, ty))
+}
+
+/// Writes the face with `landmarks` in `capture`, aligned to the canonical template scaled to
+/// `size`x`size`, into `out` (`3·size·size` values, planar RGB in [-1, 1], bilinear, black
+/// outside the capture).
+pub fn align_face(
+    capture: &RgbImage,
+    landmarks: &Landmarks,
+    size: usize,
+    out: &mut [f32],
+) -> Result<(), String> {
+    assert_eq!(out.len(), 3 * size * size);
+    let src = [
+        landmarks.eye_left(),
+        landmarks.eye_right(),
+        landmarks.0[30],
+        landmarks.mouth_centre(),
+    ];
+    let k = size as f32 / 112.0;
+    let dst = TEMPLATE_112.map(|p| [p[0] * k, p[1] * k]);
+    let (a, b, tx, ty) = similarity(&src, &dst)
+        .ok_or_else(|| "its landmarks do not span a face (cannot align it)".to_string())?;
+    // Inverse: src = [a b; -b a]·(dst - t) / (a² + b²).
+    let r = 1.0 / (a * a + b * b);
+    let (w, h) = (capture.width() as i64, capture.height() as i64);
+    let raw = capture.as_raw();
+    let texel = |x: i64, y: i64, c: usize| -> f32 {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            0.0
+        } else {
+            raw[((y * w + x) * 3) as usize + c] as f32
+        }
+    };
+    let plane = size * size;
+    for oy in 0..size {
+        for ox in 0..size {
+            let (dx, dy) = (ox as f32 - tx, oy as f32 - ty);
+            let sx = (a * dx + b * dy) * r;
+            let sy = (-b * dx + a * dy) * r;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            for c in 0..3 {
+                let v = texel(x0, y0, c) * (1.0 - fx) * (1.0 - fy)
+                    + texel(x0 + 1, y0, c) * fx * (1.0 - fy)
+                    + texel(x0, y0 + 1, c) * (1.0 - fx) * fy
+                    + texel(x0 + 1, y0 + 1, c) * fx * fy;
+                out[c * plane + oy * size + ox] = v / 127.5 - 1.0;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The index in a sequence of `to` items nearest in time to item `i` of `from` (both spanning
 /// the same duration, first to first and last to last).
 fn time_index(i: usize, from: usize, to: usize) -> usize {
@@ -454,6 +660,52 @@ mod tests {
         assert_eq!(time_index(7, 8, 96), 95);
         assert_eq!(time_index(95, 96, 8), 7);
         assert_eq!(time_index(3, 1, 8), 0);
+    }
+
+    #[test]
+    fn similarity_recovers_a_rotation_scale_and_shift() {
+        let (a, b) = (1.5 * 0.3f32.cos(), 1.5 * 0.3f32.sin());
+        let src = [[10.0, 20.0], [40.0, 22.0], [25.0, 35.0], [26.0, 50.0]];
+        let dst = src.map(|p| [a * p[0] - b * p[1] + 7.0, b * p[0] + a * p[1] - 3.0]);
+        let (ga, gb, tx, ty) = similarity(&src, &dst).unwrap();
+        for (g, w) in [(ga, a), (gb, b), (tx, 7.0), (ty, -3.0)] {
+            assert!((g - w).abs() < 1e-3, "{g} vs {w}");
+        }
+        assert!(similarity(&[[1.0, 1.0]; 4], &dst).is_none());
+    }
+
+    #[test]
+    fn aligned_face_puts_the_eyes_on_the_template() {
+        // A face whose eye, nose and mouth points sit at twice the template plus (30, 10);
+        // the capture is dark except two bright dots at the eye centres.
+        let mut lm = [[0.0f32; 2]; 68];
+        let at = |p: [f32; 2]| [p[0] * 2.0 + 30.0, p[1] * 2.0 + 10.0];
+        lm[36..42].fill(at(TEMPLATE_112[0]));
+        lm[42..48].fill(at(TEMPLATE_112[1]));
+        lm[30] = at(TEMPLATE_112[2]);
+        for p in &mut lm[48..68] {
+            *p = at(TEMPLATE_112[3]);
+        }
+        let mut cap = RgbImage::new(300, 260);
+        for e in [TEMPLATE_112[0], TEMPLATE_112[1]] {
+            let [x, y] = at(e);
+            for dy in -2..=2 {
+                for dx in -2..=2 {
+                    cap.put_pixel(
+                        (x.round() as i32 + dx) as u32,
+                        (y.round() as i32 + dy) as u32,
+                        image::Rgb([255, 255, 255]),
+                    );
+                }
+            }
+        }
+        let mut out = vec![0.0; 3 * 112 * 112];
+        align_face(&cap, &Landmarks(lm), 112, &mut out).unwrap();
+        let px = |x: f32, y: f32| out[y.round() as usize * 112 + x.round() as usize];
+        assert!(px(TEMPLATE_112[0][0], TEMPLATE_112[0][1]) > 0.9);
+        assert!(px(TEMPLATE_112[1][0], TEMPLATE_112[1][1]) > 0.9);
+        assert!(px(56.0, 92.0) < -0.9);
+        assert!(align_face(&cap, &Landmarks([[5.0, 5.0]; 68]), 112, &mut out).is_err());
     }
 
     #[test]

@@ -284,6 +284,9 @@ pub enum Role {
     Frames,
     /// Output of an image/identity encoder.
     Embedding,
+    /// Both faces of the capture aligned to the identity encoder's template, `[2, 3, S, S]` in
+    /// [-1, 1], RGB (identity encoder input).
+    Faces,
 }
 
 /// One tensor of a component.
@@ -450,9 +453,54 @@ impl Manifest {
         }
         if cond.identity_embedding {
             need("denoiser", &c.denoiser, true, Role::IdentityEmbedding)?;
-            if c.identity_encoder.is_none() {
+            let Some(id) = &c.identity_encoder else {
                 return bad("identity_embedding needs an `identity_encoder` component".into());
+            };
+            need("identity_encoder", id, true, Role::Faces)?;
+            need("identity_encoder", id, false, Role::Embedding)?;
+            let faces = id.input(Role::Faces).expect("checked");
+            let fixed = |d: &Dim, want: Option<i64>| match d {
+                Dim::Fixed(n) => want.is_none_or(|w| *n == w) && *n > 0,
+                Dim::Named(_) => false,
+            };
+            let s = &faces.shape;
+            if !(s.len() == 4
+                && fixed(&s[0], Some(2))
+                && fixed(&s[1], Some(3))
+                && fixed(&s[2], None)
+                && s[2] == s[3])
+            {
+                return bad(format!(
+                    "component `identity_encoder`: input `{}` must have the fixed shape [2, 3, S, S] (both faces, RGB, square), not {}",
+                    faces.name,
+                    fmt_shape(s)
+                ));
             }
+            let emb = id.output(Role::Embedding).expect("checked");
+            let den = c.denoiser.input(Role::IdentityEmbedding).expect("checked");
+            let count = |spec: &TensorSpec| -> Option<i64> {
+                spec.shape.iter().try_fold(1i64, |acc, d| match d {
+                    Dim::Fixed(n) if *n > 0 => Some(acc * n),
+                    _ => None,
+                })
+            };
+            match (count(emb), count(den)) {
+                (Some(a), Some(b)) if a == b => {}
+                _ => {
+                    return bad(format!(
+                        "identity_encoder output `{}` {} and denoiser input `{}` {} must have fixed shapes with the same number of values",
+                        emb.name,
+                        fmt_shape(&emb.shape),
+                        den.name,
+                        fmt_shape(&den.shape)
+                    ));
+                }
+            }
+        } else if let Some(spec) = c.denoiser.input(Role::IdentityEmbedding) {
+            return bad(format!(
+                "denoiser input `{}` has role identity_embedding: set [conditioning] identity_embedding = true and add an `identity_encoder` component",
+                spec.name
+            ));
         }
         Ok(())
     }
