@@ -12,6 +12,7 @@
 
 use super::pixels::sample_rgba_fixed;
 use crate::types::{Landmarks, N_LANDMARKS};
+use rayon::prelude::*;
 
 /// Scale of the ring about the face hull's centre.
 pub const RING_SCALE: f32 = 1.3;
@@ -254,6 +255,59 @@ impl Warper {
                 }
             }
             covered[first..last].fill(true);
+        }
+    }
+}
+
+impl Warper {
+    /// Draws rows `ys`, columns `xs` of the canvas into `rgba` and `covered` (whole canvas,
+    /// `width` pixels a row), as [`Warper::draw_row`] does row by row: the CPU reference of
+    /// [`crate::gpu::Gpu::warp`].
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_rect(
+        &self,
+        source: &Source,
+        alt: &Source,
+        ys: std::ops::Range<usize>,
+        xs: std::ops::Range<usize>,
+        width: usize,
+        rgba: &mut [[u8; 4]],
+        covered: &mut [bool],
+    ) {
+        if width == 0 {
+            return;
+        }
+        rgba.par_chunks_mut(width)
+            .zip(covered.par_chunks_mut(width))
+            .enumerate()
+            .filter(|(y, _)| ys.contains(y))
+            .for_each(|(y, (rgba, covered))| {
+                self.draw_row(source, alt, y, xs.clone(), rgba, covered);
+            });
+    }
+
+    /// This frame's triangles as flat tables for the device kernel.
+    pub fn tables(&self) -> crate::gpu::WarpTables {
+        let mut jobs = Vec::with_capacity(self.jobs.len() * crate::gpu::JOB_FLOATS);
+        for job in &self.jobs {
+            jobs.extend(job.dest.iter().flatten());
+            jobs.extend_from_slice(&job.map);
+            jobs.extend([job.y_min, job.y_max, job.alt as f32]);
+        }
+        let mut band_start = Vec::with_capacity(self.bands.len() + 1);
+        let mut band_jobs = Vec::new();
+        band_start.push(0u32);
+        for band in &self.bands {
+            band_jobs.extend_from_slice(band);
+            band_start.push(band_jobs.len() as u32);
+        }
+        crate::gpu::WarpTables {
+            jobs,
+            band_start,
+            band_jobs,
+            band: BAND,
+            width: self.width,
         }
     }
 }
