@@ -379,6 +379,13 @@ mod cuda {
 #[cfg(feature = "gpu")]
 pub use cuda::Gpu;
 
+// The morph generator (and its device) moves to the render thread.
+#[cfg(feature = "gpu")]
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Gpu>();
+};
+
 /// Without the `gpu` feature there is no device path.
 #[cfg(not(feature = "gpu"))]
 #[derive(Debug)]

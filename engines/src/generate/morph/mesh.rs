@@ -12,7 +12,6 @@
 
 use super::pixels::sample_rgba_fixed;
 use crate::types::{Landmarks, N_LANDMARKS};
-use rayon::prelude::*;
 
 /// Scale of the ring about the face hull's centre.
 pub const RING_SCALE: f32 = 1.3;
@@ -275,6 +274,7 @@ impl Warper {
         rgba: &mut [[u8; 4]],
         covered: &mut [bool],
     ) {
+        use rayon::prelude::*;
         if width == 0 {
             return;
         }
