@@ -168,7 +168,11 @@ fn render(
             f64::from(seconds) * 1000.0 / m.total,
             peak_rss_mib()
         );
-        println!("{:<10} warp on the {}", "", warp.as_deref().unwrap_or("cpu"));
+        println!(
+            "{:<10} warp on the {}",
+            "",
+            warp.as_deref().unwrap_or("cpu")
+        );
     }
     println!(
         "(render and encode run on two threads at once, so their busy times overlap; peak memory is the process high-water mark so far)"

@@ -302,7 +302,7 @@ mod cuda {
                 }
             }
             let n_bands = t.band_start.len().saturating_sub(1);
-            if t.jobs.len() % JOB_FLOATS != 0
+            if !t.jobs.len().is_multiple_of(JOB_FLOATS)
                 || t.band == 0
                 || t.band_jobs
                     .iter()
@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(t.band_start.len(), h.div_ceil(t.band) + 1);
         assert_eq!(*t.band_start.last().unwrap() as usize, t.band_jobs.len());
         assert!(!t.band_jobs.is_empty());
-        assert!(t.jobs.len() % JOB_FLOATS == 0);
+        assert!(t.jobs.len().is_multiple_of(JOB_FLOATS));
         for &j in &t.band_jobs {
             let job = &t.jobs[j as usize * JOB_FLOATS..(j as usize + 1) * JOB_FLOATS];
             assert!(job[12] <= job[13], "rows of triangle {j}");
