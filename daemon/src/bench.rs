@@ -135,6 +135,7 @@ fn render(
     );
     for size in [(512, 512), (1280, 720)] {
         let mut runs = Vec::new();
+        let mut warp = None;
         for _ in 0..repeat.max(1) {
             let args = RenderArgs {
                 inputs: vec![image.clone()],
@@ -150,7 +151,9 @@ fn render(
                 memory_budget_mb: None,
                 json: false,
             };
-            runs.push(render_cmd::render(common, &args, |_, _| Ok(()))?.ms);
+            let report = render_cmd::render(common, &args, |_, _| Ok(()))?;
+            warp = report.warp;
+            runs.push(report.ms);
         }
         runs.sort_by(|a, b| a.total.total_cmp(&b.total));
         let m = &runs[runs.len() / 2];
@@ -164,6 +167,11 @@ fn render(
             m.total,
             f64::from(seconds) * 1000.0 / m.total,
             peak_rss_mib()
+        );
+        println!(
+            "{:<10} warp on the {}",
+            "",
+            warp.as_deref().unwrap_or("cpu")
         );
     }
     println!(

@@ -54,6 +54,7 @@ pub fn render_clip(
     let mut generator =
         MorphGenerator::plan(settings.morph.clone(), &settings.timeline, shape, inputs)?;
     let total = generator.frame_count();
+    let warp = generator.warp_path();
     let canvas_faces = generator.layout().landmarks;
     let contact = generator.timeline().contact_frame();
     let plan_ms = ms(t_plan);
@@ -115,6 +116,7 @@ pub fn render_clip(
         contact_mouth_distance_px: contact_mouth,
         canvas_faces,
         generator: "morph".into(),
+        warp: Some(warp.into()),
         fallback: None,
         memory: None,
         ms: StageMs {
@@ -259,6 +261,7 @@ pub fn render_diffusion_clip(
         contact_mouth_distance_px: f32::NAN,
         canvas_faces: *faces,
         generator: "diffusion".into(),
+        warp: None,
         fallback: None,
         memory: Some(generator.pack().memory.clone()),
         ms: StageMs {

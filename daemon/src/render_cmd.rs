@@ -94,6 +94,8 @@ pub struct RenderReport {
     pub canvas_faces: [kissbooth_engines::Landmarks; 2],
     /// The generator that made the clip.
     pub generator: String,
+    /// Where the morph warp ran: "cpu" or "cuda" (none for diffusion).
+    pub warp: Option<String>,
     /// Why the requested generator was not used, when it was not.
     pub fallback: Option<String>,
     /// The diffusion pack's memory plan, when it rendered.

@@ -39,6 +39,26 @@ fn tap(i: usize, src: usize, dst: usize) -> (usize, usize, f32) {
     (i0, (i0 + 1).min(src - 1), f - i0 as f32)
 }
 
+/// Floats per triangle in [`WarpTables::jobs`]: the destination triangle (6), the affine map
+/// from a destination pixel centre to the source (6), the rows it spans (2), and the weight of
+/// the alternate source, 0..=256 (1).
+pub const JOB_FLOATS: usize = 15;
+
+/// One frame of the morph warp, flattened for the device (built by the morph generator's
+/// warper): triangles far first, and per band of `band` rows the triangles crossing it.
+#[derive(Debug, Clone, Default)]
+pub struct WarpTables {
+    /// [`JOB_FLOATS`] per triangle.
+    pub jobs: Vec<f32>,
+    /// Per band, where its triangles start in `band_jobs` (one more entry than bands).
+    pub band_start: Vec<u32>,
+    pub band_jobs: Vec<u32>,
+    /// Rows per band.
+    pub band: usize,
+    /// Canvas width the triangles were prepared for.
+    pub width: usize,
+}
+
 /// The CUDA source of the kernels (compiled by NVRTC at run time).
 pub const KERNELS: &str = r#"
 extern "C" __global__ void preprocess(const unsigned char* src, int sw, int sh,
@@ -59,7 +79,103 @@ extern "C" __global__ void preprocess(const unsigned char* src, int sw, int sh,
         dst[c * plane + y * dw + x] = v / 127.5f - 1.0f;
     }
 }
+
+// The morph warp, one thread per canvas pixel: the last (nearest) triangle of the pixel's band
+// whose row span holds the pixel centre is sampled, bilinear in fixed point (1/256 pixel),
+// exactly as the CPU warp does (compiled without fused multiply-add so the arithmetic matches).
+__device__ unsigned int lerp8(unsigned int a, unsigned int b, unsigned int t) {
+    return (a * (256u - t) + b * t + 128u) >> 8;
+}
+
+__device__ void sample(const unsigned char* s, int w, int h, float x, float y,
+                       unsigned int out[4]) {
+    unsigned int fx = (unsigned int)(fminf(fmaxf(x - 0.5f, 0.0f), (float)(w - 1)) * 256.0f + 0.5f);
+    unsigned int fy = (unsigned int)(fminf(fmaxf(y - 0.5f, 0.0f), (float)(h - 1)) * 256.0f + 0.5f);
+    unsigned int x0 = fx >> 8, y0 = fy >> 8, ax = fx & 255u, ay = fy & 255u;
+    unsigned int dx = (x0 + 1 < (unsigned int)w) ? 4u : 0u;
+    unsigned int dy = (y0 + 1 < (unsigned int)h) ? (unsigned int)w * 4u : 0u;
+    unsigned int i = (y0 * (unsigned int)w + x0) * 4u;
+    for (int c = 0; c < 4; c++) {
+        unsigned int top = lerp8(s[i + c], s[i + dx + c], ax);
+        unsigned int bot = lerp8(s[i + dy + c], s[i + dy + dx + c], ax);
+        out[c] = lerp8(top, bot, ay);
+    }
+}
+
+__device__ bool span(const float* t, float y, float* lo_out, float* hi_out) {
+    float lo = __int_as_float(0x7f800000), hi = -__int_as_float(0x7f800000);
+    for (int e = 0; e < 3; e++) {
+        const float* p = t + 2 * e;
+        const float* q = t + 2 * ((e + 1) % 3);
+        const float* a = p[1] <= q[1] ? p : q;
+        const float* b = p[1] <= q[1] ? q : p;
+        if (y < a[1] || y > b[1]) continue;
+        if (b[1] - a[1] > 1e-6f) {
+            float x = a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]);
+            lo = fminf(lo, x);
+            hi = fmaxf(hi, x);
+        } else {
+            lo = fminf(fminf(lo, a[0]), b[0]);
+            hi = fmaxf(fmaxf(hi, a[0]), b[0]);
+        }
+    }
+    *lo_out = lo;
+    *hi_out = hi;
+    return lo <= hi;
+}
+
+extern "C" __global__ void warp(const float* jobs, const unsigned int* band_start,
+                                const unsigned int* band_jobs, int n_bands, int band,
+                                const unsigned char* src, int sw, int sh,
+                                const unsigned char* alt, int aw, int ah,
+                                int x_lo, int x_hi, int y_lo, int y_hi, int width,
+                                unsigned char* rgba, unsigned char* covered) {
+    int x = x_lo + blockIdx.x * blockDim.x + threadIdx.x;
+    int y = y_lo + blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= x_hi || y >= y_hi) return;
+    int b = y / band;
+    if (b >= n_bands) return;
+    float xc = (float)x + 0.5f, yc = (float)y + 0.5f, xf = (float)x;
+    int hit = -1;
+    for (unsigned int k = band_start[b]; k < band_start[b + 1]; k++) {
+        int j = (int)band_jobs[k];
+        const float* J = jobs + 15 * j;
+        if (yc < J[12] || yc > J[13]) continue;
+        float xl, xr;
+        if (!span(J, yc, &xl, &xr)) continue;
+        float first = fmaxf(ceilf(xl - 0.5f - 1e-3f), 0.0f);
+        float last = fmaxf(floorf(xr - 0.5f + 1e-3f) + 1.0f, 0.0f);
+        if (xf >= first && xf < last) hit = j;
+    }
+    if (hit < 0) return;
+    const float* J = jobs + 15 * hit;
+    float sx = J[6] * xc + J[7] * yc + J[8];
+    float sy = J[9] * xc + J[10] * yc + J[11];
+    unsigned int t = (unsigned int)J[14];
+    unsigned int p[4];
+    sample(src, sw, sh, sx, sy, p);
+    if (t != 0) {
+        unsigned int q[4];
+        sample(alt, aw, ah, sx, sy, q);
+        for (int c = 0; c < 4; c++) p[c] = lerp8(p[c], q[c], t);
+    }
+    size_t o = (size_t)y * (size_t)width + (size_t)x;
+    for (int c = 0; c < 4; c++) rgba[o * 4 + c] = (unsigned char)p[c];
+    covered[o] = 1;
+}
 "#;
+
+/// The columns the warp may draw: `xs` within the canvas, the triangles' canvas and `source`.
+#[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+fn warp_columns(
+    t: &WarpTables,
+    source_width: usize,
+    width: usize,
+    xs: &std::ops::Range<usize>,
+) -> std::ops::Range<usize> {
+    let limit = t.width.min(source_width).min(width);
+    xs.start.min(limit)..xs.end.min(limit)
+}
 
 #[cfg(feature = "gpu")]
 mod cuda {
@@ -67,10 +183,14 @@ mod cuda {
 
     use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
 
+    use super::{JOB_FLOATS, WarpTables};
+    use crate::generate::morph::mesh::Source;
+
     /// An open CUDA device with the kernels loaded.
     pub struct Gpu {
         stream: Arc<CudaStream>,
         preprocess: CudaFunction,
+        warp: CudaFunction,
     }
 
     impl std::fmt::Debug for Gpu {
@@ -93,15 +213,24 @@ mod cuda {
             let opened = std::panic::catch_unwind(|| -> Result<Gpu, String> {
                 cudarc::driver::result::init().map_err(|e| format!("CUDA init: {e}"))?;
                 let ctx = CudaContext::new(0).map_err(|e| format!("CUDA device 0: {e}"))?;
-                let ptx = cudarc::nvrtc::compile_ptx(super::KERNELS)
+                // No fused multiply-add: the warp must round as the CPU does.
+                let opts = cudarc::nvrtc::CompileOptions {
+                    fmad: Some(false),
+                    ..Default::default()
+                };
+                let ptx = cudarc::nvrtc::compile_ptx_with_opts(super::KERNELS, opts)
                     .map_err(|e| format!("NVRTC: {e}"))?;
                 let module = ctx.load_module(ptx).map_err(|e| format!("module: {e}"))?;
                 let preprocess = module
                     .load_function("preprocess")
                     .map_err(|e| format!("kernel: {e}"))?;
+                let warp = module
+                    .load_function("warp")
+                    .map_err(|e| format!("kernel: {e}"))?;
                 Ok(Gpu {
                     stream: ctx.default_stream(),
                     preprocess,
+                    warp,
                 })
             });
             match opened {
@@ -145,11 +274,117 @@ mod cuda {
             unsafe { launch.launch(cfg) }.map_err(e)?;
             s.clone_dtoh(&d_dst).map_err(e)
         }
+
+        /// As [`Warper::draw_rect`](crate::generate::morph::mesh::Warper::draw_rect), on the
+        /// device: rows `ys`, columns `xs` of the canvas (`width` pixels a row) warped from
+        /// `source` (and `alt` where a triangle asks) into `rgba` and `covered`. Pixels no
+        /// triangle covers are left as they were.
+        #[allow(clippy::too_many_arguments)]
+        pub fn warp(
+            &self,
+            t: &WarpTables,
+            source: &Source,
+            alt: &Source,
+            ys: std::ops::Range<usize>,
+            xs: std::ops::Range<usize>,
+            width: usize,
+            rgba: &mut [[u8; 4]],
+            covered: &mut [bool],
+        ) -> Result<(), String> {
+            let height = rgba.len().checked_div(width).unwrap_or(0);
+            if rgba.len() != width * height || covered.len() != rgba.len() {
+                return Err("canvas size".into());
+            }
+            for (name, img) in [("source", source), ("alternate source", alt)] {
+                if img.width == 0 || img.height == 0 || img.rgba.len() != img.width * img.height * 4
+                {
+                    return Err(format!("{name} size"));
+                }
+            }
+            let n_bands = t.band_start.len().saturating_sub(1);
+            if !t.jobs.len().is_multiple_of(JOB_FLOATS)
+                || t.band == 0
+                || t.band_jobs
+                    .iter()
+                    .any(|&j| j as usize * JOB_FLOATS >= t.jobs.len())
+                || t.band_start
+                    .last()
+                    .is_some_and(|&n| n as usize != t.band_jobs.len())
+                || t.band_start.windows(2).any(|w| w[0] > w[1])
+            {
+                return Err("malformed warp tables".into());
+            }
+            let xs = super::warp_columns(t, source.width, width, &xs);
+            let ys = ys.start.min(height)..ys.end.min(height);
+            if xs.is_empty() || ys.is_empty() || t.band_jobs.is_empty() {
+                return Ok(());
+            }
+            let e = |e: cudarc::driver::DriverError| e.to_string();
+            let s = &self.stream;
+            let d_jobs = s.clone_htod(&t.jobs).map_err(e)?;
+            let d_start = s.clone_htod(&t.band_start).map_err(e)?;
+            let d_band = s.clone_htod(&t.band_jobs).map_err(e)?;
+            let d_src = s.clone_htod(&source.rgba).map_err(e)?;
+            let d_alt = s.clone_htod(&alt.rgba).map_err(e)?;
+            let mut d_rgba = s.clone_htod(rgba.as_flattened()).map_err(e)?;
+            let cov: Vec<u8> = covered.iter().map(|&c| u8::from(c)).collect();
+            let mut d_cov = s.clone_htod(&cov).map_err(e)?;
+            let cfg = LaunchConfig {
+                grid_dim: (
+                    xs.len().div_ceil(16) as u32,
+                    ys.len().div_ceil(16) as u32,
+                    1,
+                ),
+                block_dim: (16, 16, 1),
+                shared_mem_bytes: 0,
+            };
+            let i = |v: usize| v as i32;
+            let args = [
+                i(n_bands),
+                i(t.band),
+                i(source.width),
+                i(source.height),
+                i(alt.width),
+                i(alt.height),
+                i(xs.start),
+                i(xs.end),
+                i(ys.start),
+                i(ys.end),
+                i(width),
+            ];
+            let mut launch = s.launch_builder(&self.warp);
+            launch.arg(&d_jobs).arg(&d_start).arg(&d_band);
+            launch.arg(&args[0]).arg(&args[1]);
+            launch.arg(&d_src).arg(&args[2]).arg(&args[3]);
+            launch.arg(&d_alt).arg(&args[4]).arg(&args[5]);
+            for a in &args[6..] {
+                launch.arg(a);
+            }
+            launch.arg(&mut d_rgba).arg(&mut d_cov);
+            // SAFETY: the arguments match the kernel's signature; the tables were checked
+            // above (every job index within `jobs`, band offsets within `band_jobs`), the
+            // images hold width*height*4 bytes, and only pixels inside the canvas are written.
+            unsafe { launch.launch(cfg) }.map_err(e)?;
+            let out = s.clone_dtoh(&d_rgba).map_err(e)?;
+            let cov = s.clone_dtoh(&d_cov).map_err(e)?;
+            rgba.as_flattened_mut().copy_from_slice(&out);
+            for (c, v) in covered.iter_mut().zip(cov) {
+                *c = v != 0;
+            }
+            Ok(())
+        }
     }
 }
 
 #[cfg(feature = "gpu")]
 pub use cuda::Gpu;
+
+// The morph generator (and its device) moves to the render thread.
+#[cfg(feature = "gpu")]
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Gpu>();
+};
 
 /// Without the `gpu` feature there is no device path.
 #[cfg(not(feature = "gpu"))]
@@ -173,11 +408,28 @@ impl Gpu {
     ) -> Result<Vec<f32>, String> {
         Err("built without the `gpu` feature".into())
     }
+
+    /// Never called: [`Gpu::open`] always fails without the feature.
+    #[allow(clippy::too_many_arguments)]
+    pub fn warp(
+        &self,
+        _t: &WarpTables,
+        _source: &crate::generate::morph::mesh::Source,
+        _alt: &crate::generate::morph::mesh::Source,
+        _ys: std::ops::Range<usize>,
+        _xs: std::ops::Range<usize>,
+        _width: usize,
+        _rgba: &mut [[u8; 4]],
+        _covered: &mut [bool],
+    ) -> Result<(), String> {
+        Err("built without the `gpu` feature".into())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::morph::mesh::{Mesh, Source};
 
     fn image(w: usize, h: usize) -> Vec<u8> {
         (0..w * h * 3).map(|i| ((i * 37) % 256) as u8).collect()
@@ -233,5 +485,119 @@ mod tests {
             assert!(max <= 1e-4, "max abs error {max}");
         }
         let _ = gpu;
+    }
+
+    /// A seeded random morph frame: a jittered grid over a `w x h` canvas, triangulated, its
+    /// vertices moved, random depths and alternate-source triangles, random source images.
+    fn random_warp(
+        w: usize,
+        h: usize,
+        seed: u64,
+    ) -> (crate::generate::morph::mesh::Warper, Source, Source) {
+        let mut state = seed;
+        let mut rnd = move || {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut source = Vec::new();
+        for gy in 0..=7 {
+            for gx in 0..=9 {
+                let (x, y) = (gx as f32 * w as f32 / 9.0, gy as f32 * h as f32 / 7.0);
+                let inner = gx > 0 && gx < 9 && gy > 0 && gy < 7;
+                let j = if inner { 6.0 } else { 0.0 };
+                source.push([x + j * (rnd() - 0.5), y + j * (rnd() - 0.5)]);
+            }
+        }
+        let pts: Vec<delaunator::Point> = source
+            .iter()
+            .map(|p| delaunator::Point {
+                x: p[0] as f64,
+                y: p[1] as f64,
+            })
+            .collect();
+        let triangles: Vec<[u32; 3]> = delaunator::triangulate(&pts)
+            .triangles
+            .chunks_exact(3)
+            .map(|t| [t[0] as u32, t[1] as u32, t[2] as u32])
+            .collect();
+        let n = triangles.len();
+        let mesh = Mesh {
+            source: source.clone(),
+            triangles,
+            bias: (0..n).map(|_| rnd() - 0.5).collect(),
+            alt: (0..n).map(|_| rnd() < 0.3).collect(),
+        };
+        // Moved by up to 14 px (folds included), the border too, so some pixels stay uncovered.
+        let dest: Vec<[f32; 2]> = source
+            .iter()
+            .map(|p| [p[0] + 14.0 * (rnd() - 0.5), p[1] + 14.0 * (rnd() - 0.5)])
+            .collect();
+        let depth: Vec<f32> = (0..source.len()).map(|_| rnd() * 10.0).collect();
+        let mut warper = crate::generate::morph::mesh::Warper::default();
+        warper.prepare(&mesh, &dest, &depth, 0.37, (w, h));
+        let mut image = || Source {
+            rgba: (0..w * h * 4).map(|_| (rnd() * 256.0) as u8).collect(),
+            width: w,
+            height: h,
+        };
+        let (a, b) = (image(), image());
+        (warper, a, b)
+    }
+
+    #[test]
+    fn warp_tables_index_every_band_triangle() {
+        let (w, h) = (203, 157);
+        let (warper, _, _) = random_warp(w, h, 7);
+        let t = warper.tables();
+        assert_eq!(t.band_start.len(), h.div_ceil(t.band) + 1);
+        assert_eq!(*t.band_start.last().unwrap() as usize, t.band_jobs.len());
+        assert!(!t.band_jobs.is_empty());
+        assert!(t.jobs.len().is_multiple_of(JOB_FLOATS));
+        for &j in &t.band_jobs {
+            let job = &t.jobs[j as usize * JOB_FLOATS..(j as usize + 1) * JOB_FLOATS];
+            assert!(job[12] <= job[13], "rows of triangle {j}");
+            assert!(matches!(job[14] as u32, 0 | 95), "alt weight {}", job[14]);
+        }
+        assert_eq!(warp_columns(&t, w, w, &(5..500)), 5..w);
+    }
+
+    #[test]
+    fn gpu_warp_matches_the_cpu_warp_within_1() {
+        let gpu = match Gpu::open() {
+            Ok(g) => g,
+            Err(why) => {
+                eprintln!("SKIPPED gpu_warp_matches_the_cpu_warp_within_1: {why}");
+                return;
+            }
+        };
+        for (w, h, seed, xs) in [(203, 157, 1u64, 5..190), (512, 512, 2, 0..512)] {
+            let (warper, source, alt) = random_warp(w, h, seed);
+            let tables = warper.tables();
+            let start: Vec<[u8; 4]> = (0..w * h).map(|i| [(i % 251) as u8; 4]).collect();
+            let (mut cpu, mut cpu_cov) = (start.clone(), vec![false; w * h]);
+            warper.draw_rect(&source, &alt, 3..h, xs.clone(), w, &mut cpu, &mut cpu_cov);
+            let (mut dev, mut dev_cov) = (start, vec![false; w * h]);
+            gpu.warp(&tables, &source, &alt, 3..h, xs, w, &mut dev, &mut dev_cov)
+                .expect("device warp");
+            let max = cpu
+                .as_flattened()
+                .iter()
+                .zip(dev.as_flattened())
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0);
+            let covered = cpu_cov.iter().filter(|c| **c).count();
+            let differ = cpu_cov.iter().zip(&dev_cov).filter(|(a, b)| a != b).count();
+            eprintln!(
+                "gpu warp {w}x{h}: max abs error {max}, {covered} pixels covered, {differ} differ in coverage"
+            );
+            assert!(covered > w * h / 2, "the warp covers most of the canvas");
+            assert!(covered < w * h, "some pixels stay uncovered");
+            assert_eq!(differ, 0, "coverage");
+            assert!(max <= 1, "max abs error {max}");
+        }
     }
 }

@@ -258,6 +258,60 @@ impl Warper {
     }
 }
 
+impl Warper {
+    /// Draws rows `ys`, columns `xs` of the canvas into `rgba` and `covered` (whole canvas,
+    /// `width` pixels a row), as [`Warper::draw_row`] does row by row: the CPU reference of
+    /// [`crate::gpu::Gpu::warp`].
+    #[cfg(test)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_rect(
+        &self,
+        source: &Source,
+        alt: &Source,
+        ys: std::ops::Range<usize>,
+        xs: std::ops::Range<usize>,
+        width: usize,
+        rgba: &mut [[u8; 4]],
+        covered: &mut [bool],
+    ) {
+        use rayon::prelude::*;
+        if width == 0 {
+            return;
+        }
+        rgba.par_chunks_mut(width)
+            .zip(covered.par_chunks_mut(width))
+            .enumerate()
+            .filter(|(y, _)| ys.contains(y))
+            .for_each(|(y, (rgba, covered))| {
+                self.draw_row(source, alt, y, xs.clone(), rgba, covered);
+            });
+    }
+
+    /// This frame's triangles as flat tables for the device kernel.
+    pub fn tables(&self) -> crate::gpu::WarpTables {
+        let mut jobs = Vec::with_capacity(self.jobs.len() * crate::gpu::JOB_FLOATS);
+        for job in &self.jobs {
+            jobs.extend(job.dest.iter().flatten());
+            jobs.extend_from_slice(&job.map);
+            jobs.extend([job.y_min, job.y_max, job.alt as f32]);
+        }
+        let mut band_start = Vec::with_capacity(self.bands.len() + 1);
+        let mut band_jobs = Vec::new();
+        band_start.push(0u32);
+        for band in &self.bands {
+            band_jobs.extend_from_slice(band);
+            band_start.push(band_jobs.len() as u32);
+        }
+        crate::gpu::WarpTables {
+            jobs,
+            band_start,
+            band_jobs,
+            band: BAND,
+            width: self.width,
+        }
+    }
+}
+
 /// `p` toward `q` by `t`/256, each of the four bytes.
 #[inline]
 fn lerp_rgba(p: u32, q: u32, t: u32) -> u32 {

@@ -23,7 +23,7 @@
 //! ```
 
 mod layout;
-mod mesh;
+pub(crate) mod mesh;
 mod person;
 mod pixels;
 
@@ -205,6 +205,8 @@ pub struct MorphGenerator {
     people: [PersonLayer; 2],
     next: usize,
     info: Option<FrameInfo>,
+    /// The device the warp runs on, when built with the `gpu` feature and one opens.
+    gpu: Option<crate::gpu::Gpu>,
 }
 
 impl std::fmt::Debug for MorphGenerator {
@@ -213,6 +215,7 @@ impl std::fmt::Debug for MorphGenerator {
             .field("cfg", &self.cfg)
             .field("frames", &self.timeline.len())
             .field("next", &self.next)
+            .field("warp", &self.warp_path())
             .finish_non_exhaustive()
     }
 }
@@ -300,7 +303,18 @@ impl MorphGenerator {
             people,
             next: 0,
             info: None,
+            gpu: open_gpu(),
         })
+    }
+
+    /// Where the warp runs: `"cuda"` or `"cpu"`.
+    pub fn warp_path(&self) -> &'static str {
+        if self.gpu.is_some() { "cuda" } else { "cpu" }
+    }
+
+    /// Warps on the CPU from now on, even with a device.
+    pub fn use_cpu(&mut self) {
+        self.gpu = None;
     }
 
     /// The planned timeline.
@@ -343,7 +357,10 @@ impl MorphGenerator {
             .ok_or(GenerateError::FrameOutOfRange { index, len })?;
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
         for (layer, face) in self.people.iter_mut().zip(plan.faces.iter()) {
-            layer.prepare(face, (w, h));
+            if let Err(why) = layer.prepare(face, (w, h), self.gpu.as_ref()) {
+                tracing::warn!(%why, frame = index, "warp on the device failed: using the CPU path");
+                self.gpu = None;
+            }
         }
         let front = plan.front.min(1);
         let out = composite(&self.people, front, &self.seam, &self.background, (w, h));
@@ -373,6 +390,21 @@ impl Iterator for MorphGenerator {
 }
 
 impl ExactSizeIterator for MorphGenerator {}
+
+/// The device for the warp when the `gpu` feature is built in and a CUDA driver is there; the
+/// reason for the CPU path is logged otherwise.
+fn open_gpu() -> Option<crate::gpu::Gpu> {
+    if !cfg!(feature = "gpu") {
+        return None;
+    }
+    match crate::gpu::Gpu::open() {
+        Ok(gpu) => Some(gpu),
+        Err(why) => {
+            tracing::info!(%why, "morph warp on the CPU");
+            None
+        }
+    }
+}
 
 /// Draws both layers row by row and lays them together, nearest last: each person's half
 /// (`seam` says how much of each column is face 0's), the head behind where it leans into the

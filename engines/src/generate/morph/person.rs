@@ -249,6 +249,8 @@ pub struct PersonLayer {
     dest: Vec<[f32; 2]>,
     depth: Vec<f32>,
     warper: Warper,
+    /// This frame's whole layer as the device drew it (full canvas), when it did.
+    device: Option<(Vec<[u8; 4]>, Vec<bool>)>,
     pub expressed: Landmarks,
 }
 
@@ -429,13 +431,20 @@ impl PersonLayer {
             dest: Vec::with_capacity(n),
             depth: Vec::with_capacity(n),
             warper: Warper::default(),
+            device: None,
             expressed: lm,
         })
     }
 
     /// Moves the mesh to a frame's targets, indexes its triangles for drawing, and draws the
-    /// head with its mask softened.
-    pub fn prepare(&mut self, plan: &FacePlan, canvas: (usize, usize)) {
+    /// head with its mask softened. With `gpu`, the whole layer is warped on the device here
+    /// (on a device error, the frame is drawn on the CPU and the error returned for the log).
+    pub fn prepare(
+        &mut self,
+        plan: &FacePlan,
+        canvas: (usize, usize),
+        gpu: Option<&crate::gpu::Gpu>,
+    ) -> Result<(), String> {
         self.expressed = plan.expressed();
         self.dest.clear();
         self.depth.clear();
@@ -478,7 +487,43 @@ impl PersonLayer {
             clip(x0 - m, canvas.0)..clip(x1 + m + 1.0, canvas.0),
             clip(y0 - m, canvas.1)..clip(y1 + m + 1.0, canvas.1),
         );
+        let drawn = gpu.map(|gpu| self.draw_on_device(gpu, canvas));
         self.draw_head(canvas.0);
+        drawn.unwrap_or(Ok(()))
+    }
+
+    /// Warps every column this layer may show, all rows, on the device.
+    fn draw_on_device(
+        &mut self,
+        gpu: &crate::gpu::Gpu,
+        (w, h): (usize, usize),
+    ) -> Result<(), String> {
+        let (mut rgba, mut covered) = self
+            .device
+            .take()
+            .unwrap_or_else(|| (Vec::new(), Vec::new()));
+        rgba.resize(w * h, [0; 4]);
+        covered.clear();
+        covered.resize(w * h, false);
+        let (xs, ys) = &self.head_box;
+        let cols = if !xs.is_empty() && !ys.is_empty() {
+            self.half.start.min(xs.start)..self.half.end.max(xs.end)
+        } else {
+            self.half.clone()
+        };
+        let tables = self.warper.tables();
+        gpu.warp(
+            &tables,
+            &self.source,
+            &self.closed,
+            0..h,
+            cols,
+            w,
+            &mut rgba,
+            &mut covered,
+        )?;
+        self.device = Some((rgba, covered));
+        Ok(())
     }
 
     /// Draws the head box and softens its mask.
@@ -489,6 +534,23 @@ impl PersonLayer {
         if xs.is_empty() || ys.is_empty() {
             return;
         }
+        if let Some((rgba, covered)) = &self.device {
+            for r in 0..ys.len() {
+                let (at, to) = ((ys.start + r) * width, r * width);
+                self.head[to + xs.start..to + xs.end]
+                    .copy_from_slice(&rgba[at + xs.start..at + xs.end]);
+                self.head_covered[to + xs.start..to + xs.end]
+                    .copy_from_slice(&covered[at + xs.start..at + xs.end]);
+            }
+        } else {
+            self.draw_head_on_cpu(width);
+        }
+        self.soften_head(width);
+    }
+
+    /// Draws the head box on the CPU.
+    fn draw_head_on_cpu(&mut self, width: usize) {
+        let (xs, ys) = self.head_box.clone();
         let (warper, source, closed) = (&self.warper, &self.source, &self.closed);
         self.head
             .par_chunks_mut(width)
@@ -498,7 +560,12 @@ impl PersonLayer {
                 covered.fill(false);
                 warper.draw_row(source, closed, ys.start + r, xs.clone(), rgba, covered);
             });
-        if self.soften == 0 {
+    }
+
+    /// Softens the head's mask.
+    fn soften_head(&mut self, width: usize) {
+        let (xs, ys) = self.head_box.clone();
+        if self.soften == 0 || xs.is_empty() || ys.is_empty() {
             return;
         }
         let (bw, bh) = (xs.len(), ys.len());
@@ -525,16 +592,27 @@ impl PersonLayer {
         covered.fill(false);
         let need = self.needed(y);
         let (xs, ys) = &self.head_box;
+        if let Some((all, all_covered)) = &self.device {
+            let width = rgba.len();
+            let at = y * width;
+            rgba[need.clone()].copy_from_slice(&all[at + need.start..at + need.end]);
+            covered[need.clone()].copy_from_slice(&all_covered[at + need.start..at + need.end]);
+        }
+        if self.device.is_some() && (!ys.contains(&y) || xs.is_empty()) {
+            return;
+        }
         if !ys.contains(&y) || xs.is_empty() {
             let (source, closed) = (&self.source, &self.closed);
             self.warper.draw_row(source, closed, y, need, rgba, covered);
             return;
         }
-        let (source, closed) = (&self.source, &self.closed);
-        self.warper
-            .draw_row(source, closed, y, need.start..xs.start, rgba, covered);
-        self.warper
-            .draw_row(source, closed, y, xs.end..need.end, rgba, covered);
+        if self.device.is_none() {
+            let (source, closed) = (&self.source, &self.closed);
+            self.warper
+                .draw_row(source, closed, y, need.start..xs.start, rgba, covered);
+            self.warper
+                .draw_row(source, closed, y, xs.end..need.end, rgba, covered);
+        }
         let width = rgba.len();
         let r = (y - ys.start) * width;
         rgba[xs.clone()].copy_from_slice(&self.head[r + xs.start..r + xs.end]);
