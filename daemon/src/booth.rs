@@ -669,9 +669,17 @@ impl Booth {
             anyhow::bail!("no render job for this session");
         };
         *job_out = Some(job);
+        // Only a session still queued starts: a cancel since the read above wins.
+        if !self.store.update_if_state(
+            id,
+            "queued",
+            &[("state", "rendering".to_string().into())],
+        )? {
+            self.store
+                .job_finished(job, Some("session left the queue"), 0.0)?;
+            return Ok(());
+        }
         self.store.job_started(job)?;
-        self.store
-            .update(id, &[("state", "rendering".to_string().into())])?;
         let _ = self.view_and_publish(id);
         let cancel = Arc::new(AtomicBool::new(false));
         *self.current.lock().map_err(|_| anyhow!("lock"))? = Some((id.to_string(), cancel.clone()));
@@ -692,18 +700,36 @@ impl Booth {
                 let p = &self.cfg.privacy;
                 let expires = (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
                     .min(s.created_at + (p.retention_hours * 3600.0) as i64);
-                self.store.update(
-                    id,
-                    &[
-                        ("state", "done".to_string().into()),
-                        ("progress", 1.0f64.into()),
-                        ("video_path", video.display().to_string().into()),
-                        ("poster_path", poster.display().to_string().into()),
-                        ("token", token.clone().into()),
-                        ("token_hash", token_hash(&token).into()),
-                        ("token_expires_at", expires.into()),
-                    ],
-                )?;
+                // Published only while the session is still rendering: a cancel or the end of
+                // the event during the last frames must not bring a link back to life.
+                let published = !cancel.load(Ordering::Relaxed)
+                    && self.store.update_if_state(
+                        id,
+                        "rendering",
+                        &[
+                            ("state", "done".to_string().into()),
+                            ("progress", 1.0f64.into()),
+                            ("video_path", video.display().to_string().into()),
+                            ("poster_path", poster.display().to_string().into()),
+                            ("token", token.clone().into()),
+                            ("token_hash", token_hash(&token).into()),
+                            ("token_expires_at", expires.into()),
+                        ],
+                    )?;
+                if !published {
+                    for p in produced.drain(..) {
+                        let _ = std::fs::remove_file(p);
+                    }
+                    self.store.job_finished(
+                        job,
+                        Some("session cancelled while rendering"),
+                        secs * 1000.0,
+                    )?;
+                    self.store
+                        .audit("render_discarded", Some(id), "session moved on");
+                    let _ = self.view_and_publish(id);
+                    return Ok(());
+                }
                 produced.clear();
                 if let Err(e) = self.store.job_finished(job, None, secs * 1000.0) {
                     // The video is done and served; only the job's bookkeeping is behind.
@@ -711,9 +737,7 @@ impl Booth {
                 }
                 // The source capture is not needed once the video exists, unless the operator
                 // keeps captures (retention still deletes them).
-                if !self.keep_captures()
-                    && let Ok(Some(s)) = self.store.get(id)
-                {
+                if !self.keep_captures() {
                     self.remove_capture(&s);
                 }
                 if let Ok(mut rt) = self.render_times.lock() {
@@ -730,8 +754,12 @@ impl Booth {
                 self.store.job_finished(job, Some(&msg), secs * 1000.0)?;
                 let cancelled = cancel.load(Ordering::Relaxed);
                 if cancelled {
-                    self.store
-                        .update(id, &[("state", "cancelled".to_string().into())])?;
+                    // Unless the end of the event purged it meanwhile.
+                    self.store.update_if_state(
+                        id,
+                        "rendering",
+                        &[("state", "cancelled".to_string().into())],
+                    )?;
                 } else {
                     self.set_failed(id, RENDER_FAILED)?;
                 }

@@ -211,6 +211,27 @@ impl Store {
 
     /// Updates named columns of a session (column names are fixed strings from this crate).
     pub fn update(&self, id: &str, sets: &[(&str, rusqlite::types::Value)]) -> anyhow::Result<()> {
+        self.update_where(id, None, sets)?;
+        Ok(())
+    }
+
+    /// Updates named columns of a session only while it is in state `from`, in one statement:
+    /// returns false (and changes nothing) when another path moved the session on first.
+    pub fn update_if_state(
+        &self,
+        id: &str,
+        from: &str,
+        sets: &[(&str, rusqlite::types::Value)],
+    ) -> anyhow::Result<bool> {
+        Ok(self.update_where(id, Some(from), sets)? == 1)
+    }
+
+    fn update_where(
+        &self,
+        id: &str,
+        from: Option<&str>,
+        sets: &[(&str, rusqlite::types::Value)],
+    ) -> anyhow::Result<usize> {
         let mut sql = String::from("UPDATE sessions SET updated_at = ?1");
         let mut values: Vec<rusqlite::types::Value> = vec![now_s().into()];
         for (i, (col, v)) in sets.iter().enumerate() {
@@ -220,8 +241,11 @@ impl Store {
         }
         sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
         values.push(id.to_string().into());
-        self.with(|c| c.execute(&sql, rusqlite::params_from_iter(values)))?;
-        Ok(())
+        if let Some(from) = from {
+            sql.push_str(&format!(" AND state = ?{}", values.len() + 1));
+            values.push(from.to_string().into());
+        }
+        self.with(|c| c.execute(&sql, rusqlite::params_from_iter(values)))
     }
 
     pub fn enqueue_job(&self, session: &str) -> anyhow::Result<i64> {
@@ -389,6 +413,31 @@ mod tests {
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.setting("k").unwrap().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn conditional_updates_leave_a_session_that_moved_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_session("a").unwrap();
+        s.update("a", &[("state", "rendering".to_string().into())])
+            .unwrap();
+        // Another path (cancel, end of event) moved it on: the render's update is refused.
+        s.update("a", &[("state", "purged".to_string().into())])
+            .unwrap();
+        let done = [
+            ("state", "done".to_string().into()),
+            ("token", "t".to_string().into()),
+        ];
+        assert!(!s.update_if_state("a", "rendering", &done).unwrap());
+        let row = s.get("a").unwrap().unwrap();
+        assert_eq!(row.state, "purged");
+        assert_eq!(row.token, None);
+        assert!(s.update_if_state("a", "purged", &done).unwrap());
+        let row = s.get("a").unwrap().unwrap();
+        assert_eq!(row.state, "done");
+        assert_eq!(row.token.as_deref(), Some("t"));
+        assert!(!s.update_if_state("nope", "done", &done).unwrap());
     }
 
     #[test]
