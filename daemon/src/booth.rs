@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 use crate::config::Config;
 use crate::pipeline::render_clip;
 use crate::store::{SessionRow, Store, now_s, token_hash, write_atomic};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Readings, Telemetry};
 use crate::thermal::{ThermalState, Throttle};
 
 /// What the kiosk says when a render fails.
@@ -106,6 +106,9 @@ pub struct Booth {
     /// written by the next retention sweep.
     unsaved_failures: Mutex<HashMap<String, String>>,
     pub telemetry: Telemetry,
+    /// The thermal thread's latest reading, which `/metrics` and the health page show: the
+    /// sensors are read once per poll, not once per request.
+    readings: Mutex<Readings>,
     thermal: Mutex<ThermalState>,
     /// The diffusion generator when `render.generator` is `diffusion` and its pack loaded.
     diffusion: Option<Mutex<DiffusionGenerator>>,
@@ -141,7 +144,8 @@ impl Booth {
         let telemetry = Telemetry::open(&cfg.thermal.sysfs_root, cfg.thermal.nvml);
         // One line whatever the log filter, like the "serving on" line.
         eprintln!("kissbooth: telemetry source: {}", telemetry.describe());
-        let hottest = telemetry.read().hottest();
+        let readings = telemetry.read();
+        let hottest = readings.hottest();
         let thermal = Mutex::new(ThermalState {
             throttle: crate::thermal::next(Throttle::Normal, hottest, &cfg.thermal),
             hottest_c: hottest,
@@ -168,6 +172,7 @@ impl Booth {
             render_times: Mutex::new(VecDeque::new()),
             unsaved_failures: Mutex::new(HashMap::new()),
             telemetry,
+            readings: Mutex::new(readings),
             thermal,
             shutdown,
             started: Instant::now(),
@@ -280,7 +285,11 @@ impl Booth {
     /// One thermal reading: updates the throttling state, and on a change tells the kiosk, the
     /// waiting sessions and the render worker.
     fn thermal_tick(&self) {
-        let hottest = self.telemetry.read().hottest();
+        let readings = self.telemetry.read();
+        let hottest = readings.hottest();
+        if let Ok(mut r) = self.readings.lock() {
+            *r = readings;
+        }
         let (prev, now) = {
             let Ok(mut t) = self.thermal.lock() else {
                 return;
@@ -312,6 +321,11 @@ impl Booth {
         for id in waiting {
             let _ = self.view_and_publish(&id);
         }
+    }
+
+    /// The latest telemetry reading (taken every `thermal.poll_ms`).
+    pub fn readings(&self) -> Readings {
+        self.readings.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     pub fn thermal_state(&self) -> Option<ThermalState> {
@@ -1201,7 +1215,7 @@ impl Booth {
                 t.source
             );
         }
-        crate::telemetry::prometheus(&self.telemetry.read(), &mut out);
+        crate::telemetry::prometheus(&self.readings(), &mut out);
         Ok(out)
     }
 
