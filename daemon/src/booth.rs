@@ -179,8 +179,13 @@ impl Booth {
             cfg,
         });
         booth.recover()?;
-        // Expired captures and videos go at boot, before anything is served.
-        booth.purge_expired()?;
+        // Expired captures and videos go at boot, before anything is served. Their links are
+        // dead already (expiry), so a folder that resists is retried by the sweep rather than
+        // keeping the booth down all night.
+        if let Err(e) = booth.purge_expired() {
+            eprintln!("kissbooth: retention purge at start: {e:#}");
+            tracing::error!(error = %format!("{e:#}"), "retention purge at start failed");
+        }
         let b = booth.clone();
         std::thread::Builder::new()
             .name("retention".into())
@@ -1029,25 +1034,24 @@ impl Booth {
     pub fn purge_expired(&self) -> anyhow::Result<usize> {
         let now = now_s();
         let keep = (self.cfg.privacy.retention_hours * 3600.0) as i64;
-        let mut n = 0;
-        for s in
-            self.store
-                .sessions_in(&["consent", "pose", "review", "done", "failed", "cancelled"])?
-        {
-            let expired =
-                s.created_at + keep <= now || s.token_expires_at.is_some_and(|t| t <= now);
-            let abandoned = ["consent", "pose", "review"].contains(&s.state.as_str())
-                && s.updated_at + 3600 <= now;
-            if expired || abandoned {
-                self.purge(&s, "expired")?;
-                n += 1;
-            }
-        }
+        let due: Vec<SessionRow> = self
+            .store
+            .sessions_in(&["consent", "pose", "review", "done", "failed", "cancelled"])?
+            .into_iter()
+            .filter(|s| {
+                let expired =
+                    s.created_at + keep <= now || s.token_expires_at.is_some_and(|t| t <= now);
+                let abandoned = ["consent", "pose", "review"].contains(&s.state.as_str())
+                    && s.updated_at + 3600 <= now;
+                expired || abandoned
+            })
+            .collect();
+        let (n, failed) = self.purge_each(&due, "expired");
         if n > 0 {
             self.store
                 .audit("retention_purge", None, &format!("{n} session(s)"));
         }
-        Ok(n)
+        failed.map_or(Ok(n), Err)
     }
 
     /// "End of event": every capture and video is deleted now, and every link stops working.
@@ -1070,19 +1074,43 @@ impl Booth {
             "failed",
             "cancelled",
         ])?;
-        for s in &all {
-            self.purge(s, "purged")?;
+        let (n, failed) = self.purge_each(&all, "purged");
+        self.store.audit(
+            "end_of_event",
+            None,
+            &format!("{n} of {} session(s)", all.len()),
+        );
+        failed.map_or(Ok(n), Err)
+    }
+
+    /// Purges each session: one whose files resist does not keep the others' (it is logged,
+    /// and the first error comes back after all were tried). Returns how many were purged.
+    fn purge_each(&self, sessions: &[SessionRow], state: &str) -> (usize, Option<anyhow::Error>) {
+        let mut n = 0;
+        let mut first = None;
+        for s in sessions {
+            match self.purge(s, state) {
+                Ok(()) => n += 1,
+                Err(e) => {
+                    tracing::error!(session = %s.id, error = %format!("{e:#}"), "cannot purge");
+                    first.get_or_insert(e);
+                }
+            }
         }
-        self.store
-            .audit("end_of_event", None, &format!("{} session(s)", all.len()));
-        Ok(all.len())
+        (n, first)
     }
 
     fn purge(&self, s: &SessionRow, state: &str) -> anyhow::Result<()> {
         let dir = self.store.session_dir(&s.id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot delete {}", dir.display()))?;
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            // The link stops working even while the files resist; the next sweep retries them.
+            let null = rusqlite::types::Value::Null;
+            let _ = self
+                .store
+                .update(&s.id, &[("token", null.clone()), ("token_hash", null)]);
+            return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
         self.store.update(
