@@ -1001,31 +1001,16 @@ impl Booth {
         live_session(&self.store, token)
     }
 
-    /// "Delete my video": removes the files and the link at once.
+    /// "Delete my video": removes the files and the link at once, as retention would.
     pub fn delete_by_token(&self, token: &str) -> bool {
         let Some(s) = self.by_token(token) else {
             return false;
         };
-        for p in [&s.video_path, &s.poster_path, &s.capture_path]
-            .into_iter()
-            .flatten()
-        {
-            let _ = std::fs::remove_file(p);
+        if let Err(e) = self.purge(&s, "deleted") {
+            // The link is revoked all the same; the retention sweep retries the files.
+            tracing::error!(session = %s.id, error = %format!("{e:#}"), "cannot delete the guest's files");
         }
-        let _ = std::fs::remove_dir(self.store.session_dir(&s.id));
-        let null = rusqlite::types::Value::Null;
-        let _ = self.store.update(
-            &s.id,
-            &[
-                ("state", "deleted".to_string().into()),
-                ("video_path", null.clone()),
-                ("poster_path", null.clone()),
-                ("token", null.clone()),
-                ("token_hash", null),
-            ],
-        );
         self.store.audit("deleted_by_guest", Some(&s.id), "");
-        let _ = self.view_and_publish(&s.id);
         true
     }
 
