@@ -1396,3 +1396,82 @@ fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
     }
     kissbooth_capture::jpeg_encode(&small, 75)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A booth on a temporary data folder (test-pattern camera, no NVML, no sysfs), or None
+    /// (said loudly) when the shared models are absent.
+    fn booth(test: &str, data: &std::path::Path) -> Option<Arc<Booth>> {
+        let models = std::env::var_os("KISSBOOTH_MODELS").map(PathBuf::from);
+        let Some(models) = models.filter(|m| m.join("pfld-68.onnx").is_file()) else {
+            eprintln!("SKIPPED {test}: shared models not found (set KISSBOOTH_MODELS)");
+            return None;
+        };
+        let runtime = kissbooth_engines::runtime::Runtime::init(&Default::default()).unwrap();
+        let mut cfg = Config {
+            data: data.to_path_buf(),
+            camera: "test".into(),
+            ..Config::default()
+        };
+        cfg.thermal.nvml = false;
+        cfg.thermal.sysfs_root = data.join("no-sysfs");
+        Some(Booth::start(cfg, models, runtime).unwrap())
+    }
+
+    /// A finished session with a live link, its folder holding a video.
+    fn done_session(b: &Booth, id: &str, age_s: i64) -> String {
+        b.store.create_session(id).unwrap();
+        let dir = b.store.session_dir(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let video = dir.join("video.mp4");
+        std::fs::write(&video, b"mp4").unwrap();
+        let token = format!("{id:0>32}");
+        b.store
+            .update(
+                id,
+                &[
+                    ("state", "done".to_string().into()),
+                    ("created_at", (now_s() - age_s).into()),
+                    ("video_path", video.display().to_string().into()),
+                    ("token", token.clone().into()),
+                    ("token_hash", token_hash(&token).into()),
+                    ("token_expires_at", (now_s() + 3600).into()),
+                ],
+            )
+            .unwrap();
+        token
+    }
+
+    #[test]
+    fn a_folder_that_resists_does_not_keep_the_others_at_the_end_of_the_event() {
+        let data = tempfile::tempdir().unwrap();
+        let Some(b) = booth(
+            "a_folder_that_resists_does_not_keep_the_others_at_the_end_of_the_event",
+            data.path(),
+        ) else {
+            return;
+        };
+        // The older session is purged first; its "folder" is a file, which cannot be removed
+        // as a folder.
+        let stuck = done_session(&b, "0a", 20);
+        let stuck_dir = b.store.session_dir("0a");
+        std::fs::remove_dir_all(&stuck_dir).unwrap();
+        std::fs::write(&stuck_dir, b"not a folder").unwrap();
+        let other = done_session(&b, "0b", 10);
+        assert!(b.by_token(&stuck).is_some() && b.by_token(&other).is_some());
+
+        let err = b.purge_all().unwrap_err();
+        assert!(format!("{err:#}").contains("cannot delete"), "{err:#}");
+        // The later session went all the same, and neither link works any more.
+        assert!(!b.store.session_dir("0b").exists());
+        assert_eq!(b.store.get("0b").unwrap().unwrap().state, "purged");
+        assert!(b.by_token(&other).is_none());
+        assert!(
+            b.by_token(&stuck).is_none(),
+            "a link outlived the end of the event"
+        );
+        b.shutdown.trigger();
+    }
+}
