@@ -95,13 +95,6 @@ pub fn setup_needed(store: &Store) -> bool {
     matches!(store.setting(PASSWORD_KEY), Ok(None))
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        ip => ip,
-    }
-}
-
 fn random_hex() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
@@ -567,7 +560,7 @@ async fn login(
     if !same_origin(&headers) {
         return forbidden();
     }
-    let ip = canonical(peer.ip());
+    let ip = peer.ip().to_canonical();
     let Some(hash) = password_hash(&st).await else {
         return not_set_up(StatusCode::CONFLICT);
     };
@@ -658,7 +651,7 @@ async fn end_of_event(
             "Tick the box to confirm that every video should be deleted.",
         );
     }
-    let ip = canonical(peer.ip());
+    let ip = peer.ip().to_canonical();
     let b = st.booth.clone();
     let n = blocking(move || {
         b.store
@@ -727,7 +720,7 @@ async fn change_password(
         Err(r) => return r,
     };
     let csrf = s.csrf;
-    let ip = canonical(peer.ip());
+    let ip = peer.ip().to_canonical();
     let wrong = || {
         password_form(
             &csrf,

@@ -110,14 +110,8 @@ async fn loopback_only(
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(std::net::IpAddr::V6(v6)),
-        ip => ip,
-    };
-    if ip.is_loopback() {
+    // `to_canonical`: an IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`.
+    if peer.ip().to_canonical().is_loopback() {
         next.run(req).await
     } else {
         (
