@@ -437,6 +437,16 @@ fn error_note(note: &str) -> String {
     }
 }
 
+/// Logs why work done on a blocking thread failed (`Some(Err)`) or never finished (`None`):
+/// the answer tells the operator only that it did.
+fn log_failure<T>(r: &Option<anyhow::Result<T>>, what: &str) {
+    match r {
+        Some(Err(e)) => tracing::error!(error = %crate::one_line(e), "{what}"),
+        None => tracing::error!("{what}: the task did not finish"),
+        Some(Ok(_)) => {}
+    }
+}
+
 /// The page for work done on a blocking thread that failed (`Some(error)`) or never finished.
 fn not_done(title: &str, what: &str, error: Option<&anyhow::Error>) -> Response {
     let text = match error {
@@ -764,11 +774,14 @@ async fn change_password(
             );
             with_session_cookie(r, &id)
         }
-        _ => message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Not changed",
-            "The new password could not be saved. The old one still works.",
-        ),
+        failed => {
+            log_failure(&failed, "the new admin password could not be saved");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not changed",
+                "The new password could not be saved. The old one still works.",
+            )
+        }
     }
 }
 
@@ -929,7 +942,7 @@ pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> 
         return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
     }
     let r = blocking(move || -> anyhow::Result<bool> {
-        if !setup_needed(&b.store) {
+        if b.store.setting(PASSWORD_KEY)?.is_some() {
             return Ok(false);
         }
         let h = hash_password(&body.password)?;
@@ -950,11 +963,14 @@ pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> 
             ),
         )
             .into_response(),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "The password could not be saved. Please try again."})),
-        )
-            .into_response(),
+        failed => {
+            log_failure(&failed, "the admin password could not be saved");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "The password could not be saved. Please try again."})),
+            )
+                .into_response()
+        }
     }
 }
 
