@@ -95,13 +95,6 @@ pub fn setup_needed(store: &Store) -> bool {
     matches!(store.setting(PASSWORD_KEY), Ok(None))
 }
 
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        ip => ip,
-    }
-}
-
 fn random_hex() -> String {
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
@@ -210,18 +203,13 @@ impl Auth {
     }
 
     /// The session named by the request's cookie: (key, csrf token). Touches it.
-    fn current(
-        &self,
-        headers: &HeaderMap,
-        password_hash: Option<&str>,
-    ) -> Option<(String, String)> {
+    fn current(&self, headers: &HeaderMap, password_hash: &str) -> Option<(String, String)> {
         let id = cookie(headers, COOKIE)?;
         let key = token_hash(&id);
         let mut s = self.sessions.lock().ok()?;
         let now = Instant::now();
         let valid = s.get(&key).is_some_and(|v| {
-            now.duration_since(v.last_seen) < IDLE
-                && password_hash.is_some_and(|h| v.password == token_hash(h))
+            now.duration_since(v.last_seen) < IDLE && v.password == token_hash(password_hash)
         });
         if !valid {
             s.remove(&key);
@@ -409,12 +397,53 @@ async fn audit_failure(store: Store, event: &'static str, ip: IpAddr, locked: bo
     .await;
 }
 
+/// Checks `password`, sent from `ip`, against `hash` under the login limits. A wrong one is
+/// audited as `failed_event` (with the lockout it caused) and answered with `wrong()`; a right
+/// one clears the address's count.
+async fn check_password(
+    st: &AdminState,
+    ip: IpAddr,
+    hash: String,
+    password: String,
+    failed_event: &'static str,
+    wrong: impl FnOnce() -> Response,
+) -> Result<(), Response> {
+    let locked = st.auth.attempt(ip).map_err(too_many)?;
+    if st.auth.verify(hash, password).await {
+        st.auth.succeeded(ip);
+        return Ok(());
+    }
+    audit_failure(st.booth.store.clone(), failed_event, ip, locked).await;
+    Err(wrong())
+}
+
+/// `r` with the cookie that names the admin session `id`.
+fn with_session_cookie(mut r: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+        IDLE.as_secs()
+    )) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
 /// An error paragraph for a form, or nothing.
 fn error_note(note: &str) -> String {
     if note.is_empty() {
         String::new()
     } else {
         format!("<p class=\"msg error\" role=\"alert\">{}</p>", esc(note))
+    }
+}
+
+/// Logs why work done on a blocking thread failed (`Some(Err)`) or never finished (`None`):
+/// the answer tells the operator only that it did.
+fn log_failure<T>(r: &Option<anyhow::Result<T>>, what: &str) {
+    match r {
+        Some(Err(e)) => tracing::error!(error = %crate::one_line(e), "{what}"),
+        None => tracing::error!("{what}: the task did not finish"),
+        Some(Ok(_)) => {}
     }
 }
 
@@ -476,39 +505,51 @@ async fn password_hash(st: &AdminState) -> Option<String> {
     blocking(move || stored_hash(&b.store)).await.flatten()
 }
 
+/// A request's admin session, with the password hash it was checked against (read once per
+/// request).
+struct LoggedIn {
+    key: String,
+    csrf: String,
+    password_hash: String,
+}
+
+async fn logged_in(st: &AdminState, headers: &HeaderMap) -> Option<LoggedIn> {
+    let password_hash = password_hash(st).await?;
+    let (key, csrf) = st.auth.current(headers, &password_hash)?;
+    Some(LoggedIn {
+        key,
+        csrf,
+        password_hash,
+    })
+}
+
 /// The logged-in session, or the response for a request without one.
-async fn session(st: &AdminState, headers: &HeaderMap) -> Result<(String, String), Response> {
-    let hash = password_hash(st).await;
-    st.auth
-        .current(headers, hash.as_deref())
+async fn session(st: &AdminState, headers: &HeaderMap) -> Result<LoggedIn, Response> {
+    logged_in(st, headers)
+        .await
         .ok_or_else(|| Redirect::to("/admin/login").into_response())
 }
 
 /// For a state-changing request: a session, the same origin and the session's token.
-async fn guarded(
-    st: &AdminState,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<(String, String), Response> {
-    let hash = password_hash(st).await;
-    let Some((key, token)) = st.auth.current(headers, hash.as_deref()) else {
+async fn guarded(st: &AdminState, headers: &HeaderMap, csrf: &str) -> Result<LoggedIn, Response> {
+    let Some(s) = logged_in(st, headers).await else {
         return Err(message(
             StatusCode::UNAUTHORIZED,
             "Please log in",
             "Your admin session has ended. Log in again.",
         ));
     };
-    if !same_origin(headers) || !csrf_ok(&token, csrf) {
+    if !same_origin(headers) || !csrf_ok(&s.csrf, csrf) {
         return Err(forbidden());
     }
-    Ok((key, token))
+    Ok(s)
 }
 
 async fn login_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
     let Some(hash) = password_hash(&st).await else {
         return not_set_up(StatusCode::OK);
     };
-    if st.auth.current(&headers, Some(&hash)).is_some() {
+    if st.auth.current(&headers, &hash).is_some() {
         return Redirect::to("/admin").into_response();
     }
     login_form(StatusCode::OK, "")
@@ -529,30 +570,27 @@ async fn login(
     if !same_origin(&headers) {
         return forbidden();
     }
-    let ip = canonical(peer.ip());
+    let ip = peer.ip().to_canonical();
     let Some(hash) = password_hash(&st).await else {
         return not_set_up(StatusCode::CONFLICT);
     };
-    let locked = match st.auth.attempt(ip) {
-        Ok(l) => l,
-        Err(wait) => return too_many(wait),
-    };
-    let store = st.booth.store.clone();
-    if st.auth.verify(hash.clone(), f.password).await {
-        st.auth.succeeded(ip);
-        let (id, _) = st.auth.open(&hash);
-        blocking(move || store.audit("admin_login", None, &format!("from {ip}"))).await;
-        let mut r = Redirect::to("/admin").into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
-            IDLE.as_secs()
-        )) {
-            r.headers_mut().insert(header::SET_COOKIE, v);
-        }
+    let wrong = || login_form(StatusCode::UNAUTHORIZED, "Wrong password.");
+    if let Err(r) = check_password(
+        &st,
+        ip,
+        hash.clone(),
+        f.password,
+        "admin_login_failed",
+        wrong,
+    )
+    .await
+    {
         return r;
     }
-    audit_failure(store, "admin_login_failed", ip, locked).await;
-    login_form(StatusCode::UNAUTHORIZED, "Wrong password.")
+    let (id, _) = st.auth.open(&hash);
+    let store = st.booth.store.clone();
+    blocking(move || store.audit("admin_login", None, &format!("from {ip}"))).await;
+    with_session_cookie(Redirect::to("/admin").into_response(), &id)
 }
 
 #[derive(Deserialize)]
@@ -568,11 +606,11 @@ async fn logout(
     headers: HeaderMap,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    let (key, _) = match guarded(&st, &headers, &f.csrf).await {
+    let s = match guarded(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    st.auth.close(&key);
+    st.auth.close(&s.key);
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -623,7 +661,7 @@ async fn end_of_event(
             "Tick the box to confirm that every video should be deleted.",
         );
     }
-    let ip = canonical(peer.ip());
+    let ip = peer.ip().to_canonical();
     let b = st.booth.clone();
     let n = blocking(move || {
         b.store
@@ -664,7 +702,7 @@ fn password_form(csrf: &str, note: &str, status: StatusCode) -> Response {
 
 async fn password_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
     match session(&st, &headers).await {
-        Ok((_, csrf)) => password_form(&csrf, "", StatusCode::OK),
+        Ok(s) => password_form(&s.csrf, "", StatusCode::OK),
         Err(r) => r,
     }
 }
@@ -687,32 +725,36 @@ async fn change_password(
     headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let (_, csrf) = match guarded(&st, &headers, &f.csrf).await {
+    let s = match guarded(&st, &headers, &f.csrf).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let ip = canonical(peer.ip());
-    let Some(hash) = password_hash(&st).await else {
-        return not_set_up(StatusCode::CONFLICT);
-    };
-    let locked = match st.auth.attempt(ip) {
-        Ok(l) => l,
-        Err(wait) => return too_many(wait),
-    };
-    let store = st.booth.store.clone();
-    if !st.auth.verify(hash, f.current).await {
-        audit_failure(store, "admin_password_change_failed", ip, locked).await;
-        return password_form(
+    let csrf = s.csrf;
+    let ip = peer.ip().to_canonical();
+    let wrong = || {
+        password_form(
             &csrf,
             "The current password is wrong.",
             StatusCode::UNAUTHORIZED,
-        );
+        )
+    };
+    if let Err(r) = check_password(
+        &st,
+        ip,
+        s.password_hash,
+        f.current,
+        "admin_password_change_failed",
+        wrong,
+    )
+    .await
+    {
+        return r;
     }
-    st.auth.succeeded(ip);
     if let Err(why) = check_new_password(&f.new, &f.confirm) {
         return password_form(&csrf, &why, StatusCode::BAD_REQUEST);
     }
     let new = f.new;
+    let store = st.booth.store.clone();
     let saved = blocking(move || -> anyhow::Result<String> {
         let h = hash_password(&new)?;
         store.set_setting(PASSWORD_KEY, &h, false)?;
@@ -725,24 +767,21 @@ async fn change_password(
             // Every other session ends; this one goes on under the new password.
             st.auth.close_all();
             let (id, _) = st.auth.open(&h);
-            let mut r = message(
+            let r = message(
                 StatusCode::OK,
                 "Password changed",
                 "The new password works from now on; every other admin session was logged out.",
             );
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "{COOKIE}={id}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
-                IDLE.as_secs()
-            )) {
-                r.headers_mut().insert(header::SET_COOKIE, v);
-            }
-            r
+            with_session_cookie(r, &id)
         }
-        _ => message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Not changed",
-            "The new password could not be saved. The old one still works.",
-        ),
+        failed => {
+            log_failure(&failed, "the new admin password could not be saved");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not changed",
+                "The new password could not be saved. The old one still works.",
+            )
+        }
     }
 }
 
@@ -759,8 +798,8 @@ fn table(rows: &[(String, String)], empty: &str) -> String {
 }
 
 async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {
-    let (_, csrf) = match session(&st, &headers).await {
-        Ok(s) => s,
+    let csrf = match session(&st, &headers).await {
+        Ok(s) => s.csrf,
         Err(r) => return r,
     };
     let b = st.booth.clone();
@@ -903,7 +942,7 @@ pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> 
         return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
     }
     let r = blocking(move || -> anyhow::Result<bool> {
-        if !setup_needed(&b.store) {
+        if b.store.setting(PASSWORD_KEY)?.is_some() {
             return Ok(false);
         }
         let h = hash_password(&body.password)?;
@@ -924,11 +963,14 @@ pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> 
             ),
         )
             .into_response(),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": "The password could not be saved. Please try again."})),
-        )
-            .into_response(),
+        failed => {
+            log_failure(&failed, "the admin password could not be saved");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "The password could not be saved. Please try again."})),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -110,14 +110,8 @@ async fn loopback_only(
     req: Request,
     next: Next,
 ) -> Response {
-    let ip = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(std::net::IpAddr::V4)
-            .unwrap_or(std::net::IpAddr::V6(v6)),
-        ip => ip,
-    };
-    if ip.is_loopback() {
+    // `to_canonical`: an IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`.
+    if peer.ip().to_canonical().is_loopback() {
         next.run(req).await
     } else {
         (
@@ -259,39 +253,35 @@ async fn end_of_event(State(b): State<AppState>) -> Result<impl IntoResponse, Bo
     Ok(Json(json!({"purged": n})))
 }
 
-async fn download_url(b: &AppState, id: String) -> Result<String, BoothError> {
-    let b2 = b.clone();
-    let v = blocking(move || b2.view(&id)).await?;
-    v.download_url
-        .ok_or_else(|| BoothError::Conflict("The video is not ready yet.".into()))
+/// The QR code of a session's download link, drawn by `encode` as `content_type`.
+async fn download_qr<T: IntoResponse>(
+    b: AppState,
+    id: String,
+    content_type: &'static str,
+    encode: fn(&str) -> Option<T>,
+) -> Result<Response, BoothError> {
+    let v = blocking(move || b.view(&id)).await?;
+    let url = v
+        .download_url
+        .ok_or_else(|| BoothError::Conflict("The video is not ready yet.".into()))?;
+    let image =
+        encode(&url).ok_or_else(|| BoothError::Internal(anyhow::anyhow!("QR encoding failed")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        image,
+    )
+        .into_response())
 }
 
 async fn qr_svg(State(b): State<AppState>, Path(id): Path<String>) -> Result<Response, BoothError> {
-    let url = download_url(&b, id).await?;
-    let svg = crate::net::qr_svg(&url)
-        .ok_or_else(|| BoothError::Internal(anyhow::anyhow!("QR encoding failed")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/svg+xml"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        svg,
-    )
-        .into_response())
+    download_qr(b, id, "image/svg+xml", crate::net::qr_svg).await
 }
 
 async fn qr_png(State(b): State<AppState>, Path(id): Path<String>) -> Result<Response, BoothError> {
-    let url = download_url(&b, id).await?;
-    let png = crate::net::qr_png(&url)
-        .ok_or_else(|| BoothError::Internal(anyhow::anyhow!("QR encoding failed")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "image/png"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        png,
-    )
-        .into_response())
+    download_qr(b, id, "image/png", crate::net::qr_png).await
 }
 
 async fn wifi_qr(State(b): State<AppState>) -> Response {
