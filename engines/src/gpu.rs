@@ -181,7 +181,9 @@ fn warp_columns(
 mod cuda {
     use std::sync::Arc;
 
-    use cudarc::driver::{CudaContext, CudaFunction, CudaStream, LaunchConfig, PushKernelArg};
+    use cudarc::driver::{
+        CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    };
 
     use super::{JOB_FLOATS, WarpTables};
     use crate::generate::morph::mesh::Source;
@@ -191,6 +193,19 @@ mod cuda {
         stream: Arc<CudaStream>,
         preprocess: CudaFunction,
         warp: CudaFunction,
+    }
+
+    /// A warp source image held on the device: uploaded once per session, read every frame.
+    pub struct DeviceImage {
+        rgba: CudaSlice<u8>,
+        width: usize,
+        height: usize,
+    }
+
+    impl std::fmt::Debug for DeviceImage {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "DeviceImage({}x{})", self.width, self.height)
+        }
     }
 
     impl std::fmt::Debug for Gpu {
@@ -275,16 +290,32 @@ mod cuda {
             s.clone_dtoh(&d_dst).map_err(e)
         }
 
+        /// Copies a warp source to the device, for [`Gpu::warp`].
+        pub fn upload(&self, img: &Source) -> Result<DeviceImage, String> {
+            if img.width == 0 || img.height == 0 || img.rgba.len() != img.width * img.height * 4 {
+                return Err("source size".into());
+            }
+            let rgba = self
+                .stream
+                .clone_htod(&img.rgba)
+                .map_err(|e| e.to_string())?;
+            Ok(DeviceImage {
+                rgba,
+                width: img.width,
+                height: img.height,
+            })
+        }
+
         /// As [`Warper::draw_rect`](crate::generate::morph::mesh::Warper::draw_rect), on the
         /// device: rows `ys`, columns `xs` of the canvas (`width` pixels a row) warped from
-        /// `source` (and `alt` where a triangle asks) into `rgba` and `covered`. Pixels no
-        /// triangle covers are left as they were.
+        /// `source` (and `alt` where a triangle asks; both from [`Gpu::upload`]) into `rgba`
+        /// and `covered`. Pixels no triangle covers are left as they were.
         #[allow(clippy::too_many_arguments)]
         pub fn warp(
             &self,
             t: &WarpTables,
-            source: &Source,
-            alt: &Source,
+            source: &DeviceImage,
+            alt: &DeviceImage,
             ys: std::ops::Range<usize>,
             xs: std::ops::Range<usize>,
             width: usize,
@@ -294,12 +325,6 @@ mod cuda {
             let height = rgba.len().checked_div(width).unwrap_or(0);
             if rgba.len() != width * height || covered.len() != rgba.len() {
                 return Err("canvas size".into());
-            }
-            for (name, img) in [("source", source), ("alternate source", alt)] {
-                if img.width == 0 || img.height == 0 || img.rgba.len() != img.width * img.height * 4
-                {
-                    return Err(format!("{name} size"));
-                }
             }
             let n_bands = t.band_start.len().saturating_sub(1);
             if !t.jobs.len().is_multiple_of(JOB_FLOATS)
@@ -324,8 +349,6 @@ mod cuda {
             let d_jobs = s.clone_htod(&t.jobs).map_err(e)?;
             let d_start = s.clone_htod(&t.band_start).map_err(e)?;
             let d_band = s.clone_htod(&t.band_jobs).map_err(e)?;
-            let d_src = s.clone_htod(&source.rgba).map_err(e)?;
-            let d_alt = s.clone_htod(&alt.rgba).map_err(e)?;
             let mut d_rgba = s.clone_htod(rgba.as_flattened()).map_err(e)?;
             let cov: Vec<u8> = covered.iter().map(|&c| u8::from(c)).collect();
             let mut d_cov = s.clone_htod(&cov).map_err(e)?;
@@ -355,8 +378,8 @@ mod cuda {
             let mut launch = s.launch_builder(&self.warp);
             launch.arg(&d_jobs).arg(&d_start).arg(&d_band);
             launch.arg(&args[0]).arg(&args[1]);
-            launch.arg(&d_src).arg(&args[2]).arg(&args[3]);
-            launch.arg(&d_alt).arg(&args[4]).arg(&args[5]);
+            launch.arg(&source.rgba).arg(&args[2]).arg(&args[3]);
+            launch.arg(&alt.rgba).arg(&args[4]).arg(&args[5]);
             for a in &args[6..] {
                 launch.arg(a);
             }
@@ -377,7 +400,7 @@ mod cuda {
 }
 
 #[cfg(feature = "gpu")]
-pub use cuda::Gpu;
+pub use cuda::{DeviceImage, Gpu};
 
 // The morph generator (and its device) moves to the render thread.
 #[cfg(feature = "gpu")]
@@ -390,6 +413,11 @@ const _: fn() = || {
 #[cfg(not(feature = "gpu"))]
 #[derive(Debug)]
 pub struct Gpu;
+
+/// Without the `gpu` feature there are no device images.
+#[cfg(not(feature = "gpu"))]
+#[derive(Debug)]
+pub struct DeviceImage;
 
 #[cfg(not(feature = "gpu"))]
 impl Gpu {
@@ -410,12 +438,20 @@ impl Gpu {
     }
 
     /// Never called: [`Gpu::open`] always fails without the feature.
+    pub fn upload(
+        &self,
+        _img: &crate::generate::morph::mesh::Source,
+    ) -> Result<DeviceImage, String> {
+        Err("built without the `gpu` feature".into())
+    }
+
+    /// Never called: [`Gpu::open`] always fails without the feature.
     #[allow(clippy::too_many_arguments)]
     pub fn warp(
         &self,
         _t: &WarpTables,
-        _source: &crate::generate::morph::mesh::Source,
-        _alt: &crate::generate::morph::mesh::Source,
+        _source: &DeviceImage,
+        _alt: &DeviceImage,
         _ys: std::ops::Range<usize>,
         _xs: std::ops::Range<usize>,
         _width: usize,
@@ -580,6 +616,10 @@ mod tests {
             let (mut cpu, mut cpu_cov) = (start.clone(), vec![false; w * h]);
             warper.draw_rect(&source, &alt, 3..h, xs.clone(), w, &mut cpu, &mut cpu_cov);
             let (mut dev, mut dev_cov) = (start, vec![false; w * h]);
+            let (source, alt) = (
+                gpu.upload(&source).expect("upload"),
+                gpu.upload(&alt).expect("upload"),
+            );
             gpu.warp(&tables, &source, &alt, 3..h, xs, w, &mut dev, &mut dev_cov)
                 .expect("device warp");
             let max = cpu

@@ -288,27 +288,31 @@ impl Warper {
     }
 
     /// This frame's triangles as flat tables for the device kernel.
+    #[cfg(test)]
     pub fn tables(&self) -> crate::gpu::WarpTables {
-        let mut jobs = Vec::with_capacity(self.jobs.len() * crate::gpu::JOB_FLOATS);
+        let mut t = crate::gpu::WarpTables::default();
+        self.fill_tables(&mut t);
+        t
+    }
+
+    /// Writes this frame's triangles into `t` as flat tables for the device kernel, reusing
+    /// its buffers (called every frame).
+    pub fn fill_tables(&self, t: &mut crate::gpu::WarpTables) {
+        t.jobs.clear();
         for job in &self.jobs {
-            jobs.extend(job.dest.iter().flatten());
-            jobs.extend_from_slice(&job.map);
-            jobs.extend([job.y_min, job.y_max, job.alt as f32]);
+            t.jobs.extend(job.dest.iter().flatten());
+            t.jobs.extend_from_slice(&job.map);
+            t.jobs.extend([job.y_min, job.y_max, job.alt as f32]);
         }
-        let mut band_start = Vec::with_capacity(self.bands.len() + 1);
-        let mut band_jobs = Vec::new();
-        band_start.push(0u32);
+        t.band_start.clear();
+        t.band_jobs.clear();
+        t.band_start.push(0u32);
         for band in &self.bands {
-            band_jobs.extend_from_slice(band);
-            band_start.push(band_jobs.len() as u32);
+            t.band_jobs.extend_from_slice(band);
+            t.band_start.push(t.band_jobs.len() as u32);
         }
-        crate::gpu::WarpTables {
-            jobs,
-            band_start,
-            band_jobs,
-            band: BAND,
-            width: self.width,
-        }
+        t.band = BAND;
+        t.width = self.width;
     }
 }
 

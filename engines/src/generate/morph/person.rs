@@ -249,6 +249,10 @@ pub struct PersonLayer {
     dest: Vec<[f32; 2]>,
     depth: Vec<f32>,
     warper: Warper,
+    /// The warper's triangles flattened for the device, rebuilt in place each frame.
+    tables: crate::gpu::WarpTables,
+    /// `source` and `closed` on the device, uploaded on the first frame drawn there.
+    uploaded: Option<(crate::gpu::DeviceImage, crate::gpu::DeviceImage)>,
     /// This frame's whole layer as the device drew it (full canvas), when it did.
     device: Option<(Vec<[u8; 4]>, Vec<bool>)>,
     pub expressed: Landmarks,
@@ -431,6 +435,8 @@ impl PersonLayer {
             dest: Vec::with_capacity(n),
             depth: Vec::with_capacity(n),
             warper: Warper::default(),
+            tables: crate::gpu::WarpTables::default(),
+            uploaded: None,
             device: None,
             expressed: lm,
         })
@@ -511,11 +517,16 @@ impl PersonLayer {
         } else {
             self.half.clone()
         };
-        let tables = self.warper.tables();
+        self.warper.fill_tables(&mut self.tables);
+        let uploaded = match self.uploaded.take() {
+            Some(u) => u,
+            None => (gpu.upload(&self.source)?, gpu.upload(&self.closed)?),
+        };
+        let (source, closed) = &*self.uploaded.insert(uploaded);
         gpu.warp(
-            &tables,
-            &self.source,
-            &self.closed,
+            &self.tables,
+            source,
+            closed,
             0..h,
             cols,
             w,
