@@ -258,22 +258,7 @@ fn booth_clip(d: &Daemon) -> Vec<u8> {
 fn ffprobe(mp4: &[u8]) -> serde_json::Value {
     let f = tempfile::Builder::new().suffix(".mp4").tempfile().unwrap();
     std::fs::write(f.path(), mp4).unwrap();
-    let o = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-        ])
-        .arg("stream=codec_name,pix_fmt,width,height,nb_read_frames:format=duration:format_tags")
-        .args(["-of", "json"])
-        .arg(f.path())
-        .output()
-        .expect("ffprobe (scripts/setup installs ffmpeg)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    probe(f.path())
 }
 
 #[test]

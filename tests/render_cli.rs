@@ -9,22 +9,6 @@ use std::process::Command;
 
 use support::*;
 
-fn probe(path: &Path) -> serde_json::Value {
-    let o = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"])
-        .arg("stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames:format=duration:format_tags")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (scripts/setup installs ffmpeg)");
-    assert!(
-        o.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn render(args: &[&str], inputs: &[&Path], out: &Path) -> std::process::Output {
     kissbooth()
         .arg("render")

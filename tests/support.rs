@@ -326,6 +326,23 @@ pub fn write_tiny_pack(dir: &std::path::Path, args: &[&str], test: &str) -> Opti
     }
 }
 
+/// ffprobe's view of a video's first stream (counting its frames) and its container.
+pub fn probe(path: &std::path::Path) -> serde_json::Value {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"])
+        .arg("stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames:format=duration:format_tags")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/setup installs ffmpeg)");
+    assert!(
+        o.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 /// Every file under `dir` with its size, sorted.
 pub fn tree(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
     let mut out = Vec::new();
