@@ -7,12 +7,6 @@ use std::io::Read;
 
 use support::*;
 
-fn session(d: &Daemon) -> String {
-    let (st, v) = d.post("/api/sessions");
-    assert_eq!(st, 201, "{v}");
-    v["id"].as_str().unwrap().to_string()
-}
-
 /// Decodes the QR code PNG the kiosk shows.
 fn qr_url(d: &Daemon, id: &str) -> String {
     let mut r = agent()
@@ -58,7 +52,7 @@ fn a_couple_goes_from_start_to_a_video_on_their_phone() {
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
     let (_, spec) = d.get_json("/api/openapi.json");
     assert_eq!(spec["openapi"], "3.0.3");
-    let id = session(&d);
+    let id = d.new_session();
 
     // No capture before both agreed.
     let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
@@ -152,7 +146,7 @@ fn no_face_then_three_faces_get_the_right_retake_message_and_never_render() {
         (&three_path, "too_many_faces", "Only two people"),
     ] {
         let d = Daemon::start(std::slice::from_ref(still), &[]);
-        let id = session(&d);
+        let id = d.new_session();
         d.post(&format!("/api/sessions/{id}/consent"));
         let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
         assert_eq!(st, 200, "{v}");
@@ -179,13 +173,7 @@ fn a_second_couple_starting_during_a_render_is_queued_not_lost() {
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let id = session(&d);
-        d.post(&format!("/api/sessions/{id}/consent"));
-        let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-        assert_eq!(v["verdict"]["ok"], true, "{v}");
-        let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-        assert_eq!(st, 202, "{v}");
-        ids.push(id);
+        ids.push(d.start_render());
     }
     let (_, second) = d.get_json(&format!("/api/sessions/{}", ids[1]));
     assert!(
@@ -196,8 +184,7 @@ fn a_second_couple_starting_during_a_render_is_queued_not_lost() {
         assert!(second["eta_s"].as_f64().unwrap() > 0.0);
     }
     for id in &ids {
-        let v = d.wait_session(id, 180, |v| v["state"] == "done" || v["state"] == "failed");
-        assert_eq!(v["state"], "done", "{v}");
+        let v = d.wait_done(id, 180);
         assert!(v["download_url"].as_str().unwrap().contains("/d/"));
     }
 }
@@ -208,24 +195,13 @@ fn an_operator_who_keeps_captures_keeps_them_until_the_video_is_deleted() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("booth.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        dir.path(),
         "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n[privacy]\nkeep_captures = true\n",
-    )
-    .unwrap();
-    let d = Daemon::start(
-        &[fixture("couple_1280x720.jpg")],
-        &["--config", config.to_str().unwrap()],
     );
-    let id = session(&d);
-    d.post(&format!("/api/sessions/{id}/consent"));
-    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202, "{v}");
-    let done = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(done["state"], "done", "{done}");
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &config]);
+    let id = d.start_render();
+    d.wait_done(&id, 120);
     let capture = d.data.path().join(format!("sessions/{id}/capture.jpg"));
     assert!(capture.exists(), "the capture was deleted although kept");
     // "Delete my video" takes the kept capture with it.
@@ -260,30 +236,19 @@ fn unknown_tokens_and_paths_get_a_friendly_404() {
 
 /// Writes a daemon configuration selecting `generator` with `pack` (short clips, small frames).
 fn generator_config(dir: &std::path::Path, generator: &str, pack: &std::path::Path) -> String {
-    let path = dir.join("kissbooth.toml");
-    std::fs::write(
-        &path,
-        format!(
+    write_config(
+        dir,
+        &format!(
             "[render]\nseconds = 3.0\nwidth = 256\nheight = 256\ngenerator = \"{generator}\"\npack = {:?}\n",
             pack.display().to_string()
         ),
     )
-    .unwrap();
-    path.display().to_string()
 }
 
 /// consent → capture → render → done; returns the MP4 downloaded through the QR code.
 fn booth_clip(d: &Daemon) -> Vec<u8> {
-    let id = session(d);
-    let (st, v) = d.post(&format!("/api/sessions/{id}/consent"));
-    assert_eq!(st, 200, "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202, "{v}");
-    let done = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(done["state"], "done", "{done} {}", d.log());
+    let id = d.start_render();
+    d.wait_done(&id, 120);
     let url = qr_url(d, &id);
     let (st, ct, mp4) = bytes(&format!("{url}/video.mp4"), None);
     assert_eq!((st, ct.as_deref()), (200, Some("video/mp4")));
@@ -293,22 +258,7 @@ fn booth_clip(d: &Daemon) -> Vec<u8> {
 fn ffprobe(mp4: &[u8]) -> serde_json::Value {
     let f = tempfile::Builder::new().suffix(".mp4").tempfile().unwrap();
     std::fs::write(f.path(), mp4).unwrap();
-    let o = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-        ])
-        .arg("stream=codec_name,pix_fmt,width,height,nb_read_frames:format=duration:format_tags")
-        .args(["-of", "json"])
-        .arg(f.path())
-        .output()
-        .expect("ffprobe (scripts/setup installs ffmpeg)");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&o.stdout).unwrap()
+    probe(f.path())
 }
 
 #[test]

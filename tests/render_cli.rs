@@ -9,22 +9,6 @@ use std::process::Command;
 
 use support::*;
 
-fn probe(path: &Path) -> serde_json::Value {
-    let o = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"])
-        .arg("stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames:format=duration:format_tags")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe (scripts/setup installs ffmpeg)");
-    assert!(
-        o.status.success(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
 fn render(args: &[&str], inputs: &[&Path], out: &Path) -> std::process::Output {
     kissbooth()
         .arg("render")
@@ -43,22 +27,10 @@ fn renders_the_couple_frame_to_a_phone_playable_mp4_and_poster() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("kiss.mp4");
-    let o = render(
-        &[
-            "--json",
-            "--seconds",
-            "3",
-            "--fps",
-            "24",
-            "--size",
-            "512x512",
-        ],
-        &[&fixture("couple_1280x720.jpg")],
+    let (_, last) = render_couple_json(
+        &["--seconds", "3", "--fps", "24", "--size", "512x512"],
         &out,
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let last: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "done");
     let p = probe(&out);
     let s = &p["streams"][0];
@@ -193,14 +165,7 @@ fn the_video_is_smooth_and_keeps_identity() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("kiss.mp4");
-    let o = render(
-        &["--json", "--size", "512x512"],
-        &[&fixture("couple_1280x720.jpg")],
-        &out,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let done: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let (_, done) = render_couple_json(&["--size", "512x512"], &out);
     let contact = done["contact_frame"].as_u64().unwrap() as usize;
 
     // Smooth: no step between neighbours bigger than a fixed fraction of frame 0 -> contact.
@@ -225,14 +190,7 @@ fn the_video_is_smooth_and_keeps_identity() {
     // (at 1280x720, where the faces are large enough for a 3% landmark tolerance to mean
     // something after H.264).
     let big = dir.path().join("big.mp4");
-    let o = render(
-        &["--json", "--size", "1280x720", "--seconds", "3"],
-        &[&fixture("couple_1280x720.jpg")],
-        &big,
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let done_big: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let (_, done_big) = render_couple_json(&["--size", "1280x720", "--seconds", "3"], &big);
     let f0 = dir.path().join("frame0.png");
     let st = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
@@ -365,34 +323,49 @@ fn a_disk_that_fills_mid_encode_leaves_no_video() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// Writes the tiny diffusion pack with the repository's script, or says why not.
-fn tiny_pack(dir: &Path, test: &str) -> Option<std::path::PathBuf> {
-    tiny_pack_with(dir, "pack", test, &[])
+/// Renders the couple with `--json`, asserting success; returns (stderr, the final report).
+fn render_couple_json(args: &[&str], out: &Path) -> (String, serde_json::Value) {
+    let o = render(
+        &[&["--json"], args].concat(),
+        &[&fixture("couple_1280x720.jpg")],
+        out,
+    );
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    let done =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    (err, done)
 }
 
-/// As [`tiny_pack`], into `dir/name`, with extra `make-tiny-pack` options.
-fn tiny_pack_with(
-    dir: &Path,
-    name: &str,
-    test: &str,
-    options: &[&str],
-) -> Option<std::path::PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/make-tiny-pack");
-    let out = dir.join(name);
-    match Command::new(&script).arg(&out).args(options).output() {
-        Ok(o) if o.status.success() => Some(out),
-        Ok(o) => {
-            eprintln!(
-                "SKIPPED {test}: make-tiny-pack failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            None
-        }
-        Err(e) => {
-            eprintln!("SKIPPED {test}: cannot run make-tiny-pack: {e}");
-            None
-        }
-    }
+/// A 3 s 256x256 clip of the couple with the diffusion `pack` and `seed`, asserted to come
+/// from the diffusion generator as H.264 yuv420p at that size; returns the stream's probe.
+fn diffusion_clip(pack: &Path, seed: &str, out: &Path) -> serde_json::Value {
+    let (_, done) = render_couple_json(
+        &[
+            "--generator",
+            "diffusion",
+            "--pack",
+            pack.to_str().unwrap(),
+            "--size",
+            "256x256",
+            "--seconds",
+            "3",
+            "--seed",
+            seed,
+        ],
+        out,
+    );
+    assert_eq!(done["generator"], "diffusion", "{done}");
+    let s = probe(out)["streams"][0].clone();
+    assert_eq!(
+        (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
+        (Some("h264"), Some("yuv420p"))
+    );
+    assert_eq!(
+        (s["width"].as_u64(), s["height"].as_u64()),
+        (Some(256), Some(256))
+    );
+    s
 }
 
 #[test]
@@ -403,43 +376,13 @@ fn the_diffusion_generator_renders_through_the_whole_pipeline_and_a_seed_reprodu
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Some(pack) = tiny_pack(dir.path(), test) else {
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
         return;
     };
     let mut videos = Vec::new();
     for (i, seed) in ["7", "7", "8"].iter().enumerate() {
         let out = dir.path().join(format!("d{i}.mp4"));
-        let o = render(
-            &[
-                "--json",
-                "--generator",
-                "diffusion",
-                "--pack",
-                pack.to_str().unwrap(),
-                "--size",
-                "256x256",
-                "--seconds",
-                "3",
-                "--seed",
-                seed,
-            ],
-            &[&fixture("couple_1280x720.jpg")],
-            &out,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let done: serde_json::Value =
-            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
-                .unwrap();
-        assert_eq!(done["generator"], "diffusion", "{done}");
-        let s = &probe(&out)["streams"][0];
-        assert_eq!(
-            (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
-            (Some("h264"), Some("yuv420p"))
-        );
-        assert_eq!(
-            (s["width"].as_u64(), s["height"].as_u64()),
-            (Some(256), Some(256))
-        );
+        diffusion_clip(&pack, seed, &out);
         videos.push(std::fs::read(&out).unwrap());
     }
     assert_eq!(
@@ -456,46 +399,17 @@ fn the_identity_conditioned_diffusion_pack_renders_a_valid_mp4_of_the_couple() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Some(identity) = tiny_pack_with(dir.path(), "identity", test, &["--identity"]) else {
+    let Some(identity) = write_tiny_pack(&dir.path().join("identity"), &["--identity"], test)
+    else {
         return;
     };
-    let Some(plain) = tiny_pack(dir.path(), test) else {
+    let Some(plain) = write_tiny_pack(dir.path(), &[], test) else {
         return;
     };
     let mut videos = Vec::new();
     for (i, pack) in [&identity, &identity, &plain].iter().enumerate() {
         let out = dir.path().join(format!("i{i}.mp4"));
-        let o = render(
-            &[
-                "--json",
-                "--generator",
-                "diffusion",
-                "--pack",
-                pack.to_str().unwrap(),
-                "--size",
-                "256x256",
-                "--seconds",
-                "3",
-                "--seed",
-                "9",
-            ],
-            &[&fixture("couple_1280x720.jpg")],
-            &out,
-        );
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let done: serde_json::Value =
-            serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap())
-                .unwrap();
-        assert_eq!(done["generator"], "diffusion", "{done}");
-        let s = &probe(&out)["streams"][0];
-        assert_eq!(
-            (s["codec_name"].as_str(), s["pix_fmt"].as_str()),
-            (Some("h264"), Some("yuv420p"))
-        );
-        assert_eq!(
-            (s["width"].as_u64(), s["height"].as_u64()),
-            (Some(256), Some(256))
-        );
+        let s = diffusion_clip(pack, "9", &out);
         assert!(
             s["nb_read_frames"]
                 .as_str()
@@ -521,14 +435,13 @@ fn a_broken_diffusion_pack_is_refused_and_morph_still_renders() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Some(pack) = tiny_pack(dir.path(), test) else {
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
         return;
     };
     std::fs::remove_file(pack.join("denoiser.onnx")).unwrap();
     let out = dir.path().join("k.mp4");
-    let o = render(
+    let (err, done) = render_couple_json(
         &[
-            "--json",
             "--generator",
             "diffusion",
             "--pack",
@@ -536,14 +449,9 @@ fn a_broken_diffusion_pack_is_refused_and_morph_still_renders() {
             "--seconds",
             "3",
         ],
-        &[&fixture("couple_1280x720.jpg")],
         &out,
     );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("denoiser") && err.contains("morph"), "{err}");
-    let done: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(done["generator"], "morph");
     assert!(done["fallback"].as_str().unwrap().contains("denoiser"));
     assert_eq!(probe(&out)["streams"][0]["codec_name"], "h264");
@@ -579,13 +487,12 @@ fn a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_den
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let Some(pack) = tiny_pack(dir.path(), test) else {
+    let Some(pack) = write_tiny_pack(dir.path(), &[], test) else {
         return;
     };
     let render_with = |budget: &str, out: &Path| {
-        render(
+        render_couple_json(
             &[
-                "--json",
                 "--generator",
                 "diffusion",
                 "--pack",
@@ -597,15 +504,12 @@ fn a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_den
                 "--memory-budget-mb",
                 budget,
             ],
-            &[&fixture("couple_1280x720.jpg")],
             out,
         )
+        .1
     };
     let out = dir.path().join("tight.mp4");
-    let o = render_with("0", &out);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let done: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let done = render_with("0", &out);
     assert_eq!(done["generator"], "morph");
     let why = done["fallback"].as_str().unwrap();
     assert!(
@@ -616,10 +520,7 @@ fn a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_den
     assert_eq!(probe(&out)["streams"][0]["codec_name"], "h264");
 
     let out = dir.path().join("roomy.mp4");
-    let o = render_with("64", &out);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let done: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    let done = render_with("64", &out);
     assert_eq!(done["generator"], "diffusion", "{done}");
     assert_eq!(done["memory"]["budget"]["bytes"], 64u64 << 20);
     assert_eq!(done["memory"]["components"][0]["component"], "denoiser");

@@ -172,31 +172,6 @@ fn lan_address() -> Option<IpAddr> {
         .find(|ip| ip.is_ipv4() && !ip.is_loopback())
 }
 
-fn small_clips(dir: &std::path::Path) -> String {
-    let p = dir.join("booth.toml");
-    std::fs::write(
-        &p,
-        "[render]\nseconds = 3.0\nfps = 12\nwidth = 256\nheight = 256\n",
-    )
-    .unwrap();
-    p.display().to_string()
-}
-
-/// Runs a whole session; returns its download token.
-fn make_video(d: &Daemon) -> String {
-    let (_, v) = d.post("/api/sessions");
-    let id = v["id"].as_str().unwrap().to_string();
-    d.post(&format!("/api/sessions/{id}/consent"));
-    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, _) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202);
-    let v = d.wait_session(&id, 180, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(v["state"], "done", "{v}");
-    let url = v["download_url"].as_str().unwrap();
-    url[url.find("/d/").unwrap() + 3..].to_string()
-}
-
 #[test]
 fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     let name = "strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in";
@@ -204,7 +179,10 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
         return;
     }
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = small_clips(cfg_dir.path());
+    let cfg = write_config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 12\nwidth = 256\nheight = 256\n",
+    );
     let d = Daemon::start_with(
         &[fixture("couple_1280x720.jpg")],
         &["--config", &cfg],
@@ -218,7 +196,8 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     let marker = "kissbooth-secret-marker-6f1e";
     std::fs::write(d.data.path().join("secret.txt"), marker).unwrap();
     std::fs::write(d.data.path().join("sessions/secret.txt"), marker).unwrap();
-    let token = make_video(&d);
+    let (_, url) = d.make_video();
+    let token = url[url.find("/d/").unwrap() + 3..].to_string();
     assert_eq!(get(&d, &format!("/d/{token}"), "").status, 200);
     assert_eq!(get(&d, &format!("/d/{token}/video.mp4"), "").status, 200);
 

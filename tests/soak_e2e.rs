@@ -108,19 +108,8 @@ fn assert_gone(v: &Video, data: &Path) {
 }
 
 fn one_session(d: &Daemon) -> Video {
-    let (st, v) = d.post("/api/sessions");
-    assert_eq!(st, 201, "{v}");
-    let id = v["id"].as_str().unwrap().to_string();
-    let (st, v) = d.post(&format!("/api/sessions/{id}/consent"));
-    assert_eq!((st, v["state"].as_str()), (200, Some("pose")), "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    assert_eq!(v["session"]["state"], "review");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202, "{v}");
-    let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(v["state"], "done", "{v}");
+    let id = d.start_render();
+    let v = d.wait_done(&id, 120);
     let file = d.data.path().join(format!("sessions/{id}/video.mp4"));
     let len = std::fs::metadata(&file).unwrap().len() as usize;
     Video {
@@ -144,23 +133,18 @@ fn two_hundred_sessions_leak_nothing_and_every_video_lives_exactly_its_retention
         .unwrap_or(200);
     let warm_up = (sessions / 10).clamp(1, 20);
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_dir.path().join("booth.toml");
     // The smallest clip the configuration allows: 3 s at 8 fps, 256x256; one frame per capture.
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = write_config(
+        cfg_dir.path(),
+        &format!(
             "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
              [capture]\nburst = 1\n\
              [storage]\nmin_free_mb = 64\n\
              [privacy]\nretention_hours = {}\npurge_interval_s = {PURGE_INTERVAL_S}\n",
             RETENTION_S as f64 / 3600.0
         ),
-    )
-    .unwrap();
-    let d = Daemon::start(
-        &[fixture("couple_1280x720.jpg")],
-        &["--config", cfg.to_str().unwrap()],
     );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let pid = d.child.id();
     let t0 = Instant::now();
     let mut live: VecDeque<Video> = VecDeque::new();

@@ -116,9 +116,11 @@ impl Daemon {
         Self::start_in_with(data, &format!("stills:{}", folder.display()), extra, opts)
     }
 
-    /// Starts the daemon on an existing data folder (to test restarts).
-    pub fn start_in(data: tempfile::TempDir, camera: &str, extra: &[&str]) -> Daemon {
-        Self::start_in_with(data, camera, extra, Start::default())
+    /// Starts the daemon again on the data folder of one that was stopped (to test restarts),
+    /// with the same stills camera.
+    pub fn start_in(data: tempfile::TempDir, extra: &[&str]) -> Daemon {
+        let camera = format!("stills:{}", data.path().join("stills").display());
+        Self::start_in_with(data, &camera, extra, Start::default())
     }
 
     pub fn start_in_with(
@@ -219,6 +221,43 @@ impl Daemon {
         }
     }
 
+    /// Opens a session; returns its id.
+    pub fn new_session(&self) -> String {
+        let (st, v) = self.post("/api/sessions");
+        assert_eq!(st, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// A couple's walk up to the render: new session → consent → capture (both faces found) →
+    /// render accepted. Returns the session id.
+    pub fn start_render(&self) -> String {
+        let id = self.new_session();
+        let (st, v) = self.post(&format!("/api/sessions/{id}/consent"));
+        assert_eq!((st, v["state"].as_str()), (200, Some("pose")), "{v}");
+        let (st, v) = self.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["verdict"]["ok"], true, "{v}");
+        assert_eq!(v["session"]["state"], "review", "{v}");
+        let (st, v) = self.post(&format!("/api/sessions/{id}/render"));
+        assert_eq!(st, 202, "{v}");
+        id
+    }
+
+    /// Waits up to `secs` for the session's render to end and asserts it is done; returns the
+    /// session.
+    pub fn wait_done(&self, id: &str, secs: u64) -> serde_json::Value {
+        let v = self.wait_session(id, secs, |v| v["state"] == "done" || v["state"] == "failed");
+        assert_eq!(v["state"], "done", "{v} {}", self.log());
+        v
+    }
+
+    /// A whole session, from its start to a finished video; returns (session id, download URL).
+    pub fn make_video(&self) -> (String, String) {
+        let id = self.start_render();
+        let v = self.wait_done(&id, 180);
+        (id, v["download_url"].as_str().unwrap().to_string())
+    }
+
     /// Stops the daemon with SIGKILL (a power cut, from the daemon's point of view).
     pub fn kill(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
@@ -259,6 +298,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Writes `toml` as `dir/booth.toml`; returns its path, for `--config`.
+pub fn write_config(dir: &std::path::Path, toml: &str) -> String {
+    let p = dir.join("booth.toml");
+    std::fs::write(&p, toml).unwrap();
+    p.display().to_string()
+}
+
 /// Writes a tiny diffusion pack into `dir/pack` with `scripts/make-tiny-pack` and its extra
 /// arguments, or says loudly why `test` is skipped (python3 with numpy and onnx is needed).
 pub fn write_tiny_pack(dir: &std::path::Path, args: &[&str], test: &str) -> Option<PathBuf> {
@@ -278,6 +324,23 @@ pub fn write_tiny_pack(dir: &std::path::Path, args: &[&str], test: &str) -> Opti
             None
         }
     }
+}
+
+/// ffprobe's view of a video's first stream (counting its frames) and its container.
+pub fn probe(path: &std::path::Path) -> serde_json::Value {
+    let o = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries"])
+        .arg("stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames:format=duration:format_tags")
+        .args(["-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe (scripts/setup installs ffmpeg)");
+    assert!(
+        o.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 /// Every file under `dir` with its size, sorted.

@@ -40,21 +40,9 @@ fn wait_throttle(d: &Daemon, level: f64) {
     }
 }
 
-fn start_render(d: &Daemon) -> String {
-    let (_, v) = d.post("/api/sessions");
-    let id = v["id"].as_str().unwrap().to_string();
-    d.post(&format!("/api/sessions/{id}/consent"));
-    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202, "{v}");
-    id
-}
-
 /// Waits for the clip and returns its poster's size (the render size).
 fn finished_size(d: &Daemon, id: &str) -> (u32, u32) {
-    let v = d.wait_session(id, 120, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(v["state"], "done", "{v}");
+    let v = d.wait_done(id, 120);
     let url = v["download_url"].as_str().unwrap();
     let mut r = agent().get(&format!("{url}/poster.jpg")).call().unwrap();
     assert_eq!(r.status(), 200);
@@ -71,21 +59,16 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
     let sys = tempfile::tempdir().unwrap();
     set_temp(sys.path(), 50.0);
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = cfg_dir.path().join("booth.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = write_config(
+        cfg_dir.path(),
+        &format!(
             "[render]\nseconds = 3.0\nfps = 8\nwidth = 384\nheight = 384\n\
              [thermal]\nsysfs_root = {:?}\nsoft_limit_c = 80.0\nhard_limit_c = 90.0\n\
              hysteresis_c = 5.0\nsoft_scale = 0.75\npoll_ms = 200\n",
             sys.path().display().to_string()
         ),
-    )
-    .unwrap();
-    let d = Daemon::start(
-        &[fixture("couple_1280x720.jpg")],
-        &["--config", cfg.to_str().unwrap()],
     );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     // One log line names the telemetry source and why.
     let log = d.log();
     if Path::new("/proc/driver/nvidia/version").exists() {
@@ -120,13 +103,13 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
         metric(&d, "kissbooth_temperature_hottest_celsius"),
         Some(50.0)
     );
-    let id = start_render(&d);
+    let id = d.start_render();
     assert_eq!(finished_size(&d, &id), (384, 384));
 
     // Over the soft limit: a step down (0.75 × 384 = 288).
     set_temp(sys.path(), 85.0);
     wait_throttle(&d, 1.0);
-    let id = start_render(&d);
+    let id = d.start_render();
     assert_eq!(finished_size(&d, &id), (288, 288));
 
     // Over the hard limit: the clip waits in the queue and the kiosk says why.
@@ -135,7 +118,7 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
     let (_, status) = d.get_json("/api/status");
     assert_eq!(status["thermal"]["throttle"], "paused", "{status}");
     assert_eq!(status["thermal"]["hottest_c"], 95.0, "{status}");
-    let waiting: Vec<String> = (0..2).map(|_| start_render(&d)).collect();
+    let waiting: Vec<String> = (0..2).map(|_| d.start_render()).collect();
     std::thread::sleep(Duration::from_secs(2));
     for id in &waiting {
         let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
@@ -146,7 +129,7 @@ fn a_hot_booth_renders_smaller_then_waits_to_cool_and_loses_no_clip() {
     }
     // A third couple changes their mind while waiting: their clip leaves the queue and its job
     // is closed (a restart does not bring it back).
-    let changed_mind = start_render(&d);
+    let changed_mind = d.start_render();
     let (st, v) = d.post(&format!("/api/sessions/{changed_mind}/cancel"));
     assert_eq!((st, v["state"].as_str()), (200, Some("cancelled")), "{v}");
     let db = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();

@@ -7,26 +7,6 @@ use std::path::Path;
 
 use support::*;
 
-fn config(dir: &Path, toml: &str) -> String {
-    let p = dir.join("booth.toml");
-    std::fs::write(&p, toml).unwrap();
-    p.display().to_string()
-}
-
-/// Runs a whole session and returns (session id, download URL).
-fn make_video(d: &Daemon) -> (String, String) {
-    let (_, v) = d.post("/api/sessions");
-    let id = v["id"].as_str().unwrap().to_string();
-    d.post(&format!("/api/sessions/{id}/consent"));
-    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, _) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202);
-    let v = d.wait_session(&id, 180, |v| v["state"] == "done" || v["state"] == "failed");
-    assert_eq!(v["state"], "done", "{v}");
-    (id, v["download_url"].as_str().unwrap().to_string())
-}
-
 fn status_of(url: &str) -> u16 {
     agent().get(url).call().unwrap().status().as_u16()
 }
@@ -53,13 +33,13 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
     let cfg_dir = tempfile::tempdir().unwrap();
     // 18 s retention, counted from the session's start, swept every second; the shortest clip,
     // so it is ready well within that on a busy machine
-    let cfg = config(
+    let cfg = write_config(
         cfg_dir.path(),
         "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
          [privacy]\nretention_hours = 0.005\npurge_interval_s = 1\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
-    let (id, url) = make_video(&d);
+    let (id, url) = d.make_video();
     assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
     let v = d.wait_session(&id, 30, |v| v["state"] == "expired");
     assert!(v["download_url"].is_null());
@@ -73,18 +53,16 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
 
     // At boot: a video made under a long retention, then the booth restarted with a short one
     // after the video's time is up, is gone before the first request.
-    let long = config(cfg_dir.path(), "[privacy]\nretention_hours = 24.0\n");
+    let long = write_config(cfg_dir.path(), "[privacy]\nretention_hours = 24.0\n");
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &long]);
-    let (_, url) = make_video(&d);
+    let (_, url) = d.make_video();
     let data = d.kill();
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let short = config(
+    let short = write_config(
         cfg_dir.path(),
         "[privacy]\nretention_hours = 0.001\npurge_interval_s = 3600\n",
     );
-    let stills = data.path().join("stills");
-    let camera = format!("stills:{}", stills.display());
-    let d = Daemon::start_in(data, &camera, &["--config", &short]);
+    let d = Daemon::start_in(data, &["--config", &short]);
     let path = &url[url.find("/d/").unwrap()..];
     assert_eq!(status_of(&d.url(path)), 404, "expired at boot");
     assert!(files_under(&d.data.path().join("sessions")).is_empty());
@@ -96,8 +74,8 @@ fn end_of_event_deletes_everything_at_once() {
         return;
     }
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
-    let (_, a) = make_video(&d);
-    let (_, b) = make_video(&d);
+    let (_, a) = d.make_video();
+    let (_, b) = d.make_video();
     assert_eq!(status_of(&a), 200);
     let (st, v) = d.post("/api/end-of-event");
     assert_eq!(st, 200, "{v}");
@@ -114,12 +92,12 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
     }
     let cfg_dir = tempfile::tempdir().unwrap();
     // a long, large clip so the kill lands mid-render
-    let cfg = config(
+    let cfg = write_config(
         cfg_dir.path(),
         "[render]\nseconds = 8.0\nwidth = 1280\nheight = 720\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
-    let id = start_render(&d);
+    let id = d.start_render();
     d.wait_session(&id, 60, |v| {
         v["state"] == "rendering" && v["progress"].as_f64().unwrap_or(0.0) > 0.05
     });
@@ -131,12 +109,7 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
         "a partial video sits at the final name: {left:?}"
     );
 
-    let stills = data.path().join("stills");
-    let d = Daemon::start_in(
-        data,
-        &format!("stills:{}", stills.display()),
-        &["--config", &cfg],
-    );
+    let d = Daemon::start_in(data, &["--config", &cfg]);
     let v = d.wait_session(&id, 240, |v| v["state"] == "done" || v["state"] == "failed");
     assert_eq!(v["state"], "done", "{v} {}", d.log());
     let url = v["download_url"].as_str().unwrap();
@@ -163,7 +136,7 @@ fn a_nearly_full_disk_stops_new_sessions_with_a_clear_message() {
     }
     let cfg_dir = tempfile::tempdir().unwrap();
     // a watermark far above any real disk's free space
-    let cfg = config(cfg_dir.path(), "[storage]\nmin_free_mb = 1000000000\n");
+    let cfg = write_config(cfg_dir.path(), "[storage]\nmin_free_mb = 1000000000\n");
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let (st, v) = d.post("/api/sessions");
     assert_eq!(st, 503, "{v}");
@@ -171,18 +144,6 @@ fn a_nearly_full_disk_stops_new_sessions_with_a_clear_message() {
         v["error"].as_str().unwrap().contains("storage is full"),
         "{v}"
     );
-}
-
-/// Starts a render and returns the session id.
-fn start_render(d: &Daemon) -> String {
-    let (_, v) = d.post("/api/sessions");
-    let id = v["id"].as_str().unwrap().to_string();
-    d.post(&format!("/api/sessions/{id}/consent"));
-    let (_, v) = d.post(&format!("/api/sessions/{id}/capture"));
-    assert_eq!(v["verdict"]["ok"], true, "{v}");
-    let (st, v) = d.post(&format!("/api/sessions/{id}/render"));
-    assert_eq!(st, 202, "{v}");
-    id
 }
 
 fn db_state(db: &rusqlite::Connection, id: &str) -> String {
@@ -198,7 +159,7 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
         return;
     }
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         cfg_dir.path(),
         "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n\
          [privacy]\npurge_interval_s = 1\n",
@@ -213,7 +174,7 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
          BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
     )
     .unwrap();
-    let id = start_render(&d);
+    let id = d.start_render();
     let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
     assert_eq!(v["state"], "failed", "{v}");
     assert!(
@@ -253,7 +214,7 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
          BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
     )
     .unwrap();
-    let id = start_render(&d);
+    let id = d.start_render();
     let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
     assert_eq!(v["state"], "failed", "{v}");
     assert!(v["error"].as_str().unwrap().contains("Please try again"));
@@ -266,7 +227,7 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
     }
 
     // The queue did not stop: the next couple gets a video.
-    let (_, url) = make_video(&d);
+    let (_, url) = d.make_video();
     assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
     assert!(d.log().contains("render failed"), "{}", d.log());
 
@@ -279,19 +240,14 @@ fn a_database_failure_after_the_render_fails_the_session_and_the_queue_goes_on()
          BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;",
     )
     .unwrap();
-    let id = start_render(&d);
+    let id = d.start_render();
     let v = d.wait_session(&id, 120, |v| v["state"] == "done" || v["state"] == "failed");
     assert_eq!(v["state"], "failed", "{v}");
     let data = d.kill();
     assert_eq!(db_state(&db, &id), "rendering");
     db.execute_batch("DROP TRIGGER refuse_end;").unwrap();
     drop(db);
-    let stills = data.path().join("stills");
-    let d = Daemon::start_in(
-        data,
-        &format!("stills:{}", stills.display()),
-        &["--config", &cfg],
-    );
+    let d = Daemon::start_in(data, &["--config", &cfg]);
     let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
     assert_eq!(v["state"], "failed", "{v}");
     assert!(
@@ -308,24 +264,19 @@ fn a_render_interrupted_twice_is_failed_with_a_message_not_retried_for_ever() {
         return;
     }
     let cfg_dir = tempfile::tempdir().unwrap();
-    let cfg = config(
+    let cfg = write_config(
         cfg_dir.path(),
         "[render]\nseconds = 8.0\nwidth = 1280\nheight = 720\n",
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
-    let id = start_render(&d);
+    let id = d.start_render();
     let mut d = d;
     for restart in 0..2 {
         d.wait_session(&id, 120, |v| {
             v["state"] == "rendering" && v["progress"].as_f64().unwrap_or(0.0) > 0.02
         });
         let data = d.kill();
-        let stills = data.path().join("stills");
-        d = Daemon::start_in(
-            data,
-            &format!("stills:{}", stills.display()),
-            &["--config", &cfg],
-        );
+        d = Daemon::start_in(data, &["--config", &cfg]);
         if restart == 0 {
             let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
             assert!(
