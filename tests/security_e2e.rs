@@ -478,6 +478,29 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     // A new password: the old one stops working, every other session ends.
     let other = session_cookie(&login(&d, ADMIN_PASSWORD));
     let new_password = "a brand new admin password";
+    // A wrong current password changes nothing and ends no session.
+    let r = post_form(
+        &d,
+        "/admin/password",
+        &cookie,
+        &format!(
+            "csrf={csrf}&current={}&new={}&confirm={}",
+            enc("not the current one"),
+            enc(new_password),
+            enc(new_password)
+        ),
+    );
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(
+        r.text().contains("current password is wrong"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        get(&d, "/admin", &format!("Cookie: kb_admin={other}\r\n")).status,
+        200,
+        "a failed change ended another session"
+    );
     let r = post_form(
         &d,
         "/admin/password",

@@ -807,7 +807,7 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
         (
             b.store.count_by_state().unwrap_or_default(),
             b.store.recent_audit(12).unwrap_or_default(),
-            b.telemetry.read(),
+            b.readings(),
         )
     })
     .await
