@@ -55,7 +55,7 @@ pub fn render_clip(
         MorphGenerator::plan(settings.morph.clone(), &settings.timeline, shape, inputs)?;
     let total = generator.frame_count();
     let warp = generator.warp_path();
-    let canvas_faces = generator.layout().landmarks;
+    let canvas_faces = generator.canvas_faces();
     let contact = generator.timeline().contact_frame();
     let plan_ms = ms(t_plan);
 

@@ -33,7 +33,7 @@ pub mod timeline;
 
 pub use expression::Expression;
 pub use morph::{
-    FrameInfo, Layout, MorphConfig, MorphConfigError, MorphGenerator, MorphInputs, Placement,
+    FrameInfo, MorphConfig, MorphConfigError, MorphGenerator, MorphGuides, MorphInputs, PersonMask,
 };
 pub use shape3d::{
     FaceAxes, HeadAngles, HeadMotion, LiftedFace, MeanShape, Pose, ShapeError, fit_pose,

@@ -1,9 +1,15 @@
 //! The motion of a kiss, frame by frame.
 //!
-//! Phases, in order: [`Phase::Apart`] → [`Phase::LeanIn`] (the heads approach and turn toward
-//! each other, tilted) → [`Phase::EyesClose`] (eyes close, lips pucker, the approach finishes) →
-//! [`Phase::Contact`] (the one frame where the mouths meet at the midline) → [`Phase::Hold`] →
-//! [`Phase::Part`] (the heads part slightly, eyes open a little, a smile).
+//! Phases, in order: [`Phase::LeanIn`] (from the first frame, the heads approach and turn
+//! toward each other, tilted) → [`Phase::EyesClose`] (eyes close, lips pucker, the approach
+//! finishes) → [`Phase::Contact`] (the one frame where the lips meet at the midline) →
+//! [`Phase::Hold`] → [`Phase::Part`] (the heads part and turn back, eyes open) →
+//! [`Phase::Apart`] (both faces fully visible, a smile at the camera that fades as the clip
+//! comes back to its first frame).
+//!
+//! The clip loops: it starts from the faces at rest and ends back at rest, expression and all,
+//! so the last frame leads into the first without a jump; the approach starts on the first
+//! frame.
 //!
 //! Every curve is eased (cubic smoothstep), so nothing jumps. A seed adds small, repeatable
 //! variation: the turn and tilt amounts, which face is in front (and so the tilt's direction:
@@ -162,13 +168,15 @@ pub struct FramePlan {
     pub front: usize,
 }
 
-/// Phase start times, fractions of the duration.
+/// Phase start times, fractions of the duration: `lean` is the first frame, and from `home`
+/// the heads are back at rest.
 #[derive(Debug, Clone, Copy)]
 struct Schedule {
     lean: f32,
     eyes: f32,
     contact: f32,
     part: f32,
+    home: f32,
 }
 
 /// Per-face variation drawn from the seed.
@@ -198,12 +206,9 @@ pub struct Timeline {
 const YAW: (f32, f32) = (25.0, 35.0);
 /// Largest turn of a head from its pose in the capture, degrees.
 const MAX_TURN: f32 = 45.0;
-/// Gap left between the two puckered mouth centres at contact, in inter-ocular distances.
-const CONTACT_GAP: f32 = 0.04;
-/// How far each head moves back when the kiss parts, in inter-ocular distances.
-const PART_BACK: f32 = 0.3;
-/// Share of the turn undone while parting.
-const PART_UNTURN: f32 = 0.35;
+/// At contact the lips' facing edges overlap by this much, in inter-ocular distances: the lips
+/// press together at the midline.
+const CONTACT_OVERLAP: f32 = 0.12;
 /// Sway while holding the kiss: amplitude in inter-ocular distances, kept within
 /// [`SWAY_PIXELS`], and the periods of its horizontal and vertical parts, seconds.
 const SWAY: f32 = 0.03;
@@ -279,27 +284,22 @@ impl Timeline {
                 smile: 0.0,
             }
             .apply(&lifted[k].turned(targets[k]), &lifted[k].axes(targets[k]))
-            .mouth_centre()
         };
-        // The puckered mouths meet at the midline between the two faces, a thin gap apart.
+        // The puckered lips meet at the midline between the two faces: each mouth's edge that
+        // faces the partner crosses it by half the overlap.
         let mid = [
             0.5 * (rest_mouth[0][0] + rest_mouth[1][0]),
             0.5 * (rest_mouth[0][1] + rest_mouth[1][1]),
         ];
         let approach: [[f32; 2]; 2] = std::array::from_fn(|k| {
-            let m = peak(k);
-            let goal = [mid[0] - toward[k] * 0.5 * CONTACT_GAP * mean_iod, mid[1]];
-            [goal[0] - m[0], goal[1] - m[1]]
-        });
-        let back: [[f32; 2]; 2] = std::array::from_fn(|k| {
-            let [x, y] = approach[k];
-            let len = (x * x + y * y).sqrt();
-            let unit = if len > 1e-3 {
-                [x / len, y / len]
-            } else {
-                [toward[k], 0.0]
-            };
-            [-unit[0] * PART_BACK * iod[k], -unit[1] * PART_BACK * iod[k]]
+            let lm = peak(k);
+            let m = lm.mouth_centre();
+            let edge = lm.0[48..60]
+                .iter()
+                .map(|p| toward[k] * p[0])
+                .fold(f32::MIN, f32::max);
+            let goal = toward[k] * mid[0] + 0.5 * CONTACT_OVERLAP * mean_iod;
+            [toward[k] * (goal - edge), mid[1] - m[1]]
         });
 
         let sway_amp = (SWAY * mean_iod).clamp(SWAY_PIXELS.0, SWAY_PIXELS.1);
@@ -316,8 +316,8 @@ impl Timeline {
                 let faces = std::array::from_fn(|k| {
                     let angles = lifted[k].angles().lerp(&targets[k], c.turn);
                     let translation = [
-                        c.approach * approach[k][0] + c.part * back[k][0] + sway[0],
-                        c.approach * approach[k][1] + c.part * back[k][1] + sway[1],
+                        c.approach * approach[k][0] + sway[0],
+                        c.approach * approach[k][1] + sway[1],
                     ];
                     let motion = lifted[k].motion_to(angles, translation);
                     let (landmarks, depth) = lifted[k].apply(&motion);
@@ -394,11 +394,11 @@ impl Schedule {
         } else if index > contact {
             if t < self.part {
                 Phase::Hold
-            } else {
+            } else if t < self.home {
                 Phase::Part
+            } else {
+                Phase::Apart
             }
-        } else if t < self.lean {
-            Phase::Apart
         } else if t < self.eyes {
             Phase::LeanIn
         } else {
@@ -411,7 +411,6 @@ impl Schedule {
 struct Curves {
     approach: f32,
     turn: f32,
-    part: f32,
     /// Envelope of the sway: 0 until contact, 1 through the hold, back to 0 as they part.
     hold: f32,
     expression: Expression,
@@ -419,20 +418,22 @@ struct Curves {
 
 impl Curves {
     fn at(t: f32, s: &Schedule, intensity: f32) -> Self {
-        let parting = ease(t, s.part, s.part + 0.14);
-        let approach = ease(t, s.lean, s.contact);
-        let turn = ease(t, s.lean, s.eyes + 0.05) * (1.0 - PART_UNTURN * ease(t, s.part, 1.0));
-        let eyes = ease(t, s.eyes, s.contact - 0.03)
-            * (1.0 - 0.85 * ease(t, s.part + 0.03, s.part + 0.15));
+        let away = 1.0 - ease(t, s.part, s.home);
+        let approach = ease(t, s.lean, s.contact) * away;
+        let turn = ease(t, s.lean, s.eyes + 0.05) * away;
+        let eyes = ease(t, s.eyes, s.contact - 0.03) * (1.0 - ease(t, s.part, s.part + 0.1));
         let pucker = pucker_amount(intensity)
             * ease(t, s.eyes - 0.08, s.contact - 0.02)
-            * (1.0 - ease(t, s.part, s.part + 0.1));
-        let smile = (0.5 + 0.5 * intensity) * ease(t, s.part + 0.04, (s.part + 0.17).min(1.0));
-        let hold = ease(t, s.contact, s.contact + 0.06) * (1.0 - ease(t, s.part, s.part + 0.14));
+            * (1.0 - ease(t, s.part, s.part + 0.08));
+        // A smile once they part, at its fullest as they face the camera again, fading so the
+        // last frame leads into the first.
+        let smile = (0.5 + 0.5 * intensity)
+            * ease(t, s.part + 0.04, s.home)
+            * (1.0 - ease(t, s.home + 0.06, 1.0));
+        let hold = ease(t, s.contact, s.contact + 0.06) * (1.0 - ease(t, s.part, s.part + 0.1));
         Self {
             approach,
             turn,
-            part: parting,
             hold,
             expression: Expression {
                 eye_closure: eyes,
@@ -461,10 +462,11 @@ impl Variation {
         let front = (rng.next() & 1) as usize;
         let mut jitter = || rng.uniform(-0.02, 0.02);
         let schedule = Schedule {
-            lean: 0.10 + jitter(),
-            eyes: 0.40 + jitter(),
-            contact: 0.56 + jitter(),
-            part: 0.80 + jitter(),
+            lean: 0.0,
+            eyes: 0.24 + jitter(),
+            contact: 0.40 + jitter(),
+            part: 0.64 + jitter(),
+            home: 0.84 + jitter(),
         };
         let sway_phase = [
             rng.uniform(0.0, std::f32::consts::TAU),
@@ -517,7 +519,11 @@ mod tests {
             };
             let s = Variation::draw(&cfg).schedule;
             assert!(
-                s.lean < s.eyes && s.eyes < s.contact && s.contact < s.part && s.part + 0.17 < 1.0
+                s.lean == 0.0
+                    && s.eyes < s.contact
+                    && s.contact < s.part
+                    && s.part < s.home
+                    && s.home + 0.06 < 1.0
             );
         }
     }

@@ -6,53 +6,8 @@
 //! far triangles first, so a cheek folded behind the nose by a head turn is covered by the
 //! nearer parts of the face. It draws one canvas row at a time, so rows can be drawn in
 //! parallel and composited while they are hot.
-//!
-//! [`face_outline`] and [`ring`] describe the face alone; the layout keeps them inside the
-//! canvas.
 
 use super::pixels::sample_rgba_fixed;
-use crate::types::{Landmarks, N_LANDMARKS};
-
-/// Scale of the ring about the face hull's centre.
-pub const RING_SCALE: f32 = 1.3;
-/// The forehead is taken as the brows raised by this many inter-ocular distances.
-pub const FOREHEAD: f32 = 0.55;
-
-/// The face outline, clockwise on screen: jaw 0..=16, then the brows (26 down to 17) raised to
-/// cover the forehead. Each vertex with the landmark it follows.
-pub fn face_outline(lm: &Landmarks) -> Vec<([f32; 2], usize)> {
-    let (l, r) = (lm.eye_left(), lm.eye_right());
-    let iod = lm.inter_ocular().max(1e-3);
-    // Up: perpendicular to the eye line, toward the brows.
-    let up = [(r[1] - l[1]) / iod, -(r[0] - l[0]) / iod];
-    let raise = FOREHEAD * iod;
-    let jaw = (0..17).map(|i| (lm.0[i], i));
-    let brows = (17..27)
-        .rev()
-        .map(|i| ([lm.0[i][0] + up[0] * raise, lm.0[i][1] + up[1] * raise], i));
-    jaw.chain(brows).collect()
-}
-
-/// The ring around an outline: each vertex pushed out [`RING_SCALE`] times from the outline's
-/// centre.
-pub fn ring(outline: &[([f32; 2], usize)]) -> Vec<([f32; 2], usize)> {
-    let n = outline.len().max(1) as f32;
-    let c = outline
-        .iter()
-        .fold([0.0f32; 2], |a, (p, _)| [a[0] + p[0] / n, a[1] + p[1] / n]);
-    outline
-        .iter()
-        .map(|&(p, i)| {
-            (
-                [
-                    c[0] + RING_SCALE * (p[0] - c[0]),
-                    c[1] + RING_SCALE * (p[1] - c[1]),
-                ],
-                i,
-            )
-        })
-        .collect()
-}
 
 /// A triangulated mesh over the whole canvas: source vertices and every triangle.
 #[derive(Debug, Clone)]
@@ -67,9 +22,9 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// Triangulates `points` (Delaunay). `None` when a landmark is left out of every triangle
-    /// (two landmarks on one spot), since its motion would be lost.
-    pub fn triangulate(points: Vec<[f32; 2]>) -> Option<Self> {
+    /// Triangulates `points` (Delaunay). `None` when one of the first `required` points (the
+    /// face's) is left out of every triangle (two on one spot), since its motion would be lost.
+    pub fn triangulate(points: Vec<[f32; 2]>, required: usize) -> Option<Self> {
         let pts: Vec<delaunator::Point> = points
             .iter()
             .map(|p| delaunator::Point {
@@ -83,11 +38,12 @@ impl Mesh {
             .chunks_exact(3)
             .map(|tri| [tri[0] as u32, tri[1] as u32, tri[2] as u32])
             .collect();
-        let mut used = [false; N_LANDMARKS];
+        let required = required.min(points.len());
+        let mut used = vec![false; required];
         for v in triangles
             .iter()
             .flatten()
-            .filter(|&&v| (v as usize) < N_LANDMARKS)
+            .filter(|&&v| (v as usize) < required)
         {
             used[*v as usize] = true;
         }
@@ -103,7 +59,7 @@ impl Mesh {
 
 /// An RGBA image to warp from, canvas sized. The alpha channel carries a mask along (the head
 /// mask of a person layer); it is warped like the colours.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Source {
     pub rgba: Vec<u8>,
     pub width: usize,
@@ -121,6 +77,10 @@ struct Job {
     y_max: f32,
     /// Weight of the alternate source, 0..=256.
     alt: u32,
+    /// The triangle's vertices in the mesh.
+    tri: [u32; 3],
+    /// Depth across the triangle: `z = a·x + b·y + c` (see [`Warper::prepare_depth`]).
+    z: [f32; 3],
 }
 
 /// Rows per band of the row index.
@@ -179,6 +139,8 @@ impl Warper {
                 } else {
                     0
                 },
+                tri: *tri,
+                z: [0.0; 3],
             });
         }
         // Far first; ties keep mesh order, so the result never depends on the sort.
@@ -259,6 +221,46 @@ impl Warper {
 }
 
 impl Warper {
+    /// Gives this frame's triangles a depth per vertex (`depth`, one per mesh vertex, larger =
+    /// farther), interpolated across each triangle, for [`Warper::draw_depth_row`]. This depth
+    /// only says what is nearer between layers; the drawing order within the layer stays the
+    /// one [`Warper::prepare`] was given.
+    pub fn prepare_depth(&mut self, depth: &[f32]) {
+        for job in &mut self.jobs {
+            let z = job
+                .tri
+                .map(|v| depth.get(v as usize).copied().unwrap_or(0.0));
+            job.z = affine_between(job.dest, [[z[0], 0.0], [z[1], 0.0], [z[2], 0.0]])
+                .map(|m| [m[0], m[1], m[2]])
+                .unwrap_or([0.0, 0.0, (z[0] + z[1] + z[2]) / 3.0]);
+        }
+    }
+
+    /// Writes into `zbuf` (a full canvas row) the depth of what [`Warper::draw_row`] draws on
+    /// row `y`: the last triangle drawn at each pixel.
+    pub fn draw_depth_row(&self, y: usize, zbuf: &mut [f32]) {
+        let width = self.width.min(zbuf.len());
+        let Some(band) = self.bands.get(y / BAND) else {
+            return;
+        };
+        let yc = y as f32 + 0.5;
+        for &j in band {
+            let job = &self.jobs[j as usize];
+            if yc < job.y_min || yc > job.y_max {
+                continue;
+            }
+            let Some((xl, xr)) = span(&job.dest, yc) else {
+                continue;
+            };
+            let first = (xl - 0.5 - 1e-3).ceil().max(0.0) as usize;
+            let last = (((xr - 0.5 + 1e-3).floor() + 1.0).max(0.0) as usize).min(width);
+            let [a, b, c] = job.z;
+            for (x, z) in (first..last).zip(&mut zbuf[first.min(last)..last]) {
+                *z = a * (x as f32 + 0.5) + b * yc + c;
+            }
+        }
+    }
+
     /// Draws rows `ys`, columns `xs` of the canvas into `rgba` and `covered` (whole canvas,
     /// `width` pixels a row), as [`Warper::draw_row`] does row by row: the CPU reference of
     /// [`crate::gpu::Gpu::warp`].

@@ -1,19 +1,20 @@
-//! The morph generator: each person warped as a whole, along one smooth mesh, onto the
-//! timeline's targets, frame by frame.
+//! The morph generator: each person a cut-out layer on a rebuilt background, their head
+//! turned in 3D along the timeline, filmed by a virtual camera.
 //!
-//! Per person, once ([`person`]): the capture as placed on the canvas, sharp, and a mesh over
-//! the whole canvas: the face's landmarks, the head around them (hair, ears), the neck and
-//! shoulders, and a grid out to the canvas border, whose points only slide along the border.
-//! Per frame: the landmarks go to the frame's targets (expression applied), the head moves
-//! rigidly with its 3D motion, and everything else follows with a motion that fades smoothly
-//! with the distance from the head, to nothing at the border and toward the body. Each person
-//! is one such warp of the capture: no cut-out, no ghost left behind.
+//! Per session, once:
+//! - [`scene`]: the scene is the capture (or, for two portraits, a designed backdrop with both
+//!   people on it). Each person is cut out by the person mask ([`MorphGuides::masks`], from the
+//!   segmentation model; drawn from the faces without one), and the background behind them is
+//!   rebuilt from its surroundings, so a person who moves away uncovers background, never a
+//!   smear or a stretched copy of themself.
+//! - [`person`]: each person's mesh: the dense face mesh with its own depth
+//!   ([`MorphGuides::meshes`]; the 68 landmarks on the mean shape without one), the head around
+//!   it, and the body, fading toward the scene's edges.
+//! - [`camera`]: the virtual camera's path, framing the couple and pushing in toward the kiss.
 //!
-//! Compositing: each person's layer owns its side of a soft seam between the two (the canvas
-//! middle for two portraits). As the heads lean in, the two sides overlap; there the layer in
-//! front shows only its head (face, hair and neck, with a feathered mask), over the layer
-//! behind. Where neither side reaches (it should not happen), a blurred copy of the inputs
-//! fills in.
+//! Per frame: each layer's mesh goes to the timeline's targets (head turn, tilt, approach,
+//! closing lids, pursed lips, smile) and through the camera; the background is drawn through
+//! the camera, then the person behind, then the person in front.
 //!
 //! ```
 //! use kissbooth_engines::generate::MorphConfig;
@@ -22,30 +23,30 @@
 //! assert_eq!(cfg.feather, MorphConfig::default().feather);
 //! ```
 
-mod layout;
+pub(crate) mod camera;
 pub(crate) mod mesh;
 mod person;
 mod pixels;
+pub(crate) mod scene;
 
 use image::RgbImage;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use layout::{Layout, Placement};
+use camera::View;
 use person::PersonLayer;
+use scene::Scene;
 
 use super::GenerateError;
 use super::shape3d::MeanShape;
 use super::timeline::{Phase, Timeline, TimelineConfig};
 use crate::types::Landmarks;
 
-/// Width of the soft seam between the two people's halves: a share of the distance between the
-/// faces (one capture) or of the canvas width (two portraits).
-const SEAM_COUPLE: f32 = 0.12;
-const SEAM_PORTRAITS: f32 = 0.1;
-/// Where the canvas reaches beyond an input frame, the frame's edge fades into the blurred
-/// fill over this many input pixels.
-const FILL_EDGE: f32 = 6.0;
+/// The person in front stands this many inter-ocular distances nearer the camera than the
+/// other: where their heads overlap, their faces cover the other's cheek, not the lips.
+const FRONT_NEARER: f32 = 0.3;
+/// Depth over which one person's pixels give way to the other's where their depths cross, in
+/// inter-ocular distances.
+const DEPTH_SOFT: f32 = 0.06;
 
 /// Allowed canvas width and height, pixels (each even).
 pub const SIZE_RANGE: std::ops::RangeInclusive<u32> = 256..=1920;
@@ -58,15 +59,14 @@ pub struct MorphConfig {
     pub width: u32,
     /// Canvas height, pixels: even, 256..=1920.
     pub height: u32,
-    /// Width of the soft edge of each head's mask (where the head in front covers the other
-    /// near contact), as a fraction of the face's size, 0.01..=0.3.
+    /// Softening of each person's cut-out edge, in inter-ocular distances, 0.01..=0.3.
     pub feather: f32,
     /// Two portraits only (one capture shares its light): how far the two portraits' skin
     /// colours move toward their common mean and spread, 0..=1 (0: untouched, 1: identical
     /// statistics).
     pub harmonise: f32,
-    /// Blur of the fill shown where no person's layer reaches (normally nowhere: the warps
-    /// cover the canvas), as a fraction of the canvas's longer side, 0..=0.2.
+    /// Smoothing of the background rebuilt behind the people, in inter-ocular distances times
+    /// ten, 0..=0.2 (0: the fill as rebuilt).
     pub background_blur: f32,
 }
 
@@ -169,6 +169,26 @@ impl MorphInputs {
     }
 }
 
+/// A person mask: the probability that each pixel of an input frame shows a person, 0..=1,
+/// row-major, the frame's size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonMask {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<f32>,
+}
+
+/// What the face models found beyond the 68 landmarks, in input-frame pixels. Everything is
+/// optional: without a mesh a face turns on the mean 3D shape, without a mask each person is
+/// cut out along a head-and-shoulders shape drawn from their face.
+#[derive(Debug, Clone, Default)]
+pub struct MorphGuides {
+    /// Per face: the dense face mesh (468 points: x, y, and depth in pixels, larger = farther).
+    pub meshes: [Option<Vec<[f32; 3]>>; 2],
+    /// Per input frame: the person mask (one capture: the first only).
+    pub masks: [Option<PersonMask>; 2],
+}
+
 /// What was drawn in the last rendered frame.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FrameInfo {
@@ -176,10 +196,12 @@ pub struct FrameInfo {
     pub phase: Phase,
     /// Index of the face drawn in front.
     pub front: usize,
-    /// Each face's landmarks as warped (expression applied), canvas pixels.
+    /// Each face's landmarks as warped (expression applied), output pixels.
     pub landmarks: [Landmarks; 2],
-    /// Each face's mouth centre as warped, canvas pixels.
+    /// Each face's mouth centre as warped, output pixels.
     pub mouth_centres: [[f32; 2]; 2],
+    /// The camera's zoom (output pixels per scene pixel).
+    pub zoom: f32,
 }
 
 impl FrameInfo {
@@ -188,6 +210,43 @@ impl FrameInfo {
         let [a, b] = self.mouth_centres;
         ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
     }
+
+    /// The gap between the two mouths' outer lip contours, pixels: 0 where they touch or the
+    /// front one overlaps the other.
+    pub fn lip_gap(&self) -> f32 {
+        let lips = |k: usize| &self.landmarks[k].0[48..60];
+        let poly = |k: usize| lips(k).to_vec();
+        let (a, b) = (poly(0), poly(1));
+        if a.iter().any(|p| inside(&b, *p)) || b.iter().any(|p| inside(&a, *p)) {
+            return 0.0;
+        }
+        let mut best = f32::MAX;
+        for p in &a {
+            for q in &b {
+                best = best.min(((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt());
+            }
+        }
+        best
+    }
+
+    /// The mean inter-ocular distance of the two faces as drawn, pixels.
+    pub fn inter_ocular(&self) -> f32 {
+        0.5 * (self.landmarks[0].inter_ocular() + self.landmarks[1].inter_ocular())
+    }
+}
+
+/// Whether `p` lies inside the polygon (even-odd rule).
+fn inside(poly: &[[f32; 2]], p: [f32; 2]) -> bool {
+    let mut odd = false;
+    for (i, a) in poly.iter().enumerate() {
+        let b = poly[(i + 1) % poly.len()];
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < a[0] + (p[1] - a[1]) / (b[1] - a[1]) * (b[0] - a[0])
+        {
+            odd = !odd;
+        }
+    }
+    odd
 }
 
 /// Renders the frames of a planned kiss, one at a time.
@@ -196,12 +255,11 @@ impl FrameInfo {
 /// After each frame, [`MorphGenerator::last_info`] tells where the faces were drawn.
 pub struct MorphGenerator {
     cfg: MorphConfig,
-    layout: Layout,
     timeline: Timeline,
-    /// The fill where no layer reaches.
-    background: RgbImage,
-    /// Per canvas column: how much it belongs to face 0's half (face 1's: the rest).
-    seam: Vec<f32>,
+    scene_size: (usize, usize),
+    plate: RgbImage,
+    backdrop: [u8; 3],
+    views: Vec<View>,
     people: [PersonLayer; 2],
     next: usize,
     info: Option<FrameInfo>,
@@ -213,6 +271,7 @@ impl std::fmt::Debug for MorphGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MorphGenerator")
             .field("cfg", &self.cfg)
+            .field("scene", &self.scene_size)
             .field("frames", &self.timeline.len())
             .field("next", &self.next)
             .field("warp", &self.warp_path())
@@ -221,85 +280,80 @@ impl std::fmt::Debug for MorphGenerator {
 }
 
 impl MorphGenerator {
-    /// Places the inputs ([`Layout`]), plans the timeline on the placed faces, and prepares the
-    /// generator: the usual way in.
+    /// Builds the scene from the inputs alone (no mesh, no mask), plans the timeline on it and
+    /// prepares the generator.
     pub fn plan(
         cfg: MorphConfig,
         timeline: &TimelineConfig,
         shape: &MeanShape,
         inputs: MorphInputs,
     ) -> Result<Self, GenerateError> {
-        let layout = Layout::plan(&cfg, &inputs)?;
-        let [a, b] = &layout.landmarks;
-        let timeline = Timeline::plan(timeline, shape, [a, b], (cfg.width, cfg.height))?;
-        Self::new(cfg, inputs, timeline)
+        Self::plan_with(cfg, timeline, shape, inputs, &MorphGuides::default())
     }
 
-    /// Prepares a generator for a timeline planned on [`Layout::landmarks`] of these inputs.
-    /// Everything per-session happens here: crops, masks, colour matching, meshes, background.
-    pub fn new(
+    /// Builds the scene (people cut out by the guides' masks, faces turned on their meshes),
+    /// plans the timeline and the camera on it, and prepares every per-session part: the usual
+    /// way in.
+    pub fn plan_with(
         cfg: MorphConfig,
+        timeline: &TimelineConfig,
+        shape: &MeanShape,
         inputs: MorphInputs,
-        timeline: Timeline,
+        guides: &MorphGuides,
     ) -> Result<Self, GenerateError> {
-        let layout = Layout::plan(&cfg, &inputs)?;
-        let (planned_width, planned_height) = timeline.frame_size();
-        if (planned_width, planned_height) != (cfg.width, cfg.height) {
-            return Err(GenerateError::CanvasMismatch {
-                planned_width,
-                planned_height,
-                width: cfg.width,
-                height: cfg.height,
-            });
-        }
-        for face in 0..2 {
-            let (planned, placed) = (&timeline.rest_faces()[face], &layout.landmarks[face]);
-            let pixels = planned.mean_distance(placed);
-            // Written so that NaN is a mismatch too.
-            if pixels.is_nan() || pixels > 0.01 * placed.inter_ocular() + 0.5 {
-                return Err(GenerateError::TimelineMismatch { face, pixels });
-            }
-        }
+        cfg.validate()?;
+        timeline.validate()?;
+        inputs.check()?;
+        let mut scene = Scene::build(&inputs, guides, &cfg)?;
+        drop(inputs);
+        let [a, b] = &scene.faces;
+        let timeline = Timeline::plan(
+            timeline,
+            shape,
+            [a, b],
+            (scene.width as u32, scene.height as u32),
+        )?;
+        let regions: Vec<[f32; 4]> = timeline
+            .frames()
+            .iter()
+            .map(|f| camera::region(&[&f.faces[0].landmarks, &f.faces[1].landmarks]))
+            .collect();
+        let views = camera::plan(
+            &regions,
+            (scene.width, scene.height),
+            (cfg.width, cfg.height),
+            timeline.fps(),
+        );
         let rest = timeline
             .frame(0)
             .ok_or(GenerateError::FrameOutOfRange { index: 0, len: 0 })?;
-        let w = cfg.width;
-        let background = background(&cfg, &inputs, &layout);
-        let canvases: Vec<RgbImage> = match &inputs {
-            MorphInputs::Couple { .. } => vec![placed(&inputs, &layout, 0, &background)],
-            MorphInputs::Portraits { .. } => (0..2)
-                .map(|k| placed(&inputs, &layout, k, &background))
-                .collect(),
-        };
-        let seam = seam(&inputs, &layout, w as usize);
-        let halves = [columns(&seam, |s| s > 0.0), columns(&seam, |s| s < 1.0)];
-        let build = |k: usize| {
+        let [source0, source1] = std::mem::take(&mut scene.people);
+        let mut sources = [Some(source0), Some(source1)];
+        let mut build = |k: usize| {
             let travel = PersonLayer::travel(
                 &rest.faces[k],
                 timeline.frames().iter().map(|f| &f.faces[k]),
             );
+            let source = sources[k].take().unwrap_or_default();
             PersonLayer::build(
                 k,
-                &canvases[k.min(canvases.len() - 1)],
+                source,
                 &rest.faces[k],
-                halves[k].clone(),
+                scene.meshes[k].as_deref(),
                 travel,
-                cfg.feather,
             )
         };
         let mut people = [build(0)?, build(1)?];
-        drop(canvases);
-        if let MorphInputs::Portraits { .. } = inputs
-            && cfg.harmonise > 0.0
-        {
+        if scene.portraits && cfg.harmonise > 0.0 {
             harmonise(&mut people, cfg.harmonise);
         }
         Ok(Self {
+            scene_size: (scene.width, scene.height),
+            plate: scene.plate,
+            backdrop: scene.backdrop,
             cfg,
-            layout,
             timeline,
-            background,
-            seam,
+            views,
             people,
             next: 0,
             info: None,
@@ -317,13 +371,27 @@ impl MorphGenerator {
         self.gpu = None;
     }
 
-    /// The planned timeline.
+    /// The planned timeline (in scene pixels).
     pub fn timeline(&self) -> &Timeline {
         &self.timeline
     }
-    /// Where the inputs were placed.
-    pub fn layout(&self) -> &Layout {
-        &self.layout
+    /// The scene's size (width, height), pixels.
+    pub fn scene_size(&self) -> (usize, usize) {
+        self.scene_size
+    }
+    /// The camera of a frame.
+    pub fn view(&self, index: usize) -> Option<View> {
+        self.views.get(index).copied()
+    }
+    /// Whether each face turns on its dense mesh (true) or on the mean shape (false).
+    pub fn dense_faces(&self) -> [bool; 2] {
+        [self.people[0].dense, self.people[1].dense]
+    }
+    /// The two faces of the first frame, on the output canvas.
+    pub fn canvas_faces(&self) -> [Landmarks; 2] {
+        let view = self.views[0];
+        let rest = self.timeline.rest_faces();
+        std::array::from_fn(|k| Landmarks(rest[k].0.map(|p| view.to_output(p))))
     }
     /// Number of frames.
     pub fn frame_count(&self) -> usize {
@@ -355,22 +423,37 @@ impl MorphGenerator {
             .timeline
             .frame(index)
             .ok_or(GenerateError::FrameOutOfRange { index, len })?;
+        let view = self.views[index.min(self.views.len() - 1)];
         let (w, h) = (self.cfg.width as usize, self.cfg.height as usize);
-        for (layer, face) in self.people.iter_mut().zip(plan.faces.iter()) {
-            if let Err(why) = layer.prepare(face, (w, h), self.gpu.as_ref()) {
+        let front = plan.front.min(1);
+        let iod =
+            0.5 * (plan.faces[0].landmarks.inter_ocular() + plan.faces[1].landmarks.inter_ocular());
+        for (k, (layer, face)) in self.people.iter_mut().zip(plan.faces.iter()).enumerate() {
+            let nearer = if k == front { FRONT_NEARER * iod } else { 0.0 };
+            if let Err(why) = layer.prepare(face, &view, nearer, (w, h), self.gpu.as_ref()) {
                 tracing::warn!(%why, frame = index, "warp on the device failed: using the CPU path");
                 self.gpu = None;
+                layer.prepare(face, &view, nearer, (w, h), None).ok();
             }
         }
-        let front = plan.front.min(1);
-        let out = composite(&self.people, front, &self.seam, &self.background, (w, h));
-        let landmarks = [self.people[0].expressed, self.people[1].expressed];
+        let out = composite(
+            &self.people,
+            &self.plate,
+            self.backdrop,
+            &view,
+            DEPTH_SOFT * iod,
+            (w, h),
+        );
+        let landmarks: [Landmarks; 2] = std::array::from_fn(|k| {
+            Landmarks(self.people[k].expressed.0.map(|p| view.to_output(p)))
+        });
         self.info = Some(FrameInfo {
             index,
             phase: plan.phase,
             front,
             mouth_centres: landmarks.map(|l| l.mouth_centre()),
             landmarks,
+            zoom: view.zoom,
         });
         Ok(out)
     }
@@ -406,124 +489,68 @@ fn open_gpu() -> Option<crate::gpu::Gpu> {
     }
 }
 
-/// Draws both layers row by row and lays them together, nearest last: each person's half
-/// (`seam` says how much of each column is face 0's), the head behind where it leans into the
-/// other half, the head in front over everything. Where a layer has no pixel, `fill`.
+/// Draws the frame row by row: the rebuilt background through the camera (the backdrop colour
+/// where the camera sees past the scene), then both people, the nearer one over the other at
+/// each pixel (with a soft change-over where their depths cross, `soft` output pixels of
+/// depth).
 fn composite(
     people: &[PersonLayer; 2],
-    front: usize,
-    seam: &[f32],
-    fill: &RgbImage,
+    plate: &RgbImage,
+    backdrop: [u8; 3],
+    view: &View,
+    soft: f32,
     (w, h): (usize, usize),
 ) -> RgbImage {
-    let (f, b) = (&people[front], &people[1 - front]);
+    let (pw, ph) = (plate.width() as f32, plate.height() as f32);
+    let xs: Vec<f32> = (0..w)
+        .map(|x| view.to_scene([x as f32 + 0.5, 0.0])[0])
+        .collect();
+    let soft = soft.max(1e-3);
     let mut out = vec![0u8; w * h * 3];
-    out.par_chunks_mut(w * 3).enumerate().for_each_init(
-        || {
-            (
-                vec![[0u8; 4]; w],
-                vec![false; w],
-                vec![[0u8; 4]; w],
-                vec![false; w],
-            )
-        },
-        |(f_rgba, f_cov, b_rgba, b_cov), (y, row)| {
-            f.draw_row(y, f_rgba, f_cov);
-            b.draw_row(y, b_rgba, b_cov);
-            let fill = &fill.as_raw()[y * w * 3..(y + 1) * w * 3];
-            for x in 0..w {
-                // How much of this column is the front person's half.
-                let own = if front == 0 { seam[x] } else { 1.0 - seam[x] };
-                let g = &fill[x * 3..x * 3 + 3];
-                let (fc, hf) = if f_cov[x] {
-                    (f_rgba[x], f_rgba[x][3] as f32 * (1.0 / 255.0))
+    person::draw_rows(people, &mut out, w, |y, a, b, row| {
+        let sy = view.to_scene([0.0, y as f32 + 0.5])[1];
+        for x in 0..w {
+            let sx = xs[x];
+            let bg: [f32; 3] = if sx >= 0.0 && sy >= 0.0 && sx < pw && sy < ph {
+                pixels::sample_rgb(plate, [sx, sy])
+            } else {
+                let t = (sy / ph).clamp(-1.0, 2.0);
+                backdrop.map(|c| c as f32 * (1.0 - 0.15 * t))
+            };
+            let alpha = |r: &person::Row| {
+                if r.covered[x] {
+                    r.rgba[x][3] as f32 * (1.0 / 255.0)
                 } else {
-                    ([g[0], g[1], g[2], 0], 0.0)
-                };
-                let (bc, hb) = if b_cov[x] {
-                    (b_rgba[x], b_rgba[x][3] as f32 * (1.0 / 255.0))
-                } else {
-                    ([g[0], g[1], g[2], 0], 0.0)
-                };
-                // Halves, then the head behind across the seam, then the head in front.
-                let back = (1.0 - own) + hb * own;
-                let back = back * (1.0 - hf);
-                let out = &mut row[x * 3..x * 3 + 3];
-                if back <= 0.0 {
-                    out.copy_from_slice(&fc[..3]);
-                } else if back >= 1.0 {
-                    out.copy_from_slice(&bc[..3]);
-                } else {
-                    for (c, o) in out.iter_mut().enumerate() {
-                        let v = fc[c] as f32 + (bc[c] as f32 - fc[c] as f32) * back;
-                        *o = (v + 0.5) as u8;
-                    }
+                    0.0
                 }
+            };
+            let over = |under: [f32; 3], px: [u8; 4], a: f32| -> [f32; 3] {
+                std::array::from_fn(|c| under[c] + (px[c] as f32 - under[c]) * a)
+            };
+            let (aa, ab) = (alpha(a), alpha(b));
+            // a over b when a is nearer, b over a otherwise; blended where they cross.
+            let a_on_top = (0.5 + (b.z[x] - a.z[x]) / soft).clamp(0.0, 1.0);
+            let px: [f32; 3] = if aa <= 0.0 && ab <= 0.0 {
+                bg
+            } else if ab <= 0.0 {
+                over(bg, a.rgba[x], aa)
+            } else if aa <= 0.0 {
+                over(bg, b.rgba[x], ab)
+            } else {
+                let ab_first = over(over(bg, b.rgba[x], ab), a.rgba[x], aa);
+                let aa_first = over(over(bg, a.rgba[x], aa), b.rgba[x], ab);
+                std::array::from_fn(|c| aa_first[c] + (ab_first[c] - aa_first[c]) * a_on_top)
+            };
+            for c in 0..3 {
+                row[x * 3 + c] = (px[c] + 0.5).clamp(0.0, 255.0) as u8;
             }
-        },
-    );
-    RgbImage::from_raw(w as u32, h as u32, out).expect("canvas-sized buffer")
-}
-
-/// The input frame of person `k` as placed on the canvas, sharp; where the canvas reaches
-/// beyond the frame, the blurred `fill` (its edges only repeat).
-fn placed(inputs: &MorphInputs, layout: &Layout, k: usize, fill: &RgbImage) -> RgbImage {
-    let frame = inputs.frame(k);
-    let placement = layout.placements[k];
-    let (w, h) = (fill.width(), fill.height());
-    let (fw, fh) = (frame.width() as f32, frame.height() as f32);
-    let mut out = vec![0u8; (w * h * 3) as usize];
-    out.par_chunks_mut(w as usize * 3)
-        .enumerate()
-        .for_each(|(y, row)| {
-            let fill_row = &fill.as_raw()[y * w as usize * 3..(y + 1) * w as usize * 3];
-            for (x, px) in row.chunks_exact_mut(3).enumerate() {
-                let p = placement.to_input([x as f32 + 0.5, y as f32 + 0.5]);
-                let rgb = pixels::sample_rgb(frame, p);
-                let beyond = (-p[0]).max(p[0] - fw).max(-p[1]).max(p[1] - fh).max(0.0);
-                let t = (beyond / FILL_EDGE).clamp(0.0, 1.0);
-                for (c, o) in px.iter_mut().enumerate() {
-                    let v = rgb[c] + (fill_row[x * 3 + c] as f32 - rgb[c]) * t;
-                    *o = (v + 0.5).clamp(0.0, 255.0) as u8;
-                }
-            }
-        });
-    RgbImage::from_raw(w, h, out).expect("canvas-sized buffer")
-}
-
-/// The soft seam between the two people's halves of the canvas: a vertical line midway
-/// between the faces (the canvas middle for two portraits). Per column, how much of it is
-/// face 0's.
-fn seam(inputs: &MorphInputs, layout: &Layout, width: usize) -> Vec<f32> {
-    let centre = |lm: &Landmarks| {
-        let n = lm.0.len() as f32;
-        lm.0.iter().map(|p| p[0]).sum::<f32>() / n
-    };
-    let (x0, x1) = (centre(&layout.landmarks[0]), centre(&layout.landmarks[1]));
-    let (mid, ramp) = match inputs {
-        MorphInputs::Couple { .. } => (0.5 * (x0 + x1), (SEAM_COUPLE * (x1 - x0).abs()).max(2.0)),
-        MorphInputs::Portraits { .. } => {
-            (0.5 * width as f32, (SEAM_PORTRAITS * width as f32).max(2.0))
         }
-    };
-    let toward = if x1 >= x0 { 1.0 } else { -1.0 };
-    (0..width)
-        .map(|x| {
-            let t = (0.5 - toward * (x as f32 + 0.5 - mid) / ramp).clamp(0.0, 1.0);
-            t * t * (3.0 - 2.0 * t)
-        })
-        .collect()
-}
-
-/// The columns where `keep` holds for the seam, as one range (the seam is monotonic).
-fn columns(seam: &[f32], keep: impl Fn(f32) -> bool) -> std::ops::Range<usize> {
-    let first = seam.iter().position(|s| keep(*s)).unwrap_or(0);
-    let last = seam.iter().rposition(|s| keep(*s)).map_or(0, |i| i + 1);
-    first..last.max(first)
+    });
+    RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
 }
 
 /// Moves both portraits' colours partway toward their common mean and spread, measured on the
-/// heads: a lookup per channel over each whole layer.
+/// people: a lookup per channel over each whole layer.
 fn harmonise(people: &mut [PersonLayer; 2], amount: f32) {
     let [Some(a), Some(b)] = [
         pixels::masked_stats(&people[0].source.rgba),
@@ -547,47 +574,4 @@ fn harmonise(people: &mut [PersonLayer; 2], amount: f32) {
             }
         }
     }
-}
-
-/// The fill: the input frame(s) as placed on the canvas, blurred (beyond a frame's edges its
-/// edge pixels repeat, smoothed out by the blur). Two portraits meet in a soft seam down the
-/// middle.
-fn background(cfg: &MorphConfig, inputs: &MorphInputs, layout: &Layout) -> RgbImage {
-    let (w, h) = (cfg.width as usize, cfg.height as usize);
-    let mut buf = vec![0.0f32; w * h * 3];
-    buf.par_chunks_mut(w * 3).enumerate().for_each(|(y, row)| {
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let p = [x as f32 + 0.5, y as f32 + 0.5];
-            let from =
-                |k: usize| pixels::sample_rgb(inputs.frame(k), layout.placements[k].to_input(p));
-            let rgb = match inputs {
-                MorphInputs::Couple { .. } => from(0),
-                MorphInputs::Portraits { .. } => {
-                    let t = ((p[0] / w as f32 - 0.45) / 0.1).clamp(0.0, 1.0);
-                    let (a, b) = (from(0), from(1));
-                    std::array::from_fn(|c| a[c] + (b[c] - a[c]) * t)
-                }
-            };
-            px.copy_from_slice(&rgb);
-        }
-    });
-    let radius = (cfg.background_blur * w.max(h) as f32).round() as usize;
-    pixels::Blur::default().apply(&mut buf, w, h, 3, radius, 3);
-    let mut image = RgbImage::new(cfg.width, cfg.height);
-    for (out, v) in image.iter_mut().zip(buf) {
-        *out = v.round().clamp(0.0, 255.0) as u8;
-    }
-    image
-}
-
-/// Bounding box `[x0, y0, x1, y1]` of points.
-fn bounds<'a>(points: impl Iterator<Item = &'a [f32; 2]>) -> [f32; 4] {
-    points.fold([f32::MAX, f32::MAX, f32::MIN, f32::MIN], |b, p| {
-        [
-            b[0].min(p[0]),
-            b[1].min(p[1]),
-            b[2].max(p[0]),
-            b[3].max(p[1]),
-        ]
-    })
 }

@@ -1,43 +1,30 @@
-//! One person as a whole-canvas layer: the sharp capture, deformed by one smooth mesh that
-//! carries the person's head, hair and neck along the timeline.
+//! One person as a layer: their cut-out (the scene's colours, alpha = their mask), deformed by
+//! one mesh that carries the face, the head, the hair and the body along the timeline.
 //!
-//! The mesh's vertices, in canvas pixels at rest:
-//! - the 68 landmarks, which go where the timeline puts them (expression included);
-//! - the head around the face (hair above the brows up to [`HEAD_TOP`] face heights, the
-//!   sides, the ears), which moves rigidly with the head's 3D motion;
-//! - the neck, the shoulders, rings around the head and a grid over the whole canvas, whose
-//!   motion is the head's, fading smoothly with the distance from the head and to zero toward
-//!   the body (the bottom of the canvas);
-//! - the canvas border: the grid's outer points, which may only slide along the border, so the
-//!   warped capture always covers the whole canvas and nothing is uncovered.
+//! The mesh's vertices, in scene pixels at rest:
+//! - the face: the dense mesh's 468 points with their own depth (or, without a mesh, the 68
+//!   landmarks with the mean shape's depth). They turn in 3D with the head and carry the
+//!   expression: the upper lids come down over the eyes taking the lid skin and lashes with
+//!   them (the rows above the lid follow part of the way), the lower lids rise a little, the
+//!   lips purse along their own contour and come forward, or widen into a smile;
+//! - the head around the face (hair above the brows, the sides, the ears) at the skull's
+//!   depth, moving rigidly with the head;
+//! - the neck, rings around the head and a grid over the whole scene, whose motion is the
+//!   head's, fading with the distance from the head and toward the scene's edges and bottom, so
+//!   the body leans with the head and nothing tears where the person meets the frame's edge.
 //!
-//! The fade is long enough for the head's whole journey ([`FADE_PER_TRAVEL`]), so the mesh
-//! never folds over itself outside the face: the background stretches and squeezes instead.
+//! The eyes' and the mouth's interiors are drawn first, under everything else of the face, so a
+//! closing lid covers the eye with the person's own lid and never with paint.
 //!
-//! A turned head's skull lies behind the face, away from the nose: the head around the face is
-//! shifted that way ([`SKULL_BACK`]), so a face seen from the side does not carry a wide halo
-//! of hair in front of it.
-//!
-//! Closing eyes: the upper lids go down onto the lower lids (see [`crate::generate::Expression`])
-//! and the eyes' interior triangles are drawn first, under the lids. Landmarks are a few pixels
-//! off on real eyes, so the white of an eye can lie just outside them: the triangles around the
-//! eyes also fade, as the eyes close, to a copy of the capture in which a generous ellipse over
-//! each eye is lid skin (the skin above and below blended, a soft lash line along the lid).
-//!
-//! The layer also carries a mask of the head (face, hair, neck; feathered) in its alpha: a head
-//! that leans across into the other person's half is drawn there with it. Each frame the mask
-//! is softened a little where the head is, since a head turn folds the far cheek behind the
-//! nose and would otherwise cut the silhouette hard along triangle edges.
-
-use image::RgbImage;
-
-use std::ops::Range;
+//! Each frame the moved mesh goes through the virtual camera ([`super::camera::View`]) and is
+//! drawn over the whole output canvas, far triangles first.
 
 use rayon::prelude::*;
 
+use super::camera::View;
 use super::mesh::{Mesh, Source, Warper};
-use super::pixels;
 use crate::generate::GenerateError;
+use crate::generate::expression::Expression;
 use crate::generate::shape3d::HeadMotion;
 use crate::generate::timeline::FacePlan;
 use crate::types::{Landmarks, N_LANDMARKS};
@@ -67,41 +54,161 @@ const NECK: [[f32; 2]; 5] = [
 ];
 /// The ears, beside the top of the jaw, pushed out by this share of the half jaw width.
 const EAR_OUT: f32 = 0.22;
-/// The head mask's jaw line is pushed out by this share of the half jaw width.
-const JAW_OUT: f32 = 0.06;
 /// Fade of the motion with the distance from the head: it reaches zero at this many times the
 /// head's largest travel...
-const FADE_PER_TRAVEL: f32 = 1.9;
+const FADE_PER_TRAVEL: f32 = 2.2;
 /// ...and at least this many head radii.
-const FADE_MIN_RADII: f32 = 1.6;
-/// Rings of points around the head (elliptic radii, points per ring), so that the fade, which
-/// the mesh interpolates linearly, bends smoothly where it stretches most.
+const FADE_MIN_RADII: f32 = 1.8;
+/// Rings of points around the head (elliptic radii, points per ring).
 const RINGS: [(f32, usize); 5] = [(1.3, 20), (1.7, 24), (2.2, 28), (2.9, 32), (3.8, 36)];
-/// Canvas grid: about this many cells along the longer side.
-const GRID_CELLS: f32 = 10.0;
-/// The skull's centre lies this many inter-ocular distances behind the face: a turned head's
-/// hair and neck shift away from the nose by this much times the turn's sine.
+/// Scene grid: about this many cells along the longer side.
+const GRID_CELLS: f32 = 12.0;
+/// The skull's centre lies this many inter-ocular distances behind the face.
 const SKULL_BACK: f32 = 0.9;
-/// Closed-eye ellipse: half its width is this many eye widths plus [`LID_MARGIN`], half its
-/// height this many eye heights (at least [`EYE_MIN_HEIGHT`]) plus the margin.
-const LID_WIDE: f32 = 0.68;
-const LID_TALL: f32 = 1.0;
-const LID_MARGIN: f32 = 0.05;
-const EYE_MIN_HEIGHT: f32 = 0.1;
-/// Lash line: width in inter-ocular distances (at least a pixel) and darkening.
-const LASH_WIDTH: f32 = 0.035;
-const LASH_DARK: f32 = 0.45;
-/// Eye closure from which the closed-eye copy starts to show, and where it is complete.
-const CLOSED_FROM: f32 = 0.3;
-/// Per-frame softening of the head mask, a share of feather times the face's size.
-const SOFTEN: f32 = 0.12;
-/// Depth given to the background's vertices: farther than any face.
+/// Depth given to the body's vertices: farther than any face.
 const FAR: f32 = 1.0e5;
+/// Between two people, the body counts as this many inter-ocular distances behind the ears.
+const BODY_BEHIND: f32 = 0.3;
+/// Where the closing lids meet, from the upper lid toward the lower (0..1).
+const LID_MEET: f32 = 0.8;
+/// Share of the upper lid's travel taken by the rows above it (the lid skin), and of the lower
+/// lid's by the row below it.
+const LID_ROWS: [f32; 2] = [0.5, 0.15];
+const LOWER_ROW: f32 = 0.35;
+/// Pucker: corners drawn toward the mouth centre, other lip points less; lips rounder
+/// vertically, the lips closing, and the mouth pushed forward (inter-ocular distances).
+const PUCKER_CORNER_IN: f32 = 0.3;
+const PUCKER_LIP_IN: f32 = 0.14;
+const PUCKER_ROUND: f32 = 0.08;
+const PUCKER_INNER_CLOSE: f32 = 0.75;
+const PUCKER_PUSH: f32 = 0.22;
+/// Smile: corners out and up, in inter-ocular distances.
+const SMILE_OUT: f32 = 0.07;
+const SMILE_UP: f32 = 0.06;
 
-/// How a vertex beyond the landmarks moves.
+/// The MediaPipe face mesh's named contours (canonical 468-point indices).
+mod dense {
+    /// Upper lid (7 points between the corners) and the two rows of lid skin above it, per eye.
+    pub const UPPER: [[[usize; 7]; 3]; 2] = [
+        [
+            [246, 161, 160, 159, 158, 157, 173],
+            [247, 30, 29, 27, 28, 56, 190],
+            [113, 225, 224, 223, 222, 221, 189],
+        ],
+        [
+            [466, 388, 387, 386, 385, 384, 398],
+            [467, 260, 259, 257, 258, 286, 414],
+            [342, 445, 444, 443, 442, 441, 413],
+        ],
+    ];
+    /// Lower lid between the corners (7) and the row below it, per eye.
+    pub const LOWER: [[[usize; 7]; 2]; 2] = [
+        [
+            [7, 163, 144, 145, 153, 154, 155],
+            [25, 110, 24, 23, 22, 26, 112],
+        ],
+        [
+            [249, 390, 373, 374, 380, 381, 382],
+            [255, 339, 254, 253, 252, 256, 341],
+        ],
+    ];
+    /// Eye corners (outer, inner), per eye.
+    pub const CORNERS: [[usize; 2]; 2] = [[33, 133], [263, 362]];
+    /// Outer lip contour, the upper lip from corner to corner, then the lower lip back.
+    pub const LIPS_OUTER: [usize; 20] = [
+        61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
+    ];
+    /// Inner lip contour, same order.
+    pub const LIPS_INNER: [usize; 20] = [
+        78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+    ];
+    /// Mouth corners: outer and inner.
+    pub const MOUTH_CORNERS: [usize; 4] = [61, 291, 78, 308];
+}
+
+/// Which face vertices carry the lids and the lips.
+#[derive(Debug, Clone)]
+struct Rig {
+    /// Per eye: upper lid points, each with the lower-lid point it closes onto and the rows of
+    /// lid skin above it.
+    lids: Vec<Lid>,
+    /// Lip points: (vertex, inner contour?, corner?).
+    lips: Vec<(usize, bool, bool)>,
+    /// Vertices of the eyes' and the mouth's interiors (drawn under the rest).
+    interiors: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone)]
+struct Lid {
+    upper: usize,
+    lower: usize,
+    above: Vec<(usize, f32)>,
+    below: Vec<(usize, f32)>,
+}
+
+impl Rig {
+    fn dense() -> Self {
+        let mut lids = Vec::new();
+        let mut interiors = Vec::new();
+        for eye in 0..2 {
+            for i in 0..7 {
+                lids.push(Lid {
+                    upper: dense::UPPER[eye][0][i],
+                    lower: dense::LOWER[eye][0][i],
+                    above: vec![
+                        (dense::UPPER[eye][1][i], LID_ROWS[0]),
+                        (dense::UPPER[eye][2][i], LID_ROWS[1]),
+                    ],
+                    below: vec![(dense::LOWER[eye][1][i], LOWER_ROW)],
+                });
+            }
+            let mut ring: Vec<usize> = dense::UPPER[eye][0].to_vec();
+            ring.extend(dense::LOWER[eye][0]);
+            ring.extend(dense::CORNERS[eye]);
+            interiors.push(ring);
+        }
+        let mut lips: Vec<(usize, bool, bool)> = dense::LIPS_OUTER
+            .iter()
+            .map(|&v| (v, false, dense::MOUTH_CORNERS.contains(&v)))
+            .collect();
+        lips.extend(
+            dense::LIPS_INNER
+                .iter()
+                .map(|&v| (v, true, dense::MOUTH_CORNERS.contains(&v))),
+        );
+        interiors.push(dense::LIPS_INNER.to_vec());
+        Self {
+            lids,
+            lips,
+            interiors,
+        }
+    }
+
+    fn landmarks68() -> Self {
+        let lids = [(37, 41), (38, 40), (43, 47), (44, 46)]
+            .into_iter()
+            .map(|(upper, lower)| Lid {
+                upper,
+                lower,
+                above: Vec::new(),
+                below: Vec::new(),
+            })
+            .collect();
+        let lips = (48..68)
+            .map(|v| (v, v >= 60, [48, 54, 60, 64].contains(&v)))
+            .collect();
+        Self {
+            lids,
+            lips,
+            interiors: vec![(36..42).collect(), (42..48).collect(), (60..68).collect()],
+        }
+    }
+}
+
+/// How a vertex beyond the face moves.
 #[derive(Debug, Clone, Copy)]
 enum Follow {
-    /// Rigidly with the head, at this depth (pixels, like the landmarks').
+    /// Rigidly with the head, at this depth (pixels).
     Head { z: f32 },
     /// With the head's motion at `anchor` (a point on the head's outline), scaled per axis.
     Fade { anchor: [f32; 2], weight: [f32; 2] },
@@ -113,12 +220,10 @@ struct HeadEllipse {
     centre: [f32; 2],
     right: [f32; 2],
     up: [f32; 2],
-    /// Semi-axes along `right` and `up`, pixels.
     axes: [f32; 2],
 }
 
 impl HeadEllipse {
-    /// Elliptic radius of `p` (1 on the outline) and the outline point on the ray through it.
     fn radius_and_anchor(&self, p: [f32; 2]) -> (f32, [f32; 2]) {
         let d = [p[0] - self.centre[0], p[1] - self.centre[1]];
         let u = (d[0] * self.right[0] + d[1] * self.right[1]) / self.axes[0];
@@ -131,7 +236,6 @@ impl HeadEllipse {
         (rho, anchor)
     }
 
-    /// Distance of `p` beyond the outline along the ray from the centre, pixels (0 inside).
     fn beyond(&self, p: [f32; 2]) -> f32 {
         let (rho, _) = self.radius_and_anchor(p);
         let len = ((p[0] - self.centre[0]).powi(2) + (p[1] - self.centre[1]).powi(2)).sqrt();
@@ -139,24 +243,17 @@ impl HeadEllipse {
     }
 
     fn radius(&self) -> f32 {
-        (self.axes[0] * self.axes[1]).sqrt()
-    }
-
-    /// The leftmost and rightmost x of the outline.
-    fn x_extent(&self) -> (f32, f32) {
-        let half =
-            ((self.axes[0] * self.right[0]).powi(2) + (self.axes[1] * self.up[0]).powi(2)).sqrt();
-        (self.centre[0] - half, self.centre[0] + half)
+        self.axes[0].max(self.axes[1])
     }
 }
 
 /// The face's own frame at rest.
+#[derive(Debug, Clone, Copy)]
 struct Frame {
     right: [f32; 2],
     up: [f32; 2],
     brows: [f32; 2],
     chin: [f32; 2],
-    /// Half the jaw's width and the brow-to-chin height, pixels.
     half_width: f32,
     height: f32,
     iod: f32,
@@ -197,14 +294,6 @@ impl Frame {
         ]
     }
 
-    /// The canvas point at (`u` along `right`, `v` along `up`) from `origin`.
-    fn global(&self, origin: [f32; 2], [u, v]: [f32; 2]) -> [f32; 2] {
-        [
-            origin[0] + u * self.right[0] + v * self.up[0],
-            origin[1] + u * self.right[1] + v * self.up[1],
-        ]
-    }
-
     /// A point `across` half widths right and `up` heights up of `from`.
     fn at(&self, from: [f32; 2], across: f32, up: f32) -> [f32; 2] {
         let (a, u) = (across * self.half_width, up * self.height);
@@ -222,69 +311,80 @@ impl Frame {
     }
 }
 
-/// One person's layer: its source, mesh and the buffers reused every frame.
+/// One person's layer: the cut-out, its mesh and the buffers reused every frame.
 pub struct PersonLayer {
-    /// The capture on the canvas, alpha = the head mask.
     pub source: Source,
-    /// The same with the eyes shut (lid skin over each eye).
-    closed: Source,
-    /// The columns of the canvas this person's half covers (the seam included).
-    half: Range<usize>,
     mesh: Mesh,
-    /// Mesh vertices around the head mask, and how far the mask reaches beyond them, pixels.
-    mask_vertices: Vec<usize>,
-    mask_margin: f32,
-    /// This frame's box around the head mask: columns, rows.
-    head_box: (Range<usize>, Range<usize>),
-    /// This frame's pixels in the head box, full canvas rows, mask softened; and the buffers
-    /// that soften it.
-    head: Vec<[u8; 4]>,
-    head_covered: Vec<bool>,
-    soften: usize,
-    alpha: Vec<f32>,
-    blur: pixels::Blur,
+    /// The face's vertices at rest, scene pixels with depth (larger = farther).
+    face: Vec<[f32; 3]>,
+    rig: Rig,
+    frame: Frame,
     follow: Vec<Follow>,
-    /// Depth of the head's outline points (the ears').
     head_z: f32,
+    expressed_face: Vec<[f32; 3]>,
     dest: Vec<[f32; 2]>,
     depth: Vec<f32>,
+    /// Each vertex's depth for deciding, per pixel, which person is nearer.
+    zdepth: Vec<f32>,
     warper: Warper,
-    /// The warper's triangles flattened for the device, rebuilt in place each frame.
     tables: crate::gpu::WarpTables,
-    /// `source` and `closed` on the device, uploaded on the first frame drawn there.
-    uploaded: Option<(crate::gpu::DeviceImage, crate::gpu::DeviceImage)>,
-    /// This frame's whole layer as the device drew it (full canvas), when it did.
+    uploaded: Option<crate::gpu::DeviceImage>,
+    /// This frame's whole layer as the device drew it, when it did.
     device: Option<(Vec<[u8; 4]>, Vec<bool>)>,
+    /// This frame's 68 landmarks (expression applied), scene pixels.
     pub expressed: Landmarks,
+    /// Whether the face is the dense mesh (true) or the 68 landmarks.
+    pub dense: bool,
 }
 
 impl PersonLayer {
-    /// Builds a person's layer over `canvas` (the capture as placed, canvas sized) around the
-    /// face at rest, for a head whose outline travels at most `travel` pixels.
+    /// Builds a person's layer from their cut-out (scene sized) around the face at rest, for a
+    /// head whose outline travels at most `travel` pixels. `mesh` is the dense face mesh in
+    /// scene pixels, when there is one.
     pub fn build(
-        face: usize,
-        canvas: &RgbImage,
+        index: usize,
+        source: Source,
         rest: &FacePlan,
-        half: Range<usize>,
+        mesh: Option<&[[f32; 3]]>,
         travel: f32,
-        feather: f32,
     ) -> Result<Self, GenerateError> {
-        let (w, h) = (canvas.width() as usize, canvas.height() as usize);
+        let (w, h) = (source.width, source.height);
         let lm = rest.landmarks;
         let frame = Frame::of(&lm);
         let head_z = 0.5 * (rest.depth[0] + rest.depth[16]);
         let skull = skull_offset(rest);
         let ellipse = head_ellipse(&frame, skull);
 
-        let mut points: Vec<[f32; 2]> = lm.0.to_vec();
+        let dense =
+            mesh.is_some_and(|m| m.len() >= 468 && m.iter().flatten().all(|v| v.is_finite()));
+        let (face, rig): (Vec<[f32; 3]>, Rig) = if dense {
+            let m = mesh.unwrap_or_default();
+            // The mesh's depth, on the same scale and mean as the landmarks' lifted depth.
+            let mean_z = m[..468].iter().map(|p| p[2]).sum::<f32>() / 468.0;
+            let lifted_mean = rest.depth.iter().sum::<f32>() / N_LANDMARKS as f32;
+            (
+                m[..468]
+                    .iter()
+                    .map(|p| [p[0], p[1], p[2] - mean_z + lifted_mean])
+                    .collect(),
+                Rig::dense(),
+            )
+        } else {
+            (
+                (0..N_LANDMARKS)
+                    .map(|i| [lm.0[i][0], lm.0[i][1], rest.depth[i]])
+                    .collect(),
+                Rig::landmarks68(),
+            )
+        };
+        let n_face = face.len();
+        let mut points: Vec<[f32; 2]> = face.iter().map(|p| [p[0], p[1]]).collect();
         let mut follow = Vec::new();
-        let head_at = points.len();
-        // The head around the face.
+        // The head around the face, and the ears.
         let head = head_outline(&frame, skull);
         let ears = [0, 16].map(|i| {
             let p = frame.out(lm.0[i], EAR_OUT);
             let q = [p[0] + skull[0], p[1] + skull[1]];
-            // Never inside the jaw: an ear hidden behind a turned face stays at its edge.
             let side = if i == 0 { -1.0 } else { 1.0 };
             let out = frame.local(lm.0[i], q)[0] * side;
             if out < 0.05 * frame.half_width {
@@ -299,27 +399,19 @@ impl PersonLayer {
         }
         // Everything else fades.
         let fade = (FADE_PER_TRAVEL * travel).max(FADE_MIN_RADII * ellipse.radius());
-        let body = (h as f32 - frame.chin[1]).max(0.0);
         let spacing = (w.max(h) as f32 / GRID_CELLS).max(8.0);
-        // x motion vanishes at the left and right borders, evenly over the whole way from
-        // the head to the border (a head near a border still moves without tearing what lies
-        // between), and toward the bottom (the body stays put); y motion vanishes at the top
-        // and bottom borders.
-        let (left, right) = ellipse.x_extent();
-        let (left, right) = (
-            left.max(0.5 * spacing),
-            (w as f32 - right).max(0.5 * spacing),
-        );
         let fading = |p: [f32; 2]| -> Follow {
             let (_, anchor) = ellipse.radius_and_anchor(p);
             let near = 1.0 - smoothstep(ellipse.beyond(p) / fade);
-            let edge_x = (p[0] / left).min((w as f32 - p[0]) / right).clamp(0.0, 1.0);
-            let edge_y = smoothstep(p[1].min(h as f32 - p[1]) / spacing);
-            let to_bottom = (h as f32 - p[1]).max(0.0);
-            let body_x = smoothstep(to_bottom / (0.8 * body).max(spacing));
+            // Nothing moves across the scene's edges: a body cut by the frame stays cut there.
+            let edge_x = smoothstep(p[0].min(w as f32 - p[0]) / (1.5 * spacing));
+            let edge_y = smoothstep(p[1].min(h as f32 - p[1]) / (1.5 * spacing));
+            let to_bottom = (h as f32 - p[1]).max(0.0) / (h as f32 - frame.chin[1]).max(spacing);
+            // The body leans: less motion toward the bottom, none across it.
+            let body = 0.35 + 0.65 * smoothstep(to_bottom);
             Follow::Fade {
                 anchor,
-                weight: [near * edge_x * body_x, near * edge_y],
+                weight: [near * edge_x.max(0.0) * body, near * edge_y],
             }
         };
         let inside = |p: [f32; 2], margin: f32| {
@@ -338,8 +430,6 @@ impl PersonLayer {
             }));
         }
         extra.retain(|p| inside(*p, 0.3 * spacing));
-        // The grid, keeping clear of the head and of the points already there; its border
-        // points always stay.
         let (nx, ny) = (
             ((w as f32 / spacing).round() as usize).max(2),
             ((h as f32 / spacing).round() as usize).max(2),
@@ -365,170 +455,188 @@ impl PersonLayer {
                 extra.push(p);
             }
         }
-        let neck_at = points.len();
         for p in extra {
             points.push(p);
             follow.push(fading(p));
         }
-        // What the head mask is drawn around: the landmarks, the head, the neck (which comes
-        // first among the fading points, when it lies on the canvas).
-        let mask_vertices: Vec<usize> = (0..head_at + HEAD.len() + 2)
-            .chain(neck_at..(neck_at + 3).min(points.len()))
-            .collect();
-        let mut mesh = Mesh::triangulate(points).ok_or(GenerateError::Triangulation { face })?;
-        let eye = |v: u32| (36..48).contains(&(v as usize));
+        let mut mesh = Mesh::triangulate(points, n_face)
+            .ok_or(GenerateError::Triangulation { face: index })?;
         for (t, tri) in mesh.triangles.iter().enumerate() {
-            let interior = tri.iter().all(|&v| (36..42).contains(&(v as usize)))
-                || tri.iter().all(|&v| (42..48).contains(&(v as usize)));
-            // The eyes' interiors go under everything; around the eyes, the shut-eye copy.
+            let interior = rig
+                .interiors
+                .iter()
+                .any(|ring| tri.iter().all(|&v| ring.contains(&(v as usize))));
+            // The eyes' and mouth's interiors go under everything.
             mesh.bias[t] = if interior { 4.0 * FAR } else { 0.0 };
-            mesh.alt[t] = tri.iter().any(|&v| eye(v));
-        }
-
-        // Head mask: face, hair and neck, feathered.
-        let necks = neck(&frame, skull);
-        let mut polygon: Vec<[f32; 2]> = head.clone();
-        polygon.push(ears[1]);
-        polygon.extend((12..16).rev().map(|i| frame.out(lm.0[i], JAW_OUT)));
-        polygon.push(necks[2]);
-        polygon.push(necks[0]);
-        polygon.extend((1..5).rev().map(|i| frame.out(lm.0[i], JAW_OUT)));
-        polygon.push(ears[0]);
-        let mut mask = vec![0.0f32; w * h];
-        pixels::fill_polygon(&mut mask, w, h, &polygon, 1.0);
-        let face_size = frame.height.max(2.0 * frame.half_width);
-        let radius = (0.4 * feather * face_size).round() as usize;
-        pixels::Blur::default().apply(&mut mask, w, h, 1, radius, 3);
-        // Three box blurs reach three radii; the neck may move a little less than the head.
-        let mask_margin = 3.0 * radius as f32 + 0.15 * face_size + 2.0;
-        let mut rgba = Vec::with_capacity(w * h * 4);
-        for (px, a) in canvas.pixels().zip(mask.iter()) {
-            rgba.extend_from_slice(&[
-                px[0],
-                px[1],
-                px[2],
-                (a.clamp(0.0, 1.0) * 255.0).round() as u8,
-            ]);
         }
         let n = mesh.source.len();
-        let source = Source {
-            rgba,
-            width: w,
-            height: h,
-        };
-        let closed = shut_eyes(&source, &frame, &lm);
         Ok(Self {
             source,
-            closed,
-            half,
             mesh,
-            mask_vertices,
-            mask_margin,
-            head_box: (0..0, 0..0),
-            head: Vec::new(),
-            head_covered: Vec::new(),
-            soften: (SOFTEN * feather * face_size).round() as usize,
-            alpha: Vec::new(),
-            blur: pixels::Blur::default(),
+            expressed_face: face.clone(),
+            face,
+            rig,
+            frame,
             follow,
             head_z,
             dest: Vec::with_capacity(n),
             depth: Vec::with_capacity(n),
+            zdepth: Vec::with_capacity(n),
             warper: Warper::default(),
             tables: crate::gpu::WarpTables::default(),
             uploaded: None,
             device: None,
             expressed: lm,
+            dense,
         })
     }
 
-    /// Moves the mesh to a frame's targets, indexes its triangles for drawing, and draws the
-    /// head with its mask softened. With `gpu`, the whole layer is warped on the device here
-    /// (on a device error, the frame is drawn on the CPU and the error returned for the log).
+    /// Moves the mesh to a frame's plan, through the camera `view`, and indexes its triangles
+    /// for drawing on a `canvas` (width, height). `nearer` (scene pixels) brings the whole
+    /// person toward the camera when deciding who covers whom. With `gpu`, the layer is drawn
+    /// on the device here (on a device error the frame is drawn on the CPU, and the error
+    /// returned for the log).
     pub fn prepare(
         &mut self,
         plan: &FacePlan,
+        view: &View,
+        nearer: f32,
         canvas: (usize, usize),
         gpu: Option<&crate::gpu::Gpu>,
     ) -> Result<(), String> {
         self.expressed = plan.expressed();
+        self.express(&plan.expression);
         self.dest.clear();
         self.depth.clear();
-        self.dest.extend_from_slice(&self.expressed.0);
-        self.depth.extend_from_slice(&plan.depth);
+        self.zdepth.clear();
         let motion = &plan.motion;
+        for p in &self.expressed_face {
+            let q = motion.apply(*p);
+            self.dest.push(view.to_output([q[0], q[1]]));
+            self.depth.push(q[2]);
+            self.zdepth.push(q[2] - nearer);
+        }
+        let body_z = self.head_z + BODY_BEHIND * self.frame.iod - nearer;
         let head_z = self.head_z;
-        for (p, f) in self.mesh.source[N_LANDMARKS..].iter().zip(&self.follow) {
+        let n_face = self.face.len();
+        for (p, f) in self.mesh.source[n_face..].iter().zip(&self.follow) {
             match *f {
                 Follow::Head { z } => {
                     let q = motion.apply([p[0], p[1], z]);
-                    self.dest.push([q[0], q[1]]);
+                    self.dest.push(view.to_output([q[0], q[1]]));
                     self.depth.push(q[2]);
+                    self.zdepth.push(q[2] - nearer);
                 }
                 Follow::Fade { anchor, weight } => {
                     let d = moved_by(motion, anchor, head_z);
                     self.dest
-                        .push([p[0] + weight[0] * d[0], p[1] + weight[1] * d[1]]);
+                        .push(view.to_output([p[0] + weight[0] * d[0], p[1] + weight[1] * d[1]]));
                     self.depth.push(FAR);
+                    self.zdepth.push(body_z);
                 }
             }
         }
-        let shut =
-            ((plan.expression.eye_closure - CLOSED_FROM) / (1.0 - CLOSED_FROM)).clamp(0.0, 1.0);
-        self.warper.prepare(
-            &self.mesh,
-            &self.dest,
-            &self.depth,
-            shut * shut * (3.0 - 2.0 * shut),
-            canvas,
-        );
-        let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for &v in &self.mask_vertices {
-            let p = self.dest[v];
-            (x0, y0, x1, y1) = (x0.min(p[0]), y0.min(p[1]), x1.max(p[0]), y1.max(p[1]));
+        self.warper
+            .prepare(&self.mesh, &self.dest, &self.depth, 0.0, canvas);
+        self.warper.prepare_depth(&self.zdepth);
+        self.device = None;
+        match gpu {
+            Some(gpu) => self.draw_on_device(gpu, canvas),
+            None => Ok(()),
         }
-        let m = self.mask_margin;
-        let clip = |v: f32, hi: usize| (v.max(0.0) as usize).min(hi);
-        self.head_box = (
-            clip(x0 - m, canvas.0)..clip(x1 + m + 1.0, canvas.0),
-            clip(y0 - m, canvas.1)..clip(y1 + m + 1.0, canvas.1),
-        );
-        let drawn = gpu.map(|gpu| self.draw_on_device(gpu, canvas));
-        self.draw_head(canvas.0);
-        drawn.unwrap_or(Ok(()))
     }
 
-    /// Warps every column this layer may show, all rows, on the device.
+    /// The face's vertices with `e` applied, in the face's own frame at rest.
+    fn express(&mut self, e: &Expression) {
+        self.expressed_face.clone_from(&self.face);
+        let out = &mut self.expressed_face;
+        let rest = &self.face;
+        let closure = e.eye_closure.clamp(0.0, 1.0);
+        if closure > 0.0 {
+            for lid in &self.rig.lids {
+                let (u, l) = (rest[lid.upper], rest[lid.lower]);
+                let meet: [f32; 3] = std::array::from_fn(|c| u[c] + LID_MEET * (l[c] - u[c]));
+                let du: [f32; 3] = std::array::from_fn(|c| closure * (meet[c] - u[c]));
+                let dl: [f32; 3] = std::array::from_fn(|c| closure * (meet[c] - l[c]));
+                for c in 0..3 {
+                    out[lid.upper][c] += du[c];
+                    out[lid.lower][c] += dl[c];
+                }
+                for &(v, share) in &lid.above {
+                    for c in 0..3 {
+                        out[v][c] += share * du[c];
+                    }
+                }
+                for &(v, share) in &lid.below {
+                    for c in 0..3 {
+                        out[v][c] += share * dl[c];
+                    }
+                }
+            }
+        }
+        let (pucker, smile) = (e.pucker.clamp(0.0, 1.0), e.smile.clamp(0.0, 1.0));
+        if pucker <= 0.0 && smile <= 0.0 {
+            return;
+        }
+        let f = self.frame;
+        let n = self.rig.lips.iter().filter(|l| !l.1).count().max(1) as f32;
+        let centre = self
+            .rig
+            .lips
+            .iter()
+            .filter(|l| !l.1)
+            .fold([0.0f32; 2], |a, &(v, _, _)| {
+                [a[0] + rest[v][0] / n, a[1] + rest[v][1] / n]
+            });
+        let down = [-f.up[0], -f.up[1]];
+        for &(v, inner, corner) in &self.rig.lips {
+            let p = rest[v];
+            let local = f.local(centre, [p[0], p[1]]);
+            let (mut u, mut w) = (local[0], -local[1]);
+            u *= 1.0
+                - pucker
+                    * if corner {
+                        PUCKER_CORNER_IN
+                    } else {
+                        PUCKER_LIP_IN
+                    };
+            w *= 1.0 + PUCKER_ROUND * pucker;
+            if inner {
+                w *= 1.0 - PUCKER_INNER_CLOSE * pucker;
+            }
+            let push = PUCKER_PUSH * pucker * f.iod * if corner { 0.5 } else { 1.0 };
+            if corner {
+                u += u.signum() * SMILE_OUT * smile * f.iod;
+                w -= SMILE_UP * smile * f.iod;
+            }
+            out[v] = [
+                centre[0] + u * f.right[0] + w * down[0],
+                centre[1] + u * f.right[1] + w * down[1],
+                p[2] - push,
+            ];
+        }
+    }
+
+    /// Warps the whole layer on the device.
     fn draw_on_device(
         &mut self,
         gpu: &crate::gpu::Gpu,
         (w, h): (usize, usize),
     ) -> Result<(), String> {
-        let (mut rgba, mut covered) = self
-            .device
-            .take()
-            .unwrap_or_else(|| (Vec::new(), Vec::new()));
-        rgba.resize(w * h, [0; 4]);
-        covered.clear();
-        covered.resize(w * h, false);
-        let (xs, ys) = &self.head_box;
-        let cols = if !xs.is_empty() && !ys.is_empty() {
-            self.half.start.min(xs.start)..self.half.end.max(xs.end)
-        } else {
-            self.half.clone()
-        };
+        let mut rgba = vec![[0u8; 4]; w * h];
+        let mut covered = vec![false; w * h];
         self.warper.fill_tables(&mut self.tables);
         let uploaded = match self.uploaded.take() {
             Some(u) => u,
-            None => (gpu.upload(&self.source)?, gpu.upload(&self.closed)?),
+            None => gpu.upload(&self.source)?,
         };
-        let (source, closed) = &*self.uploaded.insert(uploaded);
+        let source = &*self.uploaded.insert(uploaded);
         gpu.warp(
             &self.tables,
             source,
-            closed,
+            source,
             0..h,
-            cols,
+            0..w,
             w,
             &mut rgba,
             &mut covered,
@@ -537,107 +645,25 @@ impl PersonLayer {
         Ok(())
     }
 
-    /// Draws the head box and softens its mask.
-    fn draw_head(&mut self, width: usize) {
-        let (xs, ys) = self.head_box.clone();
-        self.head.resize(ys.len() * width, [0; 4]);
-        self.head_covered.resize(ys.len() * width, false);
-        if xs.is_empty() || ys.is_empty() {
-            return;
-        }
-        if let Some((rgba, covered)) = &self.device {
-            for r in 0..ys.len() {
-                let (at, to) = ((ys.start + r) * width, r * width);
-                self.head[to + xs.start..to + xs.end]
-                    .copy_from_slice(&rgba[at + xs.start..at + xs.end]);
-                self.head_covered[to + xs.start..to + xs.end]
-                    .copy_from_slice(&covered[at + xs.start..at + xs.end]);
-            }
-        } else {
-            self.draw_head_on_cpu(width);
-        }
-        self.soften_head(width);
-    }
-
-    /// Draws the head box on the CPU.
-    fn draw_head_on_cpu(&mut self, width: usize) {
-        let (xs, ys) = self.head_box.clone();
-        let (warper, source, closed) = (&self.warper, &self.source, &self.closed);
-        self.head
-            .par_chunks_mut(width)
-            .zip(self.head_covered.par_chunks_mut(width))
-            .enumerate()
-            .for_each(|(r, (rgba, covered))| {
-                covered.fill(false);
-                warper.draw_row(source, closed, ys.start + r, xs.clone(), rgba, covered);
-            });
-    }
-
-    /// Softens the head's mask.
-    fn soften_head(&mut self, width: usize) {
-        let (xs, ys) = self.head_box.clone();
-        if self.soften == 0 || xs.is_empty() || ys.is_empty() {
-            return;
-        }
-        let (bw, bh) = (xs.len(), ys.len());
-        self.alpha.clear();
-        for row in self.head.chunks_exact(width) {
-            self.alpha
-                .extend(row[xs.clone()].iter().map(|px| px[3] as f32));
-        }
-        self.blur.apply(&mut self.alpha, bw, bh, 1, self.soften, 2);
-        for (row, alpha) in self
-            .head
-            .chunks_exact_mut(width)
-            .zip(self.alpha.chunks_exact(bw))
-        {
-            for (px, a) in row[xs.clone()].iter_mut().zip(alpha) {
-                px[3] = (a + 0.5) as u8;
-            }
-        }
-    }
-
-    /// Draws this frame's row `y` into `rgba` and `covered` (full canvas rows): the columns
-    /// this layer may show there ([`PersonLayer::needed`]), the rest unmarked.
-    pub fn draw_row(&self, y: usize, rgba: &mut [[u8; 4]], covered: &mut [bool]) {
+    /// Draws this frame's row `y` into `rgba` (a full canvas row) and the depth of each drawn
+    /// pixel into `zbuf`; pixels no triangle covers are left uncovered.
+    pub fn draw_row(&self, y: usize, rgba: &mut [[u8; 4]], covered: &mut [bool], zbuf: &mut [f32]) {
         covered.fill(false);
-        let need = self.needed(y);
-        let (xs, ys) = &self.head_box;
+        self.warper.draw_depth_row(y, zbuf);
         if let Some((all, all_covered)) = &self.device {
             let width = rgba.len();
-            let at = y * width;
-            rgba[need.clone()].copy_from_slice(&all[at + need.start..at + need.end]);
-            covered[need.clone()].copy_from_slice(&all_covered[at + need.start..at + need.end]);
-        }
-        if self.device.is_some() && (!ys.contains(&y) || xs.is_empty()) {
+            rgba.copy_from_slice(&all[y * width..(y + 1) * width]);
+            covered.copy_from_slice(&all_covered[y * width..(y + 1) * width]);
             return;
-        }
-        if !ys.contains(&y) || xs.is_empty() {
-            let (source, closed) = (&self.source, &self.closed);
-            self.warper.draw_row(source, closed, y, need, rgba, covered);
-            return;
-        }
-        if self.device.is_none() {
-            let (source, closed) = (&self.source, &self.closed);
-            self.warper
-                .draw_row(source, closed, y, need.start..xs.start, rgba, covered);
-            self.warper
-                .draw_row(source, closed, y, xs.end..need.end, rgba, covered);
         }
         let width = rgba.len();
-        let r = (y - ys.start) * width;
-        rgba[xs.clone()].copy_from_slice(&self.head[r + xs.start..r + xs.end]);
-        covered[xs.clone()].copy_from_slice(&self.head_covered[r + xs.start..r + xs.end]);
+        self.warper
+            .draw_row(&self.source, &self.source, y, 0..width, rgba, covered);
     }
 
-    /// The columns of row `y` this layer may show: its half, and its head wherever it leans.
-    fn needed(&self, y: usize) -> Range<usize> {
-        let (xs, ys) = &self.head_box;
-        if ys.contains(&y) && !xs.is_empty() {
-            self.half.start.min(xs.start)..self.half.end.max(xs.end)
-        } else {
-            self.half.clone()
-        }
+    /// This frame's face vertices (expression and motion applied) on the output canvas.
+    pub fn face_on_canvas(&self) -> &[[f32; 2]] {
+        &self.dest[..self.face.len()]
     }
 
     /// The farthest the head's outline moves in `plans`, pixels.
@@ -658,6 +684,40 @@ impl PersonLayer {
     }
 }
 
+/// One layer's row as drawn: colour and mask, coverage, depth.
+pub struct Row {
+    pub rgba: Vec<[u8; 4]>,
+    pub covered: Vec<bool>,
+    pub z: Vec<f32>,
+}
+
+impl Row {
+    fn new(width: usize) -> Self {
+        Self {
+            rgba: vec![[0; 4]; width],
+            covered: vec![false; width],
+            z: vec![0.0; width],
+        }
+    }
+}
+
+/// Draws rows of both layers in parallel: the caller's `each_row(y, a, b, out)` composites.
+pub fn draw_rows(
+    people: &[PersonLayer; 2],
+    out: &mut [u8],
+    width: usize,
+    each_row: impl Fn(usize, &Row, &Row, &mut [u8]) + Sync,
+) {
+    out.par_chunks_mut(width * 3).enumerate().for_each_init(
+        || (Row::new(width), Row::new(width)),
+        |(a, b), (y, row)| {
+            people[0].draw_row(y, &mut a.rgba, &mut a.covered, &mut a.z);
+            people[1].draw_row(y, &mut b.rgba, &mut b.covered, &mut b.z);
+            each_row(y, a, b, row);
+        },
+    );
+}
+
 /// How far a head's motion moves the point `p` at depth `z`, pixels.
 fn moved_by(motion: &HeadMotion, p: [f32; 2], z: f32) -> [f32; 2] {
     let q = motion.apply([p[0], p[1], z]);
@@ -670,7 +730,6 @@ fn skull_offset(rest: &FacePlan) -> [f32; 2] {
     [-SKULL_BACK * f[0], -SKULL_BACK * f[1]]
 }
 
-/// The head around the face ([`HEAD`]), at rest.
 fn head_outline(frame: &Frame, skull: [f32; 2]) -> Vec<[f32; 2]> {
     HEAD.iter()
         .map(|&[a, u]| {
@@ -680,7 +739,6 @@ fn head_outline(frame: &Frame, skull: [f32; 2]) -> Vec<[f32; 2]> {
         .collect()
 }
 
-/// Neck and shoulders ([`NECK`]) at rest: half as far behind the face as the skull.
 fn neck(frame: &Frame, skull: [f32; 2]) -> Vec<[f32; 2]> {
     NECK.iter()
         .map(|&[a, d]| {
@@ -690,7 +748,6 @@ fn neck(frame: &Frame, skull: [f32; 2]) -> Vec<[f32; 2]> {
         .collect()
 }
 
-/// The ellipse through the head's top, sides and the neck below the chin.
 fn head_ellipse(frame: &Frame, skull: [f32; 2]) -> HeadEllipse {
     let top = HEAD_TOP;
     let bottom = -1.0 - NECK[1][1];
@@ -707,100 +764,6 @@ fn head_ellipse(frame: &Frame, skull: [f32; 2]) -> HeadEllipse {
     }
 }
 
-/// A copy of `source` with both eyes shut: over each eye an ellipse, well beyond the eye's
-/// landmarks, filled with the skin just above and just below it blended top to bottom, with
-/// a soft lash line along the upper lid (which is where a shut lid's edge ends up).
-fn shut_eyes(source: &Source, frame: &Frame, lm: &Landmarks) -> Source {
-    let mut out = source.clone();
-    let (w, h) = (source.width, source.height);
-    let iod = frame.iod;
-    let sample = |p: [f32; 2]| {
-        let x = (p[0].max(0.0) as usize).min(w - 1);
-        let y = (p[1].max(0.0) as usize).min(h - 1);
-        let i = (y * w + x) * 4;
-        [
-            source.rgba[i] as f32,
-            source.rgba[i + 1] as f32,
-            source.rgba[i + 2] as f32,
-        ]
-    };
-    for eye in [36..42, 42..48] {
-        let pts = &lm.0[eye.clone()];
-        let n = pts.len() as f32;
-        let centre = pts
-            .iter()
-            .fold([0.0f32; 2], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
-        let local: Vec<[f32; 2]> = pts.iter().map(|p| frame.local(centre, *p)).collect();
-        let (u0, u1) = local
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[0]), b.max(q[0])));
-        let (v0, v1) = local
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(a, b), q| (a.min(q[1]), b.max(q[1])));
-        let mid = frame.global(centre, [0.5 * (u0 + u1), 0.5 * (v0 + v1)]);
-        let a = LID_WIDE * (u1 - u0) + LID_MARGIN * iod;
-        let b = LID_TALL * (v1 - v0).max(EYE_MIN_HEIGHT * iod) + LID_MARGIN * iod;
-        let reach = a.max(b) + 2.0;
-        let (x0, x1) = (
-            (mid[0] - reach).floor().max(0.0) as usize,
-            ((mid[0] + reach).ceil().max(0.0) as usize).min(w),
-        );
-        let (y0, y1) = (
-            (mid[1] - reach).floor().max(0.0) as usize,
-            ((mid[1] + reach).ceil().max(0.0) as usize).min(h),
-        );
-        // The upper lid, from corner to corner, in the ellipse's frame.
-        let lid: Vec<[f32; 2]> = [0, 1, 2, 3]
-            .iter()
-            .map(|&k| frame.local(mid, pts[k]))
-            .collect();
-        let lash = (LASH_WIDTH * iod).max(1.0);
-        for y in y0..y1 {
-            for x in x0..x1 {
-                let [u, v] = frame.local(mid, [x as f32 + 0.5, y as f32 + 0.5]);
-                let rho = ((u / a).powi(2) + (v / b).powi(2)).sqrt();
-                if rho >= 1.0 {
-                    continue;
-                }
-                let weight = 1.0 - smoothstep((rho - 0.55) / 0.45);
-                let top = sample(frame.global(mid, [u, b + 1.5]));
-                let bottom = sample(frame.global(mid, [u, -b - 1.5]));
-                let t = ((v + b) / (2.0 * b)).clamp(0.0, 1.0);
-                let mut skin: [f32; 3] =
-                    std::array::from_fn(|c| bottom[c] + (top[c] - bottom[c]) * t);
-                // The lash line: just above the upper lid.
-                if let Some(above) = above_polyline(&lid, [u, v])
-                    && above < lash
-                {
-                    let dark = 1.0 - LASH_DARK * (1.0 - above / lash);
-                    skin = skin.map(|c| c * dark);
-                }
-                let i = (y * w + x) * 4;
-                for (o, v) in out.rgba[i..i + 3].iter_mut().zip(skin) {
-                    let old = *o as f32;
-                    *o = (old + (v - old) * weight).round().clamp(0.0, 255.0) as u8;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// How far `p` lies above a polyline running left to right (in its frame, `v` up), or `None`
-/// when it is beside the polyline or below it.
-fn above_polyline(line: &[[f32; 2]], p: [f32; 2]) -> Option<f32> {
-    line.windows(2).find_map(|seg| {
-        let (a, b) = (seg[0], seg[1]);
-        let (lo, hi) = (a[0].min(b[0]), a[0].max(b[0]));
-        if p[0] < lo || p[0] > hi || hi - lo < 1e-3 {
-            return None;
-        }
-        let v = a[1] + (p[0] - a[0]) / (b[0] - a[0]) * (b[1] - a[1]);
-        (p[1] >= v).then_some(p[1] - v)
-    })
-}
-
-/// Cubic smoothstep of `x` clamped to 0..=1.
 fn smoothstep(x: f32) -> f32 {
     let x = x.clamp(0.0, 1.0);
     x * x * (3.0 - 2.0 * x)

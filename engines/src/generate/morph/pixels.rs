@@ -193,6 +193,83 @@ pub fn sample_rgb(image: &image::RgbImage, p: [f32; 2]) -> [f32; 3] {
     })
 }
 
+/// Fills the pixels of an interleaved RGB `f32` image where `known` is 0 from the pixels around
+/// them: a pull-push fill (averages of the known pixels pulled down a pyramid, then pushed back
+/// up into the holes), which gives a smooth continuation of the surroundings and never smears
+/// a hole's own content. `known` is a weight per pixel, 0..=1.
+pub fn fill_holes(rgb: &[f32], known: &[f32], width: usize, height: usize) -> Vec<f32> {
+    // Level 0: premultiplied colour and weight.
+    let mut levels: Vec<(Vec<f32>, Vec<f32>, usize, usize)> = Vec::new();
+    let premul: Vec<f32> = rgb
+        .chunks_exact(3)
+        .zip(known)
+        .flat_map(|(c, &k)| [c[0] * k, c[1] * k, c[2] * k])
+        .collect();
+    levels.push((premul, known.to_vec(), width, height));
+    // Pull: halve until one pixel, summing 2x2 blocks (weights saturate at 1).
+    while let Some((c, k, w, h)) = levels.last() {
+        if *w <= 1 && *h <= 1 {
+            break;
+        }
+        let (nw, nh) = (w.div_ceil(2), h.div_ceil(2));
+        let mut nc = vec![0.0f32; nw * nh * 3];
+        let mut nk = vec![0.0f32; nw * nh];
+        for y in 0..nh {
+            for x in 0..nw {
+                let (mut s, mut wsum) = ([0.0f32; 3], 0.0f32);
+                for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let (sx, sy) = (2 * x + dx, 2 * y + dy);
+                    if sx < *w && sy < *h {
+                        let i = sy * w + sx;
+                        wsum += k[i];
+                        for ch in 0..3 {
+                            s[ch] += c[i * 3 + ch];
+                        }
+                    }
+                }
+                let i = y * nw + x;
+                let norm = if wsum > 1.0 { 1.0 / wsum } else { 1.0 };
+                nk[i] = wsum.min(1.0);
+                for ch in 0..3 {
+                    nc[i * 3 + ch] = s[ch] * norm;
+                }
+            }
+        }
+        levels.push((nc, nk, nw, nh));
+    }
+    // Push: from the coarsest level down, fill each level's missing weight from the level
+    // above (bilinear), so every level ends fully known.
+    for l in (0..levels.len() - 1).rev() {
+        let (fine, coarse) = levels.split_at_mut(l + 1);
+        let (uc, _, uw, uh) = &coarse[0];
+        let (lc, lk, lw, lh) = &mut fine[l];
+        let (uw, uh) = (*uw, *uh);
+        for y in 0..*lh {
+            for x in 0..*lw {
+                let i = y * *lw + x;
+                let missing = 1.0 - lk[i].min(1.0);
+                if missing <= 0.0 {
+                    continue;
+                }
+                let fx = ((x as f32 + 0.5) * 0.5 - 0.5).clamp(0.0, (uw - 1) as f32);
+                let fy = ((y as f32 + 0.5) * 0.5 - 0.5).clamp(0.0, (uh - 1) as f32);
+                let (x0, y0) = (fx as usize, fy as usize);
+                let (x1, y1) = ((x0 + 1).min(uw - 1), (y0 + 1).min(uh - 1));
+                let (ax, ay) = (fx - x0 as f32, fy - y0 as f32);
+                for ch in 0..3 {
+                    let at = |x: usize, y: usize| uc[(y * uw + x) * 3 + ch];
+                    let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * ax;
+                    let bot = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * ax;
+                    lc[i * 3 + ch] += missing * (top + (bot - top) * ay);
+                }
+                lk[i] = 1.0;
+            }
+        }
+    }
+    let (c, _, _, _) = levels.swap_remove(0);
+    c
+}
+
 /// Mean and standard deviation per channel of the RGBA pixels whose alpha is at least half.
 pub fn masked_stats(rgba: &[u8]) -> Option<([f32; 3], [f32; 3])> {
     let (mut n, mut sum, mut sq) = (0u64, [0u64; 3], [0u64; 3]);
