@@ -93,6 +93,8 @@ pub struct Booth {
     pub store: Store,
     pub camera: CameraHandle,
     pub analyzer: Mutex<FaceAnalyzer>,
+    /// The dense face mesh and person segmentation that guide the morph, when installed.
+    pub guides: Mutex<kissbooth_engines::generate::GuideModels>,
     pub shape: Arc<MeanShape>,
     pub events: broadcast::Sender<String>,
     pub preview: RwLock<Preview>,
@@ -159,6 +161,9 @@ impl Booth {
             store,
             camera,
             analyzer: Mutex::new(analyzer),
+            guides: Mutex::new(kissbooth_engines::generate::GuideModels::open(
+                runtime, &models,
+            )),
             shape: Arc::new(shape),
             events,
             preview: RwLock::new(Preview {
@@ -800,6 +805,11 @@ impl Booth {
         let [a, b] = faces.as_slice() else {
             anyhow::bail!("the capture does not hold two faces")
         };
+        let guides = self
+            .guides
+            .lock()
+            .map_err(|_| anyhow!("guide models lock"))?
+            .guides([&img, &img], [a, b])?;
         let inputs = MorphInputs::Couple {
             frame: img,
             faces: [*a, *b],
@@ -844,9 +854,15 @@ impl Booth {
                     cancel,
                 )?
             }
-            (_, inputs) => {
-                render_clip(&settings, &self.shape, inputs, &out, &mut on_frame, cancel)?
-            }
+            (_, inputs) => render_clip(
+                &settings,
+                &self.shape,
+                inputs,
+                &guides,
+                &out,
+                &mut on_frame,
+                cancel,
+            )?,
         };
         self.store
             .audit("render_generator", Some(&s.id), &report.generator);

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use kissbooth_engines::generate::{
-    MeanShape, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig,
+    MeanShape, MorphConfig, MorphGenerator, MorphGuides, MorphInputs, TimelineConfig,
 };
 use kissbooth_media::{EncoderConfig, VideoMetadata, VideoSpec, write_poster};
 
@@ -39,20 +39,28 @@ impl ClipSettings {
     }
 }
 
-/// Renders and encodes one clip to `output` (and its poster beside it). `on_frame(done, total)`
-/// is called after each encoded frame; setting `cancel` stops the render and leaves nothing.
+/// Renders and encodes one clip to `output` (and its poster beside it), each person cut out and
+/// their face turned along `guides` (the dense mesh and person mask; empty guides fall back to
+/// the mean shape and drawn masks). `on_frame(done, total)` is called after each encoded frame;
+/// setting `cancel` stops the render and leaves nothing.
 pub fn render_clip(
     settings: &ClipSettings,
     shape: &MeanShape,
     inputs: MorphInputs,
+    guides: &MorphGuides,
     output: &Path,
     on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<RenderReport> {
     let t0 = Instant::now();
     let t_plan = Instant::now();
-    let mut generator =
-        MorphGenerator::plan(settings.morph.clone(), &settings.timeline, shape, inputs)?;
+    let mut generator = MorphGenerator::plan_with(
+        settings.morph.clone(),
+        &settings.timeline,
+        shape,
+        inputs,
+        guides,
+    )?;
     let total = generator.frame_count();
     let warp = generator.warp_path();
     let canvas_faces = generator.canvas_faces();

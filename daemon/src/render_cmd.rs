@@ -203,6 +203,16 @@ pub fn render(
         faces.extend(a.faces.iter().map(|f| f.landmarks));
         frames.push(img);
     }
+    // The dense mesh and person masks, when the face pack has them.
+    let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, &models);
+    for why in &guide_models.missing {
+        eprintln!("kissbooth: {why}; rendering without it");
+    }
+    let guides = match (frames.as_slice(), faces.as_slice()) {
+        ([one], [a, b]) => guide_models.guides([one, one], [a, b])?,
+        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b])?,
+        _ => bail!("expected two faces in all"),
+    };
     let analysis_ms = ms(t0);
     let inputs = match (frames.len(), faces.as_slice()) {
         (1, [a, b]) => MorphInputs::Couple {
@@ -277,6 +287,7 @@ pub fn render(
         &settings,
         &shape,
         inputs,
+        &guides,
         &args.output,
         &mut on_frame,
         &cancel,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
 use kissbooth_engines::generate::{
-    MeanShape, MorphConfig, MorphGenerator, MorphGuides, MorphInputs, TimelineConfig,
+    GuideModels, MeanShape, MorphConfig, MorphGenerator, MorphGuides, MorphInputs, TimelineConfig,
 };
 use kissbooth_engines::runtime::{Runtime, RuntimeConfig};
 
@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|p| image_io::load_rgb(std::path::Path::new(p)))
         .collect::<Result<_, _>>()?;
-    let guides = MorphGuides::default();
+    let mut models_g = GuideModels::open(rt, &models);
     let inputs = if images.len() == 1 {
         let a = fa.analyze(&images[0])?;
         if a.faces.len() != 2 {
@@ -47,6 +47,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             frames: [images[0].clone(), images[1].clone()],
             faces: [a.faces[0].landmarks, b.faces[0].landmarks],
         }
+    };
+    let guides: MorphGuides = if std::env::var_os("NO_GUIDES").is_some() {
+        MorphGuides::default()
+    } else {
+        let f = inputs.faces();
+        models_g.guides([inputs.frame(0), inputs.frame(1)], [&f[0], &f[1]])?
     };
     let shape = MeanShape::parse(&std::fs::read_to_string(models.join("face3d-68.csv"))?)?;
     let tl = TimelineConfig {

@@ -27,11 +27,13 @@
 //! ```
 
 pub mod expression;
+pub mod guides;
 pub mod morph;
 pub mod shape3d;
 pub mod timeline;
 
 pub use expression::Expression;
+pub use guides::GuideModels;
 pub use morph::{
     FrameInfo, MorphConfig, MorphConfigError, MorphGenerator, MorphGuides, MorphInputs, PersonMask,
 };

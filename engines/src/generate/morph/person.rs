@@ -67,6 +67,8 @@ const GRID_CELLS: f32 = 12.0;
 const SKULL_BACK: f32 = 0.9;
 /// Depth given to the body's vertices: farther than any face.
 const FAR: f32 = 1.0e5;
+/// Passes of neighbour averaging over the dense mesh's depth.
+const DEPTH_SMOOTHING: usize = 4;
 /// Between two people, the body counts as this many inter-ocular distances behind the ears.
 const BODY_BEHIND: f32 = 0.3;
 /// Where the closing lids meet, from the upper lid toward the lower (0..1).
@@ -121,6 +123,11 @@ mod dense {
     /// Inner lip contour, same order.
     pub const LIPS_INNER: [usize; 20] = [
         78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
+    ];
+    /// The face's outline, around from the top of the forehead.
+    pub const FACE_OVAL: [usize; 36] = [
+        10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+        152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
     ];
     /// Mouth corners: outer and inner.
     pub const MOUTH_CORNERS: [usize; 4] = [61, 291, 78, 308];
@@ -210,8 +217,13 @@ impl Rig {
 enum Follow {
     /// Rigidly with the head, at this depth (pixels).
     Head { z: f32 },
-    /// With the head's motion at `anchor` (a point on the head's outline), scaled per axis.
-    Fade { anchor: [f32; 2], weight: [f32; 2] },
+    /// With the head's motion at `anchor` (a point on the head's outline, at depth `z`),
+    /// scaled per axis.
+    Fade {
+        anchor: [f32; 2],
+        z: f32,
+        weight: [f32; 2],
+    },
 }
 
 /// The head's outline as an ellipse in the face's own frame: what the fade is measured from.
@@ -378,6 +390,41 @@ impl PersonLayer {
             )
         };
         let n_face = face.len();
+        // The face's outline: what the head around it moves with, at the outline's own depth
+        // (so the hair beside a turned face turns with the face's edge and never folds).
+        let outline: Vec<[f32; 3]> = if dense {
+            dense::FACE_OVAL.iter().map(|&i| face[i]).collect()
+        } else {
+            (0..17).map(|i| face[i]).collect()
+        };
+        let nearest = |p: [f32; 2]| -> [f32; 3] {
+            outline
+                .iter()
+                .min_by(|a, b| {
+                    let da = (a[0] - p[0]).powi(2) + (a[1] - p[1]).powi(2);
+                    let db = (b[0] - p[0]).powi(2) + (b[1] - p[1]).powi(2);
+                    da.total_cmp(&db)
+                })
+                .copied()
+                .unwrap_or([p[0], p[1], head_z])
+        };
+        // The edge's depth around `p`, smoothly weighted (a nearest point alone would jump from
+        // one edge point's depth to the next and fold the ring around the face).
+        let spread = (0.6 * frame.iod).max(1.0);
+        let depth_near = |p: [f32; 2]| -> f32 {
+            let d2min = outline
+                .iter()
+                .map(|q| (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2))
+                .fold(f32::MAX, f32::min);
+            let (mut sum, mut wsum) = (0.0f32, 0.0f32);
+            for q in &outline {
+                let d2 = (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2);
+                let w = (-(d2.sqrt() - d2min.sqrt()) / spread).exp();
+                sum += w * q[2];
+                wsum += w;
+            }
+            if wsum > 0.0 { sum / wsum } else { head_z }
+        };
         let mut points: Vec<[f32; 2]> = face.iter().map(|p| [p[0], p[1]]).collect();
         let mut follow = Vec::new();
         // The head around the face, and the ears.
@@ -393,9 +440,21 @@ impl PersonLayer {
                 q
             }
         });
+        let ears: &[[f32; 2]] = if dense { &[] } else { &ears };
         for p in head.iter().chain(ears.iter()) {
             points.push(*p);
-            follow.push(Follow::Head { z: head_z });
+            // With the dense mesh, the head around the face moves as the nearest point of the
+            // face's edge does, so the two never fold into each other.
+            follow.push(if dense {
+                let q = nearest(*p);
+                Follow::Fade {
+                    anchor: [q[0], q[1]],
+                    z: depth_near([q[0], q[1]]),
+                    weight: [1.0, 1.0],
+                }
+            } else {
+                Follow::Head { z: head_z }
+            });
         }
         // Everything else fades.
         let fade = (FADE_PER_TRAVEL * travel).max(FADE_MIN_RADII * ellipse.radius());
@@ -411,6 +470,7 @@ impl PersonLayer {
             let body = 0.35 + 0.65 * smoothstep(to_bottom);
             Follow::Fade {
                 anchor,
+                z: depth_near(anchor),
                 weight: [near * edge_x.max(0.0) * body, near * edge_y],
             }
         };
@@ -469,6 +529,11 @@ impl PersonLayer {
             // The eyes' and mouth's interiors go under everything.
             mesh.bias[t] = if interior { 4.0 * FAR } else { 0.0 };
         }
+        let face = if dense {
+            smooth_depth(face, &mesh.triangles)
+        } else {
+            face
+        };
         let n = mesh.source.len();
         Ok(Self {
             source,
@@ -517,7 +582,6 @@ impl PersonLayer {
             self.zdepth.push(q[2] - nearer);
         }
         let body_z = self.head_z + BODY_BEHIND * self.frame.iod - nearer;
-        let head_z = self.head_z;
         let n_face = self.face.len();
         for (p, f) in self.mesh.source[n_face..].iter().zip(&self.follow) {
             match *f {
@@ -527,8 +591,8 @@ impl PersonLayer {
                     self.depth.push(q[2]);
                     self.zdepth.push(q[2] - nearer);
                 }
-                Follow::Fade { anchor, weight } => {
-                    let d = moved_by(motion, anchor, head_z);
+                Follow::Fade { anchor, z, weight } => {
+                    let d = moved_by(motion, anchor, z);
                     self.dest
                         .push(view.to_output([p[0] + weight[0] * d[0], p[1] + weight[1] * d[1]]));
                     self.depth.push(FAR);
@@ -661,11 +725,6 @@ impl PersonLayer {
             .draw_row(&self.source, &self.source, y, 0..width, rgba, covered);
     }
 
-    /// This frame's face vertices (expression and motion applied) on the output canvas.
-    pub fn face_on_canvas(&self) -> &[[f32; 2]] {
-        &self.dest[..self.face.len()]
-    }
-
     /// The farthest the head's outline moves in `plans`, pixels.
     pub fn travel<'a>(rest: &FacePlan, plans: impl Iterator<Item = &'a FacePlan>) -> f32 {
         let frame = Frame::of(&rest.landmarks);
@@ -716,6 +775,37 @@ pub fn draw_rows(
             each_row(y, a, b, row);
         },
     );
+}
+
+/// The face's depth smoothed over its mesh neighbours: the mesh model's depth is noisy from
+/// point to point along the face's edge, and a head turn would turn that noise into a jagged
+/// edge.
+fn smooth_depth(mut face: Vec<[f32; 3]>, triangles: &[[u32; 3]]) -> Vec<[f32; 3]> {
+    let n = face.len();
+    let mut neighbours: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for t in triangles {
+        for (a, b) in [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])] {
+            let (a, b) = (a as usize, b as usize);
+            if a < n && b < n {
+                if !neighbours[a].contains(&b) {
+                    neighbours[a].push(b);
+                }
+                if !neighbours[b].contains(&a) {
+                    neighbours[b].push(a);
+                }
+            }
+        }
+    }
+    for _ in 0..DEPTH_SMOOTHING {
+        let z: Vec<f32> = face.iter().map(|p| p[2]).collect();
+        for (p, near) in face.iter_mut().zip(&neighbours) {
+            if !near.is_empty() {
+                let mean = near.iter().map(|&j| z[j]).sum::<f32>() / near.len() as f32;
+                p[2] = 0.5 * p[2] + 0.5 * mean;
+            }
+        }
+    }
+    face
 }
 
 /// How far a head's motion moves the point `p` at depth `z`, pixels.

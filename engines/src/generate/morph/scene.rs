@@ -240,8 +240,9 @@ fn rebuild_background(frame: &RgbImage, mask: &[f32], iod: f32, smoothing: f32) 
     let grow = (HOLE_GROW * iod).round().max(1.0) as usize;
     let mut blur = pixels::Blur::default();
     blur.apply(&mut known, w, h, 1, grow, 1);
+    // Only pixels with no person within `grow` count as known, fading in over the last part.
     for k in known.iter_mut() {
-        *k = if *k > 0.999 { 1.0 } else { 0.0 };
+        *k = ((*k - 0.9) * 10.0).clamp(0.0, 1.0);
     }
     let rgb: Vec<f32> = frame.as_raw().iter().map(|&v| v as f32).collect();
     let mut filled = pixels::fill_holes(&rgb, &known, w, h);
