@@ -4,8 +4,8 @@
 //! and shoulders below), filling the output whenever the scene is large enough: never a
 //! letterbox with stretched fills. As the heads come together the framing tightens, so the
 //! camera pushes in toward the kiss (at most [`MAX_PUSH`] times closer than at the start), then
-//! back out as they part; the path is smoothed over [`SMOOTH_S`] seconds, so it never jerks,
-//! and it ends where it started, so the clip loops.
+//! back out as they part; the path is smoothed over [`SMOOTH_S`] seconds around the loop, so
+//! it never jerks and it ends where it started.
 //!
 //! Where the framing needs more than the scene holds (a landscape capture in a portrait
 //! output), the camera keeps the scene's bottom edge on the output's bottom edge and the rest is
@@ -70,7 +70,8 @@ pub fn plan(
             (zoom.ln(), [0.5 * (r[0] + r[2]), 0.5 * (r[1] + r[3])])
         })
         .collect();
-    // Smooth the log zoom and the centre (Gaussian, clamped at the ends).
+    // Smooth the log zoom and the centre (Gaussian, around the loop: the clip's last frame
+    // leads into its first).
     let sigma = (SMOOTH_S * fps as f32).max(0.5);
     let reach = (3.0 * sigma).ceil() as isize;
     let n = raw.len() as isize;
@@ -78,7 +79,7 @@ pub fn plan(
         .map(|i| {
             let (mut z, mut c, mut wsum) = (0.0f32, [0.0f32; 2], 0.0f32);
             for d in -reach..=reach {
-                let j = (i + d).clamp(0, n - 1) as usize;
+                let j = (i + d).rem_euclid(n) as usize;
                 let w = (-0.5 * (d as f32 / sigma).powi(2)).exp();
                 z += w * raw[j].0;
                 c[0] += w * raw[j].1[0];
