@@ -48,9 +48,12 @@ fn renders_the_couple_frame_to_a_phone_playable_mp4_and_poster() {
     );
     let tags = p["format"]["tags"].to_string();
     assert!(tags.contains("AI-generated"), "AI label missing: {tags}");
-    // mouths meet: under 10% of a typical inter-ocular distance at this size
-    let mouth = last["contact_mouth_distance_px"].as_f64().unwrap();
-    assert!(mouth < 5.0, "mouths {mouth} px apart at contact");
+    // the lips meet: within 0.15 inter-ocular distances at contact
+    let gap = last["contact_lip_gap_iod"].as_f64().unwrap();
+    assert!(
+        gap <= 0.15,
+        "lips {gap} inter-ocular distances apart at contact"
+    );
     let poster = image::open(dir.path().join("kiss.jpg")).unwrap();
     assert_eq!((poster.width(), poster.height()), (512, 512));
 }

@@ -71,7 +71,7 @@ pub fn render_clip(
     let encoder_name = encoder.encoder_name().to_string();
 
     // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
-    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, f32)>(4);
+    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, (f32, f32))>(4);
     let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
         let mut busy = 0.0;
         for i in 0..total {
@@ -79,8 +79,8 @@ pub fn render_clip(
             let frame = generator.render(i)?;
             let mouth = generator
                 .last_info()
-                .map(|f| f.mouth_distance())
-                .unwrap_or(f32::NAN);
+                .map(|f| (f.mouth_distance(), f.lip_gap() / f.inter_ocular().max(1e-3)))
+                .unwrap_or((f32::NAN, f32::NAN));
             busy += ms(t);
             if tx.send((i, frame, mouth)).is_err() {
                 break;
@@ -90,7 +90,7 @@ pub fn render_clip(
     });
     let mut encode_ms = 0.0;
     let mut poster = None;
-    let mut contact_mouth = f32::NAN;
+    let mut contact_mouth = (f32::NAN, f32::NAN);
     for (i, frame, mouth) in rx.iter() {
         if cancel.load(Ordering::Relaxed) {
             // Dropping the encoder removes its temporary file; the worker stops on a closed queue.
@@ -121,7 +121,8 @@ pub fn render_clip(
         duration_s: video.duration_s,
         encoder: encoder_name,
         contact_frame: contact,
-        contact_mouth_distance_px: contact_mouth,
+        contact_mouth_distance_px: contact_mouth.0,
+        contact_lip_gap_iod: contact_mouth.1,
         canvas_faces,
         generator: "morph".into(),
         warp: Some(warp.into()),
@@ -267,6 +268,7 @@ pub fn render_diffusion_clip(
         encoder: encoder_name,
         contact_frame: contact,
         contact_mouth_distance_px: f32::NAN,
+        contact_lip_gap_iod: f32::NAN,
         canvas_faces: *faces,
         generator: "diffusion".into(),
         warp: None,

@@ -90,6 +90,9 @@ pub struct RenderReport {
     pub contact_frame: usize,
     /// Distance between the two warped mouth centres at the contact frame, in canvas pixels.
     pub contact_mouth_distance_px: f32,
+    /// At the contact frame, the gap between the two mouths' lip contours in inter-ocular
+    /// distances (0: the lips touch).
+    pub contact_lip_gap_iod: f32,
     /// The faces' landmarks on the canvas at frame 0 (the input, placed).
     pub canvas_faces: [kissbooth_engines::Landmarks; 2],
     /// The generator that made the clip.
