@@ -57,12 +57,10 @@ pub fn plan(
 ) -> Vec<View> {
     let (sw, sh) = (scene.0 as f32, scene.1 as f32);
     let (ow, oh) = (output.0 as f32, output.1 as f32);
-    // Smallest zoom whose window stays inside the scene, and the zoom that shows the whole
-    // scene along one side.
-    let cover = (ow / sw).max(oh / sh);
+    // The zoom that shows the whole scene along one side: the camera never pulls back further.
     let contain = (ow / sw).min(oh / sh);
     let fit = |r: &[f32; 4]| (ow / (r[2] - r[0]).max(1.0)).min(oh / (r[3] - r[1]).max(1.0));
-    let first = regions.first().map(fit).unwrap_or(cover).max(contain);
+    let first = regions.first().map(fit).unwrap_or(contain).max(contain);
     let raw: Vec<(f32, [f32; 2])> = regions
         .iter()
         .map(|r| {
@@ -101,7 +99,6 @@ pub fn plan(
             } else {
                 sh - hh
             };
-            let _ = cover;
             View {
                 zoom,
                 centre: [cx, cy],
