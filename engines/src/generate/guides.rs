@@ -64,8 +64,8 @@ impl GuideModels {
         }
         if let Some(seg) = self.segmenter.as_mut() {
             let same = std::ptr::eq(frames[0], frames[1]);
-            for k in 0..if same { 1 } else { 2 } {
-                let m = seg.run(frames[k])?;
+            for (k, frame) in frames.iter().enumerate().take(if same { 1 } else { 2 }) {
+                let m = seg.run(frame)?;
                 g.masks[k] = Some(PersonMask {
                     width: m.width,
                     height: m.height,

@@ -32,14 +32,14 @@ pub struct View {
 
 impl View {
     /// Scene pixels to output pixels.
-    pub fn to_output(&self, p: [f32; 2]) -> [f32; 2] {
+    pub fn to_output(self, p: [f32; 2]) -> [f32; 2] {
         [
             (p[0] - self.centre[0]) * self.zoom + 0.5 * self.size[0],
             (p[1] - self.centre[1]) * self.zoom + 0.5 * self.size[1],
         ]
     }
     /// Output pixels to scene pixels.
-    pub fn to_scene(&self, q: [f32; 2]) -> [f32; 2] {
+    pub fn to_scene(self, q: [f32; 2]) -> [f32; 2] {
         [
             (q[0] - 0.5 * self.size[0]) / self.zoom + self.centre[0],
             (q[1] - 0.5 * self.size[1]) / self.zoom + self.centre[1],

@@ -133,13 +133,13 @@ struct Placement {
 }
 
 impl Placement {
-    fn to_scene(&self, p: [f32; 2]) -> [f32; 2] {
+    fn to_scene(self, p: [f32; 2]) -> [f32; 2] {
         [
             p[0] * self.scale + self.offset[0],
             p[1] * self.scale + self.offset[1],
         ]
     }
-    fn to_input(&self, p: [f32; 2]) -> [f32; 2] {
+    fn to_input(self, p: [f32; 2]) -> [f32; 2] {
         [
             (p[0] - self.offset[0]) / self.scale,
             (p[1] - self.offset[1]) / self.scale,
