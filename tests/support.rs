@@ -362,3 +362,38 @@ pub fn tree(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+/// `jpeg` (as an encoder writes it) with an EXIF block saying how to turn it upright
+/// (`Orientation`: 1 as stored, 3 turn 180°, 6 turn 90° clockwise, 8 turn 90° anticlockwise),
+/// as phones save photos.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], b"\xFF\xD8", "not a JPEG");
+    // A little-endian TIFF header and one IFD with a single SHORT entry, tag 0x0112.
+    let mut tiff = b"II\x2A\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00".to_vec();
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// `upright` stored the way a camera would with EXIF `orientation` (3, 6 or 8): turned so that
+/// applying the orientation gives `upright` back. A JPEG at quality 95.
+pub fn stored_with_orientation(upright: &image::RgbImage, orientation: u16) -> Vec<u8> {
+    let stored = match orientation {
+        3 => image::imageops::rotate180(upright),
+        6 => image::imageops::rotate270(upright),
+        8 => image::imageops::rotate90(upright),
+        o => panic!("orientation {o} is not a turn"),
+    };
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&stored)
+        .unwrap();
+    with_exif_orientation(&jpeg, orientation)
+}
