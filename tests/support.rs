@@ -57,6 +57,10 @@ pub struct Start<'a> {
     pub all_addresses: bool,
     /// `KISSBOOTH_LOG` for the daemon (default: its own, warnings).
     pub log: Option<&'a str>,
+    /// The daemon's open-file limit (soft and hard), when not the test's own.
+    pub open_files: Option<u64>,
+    /// More environment for the daemon (e.g. `NOTIFY_SOCKET`).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Start<'_> {
@@ -65,6 +69,8 @@ impl Default for Start<'_> {
             admin_password: Some(ADMIN_PASSWORD),
             all_addresses: false,
             log: None,
+            open_files: None,
+            env: &[],
         }
     }
 }
@@ -143,6 +149,23 @@ impl Daemon {
         let mut cmd = kissbooth();
         if let Some(level) = opts.log {
             cmd.env("KISSBOOTH_LOG", level);
+        }
+        cmd.envs(opts.env.iter().copied());
+        if let Some(n) = opts.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and only changes the child's own limit.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let child = cmd
             .arg("--data")
@@ -396,4 +419,39 @@ pub fn stored_with_orientation(upright: &image::RgbImage, orientation: u16) -> V
         .encode_image(&stored)
         .unwrap();
     with_exif_orientation(&jpeg, orientation)
+}
+
+/// Runs `body` on a thread of its own inside a new network namespace (with the daemons it
+/// starts): loopback up, and `10.77.0.1` to `10.77.0.9` on it, which the daemon sees as peers
+/// that are not loopback, like guests' phones on the booth's Wi-Fi. Nothing outside the
+/// namespace is touched, and it is gone once the thread and its daemons end. Where a namespace
+/// cannot be made (not root) it says loudly that `test` is skipped and returns false.
+pub fn in_private_network(test: &str, body: impl FnOnce() + Send + 'static) -> bool {
+    let test = test.to_string();
+    let t = std::thread::spawn(move || {
+        // SAFETY: unshare(CLONE_NEWNET) moves only the calling thread (and what it starts from
+        // now on) into a new network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            eprintln!(
+                "SKIPPED {test}: cannot make a network namespace ({}; needs CAP_SYS_ADMIN)",
+                std::io::Error::last_os_error()
+            );
+            return false;
+        }
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ready = ip(&["link", "set", "lo", "up"])
+            && (1..=9).all(|i| ip(&["addr", "add", &format!("10.77.0.{i}/32"), "dev", "lo"]));
+        if !ready {
+            eprintln!("SKIPPED {test}: `ip` (iproute2) could not set up the namespace");
+            return false;
+        }
+        body();
+        true
+    });
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

@@ -401,13 +401,10 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
     let rt = crate::serve_cmd::server_runtime()?;
     let app = crate::server::router(booth.clone());
+    let net = booth.net.clone();
     rt.spawn(async move {
         if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
-            let _ = axum::serve(
-                l,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await;
+            crate::connections::serve(l, app, &cfg.server, net, std::future::pending()).await;
         }
     });
     let agent: ureq::Agent = ureq::Agent::config_builder()

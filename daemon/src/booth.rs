@@ -116,6 +116,8 @@ pub struct Booth {
     pub generator: GeneratorChoice,
     pub shutdown: Shutdown,
     pub started: Instant,
+    /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
+    pub net: Arc<crate::connections::NetStats>,
 }
 
 impl Booth {
@@ -176,6 +178,7 @@ impl Booth {
             thermal,
             shutdown,
             started: Instant::now(),
+            net: Arc::default(),
             cfg,
         });
         booth.recover()?;
@@ -1229,6 +1232,7 @@ impl Booth {
             );
         }
         crate::telemetry::prometheus(&self.readings(), &mut out);
+        self.net.prometheus(&mut out);
         Ok(out)
     }
 

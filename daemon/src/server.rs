@@ -151,7 +151,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn healthz(State(b): State<AppState>) -> Response {
-    if b.camera.latest().is_some() {
+    if b.net.accept_broken() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections").into_response()
+    } else if b.camera.latest().is_some() {
         (StatusCode::OK, "ok").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
