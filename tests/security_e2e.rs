@@ -675,3 +675,89 @@ fn the_first_password_is_chosen_on_the_booth_itself_only() {
         stderr_lines(&o)
     );
 }
+
+/// A POST with exactly these headers (`Content-Type` included or not) and body.
+fn post_raw(d: &Daemon, path: &str, headers: &str, body: &str) -> Resp {
+    raw(
+        &addr_of(d),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            addr_of(d),
+            body.len()
+        ),
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn consent_is_the_exact_body_and_anything_else_changes_nothing() {
+    let name = "consent_is_the_exact_body_and_anything_else_changes_nothing";
+    if !have_models(name) {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let id = d.new_session();
+    let path = format!("/api/sessions/{id}/consent");
+    let json = "Content-Type: application/json\r\n";
+    for (headers, body, status) in [
+        // No Content-Type: once recorded as the consent of two, whatever the body said.
+        ("", r#"{"people":1,"accepted":false}"#, 415),
+        ("", "[]", 415),
+        ("", "", 415),
+        ("", r#"{"people":2,"accepted":true}"#, 415),
+        (
+            "Content-Type: text/plain\r\n",
+            r#"{"people":2,"accepted":true}"#,
+            415,
+        ),
+        (
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "people=2&accepted=true",
+            415,
+        ),
+        (json, "", 400),
+        (json, "[]", 422),
+        (json, "null", 422),
+        (json, "{}", 422),
+        (json, r#"{"people":2}"#, 422),
+        (json, r#"{"accepted":true}"#, 422),
+        (json, r#"{"people":2,"accepted":true,"also":"this"}"#, 422),
+        (json, r#"{"people":"2","accepted":true}"#, 422),
+        (json, r#"{"people":2.0,"accepted":true}"#, 422),
+        (json, r#"{"people":2,"accepted":"yes"}"#, 422),
+        (json, r#"{"people":2,"accepted":1}"#, 422),
+        (
+            json,
+            r#"{"people":2,"accepted":true,"accepted":false}"#,
+            422,
+        ),
+        (json, r#"{"people":2,"accepted":true} {}"#, 400),
+        (json, r#"{"people":1,"accepted":false}"#, 400),
+        (json, r#"{"people":1,"accepted":true}"#, 400),
+        (json, r#"{"people":3,"accepted":true}"#, 400),
+        (json, r#"{"people":2,"accepted":false}"#, 400),
+    ] {
+        let r = post_raw(&d, &path, headers, body);
+        assert_eq!(r.status, status, "{headers:?} {body:?}: {}", r.text());
+        let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+        assert_eq!(
+            v["state"], "consent",
+            "{headers:?} {body:?} changed it: {v}"
+        );
+        let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(
+            st, 409,
+            "{headers:?} {body:?}: captured without consent: {v}"
+        );
+    }
+    // The kiosk's own request, with a charset too.
+    let r = post_raw(
+        &d,
+        &path,
+        "Content-Type: application/json; charset=utf-8\r\n",
+        r#"{"people": 2, "accepted": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "pose", "{v}");
+}

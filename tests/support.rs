@@ -218,6 +218,24 @@ impl Daemon {
         json_of(r)
     }
 
+    /// POSTs `body` as JSON to `path` and returns (status, JSON body).
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = agent()
+            .post(&self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        json_of(r)
+    }
+
+    /// Both people agree on screen: the kiosk's consent request.
+    pub fn consent(&self, id: &str) -> (u16, serde_json::Value) {
+        self.post_json(
+            &format!("/api/sessions/{id}/consent"),
+            &serde_json::json!({"people": 2, "accepted": true}),
+        )
+    }
+
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         json_of(agent().get(&self.url(path)).call().unwrap())
     }
@@ -255,7 +273,7 @@ impl Daemon {
     /// render accepted. Returns the session id.
     pub fn start_render(&self) -> String {
         let id = self.new_session();
-        let (st, v) = self.post(&format!("/api/sessions/{id}/consent"));
+        let (st, v) = self.consent(&id);
         assert_eq!((st, v["state"].as_str()), (200, Some("pose")), "{v}");
         let (st, v) = self.post(&format!("/api/sessions/{id}/capture"));
         assert_eq!(st, 200, "{v}");

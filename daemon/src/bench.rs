@@ -454,7 +454,15 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
             .as_str()
             .unwrap_or_default()
             .to_string();
-        post(&format!("/api/sessions/{id}/consent"))?;
+        let mut r = agent
+            .post(&format!("{base}/api/sessions/{id}/consent"))
+            .header("content-type", "application/json")
+            .send(r#"{"people": 2, "accepted": true}"#)?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "{label}: consent refused: {}",
+            r.body_mut().read_to_string()?
+        );
         let t = Instant::now();
         let v = post(&format!("/api/sessions/{id}/capture"))?;
         anyhow::ensure!(v["verdict"]["ok"] == true, "{label}: capture refused: {v}");

@@ -396,11 +396,8 @@ impl Booth {
                 s.state
             )));
         }
+        // Anything but two people agreeing changes nothing: the kiosk cancels a session itself.
         if !accepted || people != 2 {
-            self.store
-                .update(id, &[("state", "cancelled".to_string().into())])?;
-            self.store
-                .audit("consent_declined", Some(id), &format!("people={people}"));
             return Err(BoothError::BadRequest(
                 "Both people must agree before the booth takes a picture.".into(),
             ));

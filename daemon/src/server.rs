@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -189,32 +190,31 @@ async fn get_session(
     Ok(Json(blocking(move || b.view(&id)).await?))
 }
 
+/// Consent is explicit: exactly `{"people": 2, "accepted": true}` as JSON.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConsentBody {
-    #[serde(default = "two")]
     people: i64,
-    #[serde(default = "yes")]
     accepted: bool,
-}
-fn two() -> i64 {
-    2
-}
-fn yes() -> bool {
-    true
 }
 
 async fn consent(
     State(b): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<ConsentBody>>,
-) -> Result<impl IntoResponse, BoothError> {
-    let c = body.map(|Json(c)| c).unwrap_or(ConsentBody {
-        people: 2,
-        accepted: true,
-    });
-    Ok(Json(
-        blocking(move || b.consent(&id, c.people, c.accepted)).await?,
-    ))
+    body: Result<Json<ConsentBody>, JsonRejection>,
+) -> Result<Response, BoothError> {
+    let Json(c) = match body {
+        Ok(c) => c,
+        Err(e) => {
+            let error = format!(
+                "Consent is the JSON body {{\"people\": 2, \"accepted\": true}}: {}",
+                e.body_text()
+            );
+            return Ok((e.status(), Json(json!({ "error": error }))).into_response());
+        }
+    };
+    let v = blocking(move || b.consent(&id, c.people, c.accepted)).await?;
+    Ok(Json(v).into_response())
 }
 
 async fn capture(
