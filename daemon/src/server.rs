@@ -133,9 +133,12 @@ async fn loopback_only(
 }
 
 /// True when the request names a loopback host (`localhost`, `127.x.y.z`, `[::1]`) with
-/// `port` (80 when it names none) in its `Host` header and in its target, when that is
+/// `port` (80 when it names none) in its one `Host` header and in its target, when that is
 /// absolute; at least one of the two must be there.
 fn addressed_to_loopback(req: &Request, port: u16) -> bool {
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return false;
+    }
     let host = req.headers().get(header::HOST).map(|h| h.to_str().ok());
     let target = req.uri().authority().map(|a| Some(a.as_str()));
     if host.is_none() && target.is_none() {
@@ -616,7 +619,14 @@ mod tests {
         ] {
             assert_eq!(with_host(host).await, StatusCode::FORBIDDEN, "{host:?}");
         }
-        // No Host at all, or an absolute target naming another host.
+        // Two Host headers, no Host at all, or an absolute target naming another host.
+        let req = Request::builder()
+            .uri("/api/status")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::HOST, "attacker.example:8080")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send("127.0.0.1:5000", req).await, StatusCode::FORBIDDEN);
         let req = Request::builder()
             .uri("/api/status")
             .body(Body::empty())
