@@ -59,7 +59,7 @@ fn a_couple_goes_from_start_to_a_video_on_their_phone() {
     assert_eq!(st, 409, "{v}");
     assert!(v["error"].as_str().unwrap().contains("agree"));
 
-    let (st, v) = d.post(&format!("/api/sessions/{id}/consent"));
+    let (st, v) = d.consent(&id);
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["state"], "pose");
     let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
@@ -147,7 +147,7 @@ fn no_face_then_three_faces_get_the_right_retake_message_and_never_render() {
     ] {
         let d = Daemon::start(std::slice::from_ref(still), &[]);
         let id = d.new_session();
-        d.post(&format!("/api/sessions/{id}/consent"));
+        d.consent(&id);
         let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["verdict"]["ok"], false);

@@ -256,3 +256,112 @@ fn a_missing_onnx_runtime_names_the_path_tried() {
         .unwrap();
     assert_one_line_error(&o, "wrong runtime file", "libonnxruntime.so.1.31.1");
 }
+
+/// The one face `kissbooth faces --json --expect 1` finds in `path`: (width, height, box).
+fn one_face(path: &Path) -> (u64, u64, Vec<f64>) {
+    let o = kissbooth()
+        .args(["faces", "--json", "--expect", "1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["verdict"]["ok"],
+        true,
+        "{}: {}",
+        path.display(),
+        v["verdict"]
+    );
+    let faces = v["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 1, "{}", path.display());
+    let b = faces[0]["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    (
+        v["width"].as_u64().unwrap(),
+        v["height"].as_u64().unwrap(),
+        b,
+    )
+}
+
+#[test]
+fn a_portrait_stored_sideways_is_analysed_upright() {
+    if !have_models("a_portrait_stored_sideways_is_analysed_upright") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let upright = image::open(fixture("mona_lisa.jpg")).unwrap().to_rgb8();
+    let (w, h, reference) = one_face(&fixture("mona_lisa.jpg"));
+    assert_eq!((w, h), (upright.width().into(), upright.height().into()));
+    for orientation in [6, 8, 3] {
+        let path = write(
+            dir.path(),
+            &format!("phone-{orientation}.jpg"),
+            &stored_with_orientation(&upright, orientation),
+        );
+        let (ow, oh, b) = one_face(&path);
+        assert_eq!((ow, oh), (w, h), "orientation {orientation}: not upright");
+        for (got, want) in b.iter().zip(&reference) {
+            assert!(
+                (got - want).abs() < 12.0,
+                "orientation {orientation}: box {b:?}, upright {reference:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn devices_fifos_folders_and_huge_files_are_refused_without_reading_them() {
+    if !have_models("devices_fifos_folders_and_huge_files_are_refused_without_reading_them") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("photo.jpg");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Sparse: takes no disk, but its size is over the limit.
+    let huge = dir.path().join("huge.jpg");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    for (what, path, needle) in [
+        (
+            "/dev/zero",
+            std::path::PathBuf::from("/dev/zero"),
+            "not a regular file",
+        ),
+        ("a FIFO", fifo, "a FIFO"),
+        ("a folder", dir.path().to_path_buf(), "a folder"),
+        ("a 300 MiB file", huge, "over the limit"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut child = kissbooth()
+            .args(["faces", "--json"])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a hang or a read that grows is killed and fails the test.
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what}: still running after 60 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_one_line_error(&o, what, needle);
+    }
+}

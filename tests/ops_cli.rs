@@ -43,6 +43,8 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         "User=kissbooth",
         "StateDirectory=kissbooth",
         "ProtectSystem=strict",
+        // Enough files for every guest connection the server allows (1024) and the kiosk's.
+        "LimitNOFILE=65536",
     ] {
         assert!(main.contains(line), "kissbooth.service lacks {line}");
     }

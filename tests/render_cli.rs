@@ -529,3 +529,25 @@ fn a_pack_that_does_not_fit_the_memory_budget_falls_back_to_morph_naming_the_den
     assert_eq!(done["memory"]["components"][0]["component"], "denoiser");
     assert_eq!(done["memory"]["components"][0]["fits"], true);
 }
+
+#[test]
+fn a_couple_photo_stored_sideways_renders_upright() {
+    if !have_models("a_couple_photo_stored_sideways_renders_upright") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let upright = image::open(fixture("couple_1280x720.jpg"))
+        .unwrap()
+        .to_rgb8();
+    // As a phone held the other way saves it: 720x1280 pixels and Orientation 6.
+    let sideways = dir.path().join("sideways.jpg");
+    std::fs::write(&sideways, stored_with_orientation(&upright, 6)).unwrap();
+    let out = dir.path().join("kiss.mp4");
+    let o = render(
+        &["--seconds", "3", "--fps", "12", "--size", "256x256"],
+        &[&sideways],
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.is_file());
+}

@@ -675,3 +675,224 @@ fn the_first_password_is_chosen_on_the_booth_itself_only() {
         stderr_lines(&o)
     );
 }
+
+/// A POST with exactly these headers (`Content-Type` included or not) and body.
+fn post_raw(d: &Daemon, path: &str, headers: &str, body: &str) -> Resp {
+    raw(
+        &addr_of(d),
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            addr_of(d),
+            body.len()
+        ),
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn consent_is_the_exact_body_and_anything_else_changes_nothing() {
+    let name = "consent_is_the_exact_body_and_anything_else_changes_nothing";
+    if !have_models(name) {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let id = d.new_session();
+    let path = format!("/api/sessions/{id}/consent");
+    let json = "Content-Type: application/json\r\n";
+    for (headers, body, status) in [
+        // No Content-Type: once recorded as the consent of two, whatever the body said.
+        ("", r#"{"people":1,"accepted":false}"#, 415),
+        ("", "[]", 415),
+        ("", "", 415),
+        ("", r#"{"people":2,"accepted":true}"#, 415),
+        (
+            "Content-Type: text/plain\r\n",
+            r#"{"people":2,"accepted":true}"#,
+            415,
+        ),
+        (
+            "Content-Type: application/x-www-form-urlencoded\r\n",
+            "people=2&accepted=true",
+            415,
+        ),
+        (json, "", 400),
+        (json, "[]", 422),
+        (json, "null", 422),
+        (json, "{}", 422),
+        (json, r#"{"people":2}"#, 422),
+        (json, r#"{"accepted":true}"#, 422),
+        (json, r#"{"people":2,"accepted":true,"also":"this"}"#, 422),
+        (json, r#"{"people":"2","accepted":true}"#, 422),
+        (json, r#"{"people":2.0,"accepted":true}"#, 422),
+        (json, r#"{"people":2,"accepted":"yes"}"#, 422),
+        (json, r#"{"people":2,"accepted":1}"#, 422),
+        (
+            json,
+            r#"{"people":2,"accepted":true,"accepted":false}"#,
+            422,
+        ),
+        (json, r#"{"people":2,"accepted":true} {}"#, 400),
+        (json, r#"{"people":1,"accepted":false}"#, 400),
+        (json, r#"{"people":1,"accepted":true}"#, 400),
+        (json, r#"{"people":3,"accepted":true}"#, 400),
+        (json, r#"{"people":2,"accepted":false}"#, 400),
+    ] {
+        let r = post_raw(&d, &path, headers, body);
+        assert_eq!(r.status, status, "{headers:?} {body:?}: {}", r.text());
+        let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+        assert_eq!(
+            v["state"], "consent",
+            "{headers:?} {body:?} changed it: {v}"
+        );
+        let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(
+            st, 409,
+            "{headers:?} {body:?}: captured without consent: {v}"
+        );
+    }
+    // The kiosk's own request, with a charset too.
+    let r = post_raw(
+        &d,
+        &path,
+        "Content-Type: application/json; charset=utf-8\r\n",
+        r#"{"people": 2, "accepted": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "pose", "{v}");
+}
+
+#[test]
+fn the_kiosk_api_answers_its_own_screen_by_a_loopback_name_and_origin_only() {
+    let name = "the_kiosk_api_answers_its_own_screen_by_a_loopback_name_and_origin_only";
+    if !have_models(name) {
+        return;
+    }
+    let d = Daemon::start_with(
+        &[fixture("couple_1280x720.jpg")],
+        &[],
+        Start {
+            admin_password: None,
+            ..Start::default()
+        },
+    );
+    let addr = addr_of(&d);
+    let port = d.base.rsplit(':').next().unwrap().to_string();
+    let with_host = |method: &str, path: &str, host: &str, extra: &str| {
+        raw(
+            &addr,
+            &format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            b"",
+        )
+    };
+    // A session with a capture, which "end of event" would delete.
+    let id = d.new_session();
+    assert_eq!(d.consent(&id).0, 200);
+    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!((st, &v["session"]["state"]), (200, &"review".into()), "{v}");
+
+    // DNS rebinding: a page of attacker.example whose name now points at 127.0.0.1 sends its
+    // own name. Nothing is answered: not the app, its status, a session, a capture or the
+    // preview, and the first admin password cannot be set.
+    let foreign = [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_string(),
+        format!("localhost.attacker.example:{port}"),
+        format!("127.0.0.1.nip.io:{port}"),
+        "127.0.0.1".to_string(),
+        format!("localhost:{}", port.parse::<u16>().unwrap() ^ 1),
+        format!("0.0.0.0:{port}"),
+    ];
+    for host in &foreign {
+        for path in [
+            "/".to_string(),
+            "/app.js".to_string(),
+            "/api/status".to_string(),
+            format!("/api/sessions/{id}"),
+            format!("/api/sessions/{id}/capture.jpg"),
+            "/api/preview.jpg".to_string(),
+            "/api/events".to_string(),
+            "/metrics".to_string(),
+        ] {
+            let r = with_host("GET", &path, host, "");
+            assert_eq!(r.status, 403, "GET {path} with Host {host}: {}", r.text());
+            assert!(
+                !r.text().contains(&id),
+                "GET {path} with Host {host} shows the session"
+            );
+        }
+        let r = post_json_with_host(&addr, host, "/api/admin/setup");
+        assert_eq!(r.status, 403, "set-up with Host {host}");
+        assert_eq!(with_host("POST", "/api/end-of-event", host, "").status, 403);
+    }
+    // The request target cannot name another host either.
+    let r = raw(
+        &addr,
+        &format!(
+            "GET http://attacker.example:{port}/api/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+        b"",
+    );
+    assert_eq!(r.status, 403);
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["admin_setup_needed"], true, "still not set up: {s}");
+
+    // A form on another site posting to the booth: refused, nothing deleted.
+    let form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    for from in [
+        "Origin: http://attacker.example\r\n".to_string(),
+        "Origin: null\r\n".to_string(),
+        format!("Origin: http://localhost:{port}\r\n"),
+        "Sec-Fetch-Site: cross-site\r\nOrigin: http://attacker.example\r\n".to_string(),
+        format!("Sec-Fetch-Site: same-site\r\nOrigin: http://127.0.0.1:{port}\r\n"),
+    ] {
+        let host = format!("127.0.0.1:{port}");
+        let r = with_host("POST", "/api/end-of-event", &host, &format!("{from}{form}"));
+        assert_eq!(r.status, 403, "{from:?}: {}", r.text());
+        let r = with_host("POST", "/api/sessions", &host, &from);
+        assert_eq!(r.status, 403, "{from:?} opened a session");
+        let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+        assert_eq!(v["state"], "review", "{from:?} purged: {v}");
+    }
+
+    // The kiosk itself, by each loopback name, from its own pages.
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let r = with_host(
+            "GET",
+            "/api/status",
+            &host,
+            "Sec-Fetch-Site: same-origin\r\n",
+        );
+        assert_eq!(r.status, 200, "Host {host}: {}", r.text());
+        let r = with_host("GET", "/", &host, "Sec-Fetch-Site: none\r\n");
+        assert_eq!(r.status, 200, "the app with Host {host}");
+    }
+    let host = format!("127.0.0.1:{port}");
+    let r = with_host(
+        "POST",
+        "/api/end-of-event",
+        &host,
+        &format!("Origin: http://{host}\r\nSec-Fetch-Site: same-origin\r\n"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["state"], "purged", "{v}");
+}
+
+fn post_json_with_host(addr: &str, host: &str, path: &str) -> Resp {
+    let json = r#"{"password":"chosen by a web page","confirm":"chosen by a web page"}"#;
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            json.len()
+        ),
+        json.as_bytes(),
+    )
+}

@@ -57,6 +57,10 @@ pub struct Start<'a> {
     pub all_addresses: bool,
     /// `KISSBOOTH_LOG` for the daemon (default: its own, warnings).
     pub log: Option<&'a str>,
+    /// The daemon's open-file limit (soft and hard), when not the test's own.
+    pub open_files: Option<u64>,
+    /// More environment for the daemon (e.g. `NOTIFY_SOCKET`).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Start<'_> {
@@ -65,6 +69,8 @@ impl Default for Start<'_> {
             admin_password: Some(ADMIN_PASSWORD),
             all_addresses: false,
             log: None,
+            open_files: None,
+            env: &[],
         }
     }
 }
@@ -144,6 +150,23 @@ impl Daemon {
         if let Some(level) = opts.log {
             cmd.env("KISSBOOTH_LOG", level);
         }
+        cmd.envs(opts.env.iter().copied());
+        if let Some(n) = opts.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and only changes the child's own limit.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd
             .arg("--data")
             .arg(data.path())
@@ -195,6 +218,24 @@ impl Daemon {
         json_of(r)
     }
 
+    /// POSTs `body` as JSON to `path` and returns (status, JSON body).
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        let r = agent()
+            .post(&self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        json_of(r)
+    }
+
+    /// Both people agree on screen: the kiosk's consent request.
+    pub fn consent(&self, id: &str) -> (u16, serde_json::Value) {
+        self.post_json(
+            &format!("/api/sessions/{id}/consent"),
+            &serde_json::json!({"people": 2, "accepted": true}),
+        )
+    }
+
     pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         json_of(agent().get(&self.url(path)).call().unwrap())
     }
@@ -232,7 +273,7 @@ impl Daemon {
     /// render accepted. Returns the session id.
     pub fn start_render(&self) -> String {
         let id = self.new_session();
-        let (st, v) = self.post(&format!("/api/sessions/{id}/consent"));
+        let (st, v) = self.consent(&id);
         assert_eq!((st, v["state"].as_str()), (200, Some("pose")), "{v}");
         let (st, v) = self.post(&format!("/api/sessions/{id}/capture"));
         assert_eq!(st, 200, "{v}");
@@ -361,4 +402,74 @@ pub fn tree(dir: &std::path::Path) -> Vec<(PathBuf, u64)> {
     }
     out.sort();
     out
+}
+
+/// `jpeg` (as an encoder writes it) with an EXIF block saying how to turn it upright
+/// (`Orientation`: 1 as stored, 3 turn 180°, 6 turn 90° clockwise, 8 turn 90° anticlockwise),
+/// as phones save photos.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], b"\xFF\xD8", "not a JPEG");
+    // A little-endian TIFF header and one IFD with a single SHORT entry, tag 0x0112.
+    let mut tiff = b"II\x2A\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00".to_vec();
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(app1.len() as u16 + 2).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// `upright` stored the way a camera would with EXIF `orientation` (3, 6 or 8): turned so that
+/// applying the orientation gives `upright` back. A JPEG at quality 95.
+pub fn stored_with_orientation(upright: &image::RgbImage, orientation: u16) -> Vec<u8> {
+    let stored = match orientation {
+        3 => image::imageops::rotate180(upright),
+        6 => image::imageops::rotate270(upright),
+        8 => image::imageops::rotate90(upright),
+        o => panic!("orientation {o} is not a turn"),
+    };
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 95)
+        .encode_image(&stored)
+        .unwrap();
+    with_exif_orientation(&jpeg, orientation)
+}
+
+/// Runs `body` on a thread of its own inside a new network namespace (with the daemons it
+/// starts): loopback up, and `10.77.0.1` to `10.77.0.9` on it, which the daemon sees as peers
+/// that are not loopback, like guests' phones on the booth's Wi-Fi. Nothing outside the
+/// namespace is touched, and it is gone once the thread and its daemons end. Where a namespace
+/// cannot be made (not root) it says loudly that `test` is skipped and returns false.
+pub fn in_private_network(test: &str, body: impl FnOnce() + Send + 'static) -> bool {
+    let test = test.to_string();
+    let t = std::thread::spawn(move || {
+        // SAFETY: unshare(CLONE_NEWNET) moves only the calling thread (and what it starts from
+        // now on) into a new network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            eprintln!(
+                "SKIPPED {test}: cannot make a network namespace ({}; needs CAP_SYS_ADMIN)",
+                std::io::Error::last_os_error()
+            );
+            return false;
+        }
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let ready = ip(&["link", "set", "lo", "up"])
+            && (1..=9).all(|i| ip(&["addr", "add", &format!("10.77.0.{i}/32"), "dev", "lo"]));
+        if !ready {
+            eprintln!("SKIPPED {test}: `ip` (iproute2) could not set up the namespace");
+            return false;
+        }
+        body();
+        true
+    });
+    t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }

@@ -1,17 +1,22 @@
 //! Frames: what a source hands over ([`RawFrame`]), what readers get ([`Frame`]), and the
 //! conversions between them (JPEG decode with limits, YUYV → RGB, padded rows → RGB).
 
-use std::io::Cursor;
+use std::fs::OpenOptions;
+use std::io::{Cursor, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use image::{ImageFormat, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::SourceError;
 
 /// Images wider or taller than this are rejected before decoding (stills and MJPEG frames).
 pub const MAX_SIDE: u32 = 12_000;
+
+/// Still image files larger than this are not read.
+pub const MAX_STILL_BYTES: u64 = 256 << 20;
 
 /// A captured frame: RGB8 pixels plus when and from where.
 ///
@@ -72,8 +77,14 @@ fn limits() -> Limits {
     limits
 }
 
-/// Decodes one JPEG image to RGB8, rejecting sides over [`MAX_SIDE`].
+/// Decodes one JPEG image to RGB8, rejecting sides over [`MAX_SIDE`] and incomplete frames (a
+/// frame cut short would otherwise decode with its bottom rows grey).
 pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, SourceError> {
+    if !jpeg_is_complete(bytes) {
+        return Err(SourceError::BadFrame(
+            "JPEG: incomplete (no end-of-image marker)".into(),
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), ImageFormat::Jpeg);
     reader.limits(limits());
     reader
@@ -82,17 +93,65 @@ pub fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, SourceError> {
         .map_err(|e| SourceError::BadFrame(format!("JPEG: {e}")))
 }
 
-/// Decodes a JPEG or PNG file (format from its content) to RGB8, rejecting sides over
-/// [`MAX_SIDE`].
+/// True when JPEG data ends with its end-of-image marker (`FF D9`; padding after it, as some
+/// cameras add, is allowed). Inside the compressed data an `FF` byte is always followed by
+/// `00` or a restart marker, so a cut-off frame has no `FF D9` near its end.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    bytes.starts_with(&[0xFF, 0xD8]) && tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Decodes a JPEG or PNG file (format from its content) to RGB8, upright (its EXIF orientation
+/// applied), rejecting sides over [`MAX_SIDE`], files that are not regular files or are over
+/// [`MAX_STILL_BYTES`], and JPEGs without their end (a file still being copied in).
 pub(crate) fn decode_image_file(path: &Path) -> Result<RgbImage, String> {
-    let mut reader = ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
+    let bytes = read_still(path)?;
+    let mut reader = ImageReader::new(Cursor::new(&bytes))
+        .with_guessed_format()
         .map_err(|e| e.to_string())?;
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_is_complete(&bytes) {
+        return Err(INCOMPLETE_JPEG.into());
+    }
     reader.limits(limits());
-    reader
-        .decode()
-        .map(|image| image.into_rgb8())
-        .map_err(|e| e.to_string())
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    image.apply_orientation(orientation);
+    Ok(image.into_rgb8())
+}
+
+/// The error of a JPEG file without its end.
+pub(crate) const INCOMPLETE_JPEG: &str =
+    "incomplete JPEG (no end-of-image marker): cut short, or still being copied";
+
+/// A still file's bytes: regular files only (a FIFO is opened without waiting for a writer),
+/// at most [`MAX_STILL_BYTES`].
+fn read_still(path: &Path) -> Result<Vec<u8>, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_STILL_BYTES {
+        return Err(format!(
+            "{} bytes, over the limit of {MAX_STILL_BYTES}",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_STILL_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_STILL_BYTES {
+        return Err(format!("over the limit of {MAX_STILL_BYTES} bytes"));
+    }
+    Ok(bytes)
 }
 
 #[inline]

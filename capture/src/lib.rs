@@ -74,7 +74,8 @@ mod v4l2;
 
 pub use error::{CaptureError, SourceError, SpecError};
 pub use frame::{
-    Frame, MAX_SIDE, RawFrame, decode_jpeg, jpeg_encode, rgb_from_padded_rows, yuyv_to_rgb,
+    Frame, MAX_SIDE, MAX_STILL_BYTES, RawFrame, decode_jpeg, jpeg_encode, jpeg_is_complete,
+    rgb_from_padded_rows, yuyv_to_rgb,
 };
 pub use gst::{SINK_NAME, SINK_TAIL, full_pipeline};
 pub use handle::{Backoff, CameraContext, CameraHandle, CameraStatus, FrameSource};

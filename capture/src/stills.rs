@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use image::RgbImage;
 
 use crate::error::{CaptureError, SourceError};
-use crate::frame::{RawFrame, decode_image_file};
+use crate::frame::{INCOMPLETE_JPEG, RawFrame, decode_image_file};
 use crate::handle::{FrameSource, Pacer};
 
 /// Decoded images are kept up to this many bytes in total; beyond it, they are decoded each
@@ -134,7 +134,16 @@ impl StillsSource {
                 Ok(image)
             }
             Err(error) => {
-                tracing::warn!(file = %path.display(), %error, "skipping an unreadable still image");
+                let recent = stamp
+                    .modified
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age < Duration::from_secs(10));
+                if recent && error == INCOMPLETE_JPEG {
+                    // Most likely still being copied in: it is tried again once it changes.
+                    tracing::debug!(file = %path.display(), "skipping a still image that is not complete yet");
+                } else {
+                    tracing::warn!(file = %path.display(), %error, "skipping an unreadable still image");
+                }
                 self.unreadable.insert(path.to_owned(), stamp);
                 Err(error)
             }

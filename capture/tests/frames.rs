@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{centre, near, solid};
+use common::{centre, near, noisy_jpeg, solid};
 use kissbooth_capture::{RawFrame, SourceError, decode_jpeg, jpeg_encode, rgb_from_padded_rows};
 
 #[test]
@@ -42,6 +42,29 @@ fn corrupt_or_oversized_jpeg_is_a_bad_frame() {
     assert!(
         matches!(decode_jpeg(&huge), Err(SourceError::BadFrame(m)) if m.contains("limit") || m.contains("Limit"))
     );
+}
+
+#[test]
+fn an_mjpeg_frame_cut_short_is_a_bad_frame_not_a_grey_picture() {
+    let jpeg = noisy_jpeg(320, 240);
+    assert!(decode_jpeg(&jpeg).is_ok());
+    for cut in [
+        jpeg.len() / 3,
+        jpeg.len() / 2,
+        jpeg.len() - 2,
+        jpeg.len() - 1,
+    ] {
+        let r = RawFrame::Mjpeg(jpeg[..cut].to_vec()).decode();
+        assert!(
+            matches!(&r, Err(SourceError::BadFrame(m)) if m.contains("incomplete")),
+            "{cut} of {} bytes: {r:?}",
+            jpeg.len()
+        );
+    }
+    // Padding after the end, as some cameras send, is fine.
+    let mut padded = jpeg.clone();
+    padded.extend_from_slice(&[0; 100]);
+    assert!(decode_jpeg(&padded).is_ok());
 }
 
 #[test]

@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{centre, near, write_jpeg, write_png};
+use common::{centre, near, noisy_jpeg, wait_until, with_exif_orientation, write_jpeg, write_png};
+use image::{Rgb, RgbImage};
 use kissbooth_capture::{CameraContext, CameraSpec, CameraStatus, CaptureError};
 
 const RED: [u8; 3] = [220, 20, 20];
@@ -185,4 +186,93 @@ fn stills_added_while_running_join_the_loop() {
         near(centre(&frame.image), GREEN, 0)
     });
     assert!(saw_green);
+}
+
+#[test]
+fn a_still_stored_sideways_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    // Upright: 64x48, red on top, blue below. Stored turned a quarter anticlockwise (48x64)
+    // with Orientation 6 ("turn 90° clockwise to view"), as a phone saves a portrait.
+    let upright = RgbImage::from_fn(64, 48, |_, y| Rgb(if y < 24 { RED } else { BLUE }));
+    let stored = image::imageops::rotate270(&upright);
+    let jpeg = with_exif_orientation(&kissbooth_capture::jpeg_encode(&stored, 95), 6);
+    std::fs::write(dir.path().join("portrait.jpg"), jpeg).unwrap();
+    let camera = stills(dir.path(), 20)
+        .build(CameraContext::default())
+        .unwrap();
+    let frame = camera.wait_newer(0, Duration::from_secs(2)).unwrap();
+    assert_eq!(frame.image.dimensions(), (64, 48));
+    let top = frame.image.get_pixel(32, 8).0;
+    let bottom = frame.image.get_pixel(32, 40).0;
+    assert!(near(top, RED, 12), "top is {top:?}");
+    assert!(near(bottom, BLUE, 12), "bottom is {bottom:?}");
+}
+
+/// The colours of the next `n` frames' centres.
+fn next_centres(camera: &kissbooth_capture::CameraHandle, n: usize) -> Vec<[u8; 3]> {
+    let mut seq = camera.latest().map_or(0, |f| f.seq);
+    (0..n)
+        .map(|_| {
+            let frame = camera
+                .wait_newer(seq, Duration::from_secs(2))
+                .expect("a frame");
+            seq = frame.seq;
+            centre(&frame.image)
+        })
+        .collect()
+}
+
+#[test]
+fn a_truncated_jpeg_is_never_a_frame_until_it_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 128, 96, RED);
+    // A file still being copied in: the first half of a JPEG (it would decode, grey below).
+    let whole = noisy_jpeg(128, 96);
+    let copying = dir.path().join("b.jpg");
+    std::fs::write(&copying, &whole[..whole.len() / 2]).unwrap();
+    let camera = stills(dir.path(), 10)
+        .build(CameraContext::default())
+        .unwrap();
+    let centres = next_centres(&camera, 12);
+    assert!(
+        centres.iter().all(|c| *c == RED),
+        "the half-copied JPEG became a frame: {centres:?}"
+    );
+    // The copy finishes: the picture joins the loop.
+    std::fs::write(&copying, &whole).unwrap();
+    let mut seq = 0;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let frame = camera.wait_newer(seq, Duration::from_secs(2)).unwrap();
+            seq = frame.seq;
+            centre(&frame.image) != RED
+        }),
+        "the whole JPEG never became a frame"
+    );
+}
+
+#[test]
+fn a_fifo_or_a_device_in_the_folder_never_stalls_the_camera() {
+    let dir = tempfile::tempdir().unwrap();
+    write_png(&dir.path().join("a.png"), 32, 32, RED);
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Named like pictures, through links (a link is listed like a file).
+    std::os::unix::fs::symlink(&fifo, dir.path().join("b.jpg")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("c.jpg")).unwrap();
+    // On a thread: a camera stuck opening the FIFO fails the test instead of hanging it.
+    let folder = dir.path().to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let camera = stills(&folder, 10).build(CameraContext::default()).unwrap();
+        let _ = tx.send(next_centres(&camera, 8));
+    });
+    let centres = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the camera hung on a FIFO or a device");
+    assert!(centres.iter().all(|c| *c == RED), "{centres:?}");
 }

@@ -278,7 +278,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// False for a request sent by a page of another origin. Browsers say where a request comes
 /// from in `Sec-Fetch-Site` (which pages cannot set); older ones only in `Origin`.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return matches!(site.to_str(), Ok("same-origin" | "none"));
     }

@@ -401,13 +401,10 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
     let rt = crate::serve_cmd::server_runtime()?;
     let app = crate::server::router(booth.clone());
+    let net = booth.net.clone();
     rt.spawn(async move {
         if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
-            let _ = axum::serve(
-                l,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await;
+            crate::connections::serve(l, app, &cfg.server, net, std::future::pending()).await;
         }
     });
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -457,7 +454,15 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
             .as_str()
             .unwrap_or_default()
             .to_string();
-        post(&format!("/api/sessions/{id}/consent"))?;
+        let mut r = agent
+            .post(&format!("{base}/api/sessions/{id}/consent"))
+            .header("content-type", "application/json")
+            .send(r#"{"people": 2, "accepted": true}"#)?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "{label}: consent refused: {}",
+            r.body_mut().read_to_string()?
+        );
         let t = Instant::now();
         let v = post(&format!("/api/sessions/{id}/capture"))?;
         anyhow::ensure!(v["verdict"]["ok"] == true, "{label}: capture refused: {v}");

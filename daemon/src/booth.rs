@@ -118,6 +118,8 @@ pub struct Booth {
     pub generator: GeneratorChoice,
     pub shutdown: Shutdown,
     pub started: Instant,
+    /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
+    pub net: Arc<crate::connections::NetStats>,
 }
 
 impl Booth {
@@ -181,6 +183,7 @@ impl Booth {
             thermal,
             shutdown,
             started: Instant::now(),
+            net: Arc::default(),
             cfg,
         });
         booth.recover()?;
@@ -398,11 +401,8 @@ impl Booth {
                 s.state
             )));
         }
+        // Anything but two people agreeing changes nothing: the kiosk cancels a session itself.
         if !accepted || people != 2 {
-            self.store
-                .update(id, &[("state", "cancelled".to_string().into())])?;
-            self.store
-                .audit("consent_declined", Some(id), &format!("people={people}"));
             return Err(BoothError::BadRequest(
                 "Both people must agree before the booth takes a picture.".into(),
             ));
@@ -1245,6 +1245,7 @@ impl Booth {
             );
         }
         crate::telemetry::prometheus(&self.readings(), &mut out);
+        self.net.prometheus(&mut out);
         Ok(out)
     }
 

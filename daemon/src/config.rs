@@ -31,6 +31,45 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub storage: StorageConfig,
     pub thermal: ThermalConfig,
+    pub server: ServerConfig,
+}
+
+/// How the HTTP server holds connections, so that no guest can take the booth offline by
+/// opening connections and leaving them idle. Loopback peers (the booth's own screen) have a
+/// budget of their own that guests never use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Seconds a client has to send a request's headers; also how long a kept-alive connection
+    /// waits for its next request.
+    pub header_read_timeout_s: u64,
+    /// A guest connection on which no byte moved either way for this long is closed (a stalled
+    /// download, a phone that left the Wi-Fi).
+    pub idle_timeout_s: u64,
+    /// TCP keepalive: the first probe after this many idle seconds, then one every 10 s; after
+    /// 3 unanswered probes, or data unacknowledged for as long, the connection is dropped.
+    pub tcp_keepalive_s: u64,
+    /// Open connections at most from one guest address (one IPv6 /64); a further one is
+    /// closed at once.
+    pub connections_per_guest: usize,
+    /// Open guest connections at most, every address together. Lowered at start-up to fit
+    /// the process's open-file limit (each may hold a file it serves).
+    pub guest_connections: usize,
+    /// Connections kept for loopback peers (the kiosk browser and local tools).
+    pub kiosk_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout_s: 10,
+            idle_timeout_s: 60,
+            tcp_keepalive_s: 30,
+            connections_per_guest: 16,
+            guest_connections: 1024,
+            kiosk_connections: 64,
+        }
+    }
 }
 
 /// Where health figures come from, and how renders slow down when the device runs hot.
@@ -146,6 +185,7 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             storage: StorageConfig::default(),
             thermal: ThermalConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -276,6 +316,25 @@ impl Config {
         }
         if !(100..=60_000).contains(&t.poll_ms) {
             bail!("thermal.poll_ms must be 100 to 60000");
+        }
+        let sv = &self.server;
+        for (name, v) in [
+            ("header_read_timeout_s", sv.header_read_timeout_s),
+            ("idle_timeout_s", sv.idle_timeout_s),
+            ("tcp_keepalive_s", sv.tcp_keepalive_s),
+        ] {
+            if !(1..=3600).contains(&v) {
+                bail!("server.{name} must be 1 to 3600");
+            }
+        }
+        if !(1..=100_000).contains(&sv.guest_connections) {
+            bail!("server.guest_connections must be 1 to 100000");
+        }
+        if !(1..=sv.guest_connections).contains(&sv.connections_per_guest) {
+            bail!("server.connections_per_guest must be 1 to server.guest_connections");
+        }
+        if !(4..=10_000).contains(&sv.kiosk_connections) {
+            bail!("server.kiosk_connections must be 4 to 10000");
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

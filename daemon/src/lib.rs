@@ -6,6 +6,7 @@ pub mod admin;
 pub mod bench;
 pub mod booth;
 pub mod config;
+pub mod connections;
 pub mod doctor_cmd;
 mod draw;
 pub mod faces_cmd;

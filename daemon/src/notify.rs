@@ -25,8 +25,8 @@ pub fn notify(state: &str) -> bool {
     sent.is_ok()
 }
 
-/// A heartbeat the server's event loop bumps; the watchdog thread pings systemd only while the
-/// heartbeat is fresh, so a wedged server is restarted.
+/// A heartbeat the server's event loop bumps while it accepts connections; the watchdog thread
+/// pings systemd only while the heartbeat is fresh, so a wedged or deaf server is restarted.
 #[derive(Clone, Default)]
 pub struct Heartbeat(Arc<AtomicU64>);
 
@@ -61,7 +61,7 @@ pub fn start_watchdog(heartbeat: Heartbeat, since: Instant) {
                     notify("WATCHDOG=1");
                 } else {
                     tracing::error!(
-                        "event loop unresponsive; letting the systemd watchdog restart the booth"
+                        "event loop unresponsive or not accepting connections; letting the systemd watchdog restart the booth"
                     );
                 }
             }

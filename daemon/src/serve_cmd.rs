@@ -57,20 +57,29 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let heartbeat = crate::notify::Heartbeat::default();
         let since = std::time::Instant::now();
         let hb = heartbeat.clone();
+        let net = booth.net.clone();
         tokio::spawn(async move {
+            let mut told = false;
             loop {
-                hb.beat(since);
+                // A booth that cannot accept connections is as deaf as a wedged one: let the
+                // watchdog restart it.
+                if !net.accept_broken() {
+                    hb.beat(since);
+                    told = false;
+                } else if !told {
+                    tracing::error!(
+                        "not accepting connections for {} s; the systemd watchdog is no longer fed",
+                        crate::connections::ACCEPT_BROKEN_AFTER.as_secs()
+                    );
+                    told = true;
+                }
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         });
         crate::notify::start_watchdog(heartbeat, since);
         crate::notify::notify("READY=1");
         let shutdown = booth.shutdown.clone();
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        crate::connections::serve(listener, app, &cfg.server, booth.net.clone(), async move {
             let ctrl_c = tokio::signal::ctrl_c();
             let mut term =
                 match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -80,8 +89,8 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
             shutdown.trigger();
         })
-        .await
-        .context("server failed")
+        .await;
+        anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures::stream::{self, Stream};
 use serde::Deserialize;
 use serde_json::json;
@@ -24,6 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::booth::{Booth, BoothError};
+use crate::connections::LocalAddr;
 
 pub type AppState = Arc<Booth>;
 
@@ -104,22 +106,66 @@ pub fn router(state: AppState) -> Router {
         ))
 }
 
-/// The kiosk app and its API answer only the device itself (the kiosk browser runs there).
+/// The kiosk app and its API answer only the device itself (the kiosk browser runs there),
+/// addressed by a loopback name with the daemon's port (a page whose name was rebound to
+/// 127.0.0.1 sends its own name), and only requests from the kiosk's own pages (a form on
+/// another site may still post to 127.0.0.1).
 async fn loopback_only(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    local: Option<Extension<LocalAddr>>,
     req: Request,
     next: Next,
 ) -> Response {
     // `to_canonical`: an IPv4 peer on a dual-stack socket shows as `::ffff:a.b.c.d`.
-    if peer.ip().to_canonical().is_loopback() {
-        next.run(req).await
+    let refusal = if !peer.ip().to_canonical().is_loopback() {
+        Some("This address is for the booth's own screen.")
+    } else if !local.is_some_and(|Extension(LocalAddr(l))| addressed_to_loopback(&req, l.port())) {
+        Some("The booth's screen is reached at a loopback address (127.0.0.1, localhost).")
+    } else if !crate::admin::same_origin(req.headers()) {
+        Some("Requests from other sites are refused.")
     } else {
-        (
-            StatusCode::FORBIDDEN,
-            Json(json!({"error": "This address is for the booth's own screen."})),
-        )
-            .into_response()
+        None
+    };
+    match refusal {
+        None => next.run(req).await,
+        Some(message) => (StatusCode::FORBIDDEN, Json(json!({"error": message}))).into_response(),
     }
+}
+
+/// True when the request names a loopback host (`localhost`, `127.x.y.z`, `[::1]`) with
+/// `port` (80 when it names none) in its one `Host` header and in its target, when that is
+/// absolute; at least one of the two must be there.
+fn addressed_to_loopback(req: &Request, port: u16) -> bool {
+    if req.headers().get_all(header::HOST).iter().count() > 1 {
+        return false;
+    }
+    let host = req.headers().get(header::HOST).map(|h| h.to_str().ok());
+    let target = req.uri().authority().map(|a| Some(a.as_str()));
+    if host.is_none() && target.is_none() {
+        return false;
+    }
+    [host, target]
+        .into_iter()
+        .flatten()
+        .all(|name| name.is_some_and(|n| is_loopback_authority(n, port)))
+}
+
+fn is_loopback_authority(authority: &str, port: u16) -> bool {
+    let Ok(a) = authority.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    if a.as_str().contains('@') || a.port_u16().unwrap_or(80) != port {
+        return false;
+    }
+    let host = a.host();
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let ip = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().map(std::net::IpAddr::V6),
+        None => host.parse::<std::net::Ipv4Addr>().map(std::net::IpAddr::V4),
+    };
+    ip.is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 impl IntoResponse for BoothError {
@@ -151,7 +197,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn healthz(State(b): State<AppState>) -> Response {
-    if b.camera.latest().is_some() {
+    if b.net.accept_broken() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections").into_response()
+    } else if b.camera.latest().is_some() {
         (StatusCode::OK, "ok").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
@@ -187,32 +235,31 @@ async fn get_session(
     Ok(Json(blocking(move || b.view(&id)).await?))
 }
 
+/// Consent is explicit: exactly `{"people": 2, "accepted": true}` as JSON.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConsentBody {
-    #[serde(default = "two")]
     people: i64,
-    #[serde(default = "yes")]
     accepted: bool,
-}
-fn two() -> i64 {
-    2
-}
-fn yes() -> bool {
-    true
 }
 
 async fn consent(
     State(b): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<ConsentBody>>,
-) -> Result<impl IntoResponse, BoothError> {
-    let c = body.map(|Json(c)| c).unwrap_or(ConsentBody {
-        people: 2,
-        accepted: true,
-    });
-    Ok(Json(
-        blocking(move || b.consent(&id, c.people, c.accepted)).await?,
-    ))
+    body: Result<Json<ConsentBody>, JsonRejection>,
+) -> Result<Response, BoothError> {
+    let Json(c) = match body {
+        Ok(c) => c,
+        Err(e) => {
+            let error = format!(
+                "Consent is the JSON body {{\"people\": 2, \"accepted\": true}}: {}",
+                e.body_text()
+            );
+            return Ok((e.status(), Json(json!({ "error": error }))).into_response());
+        }
+    };
+    let v = blocking(move || b.consent(&id, c.people, c.accepted)).await?;
+    Ok(Json(v).into_response())
 }
 
 async fn capture(
@@ -490,14 +537,35 @@ async fn preview_mjpg(State(b): State<AppState>) -> Response {
 mod tests {
     use super::*;
 
-    async fn call(peer: &str, path: &str) -> StatusCode {
+    async fn send(peer: &str, req: Request) -> StatusCode {
         let app: Router = Router::new()
             .route("/api/status", get(|| async { "fine" }))
+            .route("/api/end-of-event", post(|| async { "ended" }))
             .layer(middleware::from_fn(loopback_only));
-        let mut req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let mut req = req;
         req.extensions_mut()
             .insert(ConnectInfo::<SocketAddr>(peer.parse().unwrap()));
+        req.extensions_mut()
+            .insert(LocalAddr("127.0.0.1:8080".parse().unwrap()));
         app.oneshot(req).await.unwrap().status()
+    }
+
+    async fn call(peer: &str, path: &str) -> StatusCode {
+        let req = Request::builder()
+            .uri(path)
+            .header(header::HOST, "127.0.0.1:8080")
+            .body(Body::empty())
+            .unwrap();
+        send(peer, req).await
+    }
+
+    async fn with_host(host: &str) -> StatusCode {
+        let req = Request::builder()
+            .uri("/api/status")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap();
+        send("127.0.0.1:5000", req).await
     }
 
     #[tokio::test]
@@ -520,5 +588,101 @@ mod tests {
             call("[fe80::1]:5000", "/api/status").await,
             StatusCode::FORBIDDEN
         );
+    }
+
+    #[tokio::test]
+    async fn the_kiosk_api_answers_loopback_names_with_its_own_port_only() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "LocalHost:8080",
+            "127.0.0.2:8080",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:8080",
+        ] {
+            assert_eq!(with_host(host).await, StatusCode::OK, "{host}");
+        }
+        for host in [
+            "attacker.example:8080",
+            "attacker.example",
+            "localhost.attacker.example:8080",
+            "127.0.0.1.nip.io:8080",
+            "localhost:9090",
+            "localhost",
+            "127.0.0.1",
+            "192.168.4.1:8080",
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "user@localhost:8080",
+            "",
+            "127.0.0.1:8080, attacker.example",
+        ] {
+            assert_eq!(with_host(host).await, StatusCode::FORBIDDEN, "{host:?}");
+        }
+        // Two Host headers, no Host at all, or an absolute target naming another host.
+        let req = Request::builder()
+            .uri("/api/status")
+            .header(header::HOST, "127.0.0.1:8080")
+            .header(header::HOST, "attacker.example:8080")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send("127.0.0.1:5000", req).await, StatusCode::FORBIDDEN);
+        let req = Request::builder()
+            .uri("/api/status")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send("127.0.0.1:5000", req).await, StatusCode::FORBIDDEN);
+        let req = Request::builder()
+            .uri("http://attacker.example:8080/api/status")
+            .header(header::HOST, "127.0.0.1:8080")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send("127.0.0.1:5000", req).await, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn the_kiosk_api_refuses_requests_from_other_sites() {
+        let post = |headers: &[(&str, &str)]| {
+            let mut b = Request::builder()
+                .method("POST")
+                .uri("/api/end-of-event")
+                .header(header::HOST, "127.0.0.1:8080");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(Body::empty()).unwrap()
+        };
+        for ok in [
+            &[][..],
+            &[("origin", "http://127.0.0.1:8080")],
+            &[("sec-fetch-site", "same-origin")],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+        ] {
+            assert_eq!(
+                send("127.0.0.1:5000", post(ok)).await,
+                StatusCode::OK,
+                "{ok:?}"
+            );
+        }
+        for refused in [
+            &[("origin", "http://attacker.example")][..],
+            &[("origin", "null")],
+            &[("origin", "http://localhost:8080")],
+            &[("sec-fetch-site", "cross-site")],
+            &[("sec-fetch-site", "same-site")],
+            &[
+                ("sec-fetch-site", "cross-site"),
+                ("origin", "http://127.0.0.1:8080"),
+            ],
+        ] {
+            assert_eq!(
+                send("127.0.0.1:5000", post(refused)).await,
+                StatusCode::FORBIDDEN,
+                "{refused:?}"
+            );
+        }
     }
 }
