@@ -57,6 +57,32 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 48)]
         frames: usize,
     },
+    /// How well the kiss keeps each person: identity similarity to the capture per frame, detail
+    /// kept, lip gap at contact, background flicker, render time, and a contact sheet per case.
+    Quality {
+        /// Cases: one couple frame, or two portraits joined with a comma (default: the couple
+        /// fixture and two portrait pairs, each also mirrored).
+        cases: Vec<String>,
+        /// Output size, WxH.
+        #[arg(long, default_value = "720x1280", value_parser = crate::render_cmd::parse_size)]
+        size: (u32, u32),
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f32,
+        #[arg(long, default_value_t = 24)]
+        fps: u32,
+        /// Judge every Nth frame (and the last).
+        #[arg(long, default_value_t = 2)]
+        every: usize,
+        /// Folder for the contact sheets.
+        #[arg(long, default_value = "quality")]
+        out: PathBuf,
+        /// Also judge each case mirrored (when cases are given).
+        #[arg(long)]
+        mirrored: bool,
+        /// One JSON object per case instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The booth end to end on loopback: tap "capture" to QR on screen, preview frame rate and
     /// CPU while idle, and a render while 20 phones download the same clip (each once a second
     /// at most).
@@ -100,6 +126,43 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             repeat,
         } => render(common, image, seconds, fps, repeat),
         BenchCommand::Booth { image, phones } => booth(common, image, phones),
+        BenchCommand::Quality {
+            cases,
+            size,
+            seconds,
+            fps,
+            every,
+            out,
+            mirrored,
+            json,
+        } => {
+            let cases = if cases.is_empty() {
+                crate::bench_quality::default_cases(&fixtures_dir())
+            } else {
+                cases
+                    .iter()
+                    .flat_map(|c| {
+                        let images: Vec<PathBuf> = c.split(',').map(PathBuf::from).collect();
+                        let flips: &[bool] = if mirrored { &[false, true] } else { &[false] };
+                        flips.iter().map(move |&m| crate::bench_quality::Case {
+                            name: format!(
+                                "{}{}",
+                                images
+                                    .iter()
+                                    .filter_map(|p| p.file_stem())
+                                    .map(|s| s.to_string_lossy().into_owned())
+                                    .collect::<Vec<_>>()
+                                    .join("+"),
+                                if m { "-mirrored" } else { "" }
+                            ),
+                            images: images.clone(),
+                            mirrored: m,
+                        })
+                    })
+                    .collect()
+            };
+            crate::bench_quality::run(common, cases, size, seconds, fps, every, &out, json)
+        }
         BenchCommand::Diffusion {
             pack,
             steps,

@@ -95,6 +95,8 @@ pub struct Booth {
     pub analyzer: Mutex<FaceAnalyzer>,
     /// The dense face mesh and person segmentation that guide the morph, when installed.
     pub guides: Mutex<kissbooth_engines::generate::GuideModels>,
+    /// The identity embedder of the render's self-check, when installed.
+    pub judge: Mutex<Option<kissbooth_engines::quality::ClipJudge>>,
     pub shape: Arc<MeanShape>,
     pub events: broadcast::Sender<String>,
     pub preview: RwLock<Preview>,
@@ -166,6 +168,7 @@ impl Booth {
             guides: Mutex::new(kissbooth_engines::generate::GuideModels::open(
                 runtime, &models,
             )),
+            judge: Mutex::new(open_judge(runtime, &models)),
             shape: Arc::new(shape),
             events,
             preview: RwLock::new(Preview {
@@ -854,15 +857,28 @@ impl Booth {
                     cancel,
                 )?
             }
-            (_, inputs) => render_clip(
-                &settings,
-                &self.shape,
-                inputs,
-                &guides,
-                &out,
-                &mut on_frame,
-                cancel,
-            )?,
+            (_, inputs) => {
+                let mut judge = self.judge.lock().map_err(|_| anyhow!("self-check lock"))?;
+                let check = match judge.as_mut() {
+                    Some(j) => {
+                        let frame = inputs.frame(0);
+                        let [a, b] = inputs.faces();
+                        let refs = j.references([frame, frame], [a, b])?;
+                        Some(crate::pipeline::SelfCheck { judge: j, refs })
+                    }
+                    None => None,
+                };
+                render_clip(
+                    &settings,
+                    &self.shape,
+                    inputs,
+                    &guides,
+                    &out,
+                    &mut on_frame,
+                    cancel,
+                    check,
+                )?
+            }
         };
         self.store
             .audit("render_generator", Some(&s.id), &report.generator);
@@ -1412,6 +1428,27 @@ fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
         crate::draw::frame_box(&mut small, b.map(|v| (v * scale).round() as i64), 3, c);
     }
     kissbooth_capture::jpeg_encode(&small, 75)
+}
+
+/// The render's self-check embedder, or `None` (said once in the log) when none is installed.
+fn open_judge(
+    runtime: &kissbooth_engines::runtime::Runtime,
+    models: &std::path::Path,
+) -> Option<kissbooth_engines::quality::ClipJudge> {
+    match kissbooth_engines::quality::ClipJudge::open(runtime, models) {
+        Ok(Some(j)) => {
+            tracing::info!(embedder = j.name(), "render self-check on");
+            Some(j)
+        }
+        Ok(None) => {
+            tracing::warn!("no identity embedder installed: renders are not self-checked");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(%e, "identity embedder unusable: renders are not self-checked");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod bench;
+mod bench_quality;
 pub mod booth;
 pub mod config;
 pub mod connections;

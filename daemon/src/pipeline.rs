@@ -8,9 +8,11 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
+use kissbooth_engines::Landmarks;
 use kissbooth_engines::generate::{
     MeanShape, MorphConfig, MorphGenerator, MorphGuides, MorphInputs, TimelineConfig,
 };
+use kissbooth_engines::quality::{ClipJudge, ClipScore, PersonScore, Reference};
 use kissbooth_media::{EncoderConfig, VideoMetadata, VideoSpec, write_poster};
 
 use crate::render_cmd::{RenderReport, StageMs, poster_path};
@@ -39,10 +41,56 @@ impl ClipSettings {
     }
 }
 
+/// The identity self-check of a render: the embedder and each person's reference from the
+/// capture.
+pub struct SelfCheck<'a> {
+    pub judge: &'a mut ClipJudge,
+    pub refs: [Reference; 2],
+}
+
+/// Both people must be recognised in at least this share of the judged frames (and in every
+/// judged frame of the first and last half second), or the clip is rendered again, gentler.
+pub const KEEP_SHARE: f32 = 0.9;
+/// The gentler render's intensity, as a share of the configured one: a smaller turn and tilt.
+const GENTLER: f32 = 0.35;
+/// About this many frames are judged per clip, plus the ends.
+const JUDGED_FRAMES: usize = 16;
+
+/// What the self-check found, per attempt.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SelfCheckReport {
+    pub embedder: &'static str,
+    pub threshold: f32,
+    /// One entry per render: the first, and the gentler one when the first lost someone.
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Attempt {
+    pub intensity: f32,
+    pub people: [PersonScore; 2],
+    pub kept: bool,
+    pub ms: f64,
+    /// Whether this attempt is the clip that was kept.
+    pub used: bool,
+}
+
+/// The lower of the two people's recognised shares, an attempt's weak point.
+fn worst_share(a: &Attempt) -> f32 {
+    a.people[0]
+        .recognised_share
+        .min(a.people[1].recognised_share)
+}
+
 /// Renders and encodes one clip to `output` (and its poster beside it), each person cut out and
 /// their face turned along `guides` (the dense mesh and person mask; empty guides fall back to
 /// the mean shape and drawn masks). `on_frame(done, total)` is called after each encoded frame;
 /// setting `cancel` stops the render and leaves nothing.
+///
+/// With a `check`, frames are judged against the capture once the clip is encoded; a clip in
+/// which a person is lost is rendered again, once, with a gentler turn, before anyone sees it
+/// (the kept clip is whichever kept both people best).
+#[allow(clippy::too_many_arguments)]
 pub fn render_clip(
     settings: &ClipSettings,
     shape: &MeanShape,
@@ -51,7 +99,122 @@ pub fn render_clip(
     output: &Path,
     on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
     cancel: &AtomicBool,
+    check: Option<SelfCheck>,
 ) -> anyhow::Result<RenderReport> {
+    let t0 = Instant::now();
+    let Some(check) = check else {
+        let (report, _) = render_once(
+            settings, shape, inputs, guides, output, on_frame, cancel, false,
+        )?;
+        return Ok(report);
+    };
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut settings = settings.clone();
+    let mut report: Option<RenderReport> = None;
+    // The gentler render goes beside the first and replaces it only when it keeps both people
+    // better.
+    let retry_path = output.with_extension("retry.mp4");
+    for attempt in 0..2 {
+        let path = if attempt == 0 { output } else { &retry_path };
+        let (r, judged) = render_once(
+            &settings,
+            shape,
+            inputs.clone(),
+            guides,
+            path,
+            on_frame,
+            cancel,
+            true,
+        )?;
+        let t = Instant::now();
+        let mut frames = Vec::with_capacity(judged.len());
+        let fps = settings.timeline.fps.max(1) as f32;
+        for (i, frame, faces) in &judged {
+            frames.push(
+                check
+                    .judge
+                    .judge(&check.refs, frame, faces, *i, *i as f32 / fps)?,
+            );
+        }
+        let score = ClipScore::of(
+            check.judge.name(),
+            check.judge.threshold(),
+            frames,
+            settings.timeline.seconds,
+        );
+        let kept = score.both_kept(KEEP_SHARE);
+        tracing::info!(
+            attempt,
+            intensity = settings.timeline.intensity,
+            kept,
+            recognised_0 = score.people[0].recognised_share,
+            recognised_1 = score.people[1].recognised_share,
+            min_similarity_0 = score.people[0].min_similarity,
+            min_similarity_1 = score.people[1].min_similarity,
+            "render self-check"
+        );
+        let this = Attempt {
+            intensity: settings.timeline.intensity,
+            people: score.people,
+            kept,
+            ms: ms(t),
+            used: true,
+        };
+        if attempt > 0 {
+            let first = &mut attempts[0];
+            if worst_share(&this) > worst_share(first) {
+                // The gentler clip is better: it takes the first one's place.
+                std::fs::rename(&retry_path, output)
+                    .context("cannot replace the clip with its gentler render")?;
+                std::fs::rename(poster_path(&retry_path), poster_path(output))
+                    .context("cannot replace the poster with the gentler render's")?;
+                first.used = false;
+                report = Some(RenderReport {
+                    output: output.to_path_buf(),
+                    poster: poster_path(output),
+                    ..r
+                });
+            } else {
+                let _ = std::fs::remove_file(&retry_path);
+                let _ = std::fs::remove_file(poster_path(&retry_path));
+                attempts.push(Attempt {
+                    used: false,
+                    ..this
+                });
+                break;
+            }
+        } else {
+            report = Some(r);
+        }
+        attempts.push(this);
+        if kept {
+            break;
+        }
+        settings.timeline.intensity *= GENTLER;
+    }
+    let mut report = report.ok_or_else(|| anyhow!("no render was made"))?;
+    report.self_check = Some(SelfCheckReport {
+        embedder: check.judge.name(),
+        threshold: check.judge.threshold(),
+        attempts,
+    });
+    report.ms.total = ms(t0);
+    Ok(report)
+}
+
+/// One render and encode; with `judge`, also the frames to judge (about [`JUDGED_FRAMES`],
+/// the first and last frames included) with each face's landmarks as drawn.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn render_once(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    inputs: MorphInputs,
+    guides: &MorphGuides,
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+    judge: bool,
+) -> anyhow::Result<(RenderReport, Vec<(usize, image::RgbImage, [Landmarks; 2])>)> {
     let t0 = Instant::now();
     let t_plan = Instant::now();
     let mut generator = MorphGenerator::plan_with(
@@ -66,23 +229,32 @@ pub fn render_clip(
     let canvas_faces = generator.canvas_faces();
     let contact = generator.timeline().contact_frame();
     let plan_ms = ms(t_plan);
+    let half_second = (settings.timeline.fps as usize / 2).max(1);
+    let step = (total / JUDGED_FRAMES).max(1);
+    let judged = |i: usize| {
+        judge
+            && (i.is_multiple_of(step)
+                || i + 1 == total
+                || ((i < half_second || i + half_second >= total) && i.is_multiple_of(3)))
+    };
 
     let mut encoder = start_encoder(settings, output)?;
     let encoder_name = encoder.encoder_name().to_string();
 
     // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
-    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, (f32, f32))>(4);
+    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, (f32, f32), [Landmarks; 2])>(4);
     let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
         let mut busy = 0.0;
         for i in 0..total {
             let t = Instant::now();
             let frame = generator.render(i)?;
-            let mouth = generator
-                .last_info()
+            let info = generator.last_info();
+            let mouth = info
                 .map(|f| (f.mouth_distance(), f.lip_gap() / f.inter_ocular().max(1e-3)))
                 .unwrap_or((f32::NAN, f32::NAN));
+            let faces = info.map(|f| f.landmarks).unwrap_or(canvas_faces);
             busy += ms(t);
-            if tx.send((i, frame, mouth)).is_err() {
+            if tx.send((i, frame, mouth, faces)).is_err() {
                 break;
             }
         }
@@ -91,7 +263,8 @@ pub fn render_clip(
     let mut encode_ms = 0.0;
     let mut poster = None;
     let mut contact_mouth = (f32::NAN, f32::NAN);
-    for (i, frame, mouth) in rx.iter() {
+    let mut samples = Vec::new();
+    for (i, frame, mouth, faces) in rx.iter() {
         if cancel.load(Ordering::Relaxed) {
             // Dropping the encoder removes its temporary file; the worker stops on a closed queue.
             bail!("render cancelled");
@@ -101,6 +274,9 @@ pub fn render_clip(
             .push(&frame)
             .with_context(|| format!("encoding frame {i}"))?;
         encode_ms += ms(t);
+        if judged(i) {
+            samples.push((i, frame.clone(), faces));
+        }
         if i == contact {
             contact_mouth = mouth;
             poster = Some(frame);
@@ -113,7 +289,7 @@ pub fn render_clip(
     let t = Instant::now();
     let (video, poster_file) = finish_clip(encoder, poster, output)?;
     encode_ms += ms(t);
-    Ok(RenderReport {
+    let report = RenderReport {
         output: video.path,
         poster: poster_file,
         frames: video.frames,
@@ -128,6 +304,7 @@ pub fn render_clip(
         warp: Some(warp.into()),
         fallback: None,
         memory: None,
+        self_check: None,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,
@@ -135,7 +312,8 @@ pub fn render_clip(
             encode: encode_ms,
             total: ms(t0),
         },
-    })
+    };
+    Ok((report, samples))
 }
 
 /// The encoder for a clip of these settings, writing to `output` (through a temporary file).
@@ -274,6 +452,7 @@ pub fn render_diffusion_clip(
         warp: None,
         fallback: None,
         memory: Some(generator.pack().memory.clone()),
+        self_check: None,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,

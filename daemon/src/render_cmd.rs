@@ -59,7 +59,7 @@ pub struct RenderArgs {
     pub json: bool,
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
         .ok_or_else(|| format!("size {s:?} is not WxH"))?;
@@ -103,6 +103,9 @@ pub struct RenderReport {
     pub fallback: Option<String>,
     /// The diffusion pack's memory plan, when it rendered.
     pub memory: Option<kissbooth_engines::diffusion::memory::MemoryPlan>,
+    /// The identity self-check (each person against their capture), when an embedder is
+    /// installed.
+    pub self_check: Option<crate::pipeline::SelfCheckReport>,
     pub ms: StageMs,
 }
 
@@ -216,6 +219,17 @@ pub fn render(
         ([l, r], [a, b]) => guide_models.guides([l, r], [a, b])?,
         _ => bail!("expected two faces in all"),
     };
+    // The identity self-check, when an embedder is installed.
+    let mut judge = kissbooth_engines::quality::ClipJudge::open(rt, &models)?;
+    let refs = match (judge.as_mut(), frames.as_slice(), faces.as_slice()) {
+        (Some(j), [one], [a, b]) => Some(j.references([one, one], [a, b])?),
+        (Some(j), [l, r], [a, b]) => Some(j.references([l, r], [a, b])?),
+        (None, _, _) => {
+            eprintln!("kissbooth: no identity embedder installed: the clip is not self-checked");
+            None
+        }
+        _ => None,
+    };
     let analysis_ms = ms(t0);
     let inputs = match (frames.len(), faces.as_slice()) {
         (1, [a, b]) => MorphInputs::Couple {
@@ -286,6 +300,10 @@ pub fn render(
             tracing::warn!(reason = %why, "falling back to the morph generator");
         }
     }
+    let check = judge
+        .as_mut()
+        .zip(refs)
+        .map(|(judge, refs)| crate::pipeline::SelfCheck { judge, refs });
     let mut report = crate::pipeline::render_clip(
         &settings,
         &shape,
@@ -294,6 +312,7 @@ pub fn render(
         &args.output,
         &mut on_frame,
         &cancel,
+        check,
     )?;
     report.fallback = fallback;
     report.ms.analysis = analysis_ms;

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod gpu;
 pub mod manifest;
 pub mod onnx_fix;
+pub mod quality;
 pub mod runtime;
 pub mod types;
 
