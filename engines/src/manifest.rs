@@ -44,6 +44,13 @@ pub struct PackFile {
     /// Repair turning the upstream file into the installed one.
     #[serde(default)]
     pub fixup: Option<Fixup>,
+    /// The registry package (and the path inside it) a converted file is made from.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The project script that makes this file from `source`. Such a file is published nowhere
+    /// as it is installed: it installs from a folder (`--from`) that the script wrote.
+    #[serde(default)]
+    pub convert: Option<String>,
     #[serde(default)]
     pub licence: Option<String>,
     /// An optional file is installed when available and skipped otherwise.
@@ -98,6 +105,14 @@ pub enum ManifestError {
     MissingSource { file: String, dir: PathBuf },
     #[error("{file}: no upstream address; install it from a folder with --from DIR")]
     NoUpstream { file: String },
+    #[error(
+        "{file}: converted from {origin}, not published upstream as ONNX: run `{script} DIR`, then `kissbooth models install --from DIR`"
+    )]
+    NeedsConversion {
+        file: String,
+        origin: String,
+        script: String,
+    },
     #[error("{file}: download from {url} failed: {message}")]
     Download {
         file: String,
@@ -165,6 +180,12 @@ impl Manifest {
             if f.fixup.is_some() && f.upstream_sha256.is_none() {
                 return Err(ManifestError::Invalid(format!(
                     "{}: a fixup needs upstream_sha256",
+                    f.file
+                )));
+            }
+            if f.convert.is_some() && (f.source.is_none() || f.upstream_url.is_some()) {
+                return Err(ManifestError::Invalid(format!(
+                    "{}: a converted file needs `source` and has no `upstream_url`",
                     f.file
                 )));
             }
@@ -292,6 +313,13 @@ fn fetch(f: &PackFile, source: &Source) -> Result<Vec<u8>, ManifestError> {
             std::fs::read(&p).map_err(io_err(&p))
         }
         Source::Upstream => {
+            if let Some(script) = &f.convert {
+                return Err(ManifestError::NeedsConversion {
+                    file: f.file.clone(),
+                    origin: f.source.clone().unwrap_or_default(),
+                    script: script.clone(),
+                });
+            }
             let url = f
                 .upstream_url
                 .as_deref()

@@ -41,6 +41,20 @@ pub fn setup(test: &str) -> Option<(PathBuf, &'static Runtime)> {
     }
 }
 
+/// As [`setup`], also requiring the given model files (face pack v2's); without one of them,
+/// says loudly that `test` is skipped.
+pub fn setup_with(test: &str, files: &[&str]) -> Option<(PathBuf, &'static Runtime)> {
+    let (models, rt) = setup(test)?;
+    if let Some(missing) = files.iter().find(|f| !models.join(f).is_file()) {
+        eprintln!(
+            "SKIPPED {test}: {missing} not found in {} (face pack v2; set KISSBOOTH_MODELS)",
+            models.display()
+        );
+        return None;
+    }
+    Some((models, rt))
+}
+
 pub fn fixture_images() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures())
         .map(|rd| {

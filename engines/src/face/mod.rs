@@ -1,13 +1,18 @@
 //! Face analysis: the UltraFace detector (score threshold, NMS), PFLD 68-point landmarks for all
-//! faces of a frame in one batched call, and the quality gate ([`quality`]).
+//! faces of a frame in one batched call, and the quality gate ([`quality`]). Face pack v2 adds
+//! the dense 468-point mesh with depth ([`mesh`]) and the person mask ([`segment`]); [`align`]
+//! holds the affine crop sampler they share.
 //!
 //! Pre-processing follows the models' published recipes (see `models/face-pack.toml`): the
 //! detector sees the whole frame resized to its input with a bilinear (area-aware) filter; the
 //! landmark model sees a square crop 1.1 times the box's longer side, zero-padded outside the
 //! frame, resized to 112x112.
 
+pub mod align;
 pub mod image_io;
+pub mod mesh;
 pub mod quality;
+pub mod segment;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -21,7 +26,7 @@ use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::manifest::{Manifest, ManifestError, check_session};
+use crate::manifest::{Manifest, ManifestError, PackFile, check_session};
 use crate::runtime::{Runtime, RuntimeError, SessionInfo};
 use crate::types::{Face, Landmarks, N_LANDMARKS};
 pub use quality::{FaceQuality, GateConfig, Verdict};
@@ -164,18 +169,7 @@ impl FaceAnalyzer {
             DetectorSize::R640 => "detector-640",
         };
         let open = |role: &str| -> Result<(Session, SessionInfo, Vec<i64>), FaceError> {
-            let spec = manifest
-                .get(role)
-                .ok_or_else(|| FaceError::Config(format!("manifest has no {role}")))?;
-            let path = models_dir.join(&spec.file);
-            if !path.is_file() {
-                return Err(FaceError::MissingModel {
-                    dir: models_dir.to_path_buf(),
-                    file: spec.file.clone(),
-                });
-            }
-            let (session, info) = runtime.session(&path)?;
-            check_session(spec, &session)?;
+            let (session, info, spec) = open_model(runtime, models_dir, &manifest, role)?;
             let shape = spec
                 .inputs
                 .first()
@@ -362,31 +356,63 @@ impl FaceAnalyzer {
         w: u32,
         h: u32,
     ) -> Result<Image<'static>, FaceError> {
+        let Some(cw) = window else {
+            return resize_whole(&mut self.resizer, img, w, h);
+        };
         let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        let mut dst = Image::new(w, h, PixelType::U8x3);
         let err = |e: &dyn std::fmt::Display| FaceError::Inference(format!("resize: {e}"));
-        match window {
-            None => {
-                let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-                    .map_err(|e| err(&e))?;
-                self.resizer
-                    .resize(&src, &mut dst, &opts)
-                    .map_err(|e| err(&e))?;
-            }
-            Some(cw) => {
-                let padded = cw.extract(img);
-                let src = ImageRef::new(cw.width, cw.height, &padded, PixelType::U8x3)
-                    .map_err(|e| err(&e))?;
-                self.resizer
-                    .resize(&src, &mut dst, &opts)
-                    .map_err(|e| err(&e))?;
-            }
-        }
+        let mut dst = Image::new(w, h, PixelType::U8x3);
+        let padded = cw.extract(img);
+        let src =
+            ImageRef::new(cw.width, cw.height, &padded, PixelType::U8x3).map_err(|e| err(&e))?;
+        self.resizer
+            .resize(&src, &mut dst, &opts)
+            .map_err(|e| err(&e))?;
         Ok(dst)
     }
 }
 
-fn ms(t: Instant) -> f64 {
+/// Opens the model of a face-pack role in `models_dir` and checks its tensors against the
+/// manifest; a file that is not there is [`FaceError::MissingModel`].
+pub(crate) fn open_model<'m>(
+    runtime: &Runtime,
+    models_dir: &Path,
+    manifest: &'m Manifest,
+    role: &str,
+) -> Result<(Session, SessionInfo, &'m PackFile), FaceError> {
+    let spec = manifest
+        .get(role)
+        .ok_or_else(|| FaceError::Config(format!("manifest has no {role}")))?;
+    let path = models_dir.join(&spec.file);
+    if !path.is_file() {
+        return Err(FaceError::MissingModel {
+            dir: models_dir.to_path_buf(),
+            file: spec.file.clone(),
+        });
+    }
+    let (session, info) = runtime.session(&path)?;
+    check_session(spec, &session)?;
+    Ok((session, info, spec))
+}
+
+/// Resizes the whole image to `w`x`h` with a bilinear (area-aware when shrinking) filter, as
+/// PIL's `Image.resize(..., BILINEAR)` does.
+pub(crate) fn resize_whole(
+    resizer: &mut Resizer,
+    img: &RgbImage,
+    w: u32,
+    h: u32,
+) -> Result<Image<'static>, FaceError> {
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let err = |e: &dyn std::fmt::Display| FaceError::Inference(format!("resize: {e}"));
+    let mut dst = Image::new(w, h, PixelType::U8x3);
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
+        .map_err(|e| err(&e))?;
+    resizer.resize(&src, &mut dst, &opts).map_err(|e| err(&e))?;
+    Ok(dst)
+}
+
+pub(crate) fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e5).round() / 100.0
 }
 
