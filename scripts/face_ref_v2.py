@@ -90,10 +90,11 @@ class RefV2:
         land = os.path.join(models, "selfie-segmentation-144x256.onnx")
         self.seg_land = opn("selfie-segmentation-144x256.onnx") if os.path.isfile(land) else None
         self.ident = None
-        for f, size, inp, out in (("face-identity-faceres.onnx", 224, "input_1:0", "global_pooling/Mean"),
-                                  ("face-identity-mobileface.onnx", 112, "data:0", "batchnorm0/add_1:0")):
+        for name, size, inp, out in (("faceres", 224, "input_1:0", "global_pooling/Mean"),
+                                     ("mobileface", 112, "data:0", "batchnorm0/add_1:0")):
+            f = f"face-identity-{name}.onnx"
             if os.path.isfile(os.path.join(models, f)):
-                self.ident = (opn(f), size, inp, out)
+                self.ident = (name, opn(f), size, inp, out)
                 break
 
     def run_mesh(self, img, box, lm):
@@ -129,7 +130,7 @@ class RefV2:
         return np.maximum(q, np.clip((up - 0.95) / 0.05, 0.0, 1.0) * up)
 
     def run_identity(self, img, lm):
-        sess, size, inp, out = self.ident
+        _, sess, size, inp, out = self.ident
         crop = align_arcface(img, lm, size)
         e = sess.run([out], {inp: crop[None]})[0][0]
         return e
@@ -176,14 +177,17 @@ def arcface_points(lm):
 
 
 def align_arcface(img, lm, size):
+    """The face aligned to the ArcFace template at size x size, k x k bilinear sub-samples
+    averaged per pixel as for the mesh crop (pixel centres at integers on both sides)."""
     a, b, tx, ty = similarity(arcface_points(lm), ARCFACE_112 * (size / 112.0))
     r = 1.0 / (a * a + b * b)
-    o = np.arange(size, dtype=np.float32)
+    k = min(max(math.ceil(math.sqrt(r) / 2), 1), 4)
+    o = (np.arange(size * k, dtype=np.float32) + 0.5) / k - 0.5
     ox, oy = np.meshgrid(o, o)
     dx, dy = ox - tx, oy - ty
     sx = (a * dx + b * dy) * r
     sy = (-b * dx + a * dy) * r
-    return bilinear(img, sx, sy)
+    return bilinear(img, sx, sy).reshape(size, k, size, k, 3).mean((1, 3))
 
 
 def main():
@@ -231,7 +235,7 @@ def main():
                 f["embedding"] = [round(float(v), 5) for v in (e if a.full else e[:4])]
         ms = {k: round(float(np.median(v)) * 1e3, 2) for k, v in times.items() if v}
         print(json.dumps({"image": os.path.basename(path), "width": pil.size[0], "height": pil.size[1],
-                          "identity_model": ref.ident and ref.ident[2], "faces": out_faces, "ms": ms}))
+                          "identity_model": ref.ident[0] if ref.ident else None, "faces": out_faces, "ms": ms}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 //! Face pack v2 against the real models: the dense mesh agrees with the 68 landmarks and with
 //! the Python reference (scripts/face_ref_v2.py), the person mask covers the faces and not the
-//! background.
+//! background, and the identity embedders tell the same person from different people.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use image::{RgbImage, imageops};
+use kissbooth_engines::face::identity::IdentityModel;
 use kissbooth_engines::face::mesh::{FaceMesh, MESH_POINTS, MeshModel};
 use kissbooth_engines::face::segment::Segmenter;
 use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
@@ -130,11 +131,15 @@ struct RefFace {
     presence: f32,
     mask_coverage: f32,
     mesh: Vec<[f32; 3]>,
+    #[serde(default)]
+    embedding: Vec<f32>,
 }
 
 #[derive(serde::Deserialize)]
 struct RefImage {
     faces: Vec<RefFace>,
+    /// The identity embedder's name, when one is installed.
+    identity_model: Option<String>,
 }
 
 fn python_reference(models: &Path, images: &[std::path::PathBuf]) -> Vec<RefImage> {
@@ -171,6 +176,7 @@ fn mesh_and_mask_match_the_python_reference() {
     assert_eq!(refs.len(), images.len());
     let mut mesh = MeshModel::open(rt, &models).unwrap();
     let mut seg = Segmenter::open(rt, &models).unwrap();
+    let mut id = IdentityModel::open(rt, &models).unwrap();
     for (path, r) in images.iter().zip(&refs) {
         let img = image_io::load_rgb(path).unwrap();
         let mask = seg.run(&img).unwrap();
@@ -200,6 +206,21 @@ fn mesh_and_mask_match_the_python_reference() {
                 rf.mask_coverage
             );
             assert!(err < 0.01 * iod, "{}: mesh error {err} px", path.display());
+            if let Some(id) = id
+                .as_mut()
+                .filter(|m| r.identity_model.as_deref() == Some(m.name()))
+            {
+                let e = id.embed(&img, &face.landmarks).unwrap();
+                let c = e.cosine(&kissbooth_engines::face::identity::Embedding(
+                    rf.embedding.clone(),
+                ));
+                eprintln!(
+                    "{}: {} embedding vs the reference: cosine {c:.5}",
+                    path.display(),
+                    id.name()
+                );
+                assert!(c > 0.999, "{}: embedding cosine {c}", path.display());
+            }
             assert!((m.presence - rf.presence).abs() < 0.01);
             assert!(
                 (cov - rf.mask_coverage).abs() < 0.01,
@@ -264,4 +285,148 @@ fn the_couple_mask_separates_the_two_people() {
         seg.has_landscape()
     );
     assert!(gap < 0.1, "gap between the people is {gap:.3} person");
+}
+
+/// A described pair of faces and their cosine similarity.
+type Pair = (String, f32);
+
+/// Cosine similarities of same-person and different-people pairs on the fixtures: each
+/// portrait against the same face in the couple frame (as it is, mirrored, at half and double
+/// size) and against the other people; each portrait mirrored against itself.
+fn identity_pairs(fa: &mut FaceAnalyzer, id: &mut IdentityModel) -> (Vec<Pair>, Vec<Pair>) {
+    let load = |n: &str| image_io::load_rgb(&common::fixtures().join(n)).unwrap();
+    let one_face = |fa: &mut FaceAnalyzer, img: &RgbImage| {
+        let f = faces_of(fa, img);
+        assert_eq!(f.len(), 1);
+        f[0].landmarks
+    };
+    let mut embed = |img: &RgbImage, lm: &Landmarks| id.embed(img, lm).unwrap();
+    let names = [
+        "Baldassare_Castiglione.jpg",
+        "Girl_with_a_Pearl_Earring.jpg",
+        "mona_lisa.jpg",
+    ];
+    let mut portraits = Vec::new();
+    let (mut same, mut different) = (Vec::new(), Vec::new());
+    for n in names {
+        let img = load(n);
+        let lm = one_face(fa, &img);
+        let e = embed(&img, &lm);
+        let flipped = imageops::flip_horizontal(&img);
+        let lmf = one_face(fa, &flipped);
+        same.push((format!("{n} vs mirrored"), e.cosine(&embed(&flipped, &lmf))));
+        portraits.push((n, e));
+    }
+    for (i, a) in portraits.iter().enumerate() {
+        for b in &portraits[i + 1..] {
+            different.push((format!("{} vs {}", a.0, b.0), a.1.cosine(&b.1)));
+        }
+    }
+    let couple = load("couple_1280x720.jpg");
+    let (w, h) = couple.dimensions();
+    let variants = [
+        ("couple", couple.clone(), false),
+        ("couple mirrored", imageops::flip_horizontal(&couple), true),
+        (
+            "couple at half size",
+            imageops::resize(&couple, w / 2, h / 2, imageops::FilterType::Triangle),
+            false,
+        ),
+        (
+            "couple at double size",
+            imageops::resize(&couple, w * 2, h * 2, imageops::FilterType::Triangle),
+            false,
+        ),
+    ];
+    for (what, img, mirrored) in &variants {
+        let faces = faces_of(fa, img);
+        assert_eq!(faces.len(), 2, "{what}");
+        // Castiglione stands on the left of the couple frame, the girl on the right
+        let (cas, girl) = if *mirrored {
+            (&faces[1], &faces[0])
+        } else {
+            (&faces[0], &faces[1])
+        };
+        let (ec, eg) = (embed(img, &cas.landmarks), embed(img, &girl.landmarks));
+        different.push((format!("{what}: the two faces"), ec.cosine(&eg)));
+        for (n, e) in &portraits {
+            for (who, face) in [(names[0], &ec), (names[1], &eg)] {
+                let pair = (format!("{n} vs {who} in the {what}"), e.cosine(face));
+                if *n == who {
+                    same.push(pair);
+                } else {
+                    different.push(pair);
+                }
+            }
+        }
+    }
+    (same, different)
+}
+
+#[test]
+fn identity_tells_the_same_person_from_different_people() {
+    let test = "identity_tells_the_same_person_from_different_people";
+    let Some((models, rt)) = common::setup(test) else {
+        return;
+    };
+    let mut fa = FaceAnalyzer::open(rt, &models, FaceConfig::default()).unwrap();
+    let mut ran = 0;
+    for name in ["faceres", "mobileface"] {
+        let Some(mut id) = IdentityModel::open_named(rt, &models, name).unwrap() else {
+            eprintln!(
+                "SKIPPED {test} for {name}: its model is not installed in {}",
+                models.display()
+            );
+            continue;
+        };
+        ran += 1;
+        let (same, different) = identity_pairs(&mut fa, &mut id);
+        let thr = id.same_person_threshold();
+        for (what, s) in &same {
+            eprintln!("{name} same person {s:.3}: {what}");
+        }
+        for (what, s) in &different {
+            eprintln!("{name} different people {s:.3}: {what}");
+        }
+        let min_same = same.iter().map(|p| p.1).fold(f32::MAX, f32::min);
+        let max_diff = different.iter().map(|p| p.1).fold(f32::MIN, f32::max);
+        eprintln!(
+            "{name}: same person {min_same:.3} and up, different people up to {max_diff:.3}, threshold {thr}"
+        );
+        for (what, s) in &same {
+            assert!(*s > thr, "{name}: {what}: {s} is not above {thr}");
+        }
+        for (what, s) in &different {
+            assert!(*s < thr, "{name}: {what}: {s} is not below {thr}");
+        }
+        // a batch gives what one face at a time gives
+        let img = image_io::load_rgb(&common::fixtures().join("couple_1280x720.jpg")).unwrap();
+        let faces = faces_of(&mut fa, &img);
+        let batch = id
+            .embed_batch(&[(&img, &faces[0].landmarks), (&img, &faces[1].landmarks)])
+            .unwrap();
+        let one = id.embed(&img, &faces[1].landmarks).unwrap();
+        assert!(batch[1].cosine(&one) > 0.9999);
+    }
+    if ran == 0 {
+        eprintln!("SKIPPED {test}: no identity embedder installed (both are optional)");
+    }
+}
+
+#[test]
+fn identity_is_none_when_no_embedder_is_installed() {
+    let Some((models, rt)) = common::setup("identity_is_none_when_no_embedder_is_installed") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(IdentityModel::open(rt, dir.path()).unwrap().is_none());
+    if models.join("face-identity-mobileface.onnx").is_file() {
+        std::fs::copy(
+            models.join("face-identity-mobileface.onnx"),
+            dir.path().join("face-identity-mobileface.onnx"),
+        )
+        .unwrap();
+        let id = IdentityModel::open(rt, dir.path()).unwrap().unwrap();
+        assert_eq!(id.name(), "mobileface");
+    }
 }

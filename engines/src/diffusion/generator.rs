@@ -3,8 +3,8 @@
 //! 1. The capture is resized to the pack's working resolution and encoded by `vae_encoder`
 //!    (the first-frame latents). When the pack conditions on identity, both faces of the
 //!    capture (as detected, or the targets' first frame) are
-//!    aligned to the identity encoder's template by a least-squares similarity from their
-//!    eye, nose-tip and mouth centres ([`align_face`]) and encoded once per clip by
+//!    aligned to the ArcFace template by a least-squares similarity from their eye centres,
+//!    nose tip and mouth corners ([`align_face`], `face::align`) and encoded once per clip by
 //!    `identity_encoder`.
 //! 2. Each latent frame gets a pose guidance map: Gaussian dots at the 2×68 target landmarks of
 //!    the timeline frame it stands for, at latent resolution.
@@ -32,6 +32,7 @@ use thiserror::Error;
 
 use super::pack::{Pack, Role};
 use super::scheduler::{NoiseRng, SchedulerError, cfg};
+use crate::face::align::align_arcface;
 use crate::types::Landmarks;
 
 #[derive(Debug, Error)]
@@ -517,50 +518,9 @@ fn fixed_dims(shape: &[super::pack::Dim]) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// The canonical 112x112 face template (the ArcFace alignment points): centres of the eye on
-/// the image's left and on its right, the nose tip, the mouth.
-const TEMPLATE_112: [[f32; 2]; 4] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [56.1396, 92.2848],
-];
-
-/// The least-squares similarity (rotation, uniform scale, translation) taking `src` onto
-/// `dst`: `dst ≈ [a -b; b a]·src + t`, as `(a, b, tx, ty)`; `None` when degenerate.
-pub fn similarity(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<(f32, f32, f32, f32)> {
-    let n = src.len().min(dst.len()) as f32;
-    if n < 2.0 {
-        return None;
-    }
-    let mean = |p: &[[f32; 2]]| {
-        let (x, y) = p.iter().fold((0.0, 0.0), |(x, y), q| (x + q[0], y + q[1]));
-        [x / n, y / n]
-    };
-    let (ms, md) = (mean(src), mean(dst));
-    let (mut num_a, mut num_b, mut den) = (0.0f32, 0.0f32, 0.0f32);
-    for (s, d) in src.iter().zip(dst) {
-        let (sx, sy) = (s[0] - ms[0], s[1] - ms[1]);
-        let (dx, dy) = (d[0] - md[0], d[1] - md[1]);
-        num_a += sx * dx + sy * dy;
-        num_b += sx * dy - sy * dx;
-        den += sx * sx + sy * sy;
-    }
-    if !(den.is_finite() && den > 1e-6) {
-        return None;
-    }
-    let (a, b) = (num_a / den, num_b / den);
-    if !(a.is_finite() && b.is_finite()) || a * a + b * b < 1e-12 {
-        return None;
-    }
-    let tx = md[0] - (a * ms[0] - b * ms[1]);
-    let ty = md[1] - (b * ms[0] + a * ms[1]);
-    Some((a, b, tx, ty))
-}
-
-/// Writes the face with `landmarks` in `capture`, aligned to the canonical template scaled to
-/// `size`x`size`, into `out` (`3·size·size` values, planar RGB in [-1, 1], bilinear, black
-/// outside the capture).
+/// Writes the face with `landmarks` in `capture`, aligned to the ArcFace template scaled to
+/// `size`x`size` ([`align_arcface`]), into `out` (`3·size·size` values, planar RGB in [-1, 1],
+/// bilinear, black outside the capture).
 pub fn align_face(
     capture: &RgbImage,
     landmarks: &Landmarks,
@@ -568,46 +528,17 @@ pub fn align_face(
     out: &mut [f32],
 ) -> Result<(), String> {
     assert_eq!(out.len(), 3 * size * size);
-    let src = [
-        landmarks.eye_left(),
-        landmarks.eye_right(),
-        landmarks.0[30],
-        landmarks.mouth_centre(),
-    ];
-    let k = size as f32 / 112.0;
-    let dst = TEMPLATE_112.map(|p| [p[0] * k, p[1] * k]);
-    let (a, b, tx, ty) = similarity(&src, &dst)
-        .ok_or_else(|| "its landmarks do not span a face (cannot align it)".to_string())?;
-    // Inverse: src = [a b; -b a]·(dst - t) / (a² + b²).
-    let r = 1.0 / (a * a + b * b);
-    let (w, h) = (capture.width() as i64, capture.height() as i64);
-    let raw = capture.as_raw();
-    let texel = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w || y >= h {
-            0.0
-        } else {
-            raw[((y * w + x) * 3) as usize + c] as f32
-        }
-    };
     let plane = size * size;
-    for oy in 0..size {
-        for ox in 0..size {
-            let (dx, dy) = (ox as f32 - tx, oy as f32 - ty);
-            let sx = (a * dx + b * dy) * r;
-            let sy = (-b * dx + a * dy) * r;
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            for c in 0..3 {
-                let v = texel(x0, y0, c) * (1.0 - fx) * (1.0 - fy)
-                    + texel(x0 + 1, y0, c) * fx * (1.0 - fy)
-                    + texel(x0, y0 + 1, c) * (1.0 - fx) * fy
-                    + texel(x0 + 1, y0 + 1, c) * fx * fy;
-                out[c * plane + oy * size + ox] = v / 127.5 - 1.0;
-            }
+    let aligned = align_arcface(capture, landmarks, size, |x, y, rgb| {
+        for (c, v) in rgb.iter().enumerate() {
+            out[c * plane + y * size + x] = v / 127.5 - 1.0;
         }
+    });
+    if aligned {
+        Ok(())
+    } else {
+        Err("its landmarks do not span a face (cannot align it)".to_string())
     }
-    Ok(())
 }
 
 /// The index in a sequence of `to` items nearest in time to item `i` of `from` (both spanning
@@ -653,6 +584,8 @@ pub fn render_pose_map(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::face::align::ARCFACE_112;
+    use crate::face::align::tests::landmarks_on_template;
 
     #[test]
     fn time_index_maps_first_to_first_and_last_to_last() {
@@ -663,31 +596,13 @@ mod tests {
     }
 
     #[test]
-    fn similarity_recovers_a_rotation_scale_and_shift() {
-        let (a, b) = (1.5 * 0.3f32.cos(), 1.5 * 0.3f32.sin());
-        let src = [[10.0, 20.0], [40.0, 22.0], [25.0, 35.0], [26.0, 50.0]];
-        let dst = src.map(|p| [a * p[0] - b * p[1] + 7.0, b * p[0] + a * p[1] - 3.0]);
-        let (ga, gb, tx, ty) = similarity(&src, &dst).unwrap();
-        for (g, w) in [(ga, a), (gb, b), (tx, 7.0), (ty, -3.0)] {
-            assert!((g - w).abs() < 1e-3, "{g} vs {w}");
-        }
-        assert!(similarity(&[[1.0, 1.0]; 4], &dst).is_none());
-    }
-
-    #[test]
     fn aligned_face_puts_the_eyes_on_the_template() {
-        // A face whose eye, nose and mouth points sit at twice the template plus (30, 10);
-        // the capture is dark except two bright dots at the eye centres.
-        let mut lm = [[0.0f32; 2]; 68];
+        // A face whose five ArcFace points sit at twice the template plus (30, 10); the capture
+        // is dark except two bright dots at the eye centres.
         let at = |p: [f32; 2]| [p[0] * 2.0 + 30.0, p[1] * 2.0 + 10.0];
-        lm[36..42].fill(at(TEMPLATE_112[0]));
-        lm[42..48].fill(at(TEMPLATE_112[1]));
-        lm[30] = at(TEMPLATE_112[2]);
-        for p in &mut lm[48..68] {
-            *p = at(TEMPLATE_112[3]);
-        }
+        let lm = landmarks_on_template(at);
         let mut cap = RgbImage::new(300, 260);
-        for e in [TEMPLATE_112[0], TEMPLATE_112[1]] {
+        for e in [ARCFACE_112[0], ARCFACE_112[1]] {
             let [x, y] = at(e);
             for dy in -2..=2 {
                 for dx in -2..=2 {
@@ -700,10 +615,10 @@ mod tests {
             }
         }
         let mut out = vec![0.0; 3 * 112 * 112];
-        align_face(&cap, &Landmarks(lm), 112, &mut out).unwrap();
+        align_face(&cap, &lm, 112, &mut out).unwrap();
         let px = |x: f32, y: f32| out[y.round() as usize * 112 + x.round() as usize];
-        assert!(px(TEMPLATE_112[0][0], TEMPLATE_112[0][1]) > 0.9);
-        assert!(px(TEMPLATE_112[1][0], TEMPLATE_112[1][1]) > 0.9);
+        assert!(px(ARCFACE_112[0][0], ARCFACE_112[0][1]) > 0.9);
+        assert!(px(ARCFACE_112[1][0], ARCFACE_112[1][1]) > 0.9);
         assert!(px(56.0, 92.0) < -0.9);
         assert!(align_face(&cap, &Landmarks([[5.0, 5.0]; 68]), 112, &mut out).is_err());
     }

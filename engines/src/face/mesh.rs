@@ -15,7 +15,7 @@ use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
-use super::align::{Affine, warp};
+use super::align::{Affine, supersample_for, warp};
 use super::{FaceError, open_model};
 use crate::manifest::Manifest;
 use crate::runtime::{Runtime, SessionInfo};
@@ -165,7 +165,7 @@ impl MeshCrop {
 
     /// Sub-samples per output pixel side: source pixels at most 2 apart, at most 4.
     fn supersample(&self) -> usize {
-        ((self.size / SIZE as f32 / 2.0).ceil() as usize).clamp(1, 4)
+        supersample_for(self.size / SIZE as f32)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Face analysis: the UltraFace detector (score threshold, NMS), PFLD 68-point landmarks for all
 //! faces of a frame in one batched call, and the quality gate ([`quality`]). Face pack v2 adds
-//! the dense 468-point mesh with depth ([`mesh`]) and the person mask ([`segment`]); [`align`]
-//! holds the affine crop sampler they share.
+//! the dense 468-point mesh with depth ([`mesh`]), the person mask ([`segment`]) and identity
+//! embeddings ([`identity`]); [`align`] holds the crop sampler and the ArcFace alignment.
 //!
 //! Pre-processing follows the models' published recipes (see `models/face-pack.toml`): the
 //! detector sees the whole frame resized to its input with a bilinear (area-aware) filter; the
@@ -9,6 +9,7 @@
 //! frame, resized to 112x112.
 
 pub mod align;
+pub mod identity;
 pub mod image_io;
 pub mod mesh;
 pub mod quality;
