@@ -120,12 +120,9 @@ class RefV2:
         x = np.asarray(pil.resize((mw, mh), Image.BILINEAR), dtype=np.float32) / 255.0
         prob = sess.run(None, {"input_1": x[None]})[0][0, :, :, 0]
         # bilinear upsample to the image (pixel centres aligned), then the guided filter
-        xs = (np.arange(w, dtype=np.float32) + 0.5) * mw / w - 0.5
-        ys = (np.arange(h, dtype=np.float32) + 0.5) * mh / h - 0.5
-        X, Y = np.meshgrid(np.clip(xs, 0, mw - 1), np.clip(ys, 0, mh - 1))
-        up = bilinear(prob[:, :, None], X, Y)[:, :, 0]
-        r = max(1, round(max(w, h) * 0.01))
-        q = np.clip(guided_filter(gray, up, r, 1e-3), 0.0, 1.0)
+        up = upsample(prob, w, h, mw / w, mh / h)
+        r = max(1, (max(w, h) + 50) // 100)
+        q = np.clip(fast_guided_filter(gray, up, r, 1e-3), 0.0, 1.0)
         # where the model is sure of a person, the mask stays at least that sure
         return np.maximum(q, np.clip((up - 0.95) / 0.05, 0.0, 1.0) * up)
 
@@ -134,6 +131,35 @@ class RefV2:
         crop = align_arcface(img, lm, size)
         e = sess.run([out], {inp: crop[None]})[0][0]
         return e
+
+
+def upsample(a, w, h, fx, fy):
+    """Bilinear: destination pixel i reads source coordinate (i + 0.5) * f - 0.5, clamped."""
+    sh, sw = a.shape
+    xs = np.clip((np.arange(w, dtype=np.float32) + 0.5) * fx - 0.5, 0, sw - 1)
+    ys = np.clip((np.arange(h, dtype=np.float32) + 0.5) * fy - 0.5, 0, sh - 1)
+    X, Y = np.meshgrid(xs, ys)
+    return bilinear(a[:, :, None], X, Y)[:, :, 0]
+
+
+def block_mean(a, s):
+    """Means of s x s blocks, the last ones clipped to the image."""
+    h, w = a.shape
+    ys, xs = np.arange(0, h, s), np.arange(0, w, s)
+    sums = np.add.reduceat(np.add.reduceat(a.astype(np.float64), ys, axis=0), xs, axis=1)
+    cy, cx = np.minimum(ys + s, h) - ys, np.minimum(xs + s, w) - xs
+    return (sums / (cy[:, None] * cx[None, :])).astype(np.float32)
+
+
+def fast_guided_filter(I, p, r, eps):
+    """The guided filter's coefficients on s x s block means (s = longer side // 512), applied
+    to the full-resolution guide (He and Sun, 2015)."""
+    h, w = I.shape
+    s = max(1, max(w, h) // 512)
+    if s == 1:
+        return guided_filter(I, p, r, eps)
+    a, b = coefficients(block_mean(I, s), block_mean(p, s), max(1, (r + s // 2) // s), eps)
+    return upsample(a, w, h, 1 / s, 1 / s) * I + upsample(b, w, h, 1 / s, 1 / s)
 
 
 def box_mean(a, r):
@@ -151,13 +177,18 @@ def box_mean(a, r):
     return (s / (cy[:, None] * cx[None, :])).astype(np.float32)
 
 
-def guided_filter(I, p, r, eps):
+def coefficients(I, p, r, eps):
     mI, mp = box_mean(I, r), box_mean(p, r)
     cov = box_mean(I * p, r) - mI * mp
     var = box_mean(I * I, r) - mI * mI
     a = cov / (var + eps)
     b = mp - a * mI
-    return box_mean(a, r) * I + box_mean(b, r)
+    return box_mean(a, r), box_mean(b, r)
+
+
+def guided_filter(I, p, r, eps):
+    a, b = coefficients(I, p, r, eps)
+    return a * I + b
 
 
 def similarity(src, dst):

@@ -363,5 +363,134 @@ fn devices_fifos_folders_and_huge_files_are_refused_without_reading_them() {
         }
         let o = child.wait_with_output().unwrap();
         assert_one_line_error(&o, what, needle);
+
+/// The face pack v2 models `faces` uses, or a loud SKIP naming the first one missing.
+fn have_face_pack_v2(test: &str) -> bool {
+    if !have_models(test) {
+        return false;
+    }
+    for f in ["face-mesh-468.onnx", "selfie-segmentation-256.onnx"] {
+        if !models_dir().join(f).is_file() {
+            eprintln!(
+                "SKIPPED {test}: {f} not found in {} (face pack v2; set KISSBOOTH_MODELS)",
+                models_dir().display()
+            );
+            return false;
+        }
+    }
+    true
+}
+
+#[test]
+fn reports_each_faces_mesh_and_mask_coverage() {
+    if !have_face_pack_v2("reports_each_faces_mesh_and_mask_coverage") {
+        return;
+    }
+    let o = kissbooth()
+        .args(["faces", "--json"])
+        .arg(fixture("couple_1280x720.jpg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let faces = v["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 2);
+    for f in faces {
+        let b: Vec<f64> = f["box"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let mesh = f["mesh"].as_array().unwrap();
+        assert_eq!(mesh.len(), 468);
+        let pts: Vec<[f64; 3]> = mesh
+            .iter()
+            .map(|p| {
+                let p = p.as_array().unwrap();
+                assert_eq!(p.len(), 3);
+                [0, 1, 2].map(|k| p[k].as_f64().unwrap())
+            })
+            .collect();
+        // the mesh's mouth (outer lip contour) lies on the 68 landmarks' mouth
+        let lips = [
+            61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91,
+            146,
+        ];
+        let mean = |idx: &mut dyn Iterator<Item = [f64; 2]>| {
+            let v: Vec<[f64; 2]> = idx.collect();
+            let n = v.len() as f64;
+            [
+                v.iter().map(|p| p[0]).sum::<f64>() / n,
+                v.iter().map(|p| p[1]).sum::<f64>() / n,
+            ]
+        };
+        let mm = mean(&mut lips.iter().map(|&i| [pts[i][0], pts[i][1]]));
+        let l = f["landmarks"].as_array().unwrap();
+        let lm = mean(
+            &mut l[48..68]
+                .iter()
+                .map(|p| [p[0].as_f64().unwrap(), p[1].as_f64().unwrap()]),
+        );
+        let d = ((mm[0] - lm[0]).powi(2) + (mm[1] - lm[1]).powi(2)).sqrt();
+        assert!(
+            d < 0.1 * (b[2] - b[0]),
+            "mesh mouth {mm:?} vs landmarks' {lm:?}"
+        );
+        // depth: mean 0, the nose tip (1) nearer than the mean
+        let mean_z = pts.iter().map(|p| p[2]).sum::<f64>() / 468.0;
+        assert!(mean_z.abs() < 0.5, "mean z {mean_z}");
+        assert!(pts[1][2] < -10.0, "nose tip z {}", pts[1][2]);
+        let cov = f["mask_coverage"].as_f64().unwrap();
+        assert!(cov > 0.8 && cov <= 1.0, "mask coverage {cov}");
+    }
+    let ms = &v["ms"];
+    let (mesh, segment) = (
+        ms["mesh"].as_f64().unwrap(),
+        ms["segment"].as_f64().unwrap(),
+    );
+    assert!(mesh > 0.0 && segment > 0.0, "{ms}");
+    assert!(ms["total"].as_f64().unwrap() >= mesh + segment, "{ms}");
+}
+
+#[test]
+fn without_face_pack_v2_it_says_so_once_and_leaves_the_fields_out() {
+    if !have_models("without_face_pack_v2_it_says_so_once_and_leaves_the_fields_out") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["ultraface-rfb-320.onnx", "pfld-68.onnx"] {
+        std::fs::copy(models_dir().join(f), dir.path().join(f)).unwrap();
+    }
+    let o = kissbooth()
+        .env("KISSBOOTH_MODELS", dir.path())
+        .args(["faces", "--json"])
+        .arg(fixture("couple_1280x720.jpg"))
+        .arg(fixture("mona_lisa.jpg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = stderr_lines(&o);
+    assert_eq!(err.len(), 1, "one line: {err:?}");
+    assert!(
+        err[0].contains("face pack v2")
+            && err[0].contains("face-mesh-468.onnx")
+            && err[0].contains("selfie-segmentation-256.onnx"),
+        "{err:?}"
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 2);
+    for l in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v["ms"].get("mesh").is_none() && v["ms"].get("segment").is_none());
+        for f in v["faces"].as_array().unwrap() {
+            assert!(f.get("mesh").is_none() && f.get("mask_coverage").is_none());
+            assert_eq!(f["landmarks"].as_array().unwrap().len(), 68);
+        }
     }
 }

@@ -19,7 +19,14 @@ fn installs_from_a_folder_then_verifies_and_analyses_with_the_installed_pack() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("installed pfld-68.onnx"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for f in [
+        "pfld-68.onnx",
+        "face-mesh-468.onnx",
+        "selfie-segmentation-256.onnx",
+    ] {
+        assert!(out.contains(&format!("installed {f}")), "{out}");
+    }
     let o = kissbooth()
         .env_remove("KISSBOOTH_MODELS")
         .arg("--data")
@@ -73,6 +80,30 @@ fn install_from_a_folder_missing_a_file_changes_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("pfld-68.onnx") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn converted_models_from_upstream_are_refused_with_how_to_convert_them() {
+    // No ONNX file of the mesh is published anywhere: the installer says how to make one before
+    // it downloads anything, and changes nothing.
+    let dest = tempfile::tempdir().unwrap();
+    let o = kissbooth()
+        .args(["models", "install", "--dest"])
+        .arg(dest.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("face-mesh-468.onnx")
+            && err.contains("mediapipe 0.10.21")
+            && err.contains("scripts/convert-models")
+            && err.contains("--from")
+            && err.contains("nothing was changed"),
         "{err}"
     );
     assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);

@@ -6,15 +6,19 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use kissbooth_engines::face::{FaceAnalyzer, FaceConfig};
+use kissbooth_engines::face::identity::IdentityModel;
+use kissbooth_engines::face::mesh::MeshModel;
+use kissbooth_engines::face::segment::Segmenter;
+use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, FaceError};
 use serde::Serialize;
 
 use crate::paths::Common;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Face analysis per image (decode → verdict) against `reference/face_ref.py`, and the
-    /// start-up time to the first result.
+    /// Face analysis per image (decode → verdict) against `reference/face_ref.py`, the face
+    /// pack v2 stages (mesh and identity per face, segmentation per frame) against
+    /// `scripts/face_ref_v2.py`, and the start-up time to the first result.
     Faces {
         /// Images (default: the couple fixture in $KISSBOOTH_FIXTURES or ../shared/fixtures/faces).
         images: Vec<PathBuf>,
@@ -24,6 +28,9 @@ pub enum BenchCommand {
         /// The Python reference script (default: ../shared/reference/face_ref.py).
         #[arg(long)]
         reference: Option<PathBuf>,
+        /// The Python reference of the face pack v2 stages (default: scripts/face_ref_v2.py).
+        #[arg(long)]
+        reference_v2: Option<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -101,6 +108,26 @@ struct Figures {
     rust_ms: StageMs,
     python_ms: Option<StageMs>,
     ratio_total: Option<f64>,
+    /// The face pack v2 stages, when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v2: Option<V2Figures>,
+}
+
+/// Milliseconds of the face pack v2 stages: mesh and identity per face, segmentation per
+/// frame (model, upsampling and edge refinement); `None` where the model is not installed.
+#[derive(Serialize, Default, Clone)]
+struct V2Ms {
+    mesh: Option<f64>,
+    segment: Option<f64>,
+    identity: Option<f64>,
+}
+
+#[derive(Serialize, Default)]
+struct V2Figures {
+    rust_ms: V2Ms,
+    python_ms: Option<V2Ms>,
+    /// Rust / Python per stage.
+    ratio: V2Ms,
 }
 
 #[derive(Serialize, Default, Clone)]
@@ -117,8 +144,9 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             images,
             repeat,
             reference,
+            reference_v2,
             json,
-        } => faces(common, images, repeat, reference, json),
+        } => faces(common, images, repeat, reference, reference_v2, json),
         BenchCommand::Render {
             image,
             seconds,
@@ -266,6 +294,7 @@ fn faces(
     mut images: Vec<PathBuf>,
     repeat: usize,
     reference: Option<PathBuf>,
+    reference_v2: Option<PathBuf>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let shared = shared_dir();
@@ -275,7 +304,9 @@ fn faces(
     let repeat = repeat.max(1);
     let rt = common.runtime()?;
     let mut analyzer = FaceAnalyzer::open(rt, &common.models_dir(), FaceConfig::default())?;
+    let mut v2 = V2Stages::open(rt, &common.models_dir())?;
     let reference = reference.unwrap_or_else(|| shared.join("reference/face_ref.py"));
+    let reference_v2 = reference_v2.unwrap_or_else(default_reference_v2);
     let mut all = Vec::new();
     for img in &images {
         let mut runs = Vec::with_capacity(repeat);
@@ -298,11 +329,39 @@ fn faces(
             }
         };
         let ratio_total = python_ms.as_ref().map(|p| round2(rust_ms.total / p.total));
+        let v2_figures = if v2.any() {
+            let rust = v2.time(&mut analyzer, img, repeat)?;
+            let python = match python_reference_v2(&reference_v2, &common.models_dir(), img, repeat)
+            {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("bench: Python reference of face pack v2 not run: {e:#}");
+                    None
+                }
+            };
+            let ratio = |r: Option<f64>, p: Option<f64>| match (r, p) {
+                (Some(r), Some(p)) if p > 0.0 => Some(round2(r / p)),
+                _ => None,
+            };
+            let p = python.clone().unwrap_or_default();
+            Some(V2Figures {
+                ratio: V2Ms {
+                    mesh: ratio(rust.mesh, p.mesh),
+                    segment: ratio(rust.segment, p.segment),
+                    identity: ratio(rust.identity, p.identity),
+                },
+                rust_ms: rust,
+                python_ms: python,
+            })
+        } else {
+            None
+        };
         all.push(Figures {
             image: img.display().to_string(),
             rust_ms,
             python_ms,
             ratio_total,
+            v2: v2_figures,
         });
     }
     let startup = startup_ms(common, &images[0])?;
@@ -335,10 +394,168 @@ fn faces(
             if let Some(r) = f.ratio_total {
                 println!("  ratio Rust/Python total: {r:.2} ({:.1}x faster)", 1.0 / r);
             }
+            if let Some(v) = &f.v2 {
+                let cell = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+                println!(
+                    "  {:<26} {:>10} {:>10} {:>10}",
+                    "face pack v2", "mesh/face", "segment", "identity/face"
+                );
+                let row = |name: &str, s: &V2Ms| {
+                    println!(
+                        "  {name:<26} {:>10} {:>10} {:>10}",
+                        cell(s.mesh),
+                        cell(s.segment),
+                        cell(s.identity)
+                    )
+                };
+                row("kissbooth (Rust)", &v.rust_ms);
+                if let Some(p) = &v.python_ms {
+                    row("reference (Python)", p);
+                    row("ratio Rust/Python", &v.ratio);
+                }
+            }
+        }
+        if let Some(name) = v2.identity_name() {
+            println!("identity embedder: {name}");
         }
         println!("start-up to first result (process spawn → exit, one image): {startup:.0} ms");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The face pack v2 models that are installed, for timing.
+struct V2Stages {
+    mesh: Option<MeshModel>,
+    segmenter: Option<Segmenter>,
+    identity: Option<IdentityModel>,
+}
+
+impl V2Stages {
+    fn open(rt: &kissbooth_engines::runtime::Runtime, models: &Path) -> anyhow::Result<Self> {
+        fn installed<T>(r: Result<T, FaceError>) -> Result<Option<T>, FaceError> {
+            match r {
+                Err(FaceError::MissingModel { .. }) => Ok(None),
+                other => other.map(Some),
+            }
+        }
+        let v2 = V2Stages {
+            mesh: installed(MeshModel::open(rt, models))?,
+            segmenter: installed(Segmenter::open(rt, models))?,
+            identity: IdentityModel::open(rt, models)?,
+        };
+        if !v2.any() {
+            eprintln!(
+                "bench: face pack v2 is not installed in {}: its stages are not timed",
+                models.display()
+            );
+        }
+        Ok(v2)
+    }
+
+    fn any(&self) -> bool {
+        self.mesh.is_some() || self.segmenter.is_some() || self.identity.is_some()
+    }
+
+    fn identity_name(&self) -> Option<&'static str> {
+        self.identity.as_ref().map(|m| m.name())
+    }
+
+    /// Median milliseconds over `repeat` runs (after a warm-up): mesh and identity per face
+    /// (one face at a time, as the reference does), segmentation per frame.
+    fn time(
+        &mut self,
+        analyzer: &mut FaceAnalyzer,
+        img: &Path,
+        repeat: usize,
+    ) -> anyhow::Result<V2Ms> {
+        let (image, a) = analyzer.load_and_analyze(img)?;
+        let n = a.faces.len().max(1) as f64;
+        let mut runs: [Vec<f64>; 3] = Default::default();
+        for k in 0..=repeat {
+            let mut t = Instant::now();
+            if let Some(m) = &mut self.mesh {
+                for f in &a.faces {
+                    m.run(&image, f)?;
+                }
+                runs[0].push(t.elapsed().as_secs_f64() * 1e3 / n);
+            }
+            t = Instant::now();
+            if let Some(s) = &mut self.segmenter {
+                s.run(&image)?;
+                runs[1].push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            t = Instant::now();
+            if let Some(id) = &mut self.identity {
+                for f in &a.faces {
+                    id.embed(&image, &f.landmarks)?;
+                }
+                runs[2].push(t.elapsed().as_secs_f64() * 1e3 / n);
+            }
+            if k == 0 {
+                runs.iter_mut().for_each(Vec::clear); // warm-up
+            }
+        }
+        let med = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).map(|m| round2(*m))
+        };
+        let [mesh, segment, identity] = &mut runs;
+        Ok(V2Ms {
+            mesh: med(mesh),
+            segment: med(segment),
+            identity: med(identity),
+        })
+    }
+}
+
+/// `scripts/face_ref_v2.py` of the checkout the binary was built from, or of the current
+/// folder.
+fn default_reference_v2() -> PathBuf {
+    let here = PathBuf::from("scripts/face_ref_v2.py");
+    if here.is_file() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/face_ref_v2.py")
+}
+
+fn python_reference_v2(
+    script: &Path,
+    models: &Path,
+    img: &Path,
+    repeat: usize,
+) -> anyhow::Result<V2Ms> {
+    if !script.is_file() {
+        bail!("{} not found", script.display());
+    }
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("--models")
+        .arg(models)
+        .arg("--shared")
+        .arg(shared_dir())
+        .arg("--repeat")
+        .arg(repeat.to_string())
+        .arg(img)
+        .output()
+        .context("cannot run python3")?;
+    if !out.status.success() {
+        bail!(
+            "reference failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap_or_default())
+            .context("reference printed no JSON")?;
+    let g = |k: &str| v["ms"][k].as_f64();
+    Ok(V2Ms {
+        mesh: g("mesh"),
+        segment: g("segment"),
+        identity: g("identity"),
+    })
 }
 
 fn shared_dir() -> PathBuf {

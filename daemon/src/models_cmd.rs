@@ -82,6 +82,8 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
                     &i.sha256[..12],
                     if i.repaired {
                         ", repaired from upstream"
+                    } else if i.equivalent {
+                        ", a conversion equivalent to the pack's (fingerprint matches)"
                     } else {
                         ""
                     }

@@ -51,6 +51,11 @@ pub struct PackFile {
     /// as it is installed: it installs from a folder (`--from`) that the script wrote.
     #[serde(default)]
     pub convert: Option<String>,
+    /// For a converted file: its [`onnx_fix::conversion_fingerprint`]. A file whose bytes differ
+    /// from `sha256` but whose fingerprint matches is the same conversion written in another
+    /// order (the converter's output is not byte-stable), and is accepted as it is.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     #[serde(default)]
     pub licence: Option<String>,
     /// An optional file is installed when available and skipped otherwise.
@@ -183,6 +188,14 @@ impl Manifest {
                     f.file
                 )));
             }
+            if let Some(fp) = &f.fingerprint
+                && (!is_sha256(fp) || f.convert.is_none())
+            {
+                return Err(ManifestError::Invalid(format!(
+                    "{}: a fingerprint is 64 hex digits, for converted files only",
+                    f.file
+                )));
+            }
             if f.convert.is_some() && (f.source.is_none() || f.upstream_url.is_some()) {
                 return Err(ManifestError::Invalid(format!(
                     "{}: a converted file needs `source` and has no `upstream_url`",
@@ -224,8 +237,11 @@ pub enum Source {
 #[derive(Debug, Clone, Serialize)]
 pub struct Installed {
     pub file: String,
+    /// sha256 of the file as installed.
     pub sha256: String,
     pub repaired: bool,
+    /// A conversion with other bytes than the manifest's whose fingerprint matches.
+    pub equivalent: bool,
     pub bytes: u64,
 }
 
@@ -274,6 +290,16 @@ fn stage_all(
     source: &Source,
     staging: &Path,
 ) -> Result<Staged, ManifestError> {
+    // A required file that must be converted first cannot come from upstream: say so before
+    // downloading anything else.
+    if matches!(source, Source::Upstream)
+        && let Some(f) = manifest
+            .files
+            .iter()
+            .find(|f| !f.optional && f.convert.is_some())
+    {
+        fetch(f, source)?;
+    }
     let mut installed = Vec::new();
     let mut skipped = Vec::new();
     for f in &manifest.files {
@@ -290,9 +316,11 @@ fn stage_all(
         let mut out = std::fs::File::create(&path).map_err(io_err(&path))?;
         out.write_all(&bytes).map_err(io_err(&path))?;
         out.sync_all().map_err(io_err(&path))?;
+        let sha256 = sha256_hex(&bytes);
         installed.push(Installed {
             file: f.file.clone(),
-            sha256: f.sha256.clone(),
+            equivalent: !repaired && !sha256.eq_ignore_ascii_case(&f.sha256),
+            sha256,
             repaired,
             bytes: bytes.len() as u64,
         });
@@ -358,10 +386,21 @@ pub fn verify(f: &PackFile, bytes: Vec<u8>) -> Result<(Vec<u8>, bool), ManifestE
         };
         return Ok((repaired, true));
     }
+    if is_equivalent_conversion(f, &bytes) {
+        return Ok((bytes, false));
+    }
     Err(ManifestError::Checksum {
         file: f.file.clone(),
         expected: f.sha256.clone(),
         actual,
+    })
+}
+
+/// Whether `bytes` is the converted file `f` written by another run of its converter: its
+/// fingerprint matches the manifest's.
+fn is_equivalent_conversion(f: &PackFile, bytes: &[u8]) -> bool {
+    f.fingerprint.as_ref().is_some_and(|want| {
+        onnx_fix::conversion_fingerprint(bytes).is_ok_and(|got| got.eq_ignore_ascii_case(want))
     })
 }
 
@@ -385,7 +424,7 @@ pub fn check_installed(f: &PackFile, dir: &Path) -> Result<(), ManifestError> {
     let p = dir.join(&f.file);
     let bytes = std::fs::read(&p).map_err(io_err(&p))?;
     let actual = sha256_hex(&bytes);
-    if actual.eq_ignore_ascii_case(&f.sha256) {
+    if actual.eq_ignore_ascii_case(&f.sha256) || is_equivalent_conversion(f, &bytes) {
         Ok(())
     } else {
         Err(ManifestError::Checksum {
@@ -473,6 +512,38 @@ mod tests {
     #[test]
     fn rejects_a_path_as_file_name() {
         let text = FACE_PACK.replacen("file = \"pfld-68.onnx\"", "file = \"../pfld-68.onnx\"", 1);
+        assert!(matches!(
+            Manifest::parse(&text),
+            Err(ManifestError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn upstream_install_of_a_converted_file_says_how_to_convert_it_and_writes_nothing() {
+        let m = Manifest::face_pack();
+        let dest = tempfile::tempdir().unwrap();
+        let err = install(&m, &Source::Upstream, dest.path()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, ManifestError::NeedsConversion { ref file, .. } if file == "face-mesh-468.onnx"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scripts/convert-models")
+                && text.contains("--from")
+                && text.contains("mediapipe 0.10.21"),
+            "{text}"
+        );
+        assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_fingerprint_belongs_to_a_converted_file() {
+        let text = FACE_PACK.replacen(
+            "sha256 = \"7d7bbd5c6a1d9272e58d9773898284a1905d872eba9a662df9b5f20f1ba6f83e\"",
+            "sha256 = \"7d7bbd5c6a1d9272e58d9773898284a1905d872eba9a662df9b5f20f1ba6f83e\"\nfingerprint = \"7d7bbd5c6a1d9272e58d9773898284a1905d872eba9a662df9b5f20f1ba6f83e\"",
+            1,
+        );
         assert!(matches!(
             Manifest::parse(&text),
             Err(ManifestError::Invalid(_))

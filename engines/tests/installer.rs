@@ -228,3 +228,34 @@ upstream_url = "{base}/missing.bin"
         files_in(dest.path())
     );
 }
+
+#[test]
+fn converted_files_match_their_fingerprints_and_an_altered_weight_is_refused() {
+    if !have_models("converted_files_match_their_fingerprints_and_an_altered_weight_is_refused") {
+        return;
+    }
+    let m = Manifest::face_pack();
+    let converted: Vec<_> = m.files.iter().filter(|f| f.convert.is_some()).collect();
+    assert_eq!(converted.len(), 6);
+    for f in &converted {
+        let p = common::models_dir().join(&f.file);
+        if !p.is_file() {
+            eprintln!("SKIPPED {}: not in the shared models", f.file);
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(
+            Some(onnx_fix::conversion_fingerprint(&bytes).unwrap()),
+            f.fingerprint,
+            "{}",
+            f.file
+        );
+    }
+    // one byte of the mesh's weights changed: neither the sha256 nor the fingerprint matches
+    let f = m.get("mesh").unwrap();
+    let mut bytes = std::fs::read(common::models_dir().join(&f.file)).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let err = manifest::verify(f, bytes).unwrap_err();
+    assert!(matches!(err, ManifestError::Checksum { .. }), "{err}");
+}
