@@ -363,6 +363,8 @@ fn devices_fifos_folders_and_huge_files_are_refused_without_reading_them() {
         }
         let o = child.wait_with_output().unwrap();
         assert_one_line_error(&o, what, needle);
+    }
+}
 
 /// The face pack v2 models `faces` uses, or a loud SKIP naming the first one missing.
 fn have_face_pack_v2(test: &str) -> bool {
