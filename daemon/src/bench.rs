@@ -524,15 +524,36 @@ fn python_reference_v2(
     img: &Path,
     repeat: usize,
 ) -> anyhow::Result<V2Ms> {
+    let shared = shared_dir();
+    let v = run_reference(
+        script,
+        &[models.as_os_str(), "--shared".as_ref(), shared.as_os_str()],
+        img,
+        repeat,
+    )?;
+    let g = |k: &str| v["ms"][k].as_f64();
+    Ok(V2Ms {
+        mesh: g("mesh"),
+        segment: g("segment"),
+        identity: g("identity"),
+    })
+}
+
+/// Runs a Python reference script as `python3 SCRIPT --models MODELS... --repeat N IMAGE` and
+/// returns the JSON object it prints for the image.
+fn run_reference(
+    script: &Path,
+    models_and_args: &[&std::ffi::OsStr],
+    img: &Path,
+    repeat: usize,
+) -> anyhow::Result<serde_json::Value> {
     if !script.is_file() {
         bail!("{} not found", script.display());
     }
     let out = Command::new("python3")
         .arg(script)
         .arg("--models")
-        .arg(models)
-        .arg("--shared")
-        .arg(shared_dir())
+        .args(models_and_args)
         .arg("--repeat")
         .arg(repeat.to_string())
         .arg(img)
@@ -547,15 +568,8 @@ fn python_reference_v2(
                 .unwrap_or("")
         );
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap_or_default())
-            .context("reference printed no JSON")?;
-    let g = |k: &str| v["ms"][k].as_f64();
-    Ok(V2Ms {
-        mesh: g("mesh"),
-        segment: g("segment"),
-        identity: g("identity"),
-    })
+    serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap_or_default())
+        .context("reference printed no JSON")
 }
 
 fn shared_dir() -> PathBuf {
@@ -588,30 +602,7 @@ fn python_reference(
     img: &Path,
     repeat: usize,
 ) -> anyhow::Result<StageMs> {
-    if !script.is_file() {
-        bail!("{} not found", script.display());
-    }
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("--models")
-        .arg(models)
-        .arg("--repeat")
-        .arg(repeat.to_string())
-        .arg(img)
-        .output()
-        .context("cannot run python3")?;
-    if !out.status.success() {
-        bail!(
-            "reference failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-    }
-    let v: serde_json::Value =
-        serde_json::from_slice(out.stdout.split(|&b| b == b'\n').next().unwrap_or_default())
-            .context("reference printed no JSON")?;
+    let v = run_reference(script, &[models.as_os_str()], img, repeat)?;
     let g = |k: &str| v["ms"][k].as_f64().unwrap_or(f64::NAN);
     Ok(StageMs {
         decode: g("decode"),

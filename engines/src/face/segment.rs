@@ -290,13 +290,18 @@ fn fast_guided_filter(
     let (small_i, small_p) = (block_mean(guide, w, h, s), block_mean(p, w, h, s));
     let (a, b) = coefficients(&small_i, &small_p, lw, lh, ((r + s / 2) / s).max(1), eps);
     let scale = Some(1.0 / s as f32);
-    let (a, b) = (
-        upsample(&a, (lw, lh), (w, h), scale),
-        upsample(&b, (lw, lh), (w, h), scale),
-    );
+    apply(
+        guide,
+        &upsample(&a, (lw, lh), (w, h), scale),
+        &upsample(&b, (lw, lh), (w, h), scale),
+    )
+}
+
+/// `q = a·I + b` per pixel.
+fn apply(guide: &[f32], a: &[f32], b: &[f32]) -> Vec<f32> {
     guide
         .par_iter()
-        .zip(a.par_iter().zip(&b))
+        .zip(a.par_iter().zip(b))
         .map(|(&g, (&a, &b))| a * g + b)
         .collect()
 }
@@ -384,11 +389,7 @@ fn box_mean(a: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
 /// with `a = cov(I, p) / (var(I) + eps)`, `b = mean(p) − a·mean(I)` over each window.
 fn guided_filter(guide: &[f32], p: &[f32], w: usize, h: usize, r: usize, eps: f32) -> Vec<f32> {
     let (mean_a, mean_b) = coefficients(guide, p, w, h, r, eps);
-    guide
-        .par_iter()
-        .zip(mean_a.par_iter().zip(&mean_b))
-        .map(|(&g, (&a, &b))| a * g + b)
-        .collect()
+    apply(guide, &mean_a, &mean_b)
 }
 
 /// The guided filter's `mean(a)` and `mean(b)` maps.
