@@ -53,8 +53,9 @@ pub struct SelfCheck<'a> {
 pub const KEEP_SHARE: f32 = 0.9;
 /// The gentler render's intensity, as a share of the configured one: a smaller turn and tilt.
 const GENTLER: f32 = 0.35;
-/// About this many frames are judged per clip, plus the ends.
-const JUDGED_FRAMES: usize = 16;
+/// About this many frames are judged per clip, plus the first and last frames and those half a
+/// second in from each end.
+const JUDGED_FRAMES: usize = 8;
 
 /// What the self-check found, per attempt.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -203,7 +204,7 @@ pub fn render_clip(
 }
 
 /// One render and encode; with `judge`, also the frames to judge (about [`JUDGED_FRAMES`],
-/// the first and last frames included) with each face's landmarks as drawn.
+/// the ends included) with each face's landmarks as drawn.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn render_once(
     settings: &ClipSettings,
@@ -235,7 +236,8 @@ fn render_once(
         judge
             && (i.is_multiple_of(step)
                 || i + 1 == total
-                || ((i < half_second || i + half_second >= total) && i.is_multiple_of(3)))
+                || i == half_second
+                || i + 1 + half_second == total)
     };
 
     let mut encoder = start_encoder(settings, output)?;

@@ -204,6 +204,9 @@ pub struct Timeline {
 /// Head turn toward the partner at intensity 0 and 1, degrees. Less turn, less of the face
 /// behind hidden by the face in front.
 const YAW: (f32, f32) = (25.0, 35.0);
+/// The turn of the face in front and of the face behind, as shares of the drawn turn.
+const FRONT_TURN: f32 = 1.15;
+const BACK_TURN: f32 = 0.6;
 /// Largest turn of a head from its pose in the capture, degrees.
 const MAX_TURN: f32 = 45.0;
 /// At contact the lips' facing edges overlap by this much, in inter-ocular distances: the lips
@@ -268,11 +271,18 @@ impl Timeline {
         let roll = -toward[1 - var.front] * var.roll;
         // Never turn a head away from its partner (one already turned further keeps its turn),
         // nor by more than MAX_TURN: a 2D warp of a large turn squeezes the face to a sliver.
+        // The face in front turns further and the face behind less, so the one behind stays
+        // turned toward the camera and shows more of itself past the other.
         let targets: [HeadAngles; 2] = std::array::from_fn(|k| {
             let rest = lifted[k].angles();
             let from = toward[k] * rest.yaw;
+            let share = if k == var.front {
+                FRONT_TURN
+            } else {
+                BACK_TURN
+            };
             HeadAngles {
-                yaw: toward[k] * var.yaw[k].max(from).min(from + MAX_TURN),
+                yaw: toward[k] * (share * var.yaw[k]).max(from).min(from + MAX_TURN),
                 pitch: rest.pitch,
                 roll,
             }
