@@ -198,7 +198,32 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     std::fs::write(d.data.path().join("sessions/secret.txt"), marker).unwrap();
     let (_, url) = d.make_video();
     let token = url[url.find("/d/").unwrap() + 3..].to_string();
-    assert_eq!(get(&d, &format!("/d/{token}"), "").status, 200);
+    let page = get(&d, &format!("/d/{token}"), "");
+    assert_eq!(page.status, 200);
+    // The phone page runs only its own script (by a nonce fresh for each answer) and cannot be
+    // framed.
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|n| n.split('\'').next())
+        .unwrap_or_default()
+        .to_string();
+    assert!(nonce.len() >= 16, "no script nonce in {csp}");
+    assert!(page.text().contains(&format!("<script nonce=\"{nonce}\">")));
+    let again = get(&d, &format!("/d/{token}"), "");
+    assert!(
+        !again
+            .header("content-security-policy")
+            .unwrap_or("")
+            .contains(&nonce),
+        "the nonce is reused"
+    );
     assert_eq!(get(&d, &format!("/d/{token}/video.mp4"), "").status, 200);
 
     // Guessing: random tokens and near misses all get the same 404 page.

@@ -141,16 +141,24 @@ impl Failures {
             .by_peer
             .get(&ip)
             .and_then(|q| until(q, PER_PEER_FAILURES));
+        // Guests' failures together lock out guests, never the operator at the booth itself.
+        if ip.to_canonical().is_loopback() {
+            return peer;
+        }
         let all = until(&self.all, GLOBAL_FAILURES);
         peer.max(all)
     }
 
-    /// Records a failure; true when it locks `ip` (or everyone) out.
+    /// Records a failure; true when it locks `ip` (or every guest) out.
     fn record(&mut self, ip: IpAddr, now: Instant) -> bool {
         let q = self.by_peer.entry(ip).or_default();
         q.push_back(now);
+        let own = q.len() == PER_PEER_FAILURES;
+        if ip.to_canonical().is_loopback() {
+            return own;
+        }
         self.all.push_back(now);
-        q.len() == PER_PEER_FAILURES || self.all.len() == GLOBAL_FAILURES
+        own || self.all.len() == GLOBAL_FAILURES
     }
 }
 
@@ -1095,6 +1103,26 @@ mod tests {
             f.record(ip, t0);
         }
         assert!(f.wait("10.9.9.9".parse().unwrap(), t0).is_some());
+    }
+
+    #[test]
+    fn guests_together_never_lock_out_the_operator_at_the_booth() {
+        let mut f = Failures::default();
+        let t0 = Instant::now();
+        for i in 0..2 * GLOBAL_FAILURES {
+            let ip = IpAddr::from([10, 0, 0, (i % 6) as u8 + 1]);
+            f.record(ip, t0);
+        }
+        assert!(f.wait("10.0.0.200".parse().unwrap(), t0).is_some());
+        for local in ["127.0.0.1", "::1", "::ffff:127.0.0.1"] {
+            assert_eq!(f.wait(local.parse().unwrap(), t0), None, "{local}");
+        }
+        // The operator's own mistakes still count against the operator.
+        let me: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..PER_PEER_FAILURES {
+            f.record(me, t0);
+        }
+        assert!(f.wait(me, t0).is_some());
     }
 
     #[test]

@@ -400,11 +400,32 @@ async fn phone_page(State(b): State<AppState>, Path(token): Path<String>) -> Res
     let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&t)).await else {
         return not_found();
     };
+    // The page's one script runs by a nonce fresh for every answer; nothing else may run, load
+    // from elsewhere, or frame the page.
+    let nonce = {
+        let mut b = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+        hex::encode(b)
+    };
     let html = PHONE
         .replace("{{TOKEN}}", &token)
-        .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string());
-    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+        .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string())
+        .replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
+    let csp = format!("{PHONE_CSP} script-src 'nonce-{nonce}'");
+    let mut r = ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r.headers_mut()
+        .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
 }
+
+/// The phone page's Content-Security-Policy, less its script nonce: its own video, poster and
+/// requests only, its inline style, no frames around it, no other base or form target.
+const PHONE_CSP: &str = "default-src 'none'; media-src 'self'; img-src 'self'; \
+    connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self';";
 
 async fn guest_file(b: AppState, token: String, poster: bool, req: Request) -> Response {
     let b2 = b.clone();
