@@ -204,22 +204,7 @@ pub fn detail(image: &RgbImage, face: &Landmarks) -> f32 {
     }
     // The central part of the template: the face, not the black beyond the picture.
     let (lo, hi) = (s / 8, s - s / 8);
-    let (mut sum, mut sq, mut n) = (0.0f64, 0.0f64, 0.0f64);
-    for y in lo..hi {
-        for x in lo..hi {
-            let c = grey[y * s + x];
-            let l = grey[(y - 1) * s + x]
-                + grey[(y + 1) * s + x]
-                + grey[y * s + x - 1]
-                + grey[y * s + x + 1]
-                - 4.0 * c;
-            sum += l as f64;
-            sq += (l * l) as f64;
-            n += 1.0;
-        }
-    }
-    let mean = sum / n;
-    (sq / n - mean * mean) as f32
+    crate::face::quality::laplacian_variance(&grey, s, lo..hi, lo..hi)
 }
 
 /// Background flicker of a clip: the mean absolute second difference in time,

@@ -214,26 +214,46 @@ fn crop_stats(crop: &RgbImage) -> (f32, f32, f32) {
         .map(|p| 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]))
         .collect();
     let (x0, x1, y0, y1) = (w / 5, w - w / 5, h / 5, h - h / 5);
-    let (mut n, mut sum, mut sum2, mut lsum, mut clipped) = (0f32, 0f32, 0f32, 0f32, 0f32);
+    let (mut n, mut lsum, mut clipped) = (0f32, 0f32, 0f32);
     for y in y0..y1 {
-        for x in x0..x1 {
-            let v = luma[y * w + x];
-            let lap = luma[(y - 1) * w + x]
-                + luma[(y + 1) * w + x]
-                + luma[y * w + x - 1]
-                + luma[y * w + x + 1]
-                - 4.0 * v;
+        for &v in &luma[y * w + x0..y * w + x1] {
             n += 1.0;
-            sum += lap;
-            sum2 += lap * lap;
             lsum += v;
             if !(8.0..=247.0).contains(&v) {
                 clipped += 1.0;
             }
         }
     }
+    let sharpness = laplacian_variance(&luma, w, x0..x1, y0..y1);
+    (sharpness, lsum / n, clipped / n)
+}
+
+/// Variance of the 4-neighbour Laplacian of a grey image `w` pixels wide over columns `xs` and
+/// rows `ys` (which must keep a pixel clear of every edge): how much fine detail it holds.
+pub fn laplacian_variance(
+    luma: &[f32],
+    w: usize,
+    xs: std::ops::Range<usize>,
+    ys: std::ops::Range<usize>,
+) -> f32 {
+    let (mut n, mut sum, mut sum2) = (0f64, 0f64, 0f64);
+    for y in ys {
+        for x in xs.clone() {
+            let lap = luma[(y - 1) * w + x]
+                + luma[(y + 1) * w + x]
+                + luma[y * w + x - 1]
+                + luma[y * w + x + 1]
+                - 4.0 * luma[y * w + x];
+            n += 1.0;
+            sum += f64::from(lap);
+            sum2 += f64::from(lap * lap);
+        }
+    }
+    if n == 0.0 {
+        return 0.0;
+    }
     let mean = sum / n;
-    ((sum2 / n - mean * mean).max(0.0), lsum / n, clipped / n)
+    (sum2 / n - mean * mean).max(0.0) as f32
 }
 
 /// The frame's verdict. `total` counts every face found; `faces`/`quality` may be capped.
