@@ -207,8 +207,10 @@ const YAW: (f32, f32) = (25.0, 35.0);
 /// The turn of the face in front and of the face behind, as shares of the drawn turn.
 const FRONT_TURN: f32 = 1.15;
 const BACK_TURN: f32 = 0.6;
-/// Largest turn of a head from its pose in the capture, degrees.
-const MAX_TURN: f32 = 45.0;
+/// Largest turn of a head from its pose in the capture, degrees: a face captured turned away
+/// (seen three-quarters from the far side) turns only partway back, since the side it would
+/// show is not in the picture and a 2D warp only squeezes it.
+const MAX_TURN: f32 = 25.0;
 /// At contact the lips' facing edges overlap by this much, in inter-ocular distances: the lips
 /// press together at the midline.
 const CONTACT_OVERLAP: f32 = 0.12;
