@@ -222,7 +222,7 @@ fn run_case(
         bail!("expected two faces in all, found {}", faces.len());
     };
     let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
-    let g = guides.guides([f0, f1], [a, b])?;
+    let g = guides.guides([f0, f1], [a, b]);
     let refs = judge.references([f0, f1], [a, b])?;
     let inputs = match frames.len() {
         1 => MorphInputs::Couple {

@@ -812,7 +812,7 @@ impl Booth {
             .guides
             .lock()
             .map_err(|_| anyhow!("guide models lock"))?
-            .guides([&img, &img], [a, b])?;
+            .guides([&img, &img], [a, b]);
         let inputs = MorphInputs::Couple {
             frame: img,
             faces: [*a, *b],

@@ -117,7 +117,7 @@ pub fn render_clip(
     let retry_path = output.with_extension("retry.mp4");
     for attempt in 0..2 {
         let path = if attempt == 0 { output } else { &retry_path };
-        let (r, judged) = render_once(
+        let rendered = render_once(
             &settings,
             shape,
             inputs.clone(),
@@ -126,17 +126,42 @@ pub fn render_clip(
             on_frame,
             cancel,
             true,
-        )?;
+        );
+        let (r, judged) = match rendered {
+            Ok(done) => done,
+            // The gentler render failed: the first clip stands (a cancel still cancels).
+            Err(why) if attempt > 0 && !cancel.load(Ordering::Relaxed) => {
+                tracing::warn!(%why, "the gentler render failed: keeping the first clip");
+                let _ = std::fs::remove_file(&retry_path);
+                let _ = std::fs::remove_file(poster_path(&retry_path));
+                break;
+            }
+            Err(why) => return Err(why),
+        };
         let t = Instant::now();
-        let mut frames = Vec::with_capacity(judged.len());
         let fps = settings.timeline.fps.max(1) as f32;
-        for (i, frame, faces) in &judged {
-            frames.push(
+        let frames: Result<Vec<_>, _> = judged
+            .iter()
+            .map(|(i, frame, faces)| {
                 check
                     .judge
-                    .judge(&check.refs, frame, faces, *i, *i as f32 / fps)?,
-            );
-        }
+                    .judge(&check.refs, frame, faces, *i, *i as f32 / fps)
+            })
+            .collect();
+        let frames = match frames {
+            Ok(f) => f,
+            Err(why) => {
+                // A check that cannot run never costs the couple their clip.
+                tracing::warn!(%why, "render self-check failed: publishing the clip unchecked");
+                if attempt > 0 {
+                    let _ = std::fs::remove_file(&retry_path);
+                    let _ = std::fs::remove_file(poster_path(&retry_path));
+                } else {
+                    report = Some(r);
+                }
+                break;
+            }
+        };
         let score = ClipScore::of(
             check.judge.name(),
             check.judge.threshold(),

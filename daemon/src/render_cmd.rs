@@ -215,8 +215,8 @@ pub fn render(
         eprintln!("kissbooth: {why}; rendering without it");
     }
     let guides = match (frames.as_slice(), faces.as_slice()) {
-        ([one], [a, b]) => guide_models.guides([one, one], [a, b])?,
-        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b])?,
+        ([one], [a, b]) => guide_models.guides([one, one], [a, b]),
+        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b]),
         _ => bail!("expected two faces in all"),
     };
     // The identity self-check, when an embedder is installed.

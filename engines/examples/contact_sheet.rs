@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         MorphGuides::default()
     } else {
         let f = inputs.faces();
-        models_g.guides([inputs.frame(0), inputs.frame(1)], [&f[0], &f[1]])?
+        models_g.guides([inputs.frame(0), inputs.frame(1)], [&f[0], &f[1]])
     };
     let shape = MeanShape::parse(&std::fs::read_to_string(models.join("face3d-68.csv"))?)?;
     let tl = TimelineConfig {

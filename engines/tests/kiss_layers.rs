@@ -33,9 +33,7 @@ fn the_lips_meet_and_the_clip_loops_on_the_couple_fixture() {
         eprintln!("SKIPPED {test}: {:?}", guide_models.missing);
         return;
     }
-    let guides = guide_models
-        .guides([&img, &img], [&faces[0], &faces[1]])
-        .unwrap();
+    let guides = guide_models.guides([&img, &img], [&faces[0], &faces[1]]);
     let shape =
         MeanShape::parse(&std::fs::read_to_string(models.join("face3d-68.csv")).unwrap()).unwrap();
     let tl = TimelineConfig {

@@ -48,8 +48,19 @@ impl GuideModels {
     }
 
     /// The guides for two faces: `frames[k]` is the frame face `k` is in (the same frame twice
-    /// for one capture).
-    pub fn guides(
+    /// for one capture). A model that fails on these frames is logged and left out: the clip is
+    /// still made, on the fallback, rather than lost.
+    pub fn guides(&mut self, frames: [&RgbImage; 2], faces: [&Landmarks; 2]) -> MorphGuides {
+        match self.try_guides(frames, faces) {
+            Ok(g) => g,
+            Err(why) => {
+                tracing::warn!(%why, "morph guides failed on this capture: using the fallback");
+                MorphGuides::default()
+            }
+        }
+    }
+
+    fn try_guides(
         &mut self,
         frames: [&RgbImage; 2],
         faces: [&Landmarks; 2],

@@ -93,12 +93,12 @@ mod dense {
     /// Upper lid (7 points between the corners) and the two rows of lid skin above it, per eye.
     pub const UPPER: [[[usize; 7]; 3]; 2] = [
         [
-            [246, 161, 160, 159, 158, 157, 173],
+            FaceMesh::RIGHT_EYE_UPPER,
             [247, 30, 29, 27, 28, 56, 190],
             [113, 225, 224, 223, 222, 221, 189],
         ],
         [
-            [466, 388, 387, 386, 385, 384, 398],
+            FaceMesh::LEFT_EYE_UPPER,
             [467, 260, 259, 257, 258, 286, 414],
             [342, 445, 444, 443, 442, 441, 413],
         ],
@@ -116,19 +116,10 @@ mod dense {
     ];
     /// Eye corners (outer, inner), per eye.
     pub const CORNERS: [[usize; 2]; 2] = [[33, 133], [263, 362]];
-    /// Outer lip contour, the upper lip from corner to corner, then the lower lip back.
-    pub const LIPS_OUTER: [usize; 20] = [
-        61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
-    ];
-    /// Inner lip contour, same order.
-    pub const LIPS_INNER: [usize; 20] = [
-        78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
-    ];
-    /// The face's outline, around from the top of the forehead.
-    pub const FACE_OVAL: [usize; 36] = [
-        10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-        152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-    ];
+    pub use crate::face::mesh::FaceMesh;
+    pub const LIPS_OUTER: [usize; 20] = FaceMesh::LIPS_OUTER;
+    pub const LIPS_INNER: [usize; 20] = FaceMesh::LIPS_INNER;
+    pub const FACE_OVAL: [usize; 36] = FaceMesh::FACE_OVAL;
     /// Mouth corners: outer and inner.
     pub const MOUTH_CORNERS: [usize; 4] = [61, 291, 78, 308];
 }
