@@ -11,10 +11,13 @@
 //! so the last frame leads into the first without a jump; the approach starts on the first
 //! frame.
 //!
+//! At the kiss the heads tilt opposite ways, tops apart, so the noses pass and each face's eyes
+//! stay clear of the other; the face in front is the one that hides less of the other's eyes
+//! and nose there.
+//!
 //! Every curve is eased (cubic smoothstep), so nothing jumps. A seed adds small, repeatable
-//! variation: the turn and tilt amounts, which face is in front (and so the tilt's direction:
-//! the head behind tilts away, to stay in view), the phase timing (a few percent of the
-//! duration) and the phase of the sway.
+//! variation: the turn and tilt amounts, which face is in front when either would hide as
+//! much, the phase timing (a few percent of the duration) and the phase of the sway.
 //!
 //! While they hold the kiss the picture is not frozen: both heads sway together by a pixel or
 //! two, slowly (a few seconds a cycle, like breathing), so the mouths stay together.
@@ -183,7 +186,7 @@ struct Schedule {
 #[derive(Debug, Clone, Copy)]
 struct Variation {
     yaw: [f32; 2],
-    /// Tilt, degrees, unsigned: the heads tilt away from the face in front (see `plan`).
+    /// Tilt, degrees, unsigned: the heads tilt opposite ways, tops apart (see `plan`).
     roll: f32,
     front: usize,
     schedule: Schedule,
@@ -211,9 +214,13 @@ const BACK_TURN: f32 = 0.6;
 /// (seen three-quarters from the far side) turns only partway back, since the side it would
 /// show is not in the picture and a 2D warp only squeezes it.
 const MAX_TURN: f32 = 25.0;
-/// At contact the lips' facing edges overlap by this much, in inter-ocular distances: the lips
-/// press together at the midline.
-const CONTACT_OVERLAP: f32 = 0.12;
+/// At contact the lips' facing edges stop this far apart, in inter-ocular distances: the lips
+/// touch at the midline (the puckered lips' outline lies a little outside the lip skin), and
+/// neither face slides over the other's eyes.
+const CONTACT_GAP: f32 = 0.06;
+/// The landmarks of the eyes, the brows' inner ends and the nose: what the face in front
+/// should leave visible of the face behind.
+const FEATURES: std::ops::Range<usize> = 19..48;
 /// Sway while holding the kiss: amplitude in inter-ocular distances, kept within
 /// [`SWAY_PIXELS`], and the periods of its horizontal and vertical parts, seconds.
 const SWAY: f32 = 0.03;
@@ -268,51 +275,85 @@ impl Timeline {
             ..var.schedule
         };
 
-        // Both heads tilt the same way on screen (so the noses pass one above the other), the
-        // top of the head behind moving away from the face in front: it stays in view.
-        let roll = -toward[1 - var.front] * var.roll;
+        // The heads tilt opposite ways on screen, the tops apart and the mouths together: the
+        // noses pass, and each face's eyes stay clear of the other face.
         // Never turn a head away from its partner (one already turned further keeps its turn),
         // nor by more than MAX_TURN: a 2D warp of a large turn squeezes the face to a sliver.
         // The face in front turns further and the face behind less, so the one behind stays
         // turned toward the camera and shows more of itself past the other.
-        let targets: [HeadAngles; 2] = std::array::from_fn(|k| {
-            let rest = lifted[k].angles();
-            let from = toward[k] * rest.yaw;
-            let share = if k == var.front {
-                FRONT_TURN
-            } else {
-                BACK_TURN
-            };
-            HeadAngles {
-                yaw: toward[k] * (share * var.yaw[k]).max(from).min(from + MAX_TURN),
-                pitch: rest.pitch,
-                roll,
-            }
-        });
-        let peak = |k: usize| {
-            Expression {
-                eye_closure: 1.0,
-                pucker: pucker_amount(cfg.intensity),
-                smile: 0.0,
-            }
-            .apply(&lifted[k].turned(targets[k]), &lifted[k].axes(targets[k]))
+        let targets = |front: usize| -> [HeadAngles; 2] {
+            std::array::from_fn(|k| {
+                let rest = lifted[k].angles();
+                let from = toward[k] * rest.yaw;
+                let share = if k == front { FRONT_TURN } else { BACK_TURN };
+                HeadAngles {
+                    yaw: toward[k] * (share * var.yaw[k]).max(from).min(from + MAX_TURN),
+                    pitch: rest.pitch,
+                    roll: -toward[k] * var.roll,
+                }
+            })
         };
-        // The puckered lips meet at the midline between the two faces: each mouth's edge that
-        // faces the partner crosses it by half the overlap.
+        // The puckered lips come together at the midline between the two faces: each mouth's
+        // edge that faces the partner stops just short of it.
         let mid = [
             0.5 * (rest_mouth[0][0] + rest_mouth[1][0]),
             0.5 * (rest_mouth[0][1] + rest_mouth[1][1]),
         ];
-        let approach: [[f32; 2]; 2] = std::array::from_fn(|k| {
-            let lm = peak(k);
-            let m = lm.mouth_centre();
-            let edge = lm.0[48..60]
+        // Each face at the peak of the kiss (turned, eyes closed, lips puckered) and the move
+        // that brings its lips to the midline.
+        let contact_pose = |front: usize| -> ([HeadAngles; 2], [Landmarks; 2], [[f32; 2]; 2]) {
+            let angles = targets(front);
+            let peak: [Landmarks; 2] = std::array::from_fn(|k| {
+                Expression {
+                    eye_closure: 1.0,
+                    pucker: pucker_amount(cfg.intensity),
+                    smile: 0.0,
+                }
+                .apply(&lifted[k].turned(angles[k]), &lifted[k].axes(angles[k]))
+            });
+            let approach = std::array::from_fn(|k| {
+                let m = peak[k].mouth_centre();
+                let edge = peak[k].0[48..60]
+                    .iter()
+                    .map(|p| toward[k] * p[0])
+                    .fold(f32::MIN, f32::max);
+                let goal = toward[k] * mid[0] - 0.5 * CONTACT_GAP * mean_iod;
+                [toward[k] * (goal - edge), mid[1] - m[1]]
+            });
+            (angles, peak, approach)
+        };
+        // The face in front is the one that hides less of the other's eyes and nose at contact
+        // (a face captured turned away shows its features on its far side, and stays clear of
+        // a partner in front of it); the seed decides when both hide as much.
+        let hidden = |front: usize| -> f32 {
+            let (_, peak, approach) = contact_pose(front);
+            let at = |k: usize| -> Landmarks {
+                Landmarks(
+                    peak[k]
+                        .0
+                        .map(|p| [p[0] + approach[k][0], p[1] + approach[k][1]]),
+                )
+            };
+            let (near, far) = (at(front), at(1 - front));
+            let outline: Vec<[f32; 2]> = near.0[..17]
                 .iter()
-                .map(|p| toward[k] * p[0])
-                .fold(f32::MIN, f32::max);
-            let goal = toward[k] * mid[0] + 0.5 * CONTACT_OVERLAP * mean_iod;
-            [toward[k] * (goal - edge), mid[1] - m[1]]
-        });
+                .chain(near.0[17..27].iter().rev())
+                .copied()
+                .collect();
+            FEATURES
+                .clone()
+                .filter(|&i| point_in_polygon(far.0[i], &outline))
+                .count() as f32
+        };
+        let (h0, h1) = (hidden(0), hidden(1));
+        let front = if (h0 - h1).abs() < 1.0 {
+            var.front
+        } else if h0 < h1 {
+            0
+        } else {
+            1
+        };
+        let (targets, _, approach) = contact_pose(front);
 
         let sway_amp = (SWAY * mean_iod).clamp(SWAY_PIXELS.0, SWAY_PIXELS.1);
         let frames = (0..n)
@@ -348,7 +389,7 @@ impl Timeline {
                     t,
                     phase,
                     faces,
-                    front: var.front,
+                    front,
                 }
             })
             .collect();
@@ -456,6 +497,22 @@ impl Curves {
     }
 }
 
+/// Whether `p` lies inside the polygon (even-odd rule).
+fn point_in_polygon(p: [f32; 2], poly: &[[f32; 2]]) -> bool {
+    let mut inside = false;
+    let mut j = poly.len().wrapping_sub(1);
+    for (i, a) in poly.iter().enumerate() {
+        let b = poly[j];
+        if (a[1] > p[1]) != (b[1] > p[1])
+            && p[0] < (b[0] - a[0]) * (p[1] - a[1]) / (b[1] - a[1]) + a[0]
+        {
+            inside = !inside;
+        }
+        j = i;
+    }
+    inside
+}
+
 /// Cubic smoothstep from 0 at `t0` to 1 at `t1`.
 fn ease(t: f32, t0: f32, t1: f32) -> f32 {
     if t1 <= t0 {
@@ -470,7 +527,7 @@ impl Variation {
         let mut rng = SplitMix64(cfg.seed);
         let base_yaw = YAW.0 + (YAW.1 - YAW.0) * cfg.intensity;
         let yaw = std::array::from_fn(|_| (base_yaw + rng.uniform(-2.0, 2.0)).clamp(YAW.0, YAW.1));
-        let roll = 4.0 + 6.0 * cfg.intensity + rng.uniform(-1.5, 1.5);
+        let roll = 14.0 + 5.0 * cfg.intensity + rng.uniform(-1.5, 1.5);
         let front = (rng.next() & 1) as usize;
         let mut jitter = || rng.uniform(-0.02, 0.02);
         let schedule = Schedule {

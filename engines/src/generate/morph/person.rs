@@ -583,11 +583,20 @@ impl PersonLayer {
                     self.zdepth.push(q[2] - nearer);
                 }
                 Follow::Fade { anchor, z, weight } => {
-                    let d = moved_by(motion, anchor, z);
+                    let q = motion.apply([anchor[0], anchor[1], z]);
+                    let d = [q[0] - anchor[0], q[1] - anchor[1]];
                     self.dest
                         .push(view.to_output([p[0] + weight[0] * d[0], p[1] + weight[1] * d[1]]));
                     self.depth.push(FAR);
-                    self.zdepth.push(body_z);
+                    // Next to the face (hair, beard, ears) as near as the face's edge there,
+                    // farther out the body's depth.
+                    let s = smoothstep(weight[1].clamp(0.0, 1.0));
+                    let edge = q[2] - nearer;
+                    self.zdepth.push(if edge < body_z {
+                        body_z + s * (edge - body_z)
+                    } else {
+                        body_z
+                    });
                 }
             }
         }
