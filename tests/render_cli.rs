@@ -54,8 +54,17 @@ fn renders_the_couple_frame_to_a_phone_playable_mp4_and_poster() {
         gap <= 0.15,
         "lips {gap} inter-ocular distances apart at contact"
     );
-    let poster = image::open(dir.path().join("kiss.jpg")).unwrap();
+    let poster = image::open(dir.path().join("kiss.jpg")).unwrap().to_rgb8();
     assert_eq!((poster.width(), poster.height()), (512, 512));
+    // Every frame and the poster show the visible AI mark, legible after compression.
+    let agreement = kissbooth_media::label_agreement(&poster).unwrap();
+    assert!(agreement > 0.95, "poster's AI mark reads {agreement}");
+    let frames = decode_frames(&out, 512, 512);
+    for (i, f) in frames.iter().enumerate().step_by(12) {
+        let frame = image::RgbImage::from_raw(512, 512, f.clone()).unwrap();
+        let agreement = kissbooth_media::label_agreement(&frame).unwrap();
+        assert!(agreement > 0.95, "frame {i}'s AI mark reads {agreement}");
+    }
 }
 
 #[test]

@@ -246,6 +246,9 @@ pub struct VideoMetadata {
     /// Creation time written into the file (Unix seconds, UTC). Unset: the time of encoding.
     /// Fixing it makes a render reproducible byte for byte.
     pub created_unix_s: Option<i64>,
+    /// Draws the visible "AI-GENERATED" mark ([`crate::label`]) on every frame, over any
+    /// branding overlay. On by default; only test patterns turn it off.
+    pub visible_label: bool,
 }
 
 impl Default for VideoMetadata {
@@ -254,6 +257,7 @@ impl Default for VideoMetadata {
             title: None,
             comment: AI_GENERATED_LABEL.to_owned(),
             created_unix_s: None,
+            visible_label: true,
         }
     }
 }

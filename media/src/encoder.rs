@@ -158,6 +158,8 @@ pub struct Encoder {
     /// Declared after `pipeline`: removed only once the pipeline has let go (see `Drop`).
     temps: TempFiles,
     overlay: Option<Overlay>,
+    /// Whether every frame carries the visible AI mark.
+    label: bool,
     frames: u64,
     /// Overrides the drain timeout computed from the frame count.
     finish_timeout: Option<Duration>,
@@ -233,6 +235,7 @@ impl Encoder {
             temp,
             temps,
             overlay: None,
+            label: meta.visible_label,
             frames: 0,
             finish_timeout: None,
             failed: None,
@@ -301,20 +304,24 @@ impl Encoder {
                 height: self.spec.height,
             });
         }
-        match &self.overlay {
-            None => self.push_packed(rgb),
-            Some(overlay) => {
-                let mut frame = RgbImage::from_raw(self.spec.width, self.spec.height, rgb.to_vec())
-                    .ok_or(EncodeError::FrameLength {
-                        expected,
-                        actual: rgb.len(),
-                        width: self.spec.width,
-                        height: self.spec.height,
-                    })?;
-                overlay.apply(&mut frame);
-                self.push_packed(frame.as_raw())
-            }
+        if self.overlay.is_none() && !self.label {
+            return self.push_packed(rgb);
         }
+        let mut frame = RgbImage::from_raw(self.spec.width, self.spec.height, rgb.to_vec()).ok_or(
+            EncodeError::FrameLength {
+                expected,
+                actual: rgb.len(),
+                width: self.spec.width,
+                height: self.spec.height,
+            },
+        )?;
+        if let Some(overlay) = &self.overlay {
+            overlay.apply(&mut frame);
+        }
+        if self.label {
+            crate::label::stamp_ai_label(&mut frame);
+        }
+        self.push_packed(frame.as_raw())
     }
 
     /// Pushes one frame; it must be exactly the encoder's size.

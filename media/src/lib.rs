@@ -27,7 +27,9 @@
 //! - The index (`moov`) comes before the media data (`mdat`), so playback starts before the
 //!   download ends (mp4mux `faststart`).
 //! - The MP4 says it is AI-generated: the comment tag is [`VideoMetadata::comment`], by default
-//!   [`AI_GENERATED_LABEL`], and the keywords tag is always [`AI_GENERATED_KEYWORD`].
+//!   [`AI_GENERATED_LABEL`], and the keywords tag is always [`AI_GENERATED_KEYWORD`]. Every frame
+//!   and the poster also show it: a visible "AI-GENERATED" mark in the bottom-left corner
+//!   ([`label`]).
 //!
 //! ## Encoder choice
 //!
@@ -47,6 +49,7 @@ mod config;
 mod encoder;
 mod error;
 mod fsio;
+pub mod label;
 mod mp4time;
 mod overlay;
 mod poster;
@@ -58,5 +61,6 @@ pub use config::{
 pub use encoder::{ENCODER_PREFERENCE, EncodedVideo, Encoder, available_encoders, init};
 pub use error::{ConfigError, EncodeError};
 pub use fsio::remove_stale_temporaries;
+pub use label::{AI_LABEL, label_agreement, stamp_ai_label};
 pub use overlay::{MAX_OVERLAY_SIDE, Overlay, Placement};
 pub use poster::write_poster;

@@ -144,6 +144,7 @@ fn keeps_the_ai_label_when_the_comment_is_replaced() {
         title: None,
         comment: "Wedding of A and B".to_owned(),
         created_unix_s: None,
+        visible_label: true,
     };
     let spec = VideoSpec::new(64, 64, 24);
     let mut enc = EncoderConfig::default().build(&spec, &out, &meta).unwrap();
@@ -276,6 +277,55 @@ fn applies_the_overlay_to_every_pushed_frame() {
         mean > 200.0,
         "black frames under a white overlay should decode white, mean {mean}"
     );
+}
+
+/// The first frame of `video`, decoded to RGB.
+fn first_frame(video: &std::path::Path, w: u32, h: u32) -> image::RgbImage {
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(video)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    image::RgbImage::from_raw(w, h, o.stdout).expect("one whole frame")
+}
+
+#[test]
+fn every_frame_shows_the_ai_mark_over_the_branding_unless_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = VideoSpec::new(720, 720, 24);
+    let mut agreement = Vec::new();
+    for visible_label in [true, false] {
+        let out = dir.path().join(format!("label-{visible_label}.mp4"));
+        let meta = VideoMetadata {
+            visible_label,
+            ..VideoMetadata::default()
+        };
+        let mut enc = EncoderConfig::default().build(&spec, &out, &meta).unwrap();
+        // A white branding border over the whole frame: the mark still shows over it.
+        let white = image::RgbaImage::from_pixel(8, 8, image::Rgba([255, 255, 255, 255]));
+        enc.set_overlay(Some(Overlay::from_rgba(white, Placement::Full).unwrap()));
+        let frame = image::RgbImage::from_pixel(720, 720, image::Rgb([90, 120, 150]));
+        for _ in 0..3 {
+            enc.push(&frame).unwrap();
+        }
+        enc.finish().unwrap();
+        agreement.push(kissbooth_media::label_agreement(&first_frame(&out, 720, 720)).unwrap());
+    }
+    assert!(agreement[0] > 0.95, "the mark reads {}", agreement[0]);
+    assert!(agreement[1] < 0.7, "no mark, yet it reads {}", agreement[1]);
+}
+
+#[test]
+fn the_poster_shows_the_ai_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("poster.jpg");
+    let frame = image::RgbImage::from_pixel(720, 1280, image::Rgb([40, 40, 40]));
+    kissbooth_media::write_poster(&frame, &path, 90).unwrap();
+    let poster = image::open(&path).unwrap().to_rgb8();
+    let agreement = kissbooth_media::label_agreement(&poster).unwrap();
+    assert!(agreement > 0.95, "the poster's mark reads {agreement}");
 }
 
 #[test]
