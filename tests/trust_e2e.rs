@@ -1,5 +1,6 @@
-//! A night unattended: videos deleted on the timer and at boot, "end of event", and a daemon
-//! killed in the middle of a render that heals on restart without ever serving a partial file.
+//! A night unattended: videos deleted on the timer and at boot, "end of event", download links
+//! kept out of the database, and a daemon killed in the middle of a render that heals on
+//! restart without ever serving a partial file.
 
 mod support;
 
@@ -66,6 +67,47 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
     let path = &url[url.find("/d/").unwrap()..];
     assert_eq!(status_of(&d.url(path)), 404, "expired at boot");
     assert!(files_under(&d.data.path().join("sessions")).is_empty());
+}
+
+/// The bytes of every file of the booth's database (main file, WAL, shared memory).
+fn database_bytes(data: &Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(data).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with("kissbooth.sqlite") {
+            all.extend(std::fs::read(e.path()).unwrap_or_default());
+        }
+    }
+    all
+}
+
+#[test]
+fn the_database_never_holds_a_working_download_link() {
+    if !have_models("the_database_never_holds_a_working_download_link") {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let (id, url) = d.make_video();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(token.len(), 32, "{url}");
+    assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
+    // Neither the running booth's database files nor the closed ones hold the token.
+    let found = |bytes: &[u8]| bytes.windows(token.len()).any(|w| w == token.as_bytes());
+    assert!(!found(&database_bytes(d.data.path())), "the token is in the database");
+    let data = d.kill();
+    assert!(!found(&database_bytes(data.path())), "the token is in the database");
+    // After a restart the phone's link still opens the clip; the kiosk no longer shows it.
+    let d = Daemon::start_in(data, &["--config", &cfg]);
+    let path = &url[url.find("/d/").unwrap()..];
+    assert_eq!(status_of(&d.url(&format!("{path}/video.mp4"))), 200);
+    let (st, v) = d.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "done", "{v}");
+    assert!(v["download_url"].is_null(), "{v}");
 }
 
 #[test]

@@ -91,14 +91,18 @@ pub enum BenchCommand {
         json: bool,
     },
     /// The booth end to end on loopback: tap "capture" to QR on screen, preview frame rate and
-    /// CPU while idle, and a render while 20 phones download the same clip (each once a second
-    /// at most).
+    /// CPU while idle, and a render while 20 phones download the same clip over and over at
+    /// Wi-Fi speed.
     Booth {
         /// A couple frame for the stills camera (default: the couple fixture).
         image: Option<PathBuf>,
         /// Phones downloading at once during the loaded render.
         #[arg(long, default_value_t = 20)]
         phones: usize,
+        /// Each phone's download speed, Mbit/s (a small receive window and paced reads, as a
+        /// phone on the booth's Wi-Fi); 0: as fast as loopback allows, each phone once a second.
+        #[arg(long, default_value_t = 20.0)]
+        rate_mbit: f64,
     },
 }
 
@@ -153,7 +157,11 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             fps,
             repeat,
         } => render(common, image, seconds, fps, repeat),
-        BenchCommand::Booth { image, phones } => booth(common, image, phones),
+        BenchCommand::Booth {
+            image,
+            phones,
+            rate_mbit,
+        } => booth(common, image, phones, rate_mbit),
         BenchCommand::Quality {
             cases,
             size,
@@ -649,7 +657,68 @@ fn cpu_seconds() -> f64 {
     (field(11) + field(12)) / ticks
 }
 
-fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Result<ExitCode> {
+/// One phone on the booth's Wi-Fi: downloads `path` from `addr` at about `rate` bytes a second
+/// (a 64 KiB receive window, reads paced to the rate, so the server's writes wait as they do
+/// for a real phone), again as soon as it has the whole clip, until `stop`.
+fn shaped_phone(
+    addr: std::net::SocketAddr,
+    path: &str,
+    rate: f64,
+    stop: &std::sync::atomic::AtomicBool,
+    bytes: &std::sync::atomic::AtomicU64,
+    downloads: &std::sync::atomic::AtomicU64,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let t0 = Instant::now();
+    let mut total = 0u64;
+    let mut buf = vec![0u8; 16 << 10];
+    while !stop.load(Ordering::Relaxed) && t0.elapsed().as_secs() < 300 {
+        let Ok(socket) = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        else {
+            return;
+        };
+        let _ = socket.set_recv_buffer_size(64 << 10);
+        if socket.connect(&addr.into()).is_err() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            continue;
+        }
+        let mut stream: std::net::TcpStream = socket.into();
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            continue;
+        }
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match stream.read(&mut buf) {
+                Ok(0) => {
+                    downloads.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Ok(n) => {
+                    total += n as u64;
+                    bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    let due = total as f64 / rate;
+                    let now = t0.elapsed().as_secs_f64();
+                    if due > now {
+                        std::thread::sleep(std::time::Duration::from_secs_f64(due - now));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+fn booth(
+    common: &Common,
+    image: Option<PathBuf>,
+    phones: usize,
+    rate_mbit: f64,
+) -> anyhow::Result<ExitCode> {
     use std::io::Read;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -758,13 +827,28 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
     let (alone2, _, _) = session("second")?;
     let alone = alone.min(alone2);
 
-    // Loaded: phones download the first clip while the next one renders, each again a second
-    // after its last download finished (a guest re-opening the page), until the render is done.
+    // Loaded: phones download the first clip while the next one renders. Shaped, each at Wi-Fi
+    // speed and again as soon as it is done; unshaped, each as fast as loopback allows and
+    // again a second after its last download finished (a guest re-opening the page).
     let stop = Arc::new(AtomicBool::new(false));
     let bytes = Arc::new(AtomicU64::new(0));
     let downloads = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
-    for _ in 0..phones {
+    let path = format!("{}/video.mp4", &url[url.find("/d/").unwrap_or(0)..]);
+    let (shaped, unshaped) = if rate_mbit > 0.0 {
+        (phones, 0)
+    } else {
+        (0, phones)
+    };
+    for _ in 0..shaped {
+        let (stop, bytes, downloads, path) =
+            (stop.clone(), bytes.clone(), downloads.clone(), path.clone());
+        let (addr, rate) = (cfg.listen, rate_mbit * 1e6 / 8.0);
+        handles.push(std::thread::spawn(move || {
+            shaped_phone(addr, &path, rate, &stop, &bytes, &downloads);
+        }));
+    }
+    for _ in 0..unshaped {
         let (stop, bytes, downloads, url, agent) = (
             stop.clone(),
             bytes.clone(),
@@ -785,7 +869,9 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
             }
         }));
     }
+    let t_load = Instant::now();
     let loaded = session("loaded");
+    let load_s = t_load.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.join();
@@ -803,10 +889,16 @@ fn booth(common: &Common, image: Option<PathBuf>, phones: usize) -> anyhow::Resu
         idle_cpu
     );
     println!("  tap capture -> QR on screen: {alone:.2} s (best of two)");
+    let speed = if rate_mbit > 0.0 {
+        format!("at {rate_mbit} Mbit/s each")
+    } else {
+        "unshaped".to_string()
+    };
     println!(
-        "  with {phones} phones downloading ({} downloads, {:.0} MiB): {loaded:.2} s, slowdown {:+.0}%",
+        "  with {phones} phones downloading {speed} ({} whole downloads, {:.0} MiB, {:.0} Mbit/s in all): {loaded:.2} s, slowdown {:+.0}%",
         downloads.load(Ordering::Relaxed),
         bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
+        bytes.load(Ordering::Relaxed) as f64 * 8.0 / 1e6 / load_s.max(1e-3),
         (loaded / alone - 1.0) * 100.0
     );
     Ok(ExitCode::SUCCESS)

@@ -122,6 +122,11 @@ pub struct Booth {
     pub started: Instant,
     /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
     pub net: Arc<crate::connections::NetStats>,
+    /// The download token of each clip finished since the daemon started (session → token),
+    /// for the kiosk's QR code. The database keeps only the token's sha256, so nobody can read
+    /// a working link out of it; after a restart the kiosk shows no QR code for older clips,
+    /// while the phones that scanned one keep their link.
+    links: Mutex<HashMap<String, String>>,
 }
 
 impl Booth {
@@ -187,6 +192,7 @@ impl Booth {
             shutdown,
             started: Instant::now(),
             net: Arc::default(),
+            links: Mutex::new(HashMap::new()),
             cfg,
         });
         booth.recover()?;
@@ -652,7 +658,6 @@ impl Booth {
             ("progress", 0.0f64.into()),
             ("video_path", rusqlite::types::Value::Null),
             ("poster_path", rusqlite::types::Value::Null),
-            ("token", rusqlite::types::Value::Null),
             ("token_hash", rusqlite::types::Value::Null),
         ];
         let saved = self
@@ -729,6 +734,10 @@ impl Booth {
                     .min(s.created_at + (p.retention_hours * 3600.0) as i64);
                 // Published only while the session is still rendering: a cancel or the end of
                 // the event during the last frames must not bring a link back to life.
+                // The token itself stays in memory only, for the kiosk's QR code.
+                if let Ok(mut links) = self.links.lock() {
+                    links.insert(id.to_string(), token.clone());
+                }
                 let published = !cancel.load(Ordering::Relaxed)
                     && self.store.update_if_state(
                         id,
@@ -738,12 +747,14 @@ impl Booth {
                             ("progress", 1.0f64.into()),
                             ("video_path", video.display().to_string().into()),
                             ("poster_path", poster.display().to_string().into()),
-                            ("token", token.clone().into()),
                             ("token_hash", token_hash(&token).into()),
                             ("token_expires_at", expires.into()),
                         ],
                     )?;
                 if !published {
+                    if let Ok(mut links) = self.links.lock() {
+                        links.remove(id);
+                    }
                     for p in produced.drain(..) {
                         let _ = std::fs::remove_file(p);
                     }
@@ -943,8 +954,15 @@ impl Booth {
         {
             s.state = "failed".into();
             s.error = Some(msg);
-            s.token = None;
+            s.token_hash = None;
         }
+        // The link only while the database still holds its hash (deletion and expiry clear it).
+        let token = self
+            .links
+            .lock()
+            .ok()
+            .and_then(|m| m.get(id).cloned())
+            .filter(|t| s.token_hash.as_deref() == Some(token_hash(t).as_str()));
         let queue_position = if s.state == "queued" {
             self.queue
                 .lock()
@@ -954,7 +972,7 @@ impl Booth {
             None
         };
         let done = s.state == "done"
-            && s.token.is_some()
+            && token.is_some()
             && s.token_expires_at.is_some_and(|t| t > now_s());
         Ok(SessionView {
             id: s.id.clone(),
@@ -970,7 +988,7 @@ impl Booth {
                 format!(
                     "{}/d/{}",
                     self.public_base,
-                    s.token.as_deref().unwrap_or("")
+                    token.as_deref().unwrap_or("")
                 )
             }),
             video_url: done.then(|| format!("/api/sessions/{}/video.mp4", s.id)),
@@ -1118,6 +1136,9 @@ impl Booth {
     }
 
     fn purge(&self, s: &SessionRow, state: &str) -> anyhow::Result<()> {
+        if let Ok(mut links) = self.links.lock() {
+            links.remove(&s.id);
+        }
         let dir = self.store.session_dir(&s.id);
         if dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&dir)
@@ -1126,7 +1147,7 @@ impl Booth {
             let null = rusqlite::types::Value::Null;
             let _ = self
                 .store
-                .update(&s.id, &[("token", null.clone()), ("token_hash", null)]);
+                .update(&s.id, &[("token_hash", null)]);
             return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
@@ -1138,7 +1159,6 @@ impl Booth {
                 ("video_path", null.clone()),
                 ("poster_path", null.clone()),
                 ("faces", null.clone()),
-                ("token", null.clone()),
                 ("token_hash", null),
             ],
         )?;
@@ -1489,7 +1509,6 @@ mod tests {
                     ("state", "done".to_string().into()),
                     ("created_at", (now_s() - age_s).into()),
                     ("video_path", video.display().to_string().into()),
-                    ("token", token.clone().into()),
                     ("token_hash", token_hash(&token).into()),
                     ("token_expires_at", (now_s() + 3600).into()),
                 ],

@@ -87,7 +87,6 @@ impl TokenStore {
                 &id,
                 &[
                     ("state", state.to_string().into()),
-                    ("token", token.clone().into()),
                     ("token_hash", token_hash(&token).into()),
                     ("token_expires_at", (now_s() + expires).into()),
                 ],
@@ -173,7 +172,6 @@ impl RangeServer {
             &[
                 ("state", "done".to_string().into()),
                 ("video_path", path.display().to_string().into()),
-                ("token", token.clone().into()),
                 ("token_hash", token_hash(&token).into()),
                 ("token_expires_at", (now_s() + 24 * 3600).into()),
             ],

@@ -56,6 +56,11 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
+    // Download tokens are kept only as their sha256: whoever copies the database (a backup, a
+    // stolen SD card) cannot open anyone's video with it.
+    r#"
+ALTER TABLE sessions DROP COLUMN token;
+"#,
 ];
 
 pub fn now_s() -> i64 {
@@ -79,7 +84,6 @@ pub struct SessionRow {
     pub capture_path: Option<String>,
     pub video_path: Option<String>,
     pub poster_path: Option<String>,
-    pub token: Option<String>,
     pub token_hash: Option<String>,
     pub token_expires_at: Option<i64>,
     pub progress: f64,
@@ -102,6 +106,8 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows (purged sessions, dropped tokens) are overwritten, not left in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
@@ -342,7 +348,6 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         capture_path: r.get("capture_path")?,
         video_path: r.get("video_path")?,
         poster_path: r.get("poster_path")?,
-        token: r.get("token")?,
         token_hash: r.get("token_hash")?,
         token_expires_at: r.get("token_expires_at")?,
         progress: r.get("progress")?,
@@ -427,16 +432,16 @@ mod tests {
             .unwrap();
         let done = [
             ("state", "done".to_string().into()),
-            ("token", "t".to_string().into()),
+            ("token_hash", token_hash("t").into()),
         ];
         assert!(!s.update_if_state("a", "rendering", &done).unwrap());
         let row = s.get("a").unwrap().unwrap();
         assert_eq!(row.state, "purged");
-        assert_eq!(row.token, None);
+        assert_eq!(row.token_hash, None);
         assert!(s.update_if_state("a", "purged", &done).unwrap());
         let row = s.get("a").unwrap().unwrap();
         assert_eq!(row.state, "done");
-        assert_eq!(row.token.as_deref(), Some("t"));
+        assert_eq!(row.token_hash, Some(token_hash("t")));
         assert!(!s.update_if_state("nope", "done", &done).unwrap());
     }
 

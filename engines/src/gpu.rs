@@ -82,7 +82,9 @@ extern "C" __global__ void preprocess(const unsigned char* src, int sw, int sh,
 
 // The morph warp, one thread per canvas pixel: the last (nearest) triangle of the pixel's band
 // whose row span holds the pixel centre is sampled, bilinear in fixed point (1/256 pixel),
-// exactly as the CPU warp does (compiled without fused multiply-add so the arithmetic matches).
+// exactly as the CPU warp does for triangles not marked sharp (compiled without fused
+// multiply-add so the arithmetic matches). The CPU warp samples the face's triangles
+// bicubically; here they are bilinear, a little softer.
 __device__ unsigned int lerp8(unsigned int a, unsigned int b, unsigned int t) {
     return (a * (256u - t) + b * t + 128u) >> 8;
 }
@@ -565,6 +567,7 @@ mod tests {
             triangles,
             bias: (0..n).map(|_| rnd() - 0.5).collect(),
             alt: (0..n).map(|_| rnd() < 0.3).collect(),
+            sharp: vec![false; n],
         };
         // Moved by up to 14 px (folds included), the border too, so some pixels stay uncovered.
         let dest: Vec<[f32; 2]> = source

@@ -2,12 +2,13 @@
 //!
 //! A mesh is triangulated once (Delaunay) on its source points; every frame reuses the same
 //! triangles with moved vertices ([`super::person`] says which points a person's mesh has). The
-//! warp maps each destination triangle back to the source (inverse mapping, bilinear sampling),
+//! warp maps each destination triangle back to the source (inverse mapping; bicubic sampling on
+//! the triangles the mesh marks sharp, the face's, bilinear elsewhere),
 //! far triangles first, so a cheek folded behind the nose by a head turn is covered by the
 //! nearer parts of the face. It draws one canvas row at a time, so rows can be drawn in
 //! parallel and composited while they are hot.
 
-use super::pixels::sample_rgba_fixed;
+use super::pixels::{sample_rgba_cubic, sample_rgba_fixed};
 
 /// A triangulated mesh over the whole canvas: source vertices and every triangle.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct Mesh {
     pub bias: Vec<f32>,
     /// Per triangle: may sample the alternate source (see [`Warper::prepare`]).
     pub alt: Vec<bool>,
+    /// Per triangle: sampled bicubically (the face), not bilinearly.
+    pub sharp: Vec<bool>,
 }
 
 impl Mesh {
@@ -53,6 +56,7 @@ impl Mesh {
             triangles,
             bias: vec![0.0; n],
             alt: vec![false; n],
+            sharp: vec![false; n],
         })
     }
 }
@@ -77,6 +81,8 @@ struct Job {
     y_max: f32,
     /// Weight of the alternate source, 0..=256.
     alt: u32,
+    /// Sampled bicubically.
+    sharp: bool,
     /// The triangle's vertices in the mesh.
     tri: [u32; 3],
     /// Depth across the triangle: `z = a·x + b·y + c` (see [`Warper::prepare_depth`]).
@@ -139,6 +145,7 @@ impl Warper {
                 } else {
                     0
                 },
+                sharp: mesh.sharp.get(t).copied().unwrap_or(false),
                 tri: *tri,
                 z: [0.0; 3],
             });
@@ -199,7 +206,13 @@ impl Warper {
                 continue;
             }
             let [a, b, c, d, e, f] = job.map;
-            if job.alt == 0 {
+            if job.alt == 0 && job.sharp {
+                for (x, out) in (first..last).zip(&mut rgba[first..last]) {
+                    let xc = x as f32 + 0.5;
+                    let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
+                    *out = sample_rgba_cubic(src, sw, sh, sx, sy);
+                }
+            } else if job.alt == 0 {
                 for (x, out) in (first..last).zip(&mut rgba[first..last]) {
                     let xc = x as f32 + 0.5;
                     let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
@@ -418,6 +431,7 @@ mod tests {
             triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
             bias: vec![0.0; 4],
             alt: vec![false; 4],
+            sharp: vec![false; 4],
         };
         let shifted: Vec<u8> = rgba.iter().map(|v| v.wrapping_add(1)).collect();
         let shifted = Source {
@@ -470,6 +484,7 @@ mod tests {
             triangles: vec![[0, 1, 4], [1, 2, 4], [2, 3, 4], [3, 0, 4]],
             bias: vec![0.0; 4],
             alt: vec![false; 4],
+            sharp: vec![false; 4],
         };
         let mut warper = Warper::default();
         warper.prepare(&mesh, &dest, &[0.0; 5], 0.0, (w, h));

@@ -519,6 +519,8 @@ impl PersonLayer {
                 .any(|ring| tri.iter().all(|&v| ring.contains(&(v as usize))));
             // The eyes' and mouth's interiors go under everything.
             mesh.bias[t] = if interior { 4.0 * FAR } else { 0.0 };
+            // The face keeps its finest detail: bicubic sampling.
+            mesh.sharp[t] = tri.iter().all(|&v| (v as usize) < n_face);
         }
         let face = if dense {
             smooth_depth(face, &mesh.triangles)

@@ -149,6 +149,53 @@ pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [
     })
 }
 
+/// The cubic convolution kernel's four weights for a sample `t` (0..1) past its second tap,
+/// with `a = -0.75` (as OpenCV's `INTER_CUBIC`): sharper than bilinear, which averages away
+/// much of the finest detail (skin texture, lashes, the grain of a painting) at every resample.
+#[inline(always)]
+fn cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.75;
+    let w = |x: f32| {
+        let x = x.abs();
+        if x < 1.0 {
+            ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+        } else if x < 2.0 {
+            ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
+        } else {
+            0.0
+        }
+    };
+    [w(1.0 + t), w(t), w(1.0 - t), w(2.0 - t)]
+}
+
+/// Bicubic sample of an RGBA buffer (`width` x `height`) at continuous coordinates (pixel
+/// centres at +0.5), clamped to the border: the face's warp, where detail matters most. Exact at
+/// pixel centres.
+#[inline]
+pub fn sample_rgba_cubic(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
+    let fx = (x - 0.5).clamp(0.0, (width - 1) as f32);
+    let fy = (y - 0.5).clamp(0.0, (height - 1) as f32);
+    let (x0, y0) = (fx as usize, fy as usize);
+    let (wx, wy) = (cubic_weights(fx - x0 as f32), cubic_weights(fy - y0 as f32));
+    let col = |i: usize| (x0 + i).saturating_sub(1).min(width - 1);
+    let cols = [col(0), col(1), col(2), col(3)];
+    let mut acc = [0.0f32; 4];
+    for (j, wyj) in wy.iter().enumerate() {
+        let row = (y0 + j).saturating_sub(1).min(height - 1) * width;
+        let mut r = [0.0f32; 4];
+        for (xx, wxi) in cols.iter().zip(wx) {
+            let p = &src[(row + xx) * 4..(row + xx) * 4 + 4];
+            for c in 0..4 {
+                r[c] += wxi * p[c] as f32;
+            }
+        }
+        for c in 0..4 {
+            acc[c] += wyj * r[c];
+        }
+    }
+    acc.map(|v| (v + 0.5).clamp(0.0, 255.0) as u8)
+}
+
 /// [`sample_rgba`] in fixed point (1/256 pixel, weights rounded), two channels per integer
 /// multiply: the warp's inner loop. Exact at pixel centres.
 #[inline(always)]
@@ -295,6 +342,36 @@ pub fn masked_stats(rgba: &[u8]) -> Option<([f32; 3], [f32; 3])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bicubic_is_exact_at_pixel_centres_and_keeps_more_detail_than_bilinear() {
+        // A fine random texture, 32x32 RGBA.
+        let (w, h) = (32usize, 32usize);
+        let mut seed = 7u32;
+        let src: Vec<u8> = (0..w * h * 4)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        for (x, y) in [(3usize, 4usize), (10, 20), (0, 0), (31, 31)] {
+            let at = (y * w + x) * 4;
+            let c = sample_rgba_cubic(&src, w, h, x as f32 + 0.5, y as f32 + 0.5);
+            assert_eq!(c[..], src[at..at + 4], "({x}, {y})");
+        }
+        // Resampled half a pixel off, the texture keeps more of its contrast with bicubic.
+        let spread = |f: &dyn Fn(f32, f32) -> [u8; 4]| {
+            let v: Vec<f32> = (4..28)
+                .flat_map(|y| (4..28).map(move |x| (x, y)))
+                .map(|(x, y)| f(x as f32 + 1.0, y as f32 + 1.0)[0] as f32)
+                .collect();
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            v.iter().map(|a| (a - m).powi(2)).sum::<f32>() / v.len() as f32
+        };
+        let cubic = spread(&|x, y| sample_rgba_cubic(&src, w, h, x, y));
+        let linear = spread(&|x, y| sample_rgba_fixed(&src, w, h, x, y));
+        assert!(cubic > 1.3 * linear, "bicubic {cubic}, bilinear {linear}");
+    }
 
     #[test]
     fn blur_keeps_a_flat_image_flat_and_spreads_a_step() {
