@@ -73,7 +73,10 @@ fn videos_are_deleted_on_the_timer_and_at_boot() {
 fn database_bytes(data: &Path) -> Vec<u8> {
     let mut all = Vec::new();
     for e in std::fs::read_dir(data).unwrap().flatten() {
-        if e.file_name().to_string_lossy().starts_with("kissbooth.sqlite") {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("kissbooth.sqlite")
+        {
             all.extend(std::fs::read(e.path()).unwrap_or_default());
         }
     }
@@ -97,9 +100,15 @@ fn the_database_never_holds_a_working_download_link() {
     assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
     // Neither the running booth's database files nor the closed ones hold the token.
     let found = |bytes: &[u8]| bytes.windows(token.len()).any(|w| w == token.as_bytes());
-    assert!(!found(&database_bytes(d.data.path())), "the token is in the database");
+    assert!(
+        !found(&database_bytes(d.data.path())),
+        "the token is in the database"
+    );
     let data = d.kill();
-    assert!(!found(&database_bytes(data.path())), "the token is in the database");
+    assert!(
+        !found(&database_bytes(data.path())),
+        "the token is in the database"
+    );
     // After a restart the phone's link still opens the clip; the kiosk no longer shows it.
     let d = Daemon::start_in(data, &["--config", &cfg]);
     let path = &url[url.find("/d/").unwrap()..];

@@ -971,9 +971,8 @@ impl Booth {
         } else {
             None
         };
-        let done = s.state == "done"
-            && token.is_some()
-            && s.token_expires_at.is_some_and(|t| t > now_s());
+        let done =
+            s.state == "done" && token.is_some() && s.token_expires_at.is_some_and(|t| t > now_s());
         Ok(SessionView {
             id: s.id.clone(),
             state: s.state.clone(),
@@ -984,13 +983,8 @@ impl Booth {
             progress: s.progress,
             queue_position,
             eta_s: self.eta(&s, queue_position),
-            download_url: done.then(|| {
-                format!(
-                    "{}/d/{}",
-                    self.public_base,
-                    token.as_deref().unwrap_or("")
-                )
-            }),
+            download_url: done
+                .then(|| format!("{}/d/{}", self.public_base, token.as_deref().unwrap_or(""))),
             video_url: done.then(|| format!("/api/sessions/{}/video.mp4", s.id)),
             capture_url: s
                 .capture_path
@@ -1145,9 +1139,7 @@ impl Booth {
         {
             // The link stops working even while the files resist; the next sweep retries them.
             let null = rusqlite::types::Value::Null;
-            let _ = self
-                .store
-                .update(&s.id, &[("token_hash", null)]);
+            let _ = self.store.update(&s.id, &[("token_hash", null)]);
             return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
