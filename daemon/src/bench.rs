@@ -80,6 +80,9 @@ pub enum BenchCommand {
         /// Judge every Nth frame (and the last).
         #[arg(long, default_value_t = 2)]
         every: usize,
+        /// The kiss's intensity (0 to 1; the booth's default 0.8, its gentler retry 0.28).
+        #[arg(long, default_value_t = 0.8)]
+        intensity: f32,
         /// Folder for the contact sheets.
         #[arg(long, default_value = "quality")]
         out: PathBuf,
@@ -168,6 +171,7 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             seconds,
             fps,
             every,
+            intensity,
             out,
             mirrored,
             json,
@@ -197,7 +201,13 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                     })
                     .collect()
             };
-            crate::bench_quality::run(common, cases, size, seconds, fps, every, &out, json)
+            let timeline = kissbooth_engines::generate::TimelineConfig {
+                seconds,
+                fps,
+                intensity,
+                ..Default::default()
+            };
+            crate::bench_quality::run(common, cases, size, &timeline, every, &out, json)
         }
         BenchCommand::Diffusion {
             pack,

@@ -82,12 +82,13 @@ pub fn run(
     common: &Common,
     cases: Vec<Case>,
     size: (u32, u32),
-    seconds: f32,
-    fps: u32,
+    timeline: &TimelineConfig,
     every: usize,
     out: &Path,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
+    timeline.validate()?;
+    let (seconds, fps) = (timeline.seconds, timeline.fps);
     let models = common.models_dir();
     let rt = common.runtime()?;
     let shape = crate::pipeline::mean_shape(&models)?;
@@ -132,8 +133,7 @@ pub fn run(
             &mut guides,
             &shape,
             size,
-            seconds,
-            fps,
+            timeline,
             every.max(1),
             out,
         ) {
@@ -194,11 +194,11 @@ fn run_case(
     guides: &mut GuideModels,
     shape: &kissbooth_engines::generate::MeanShape,
     size: (u32, u32),
-    seconds: f32,
-    fps: u32,
+    timeline: &TimelineConfig,
     every: usize,
     out: &Path,
 ) -> anyhow::Result<CaseResult> {
+    let (seconds, fps) = (timeline.seconds, timeline.fps);
     let rt = common.runtime()?;
     let mut cfg = FaceConfig::default();
     cfg.gate.expected_faces = if case.images.len() == 1 { 2 } else { 1 };
@@ -237,17 +237,12 @@ fn run_case(
             }
         }
     };
-    let timeline = TimelineConfig {
-        seconds,
-        fps,
-        ..TimelineConfig::default()
-    };
     let morph = MorphConfig {
         width: size.0,
         height: size.1,
         ..MorphConfig::default()
     };
-    let mut generator = MorphGenerator::plan_with(morph, &timeline, shape, inputs, &g)?;
+    let mut generator = MorphGenerator::plan_with(morph, timeline, shape, inputs, &g)?;
     let n = generator.frame_count();
     let contact = generator.timeline().contact_frame();
     let mut rendered = Vec::with_capacity(n);

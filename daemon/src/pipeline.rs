@@ -51,7 +51,8 @@ pub struct SelfCheck<'a> {
 /// Both people must be recognised in at least this share of the judged frames (and in every
 /// judged frame of the first and last half second), or the clip is rendered again, gentler.
 pub const KEEP_SHARE: f32 = 0.9;
-/// The gentler render's intensity, as a share of the configured one: a smaller turn and tilt.
+/// The gentler render's intensity, as a share of the configured one: a smaller turn and tilt,
+/// eyes closing less, a shorter hold (see `TimelineConfig::intensity`).
 const GENTLER: f32 = 0.35;
 /// About this many frames are judged per clip, plus the first and last frames and those half a
 /// second in from each end.

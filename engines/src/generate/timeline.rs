@@ -49,8 +49,9 @@ pub struct TimelineConfig {
     pub seconds: f32,
     /// Frames per second, 8..=60.
     pub fps: u32,
-    /// 0..=1: how far the heads turn (25° at 0, 35° at 1) and tilt, how much the lips pucker
-    /// and the smile shows.
+    /// 0..=1: how far the heads turn (15° at 0, 37.5° at 1) and tilt, how much the lips pucker
+    /// and the smile shows; below 0.5 also how far the eyes close and how long the kiss is held
+    /// (the self-check's gentler render).
     pub intensity: f32,
     /// Seed of the small natural variation; the same seed gives the same frames.
     pub seed: u64,
@@ -206,7 +207,7 @@ pub struct Timeline {
 
 /// Head turn toward the partner at intensity 0 and 1, degrees. Less turn, less of the face
 /// behind hidden by the face in front.
-const YAW: (f32, f32) = (25.0, 35.0);
+const YAW: (f32, f32) = (15.0, 37.5);
 /// The turn of the face in front and of the face behind, as shares of the drawn turn.
 const FRONT_TURN: f32 = 1.15;
 const BACK_TURN: f32 = 0.6;
@@ -287,7 +288,10 @@ impl Timeline {
                 let from = toward[k] * rest.yaw;
                 let share = if k == front { FRONT_TURN } else { BACK_TURN };
                 HeadAngles {
-                    yaw: toward[k] * (share * var.yaw[k]).max(from).min(from + MAX_TURN),
+                    yaw: toward[k]
+                        * (share * var.yaw[k])
+                            .max(from)
+                            .min(from + MAX_TURN * restraint(cfg.intensity)),
                     pitch: rest.pitch,
                     roll: -toward[k] * var.roll,
                 }
@@ -305,7 +309,7 @@ impl Timeline {
             let angles = targets(front);
             let peak: [Landmarks; 2] = std::array::from_fn(|k| {
                 Expression {
-                    eye_closure: 1.0,
+                    eye_closure: eye_peak(cfg.intensity),
                     pucker: pucker_amount(cfg.intensity),
                     smile: 0.0,
                 }
@@ -440,6 +444,18 @@ fn pucker_amount(intensity: f32) -> f32 {
     0.6 + 0.4 * intensity
 }
 
+/// How far the eyes close at the kiss: fully from intensity 0.5 up, less below (a face whose
+/// closed eyes lose the person is rendered again with them half-lowered).
+fn eye_peak(intensity: f32) -> f32 {
+    (0.7 + 0.6 * intensity).min(1.0)
+}
+
+/// Share of the largest turn from the capture's pose, and of the hold's length: 1 from
+/// intensity 0.8 up, less below.
+fn restraint(intensity: f32) -> f32 {
+    (0.6 + 0.5 * intensity).min(1.0)
+}
+
 impl Schedule {
     fn phase(&self, t: f32, index: usize, contact: usize) -> Phase {
         if index == contact {
@@ -474,7 +490,9 @@ impl Curves {
         let away = 1.0 - ease(t, s.part, s.home);
         let approach = ease(t, s.lean, s.contact) * away;
         let turn = ease(t, s.lean, s.eyes + 0.05) * away;
-        let eyes = ease(t, s.eyes, s.contact - 0.03) * (1.0 - ease(t, s.part, s.part + 0.1));
+        let eyes = eye_peak(intensity)
+            * ease(t, s.eyes, s.contact - 0.03)
+            * (1.0 - ease(t, s.part, s.part + 0.1));
         let pucker = pucker_amount(intensity)
             * ease(t, s.eyes - 0.08, s.contact - 0.02)
             * (1.0 - ease(t, s.part, s.part + 0.08));
@@ -530,11 +548,14 @@ impl Variation {
         let roll = 14.0 + 5.0 * cfg.intensity + rng.uniform(-1.5, 1.5);
         let front = (rng.next() & 1) as usize;
         let mut jitter = || rng.uniform(-0.02, 0.02);
+        let (eyes, contact) = (0.24 + jitter(), 0.40 + jitter());
+        // A gentler kiss is held for less long; it parts and comes home as early.
+        let part = contact + (0.24 + jitter()) * restraint(cfg.intensity);
         let schedule = Schedule {
             lean: 0.0,
-            eyes: 0.24 + jitter(),
-            contact: 0.40 + jitter(),
-            part: 0.64 + jitter(),
+            eyes,
+            contact,
+            part,
             home: 0.84 + jitter(),
         };
         let sway_phase = [
@@ -581,9 +602,10 @@ mod tests {
 
     #[test]
     fn phases_come_in_order_for_any_seed() {
-        for seed in 0..50 {
+        for (seed, intensity) in (0..50).flat_map(|s| [0.0, 0.28, 0.8, 1.0].map(|i| (s, i))) {
             let cfg = TimelineConfig {
                 seed,
+                intensity,
                 ..TimelineConfig::default()
             };
             let s = Variation::draw(&cfg).schedule;
@@ -595,5 +617,29 @@ mod tests {
                     && s.home + 0.06 < 1.0
             );
         }
+    }
+
+    #[test]
+    fn a_gentler_kiss_turns_less_closes_the_eyes_less_and_is_held_for_less_long() {
+        let at = |intensity: f32| {
+            let cfg = TimelineConfig {
+                intensity,
+                ..TimelineConfig::default()
+            };
+            let v = Variation::draw(&cfg);
+            (
+                v.yaw[0],
+                eye_peak(intensity),
+                v.schedule.part - v.schedule.contact,
+            )
+        };
+        let (full, gentle) = (at(0.8), at(0.28));
+        assert!(gentle.0 < full.0 - 8.0, "turn {gentle:?} vs {full:?}");
+        assert!(
+            gentle.1 < 0.9 && full.1 == 1.0,
+            "eyes {gentle:?} vs {full:?}"
+        );
+        assert!(gentle.2 < 0.8 * full.2, "hold {gentle:?} vs {full:?}");
+        assert_eq!(restraint(0.8), 1.0);
     }
 }
