@@ -13,6 +13,27 @@ let liveVerdict = null;      // the face gate's latest word on the live preview 
 let idleTimer = null;
 let shooting = false;
 
+// What the kiosk does with a session in each of the server's states (daemon/src/session.rs;
+// a test checks this list against it): "screen" while the couple is at the screen, "waiting"
+// while the clip is made, "ready" once it is, "ended" when there will be no clip, with the
+// kiosk's message.
+const SESSION_STATES = {
+  consent: "screen",
+  pose: "screen",
+  review: "screen",
+  queued: "waiting",
+  rendering: "waiting",
+  done: "ready",
+  failed: ["ended", "Something went wrong while making your video."],
+  cancelled: ["ended", "This session was cancelled."],
+  expired: ["ended", "This video was deleted: its time on the booth was up."],
+  purged: ["ended", "The event has ended: every video was deleted."],
+  deleted: ["ended", "This video was deleted at the guests' request."],
+};
+const stateKind = (state) => [SESSION_STATES[state] || "ended"].flat()[0];
+const stateMessage = (state) =>
+  [SESSION_STATES[state]].flat()[1] || "Something went wrong while making your video.";
+
 function show(name) {
   document.querySelectorAll(".screen").forEach((s) =>
     s.classList.toggle("active", s.dataset.screen.split(" ").includes(name)));
@@ -56,7 +77,7 @@ function problem(message) {
 }
 
 function reset() {
-  if (session && ["consent", "pose", "review"].includes(session.state)) {
+  if (session && stateKind(session.state) === "screen") {
     api("POST", `/api/sessions/${session.id}/cancel`).catch(() => {});
   }
   session = null;
@@ -193,25 +214,30 @@ function drawTray() {
 function onSession(v) {
   if (session && v.id === session.id) session = v;
   if (background.has(v.id)) {
-    if (v.state === "done") {
+    if (stateKind(v.state) === "ready") {
       background.delete(v.id);
       ready.set(v.id, v);
       if (document.body.dataset.screen === "attract") drawTray();
-    } else if (!["queued", "rendering"].includes(v.state)) {
+    } else if (stateKind(v.state) !== "waiting") {
       background.delete(v.id);
+      ready.delete(v.id);
     }
     return;
   }
   if (v.id !== renderWatch) return;
-  if (v.state === "queued" || v.state === "rendering") {
+  const kind = stateKind(v.state);
+  if (kind === "waiting") {
     if (document.body.dataset.screen === "rendering") showRender(v);
-  } else if (v.state === "done") {
+  } else if (kind === "ready") {
     renderWatch = null;
     $("render-still").removeAttribute("src");
     showResult(v);
-  } else if (v.state === "failed" || v.state === "cancelled") {
+  } else if (kind === "ended") {
+    // Failed, cancelled, or deleted while it was made (the end of the event, retention):
+    // never a rendering screen left waiting for ever.
     renderWatch = null;
-    problem(v.error || "Something went wrong while making your video.");
+    $("render-still").removeAttribute("src");
+    problem(v.error || stateMessage(v.state));
   }
 }
 

@@ -2,8 +2,10 @@
 //! face gate's verdict, and a bounded render queue worked by one thread so the next couple can
 //! pose while the previous clip renders.
 //!
-//! Session states kept by the server: `consent` → `pose` → `review` → `queued` → `rendering` →
-//! `done` (or `failed`, `cancelled`, `deleted`). Attract, countdown and result are kiosk screens
+//! A session's state is a [`SessionState`] and changes only by an event the state machine in
+//! [`crate::session`] allows, applied by [`Store::transition`] against the state it reads:
+//! `consent` → `pose` → `review` → `queued` → `rendering` → `done`, or `failed`, `cancelled`,
+//! and the ends `expired`, `purged`, `deleted`. Attract, countdown and result are kiosk screens
 //! around these.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,7 +28,8 @@ use tokio::sync::broadcast;
 
 use crate::config::Config;
 use crate::pipeline::render_clip;
-use crate::store::{SessionRow, Store, now_s, token_hash, write_atomic};
+use crate::session::{SessionEvent, SessionState, apply};
+use crate::store::{SessionRow, Store, Transition, now_s, token_hash, write_atomic};
 use crate::telemetry::{Readings, Telemetry};
 use crate::thermal::{ThermalState, Throttle};
 
@@ -55,7 +58,7 @@ pub type BoothResult<T> = Result<T, BoothError>;
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
     pub id: String,
-    pub state: String,
+    pub state: SessionState,
     pub verdict: Option<serde_json::Value>,
     /// Render progress, 0 to 1.
     pub progress: f64,
@@ -242,11 +245,14 @@ impl Booth {
             // this job's would retry a clip that kills the booth for ever.
             let attempts = self.store.render_attempts(&session)?;
             let state = self.store.get(&session)?.map(|s| s.state);
-            if !matches!(state.as_deref(), Some("queued" | "rendering")) {
+            if !state.is_some_and(SessionState::in_the_queue) {
                 // Cancelled or purged while it waited: nothing to render.
                 self.store.job_finished(
                     job,
-                    Some(&format!("session {}", state.as_deref().unwrap_or("gone"))),
+                    Some(&format!(
+                        "session {}",
+                        state.map_or("gone", SessionState::name)
+                    )),
                     0.0,
                 )?;
                 continue;
@@ -274,12 +280,10 @@ impl Booth {
                     Some(&session),
                     &format!("job {job} -> {new_job}"),
                 );
-                self.store.update(
+                self.store.transition(
                     &session,
-                    &[
-                        ("state", "queued".to_string().into()),
-                        ("progress", 0.0f64.into()),
-                    ],
+                    SessionEvent::Requeue,
+                    &[("progress", 0.0f64.into())],
                 )?;
                 self.queue
                     .lock()
@@ -294,7 +298,10 @@ impl Booth {
             .lock()
             .map_err(|_| anyhow!("queue lock"))?
             .clone();
-        for s in self.store.sessions_in(&["queued", "rendering"])? {
+        for s in self
+            .store
+            .sessions_in(&[SessionState::Queued, SessionState::Rendering])?
+        {
             if !queued.contains(&s.id) {
                 self.store
                     .audit("render_failed", Some(&s.id), "no job left after a restart");
@@ -389,11 +396,19 @@ impl Booth {
             ));
         }
         // One couple at the screen at a time: a session still posing is abandoned.
-        for s in self.store.sessions_in(&["consent", "pose", "review"])? {
-            self.store
-                .update(&s.id, &[("state", "cancelled".to_string().into())])?;
-            self.remove_capture(&s);
-            self.store.audit("session_abandoned", Some(&s.id), "");
+        for s in self.store.sessions_in(&[
+            SessionState::Consent,
+            SessionState::Pose,
+            SessionState::Review,
+        ])? {
+            if self
+                .store
+                .transition(&s.id, SessionEvent::Abandon, &[])?
+                .moved()
+            {
+                self.remove_capture(&s);
+                self.store.audit("session_abandoned", Some(&s.id), "");
+            }
         }
         let mut id = [0u8; 8];
         rand::rng().fill_bytes(&mut id);
@@ -404,26 +419,24 @@ impl Booth {
 
     pub fn consent(&self, id: &str, people: i64, accepted: bool) -> BoothResult<SessionView> {
         let s = self.session(id)?;
-        if s.state != "consent" && s.state != "pose" {
-            return Err(BoothError::Conflict(format!(
-                "consent is given before capture; this session is {}",
-                s.state
-            )));
-        }
+        let refused = |from: SessionState| {
+            BoothError::Conflict(format!(
+                "consent is given before capture; this session is {from}"
+            ))
+        };
+        apply(s.state, SessionEvent::Consent).map_err(|r| refused(r.from))?;
         // Anything but two people agreeing changes nothing: the kiosk cancels a session itself.
         if !accepted || people != 2 {
             return Err(BoothError::BadRequest(
                 "Both people must agree before the booth takes a picture.".into(),
             ));
         }
-        self.store.update(
+        self.moved(
             id,
-            &[
-                ("state", "pose".to_string().into()),
-                ("consent_at", now_s().into()),
-                ("people", people.into()),
-            ],
-        )?;
+            SessionEvent::Consent,
+            &[("consent_at", now_s().into()), ("people", people.into())],
+        )
+        .map_err(|from| refused(from.unwrap_or(s.state)))?;
         self.store.audit("consent_given", Some(id), "people=2");
         self.view_and_publish(id)
     }
@@ -436,10 +449,10 @@ impl Booth {
                 "Both people must agree on screen before the booth takes a picture.".into(),
             ));
         }
-        if s.state != "pose" && s.state != "review" {
+        if let Err(r) = apply(s.state, SessionEvent::Capture) {
             return Err(BoothError::Conflict(format!(
                 "cannot capture: this session is {}",
-                s.state
+                r.from
             )));
         }
         if let CameraStatus::Reconnecting { .. } | CameraStatus::Stopped = self.camera.status() {
@@ -500,10 +513,12 @@ impl Booth {
         let path = dir.join("capture.jpg");
         write_atomic(&path, &jpeg)?;
         let faces: Vec<Landmarks> = analysis.faces.iter().map(|f| f.landmarks).collect();
-        self.store.update(
+        // Only a session still posing or reviewing takes the picture: a cancel during the burst
+        // wins, and the picture goes.
+        let taken = self.moved(
             id,
+            SessionEvent::Capture,
             &[
-                ("state", "review".to_string().into()),
                 ("capture_path", path.display().to_string().into()),
                 (
                     "faces",
@@ -516,7 +531,14 @@ impl Booth {
                         .into(),
                 ),
             ],
-        )?;
+        );
+        if let Err(from) = taken {
+            let _ = std::fs::remove_file(&path);
+            return Err(BoothError::Conflict(format!(
+                "cannot capture: this session is {}",
+                from.map_or("gone", SessionState::name)
+            )));
+        }
         self.store.audit("captured", Some(id), "");
         let view = self.view_and_publish(id)?;
         Ok((analysis.verdict, view))
@@ -524,22 +546,20 @@ impl Booth {
 
     pub fn retake(&self, id: &str) -> BoothResult<SessionView> {
         let s = self.session(id)?;
-        if s.state != "review" && s.state != "pose" {
-            return Err(BoothError::Conflict(format!(
+        self.moved(id, SessionEvent::Retake, &[]).map_err(|from| {
+            BoothError::Conflict(format!(
                 "cannot retake: this session is {}",
-                s.state
-            )));
-        }
+                from.map_or("gone", SessionState::name)
+            ))
+        })?;
         self.remove_capture(&s);
-        self.store
-            .update(id, &[("state", "pose".to_string().into())])?;
         self.view_and_publish(id)
     }
 
     pub fn cancel(&self, id: &str) -> BoothResult<SessionView> {
         let s = self.session(id)?;
-        match s.state.as_str() {
-            "queued" => {
+        match s.state {
+            SessionState::Queued => {
                 self.queue
                     .lock()
                     .map_err(|_| anyhow!("queue lock"))?
@@ -554,7 +574,7 @@ impl Booth {
                         .job_finished(job, Some("session cancelled"), 0.0)?;
                 }
             }
-            "rendering" => {
+            SessionState::Rendering => {
                 if let Some((cur, flag)) =
                     self.current.lock().map_err(|_| anyhow!("lock"))?.as_ref()
                     && cur == id
@@ -562,12 +582,13 @@ impl Booth {
                     flag.store(true, Ordering::Relaxed);
                 }
             }
-            "done" | "failed" | "cancelled" | "deleted" => return self.view(id),
             _ => {}
         }
+        // A session past cancelling (done, failed, deleted...) is answered as it is.
+        if self.moved(id, SessionEvent::Cancel, &[]).is_err() {
+            return self.view(id);
+        }
         self.remove_capture(&s);
-        self.store
-            .update(id, &[("state", "cancelled".to_string().into())])?;
         self.store.audit("session_cancelled", Some(id), "");
         self.view_and_publish(id)
     }
@@ -575,12 +596,12 @@ impl Booth {
     /// Queues the render. A full queue asks the couple to wait rather than losing them.
     pub fn render(&self, id: &str) -> BoothResult<SessionView> {
         let s = self.session(id)?;
-        if s.state != "review" {
-            return Err(BoothError::Conflict(format!(
-                "render follows a good capture; this session is {}",
-                s.state
-            )));
-        }
+        let refused = |from: SessionState| {
+            BoothError::Conflict(format!(
+                "render follows a good capture; this session is {from}"
+            ))
+        };
+        apply(s.state, SessionEvent::Queue).map_err(|r| refused(r.from))?;
         {
             let mut q = self.queue.lock().map_err(|_| anyhow!("queue lock"))?;
             if q.len() >= self.cfg.render.queue {
@@ -588,14 +609,12 @@ impl Booth {
                     "The booth is busy making other videos. Please try again in a minute.".into(),
                 ));
             }
-            self.store.enqueue_job(id)?;
-            self.store.update(
-                id,
-                &[
-                    ("state", "queued".to_string().into()),
-                    ("progress", 0.0f64.into()),
-                ],
-            )?;
+            self.moved(id, SessionEvent::Queue, &[("progress", 0.0f64.into())])
+                .map_err(|from| refused(from.unwrap_or(s.state)))?;
+            if let Err(e) = self.store.enqueue_job(id) {
+                let _ = self.set_failed(id, RENDER_FAILED);
+                return Err(e.into());
+            }
             q.push_back(id.to_string());
         }
         self.queue_cv.notify_one();
@@ -689,7 +708,7 @@ impl Booth {
             .into_iter()
             .find(|(_, sid, _)| sid == id)
             .map(|(j, _, _)| j);
-        if s.state != "queued" {
+        if s.state != SessionState::Queued {
             // Cancelled or purged while it waited.
             if let Some(job) = job {
                 self.store
@@ -702,11 +721,7 @@ impl Booth {
         };
         *job_out = Some(job);
         // Only a session still queued starts: a cancel since the read above wins.
-        if !self.store.update_if_state(
-            id,
-            "queued",
-            &[("state", "rendering".to_string().into())],
-        )? {
+        if !self.store.transition(id, SessionEvent::Start, &[])?.moved() {
             self.store
                 .job_finished(job, Some("session left the queue"), 0.0)?;
             return Ok(());
@@ -739,18 +754,20 @@ impl Booth {
                     links.insert(id.to_string(), token.clone());
                 }
                 let published = !cancel.load(Ordering::Relaxed)
-                    && self.store.update_if_state(
-                        id,
-                        "rendering",
-                        &[
-                            ("state", "done".to_string().into()),
-                            ("progress", 1.0f64.into()),
-                            ("video_path", video.display().to_string().into()),
-                            ("poster_path", poster.display().to_string().into()),
-                            ("token_hash", token_hash(&token).into()),
-                            ("token_expires_at", expires.into()),
-                        ],
-                    )?;
+                    && self
+                        .store
+                        .transition(
+                            id,
+                            SessionEvent::Finish,
+                            &[
+                                ("progress", 1.0f64.into()),
+                                ("video_path", video.display().to_string().into()),
+                                ("poster_path", poster.display().to_string().into()),
+                                ("token_hash", token_hash(&token).into()),
+                                ("token_expires_at", expires.into()),
+                            ],
+                        )?
+                        .moved();
                 if !published {
                     if let Ok(mut links) = self.links.lock() {
                         links.remove(id);
@@ -793,11 +810,7 @@ impl Booth {
                 let cancelled = cancel.load(Ordering::Relaxed);
                 if cancelled {
                     // Unless the end of the event purged it meanwhile.
-                    self.store.update_if_state(
-                        id,
-                        "rendering",
-                        &[("state", "cancelled".to_string().into())],
-                    )?;
+                    self.store.transition(id, SessionEvent::Cancel, &[])?;
                 } else {
                     self.set_failed(id, RENDER_FAILED)?;
                 }
@@ -896,14 +909,37 @@ impl Booth {
         Ok((report.output, report.poster))
     }
 
+    /// Marks a queued or rendering session failed with the kiosk's message; one that moved on
+    /// meanwhile (cancelled, purged) stays as it is.
     fn set_failed(&self, id: &str, message: &str) -> anyhow::Result<()> {
-        self.store.update(
+        let t = self.store.transition(
             id,
-            &[
-                ("state", "failed".to_string().into()),
-                ("error", message.to_string().into()),
-            ],
-        )
+            SessionEvent::Fail,
+            &[("error", message.to_string().into())],
+        )?;
+        if let Transition::Refused(r) = t {
+            tracing::info!(session = %id, state = %r.from, "not marked failed: it moved on");
+        }
+        Ok(())
+    }
+
+    /// Applies `event` to the session: `Err` with the state it was in when the state machine
+    /// refuses it (`None`: no such session).
+    fn moved(
+        &self,
+        id: &str,
+        event: SessionEvent,
+        sets: &[(&str, rusqlite::types::Value)],
+    ) -> Result<SessionState, Option<SessionState>> {
+        match self.store.transition(id, event, sets) {
+            Ok(Transition::Moved { to, .. }) => Ok(to),
+            Ok(Transition::Refused(r)) => Err(Some(r.from)),
+            Ok(Transition::NoSuchSession) => Err(None),
+            Err(e) => {
+                tracing::error!(session = %id, ?event, error = %format!("{e:#}"), "cannot record the session's new state");
+                Err(self.store.get(id).ok().flatten().map(|s| s.state))
+            }
+        }
     }
 
     /// Whether source captures are kept after their video is done: the admin page's choice
@@ -952,7 +988,7 @@ impl Booth {
             .ok()
             .and_then(|m| m.get(id).cloned())
         {
-            s.state = "failed".into();
+            s.state = SessionState::Failed;
             s.error = Some(msg);
             s.token_hash = None;
         }
@@ -963,7 +999,7 @@ impl Booth {
             .ok()
             .and_then(|m| m.get(id).cloned())
             .filter(|t| s.token_hash.as_deref() == Some(token_hash(t).as_str()));
-        let queue_position = if s.state == "queued" {
+        let queue_position = if s.state == SessionState::Queued {
             self.queue
                 .lock()
                 .ok()
@@ -971,11 +1007,12 @@ impl Booth {
         } else {
             None
         };
-        let done =
-            s.state == "done" && token.is_some() && s.token_expires_at.is_some_and(|t| t > now_s());
+        let done = s.state == SessionState::Done
+            && token.is_some()
+            && s.token_expires_at.is_some_and(|t| t > now_s());
         Ok(SessionView {
             id: s.id.clone(),
-            state: s.state.clone(),
+            state: s.state,
             verdict: s
                 .verdict
                 .as_deref()
@@ -993,7 +1030,7 @@ impl Booth {
             error: s.error.clone(),
             expires_at: if done { s.token_expires_at } else { None },
             throttle: self.throttle().name(),
-            cooling: s.state == "queued" && self.throttle() == Throttle::Paused,
+            cooling: s.state == SessionState::Queued && self.throttle() == Throttle::Paused,
         })
     }
 
@@ -1010,11 +1047,11 @@ impl Booth {
                 }
             })
             .unwrap_or(f64::from(self.cfg.render.seconds) * 0.5 + 1.0);
-        match s.state.as_str() {
-            "rendering" => Some(per_clip * (1.0 - s.progress).max(0.0)),
+        match s.state {
+            SessionState::Rendering => Some(per_clip * (1.0 - s.progress).max(0.0)),
             // How long cooling takes is not known: no estimate rather than a wrong one.
-            "queued" if self.throttle() == Throttle::Paused => None,
-            "queued" => Some(
+            SessionState::Queued if self.throttle() == Throttle::Paused => None,
+            SessionState::Queued => Some(
                 per_clip * (position.unwrap_or(0) as f64 + 1.0) + self.current_remaining(per_clip),
             ),
             _ => None,
@@ -1050,7 +1087,7 @@ impl Booth {
         let Some(s) = self.by_token(token) else {
             return false;
         };
-        if let Err(e) = self.purge(&s, "deleted") {
+        if let Err(e) = self.purge(&s, SessionEvent::Delete) {
             // The link is revoked all the same; the retention sweep retries the files.
             tracing::error!(session = %s.id, error = %format!("{e:#}"), "cannot delete the guest's files");
         }
@@ -1065,17 +1102,23 @@ impl Booth {
         let keep = (self.cfg.privacy.retention_hours * 3600.0) as i64;
         let due: Vec<SessionRow> = self
             .store
-            .sessions_in(&["consent", "pose", "review", "done", "failed", "cancelled"])?
+            .sessions_in(&[
+                SessionState::Consent,
+                SessionState::Pose,
+                SessionState::Review,
+                SessionState::Done,
+                SessionState::Failed,
+                SessionState::Cancelled,
+            ])?
             .into_iter()
             .filter(|s| {
                 let expired =
                     s.created_at + keep <= now || s.token_expires_at.is_some_and(|t| t <= now);
-                let abandoned = ["consent", "pose", "review"].contains(&s.state.as_str())
-                    && s.updated_at + 3600 <= now;
+                let abandoned = s.state.at_the_screen() && s.updated_at + 3600 <= now;
                 expired || abandoned
             })
             .collect();
-        let (n, failed) = self.purge_each(&due, "expired");
+        let (n, failed) = self.purge_each(&due, SessionEvent::Expire);
         if n > 0 {
             self.store
                 .audit("retention_purge", None, &format!("{n} session(s)"));
@@ -1093,17 +1136,12 @@ impl Booth {
         if let Some((_, flag)) = self.current.lock().map_err(|_| anyhow!("lock"))?.as_ref() {
             flag.store(true, Ordering::Relaxed);
         }
-        let all = self.store.sessions_in(&[
-            "consent",
-            "pose",
-            "review",
-            "queued",
-            "rendering",
-            "done",
-            "failed",
-            "cancelled",
-        ])?;
-        let (n, failed) = self.purge_each(&all, "purged");
+        let live: Vec<SessionState> = SessionState::ALL
+            .into_iter()
+            .filter(|s| !s.is_end())
+            .collect();
+        let all = self.store.sessions_in(&live)?;
+        let (n, failed) = self.purge_each(&all, SessionEvent::Purge);
         self.store.audit(
             "end_of_event",
             None,
@@ -1114,11 +1152,15 @@ impl Booth {
 
     /// Purges each session: one whose files resist does not keep the others' (it is logged,
     /// and the first error comes back after all were tried). Returns how many were purged.
-    fn purge_each(&self, sessions: &[SessionRow], state: &str) -> (usize, Option<anyhow::Error>) {
+    fn purge_each(
+        &self,
+        sessions: &[SessionRow],
+        event: SessionEvent,
+    ) -> (usize, Option<anyhow::Error>) {
         let mut n = 0;
         let mut first = None;
         for s in sessions {
-            match self.purge(s, state) {
+            match self.purge(s, event) {
                 Ok(()) => n += 1,
                 Err(e) => {
                     tracing::error!(session = %s.id, error = %format!("{e:#}"), "cannot purge");
@@ -1129,7 +1171,8 @@ impl Booth {
         (n, first)
     }
 
-    fn purge(&self, s: &SessionRow, state: &str) -> anyhow::Result<()> {
+    /// Deletes a session's files and link, and moves it by `event` (expire, purge, delete).
+    fn purge(&self, s: &SessionRow, event: SessionEvent) -> anyhow::Result<()> {
         if let Ok(mut links) = self.links.lock() {
             links.remove(&s.id);
         }
@@ -1143,17 +1186,19 @@ impl Booth {
             return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
-        self.store.update(
-            &s.id,
-            &[
-                ("state", state.to_string().into()),
-                ("capture_path", null.clone()),
-                ("video_path", null.clone()),
-                ("poster_path", null.clone()),
-                ("faces", null.clone()),
-                ("token_hash", null),
-            ],
-        )?;
+        let cleared = [
+            ("capture_path", null.clone()),
+            ("video_path", null.clone()),
+            ("poster_path", null.clone()),
+            ("faces", null.clone()),
+            ("token_hash", null),
+        ];
+        if let Transition::Refused(r) = self.store.transition(&s.id, event, &cleared)? {
+            // Another path ended it first (a guest deleted it during the sweep): its files are
+            // gone all the same; the rest is cleared too.
+            tracing::debug!(session = %s.id, state = %r.from, ?event, "already ended");
+            self.store.update(&s.id, &cleared)?;
+        }
         let _ = self.view_and_publish(&s.id);
         Ok(())
     }
@@ -1392,7 +1437,7 @@ pub fn live_session(store: &Store, token: &str) -> Option<SessionRow> {
         return None;
     }
     let s = store.by_token(token).ok().flatten()?;
-    let live = s.state == "done" && s.token_expires_at.is_some_and(|t| t > now_s());
+    let live = s.state == SessionState::Done && s.token_expires_at.is_some_and(|t| t > now_s());
     live.then_some(s)
 }
 
@@ -1486,6 +1531,60 @@ mod tests {
         Some(Booth::start(cfg, models, runtime).unwrap())
     }
 
+    #[test]
+    fn a_cancel_during_the_capture_burst_wins_and_the_picture_goes() {
+        let test = "a_cancel_during_the_capture_burst_wins_and_the_picture_goes";
+        let models = std::env::var_os("KISSBOOTH_MODELS").map(PathBuf::from);
+        let Some(models) = models.filter(|m| m.join("pfld-68.onnx").is_file()) else {
+            eprintln!("SKIPPED {test}: shared models not found (set KISSBOOTH_MODELS)");
+            return;
+        };
+        let couple = models.join("../fixtures/faces/couple_1280x720.jpg");
+        assert!(couple.is_file(), "{} is missing", couple.display());
+        let dir = tempfile::tempdir().unwrap();
+        let stills = dir.path().join("stills");
+        std::fs::create_dir_all(&stills).unwrap();
+        std::fs::copy(&couple, stills.join("couple.jpg")).unwrap();
+        let runtime = kissbooth_engines::runtime::Runtime::init(&Default::default()).unwrap();
+        let mut cfg = Config {
+            data: dir.path().join("data"),
+            camera: format!("stills:{}", stills.display()),
+            ..Config::default()
+        };
+        cfg.thermal.nvml = false;
+        cfg.thermal.sysfs_root = dir.path().join("no-sysfs");
+        let b = Booth::start(cfg, models, runtime).unwrap();
+        let t = Instant::now();
+        while b.camera.latest().is_none() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let id = b.new_session().unwrap().id;
+        b.consent(&id, 2, true).unwrap();
+        // A burst of five frames from a camera giving one every 200 ms, each analysed: the
+        // cancel lands in the middle of it.
+        let capture = {
+            let (b, id) = (b.clone(), id.clone());
+            std::thread::spawn(move || b.capture(&id).map(|(verdict, _)| verdict.ok))
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(b.cancel(&id).unwrap().state, SessionState::Cancelled);
+        let captured = capture.join().unwrap();
+        assert!(
+            matches!(captured, Err(BoothError::Conflict(_))),
+            "the capture finished after the cancel: {:?}",
+            captured.map_err(|e| format!("{e:?}"))
+        );
+        let s = b.store.get(&id).unwrap().unwrap();
+        assert_eq!(
+            s.state,
+            SessionState::Cancelled,
+            "the capture undid the cancel"
+        );
+        assert_eq!(s.capture_path, None);
+        assert!(!b.store.session_dir(&id).join("capture.jpg").exists());
+        b.shutdown.trigger();
+    }
+
     /// A finished session with a live link, its folder holding a video.
     fn done_session(b: &Booth, id: &str, age_s: i64) -> String {
         b.store.create_session(id).unwrap();
@@ -1495,10 +1594,10 @@ mod tests {
         std::fs::write(&video, b"mp4").unwrap();
         let token = format!("{id:0>32}");
         b.store
-            .update(
+            .force_state(
                 id,
+                SessionState::Done,
                 &[
-                    ("state", "done".to_string().into()),
                     ("created_at", (now_s() - age_s).into()),
                     ("video_path", video.display().to_string().into()),
                     ("token_hash", token_hash(&token).into()),
@@ -1531,7 +1630,10 @@ mod tests {
         assert!(format!("{err:#}").contains("cannot delete"), "{err:#}");
         // The later session went all the same, and neither link works any more.
         assert!(!b.store.session_dir("0b").exists());
-        assert_eq!(b.store.get("0b").unwrap().unwrap().state, "purged");
+        assert_eq!(
+            b.store.get("0b").unwrap().unwrap().state,
+            SessionState::Purged
+        );
         assert!(b.by_token(&other).is_none());
         assert!(
             b.by_token(&stuck).is_none(),

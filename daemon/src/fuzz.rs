@@ -76,17 +76,22 @@ impl TokenStore {
         let store = Store::open(dir.path())?;
         let mut dead = Vec::new();
         let mut live = String::new();
-        for (i, (state, expires)) in [("done", 3600), ("done", -10), ("rendering", 3600)]
-            .into_iter()
-            .enumerate()
+        use crate::session::SessionState;
+        for (i, (state, expires)) in [
+            (SessionState::Done, 3600),
+            (SessionState::Done, -10),
+            (SessionState::Rendering, 3600),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let id = format!("{:016x}", 0xf00d + i);
             let token = format!("{:032x}", 0x5eed_0000_u128 * (i as u128 + 7) + 0xabc);
             store.create_session(&id)?;
-            store.update(
+            store.force_state(
                 &id,
+                state,
                 &[
-                    ("state", state.to_string().into()),
                     ("token_hash", token_hash(&token).into()),
                     ("token_expires_at", (now_s() + expires).into()),
                 ],
@@ -167,10 +172,10 @@ impl RangeServer {
         let path = folder.join("video.mp4");
         std::fs::write(&path, &video)?;
         let token = "0123456789abcdef0123456789abcdef".to_string();
-        booth.store.update(
+        booth.store.force_state(
             id,
+            crate::session::SessionState::Done,
             &[
-                ("state", "done".to_string().into()),
                 ("video_path", path.display().to_string().into()),
                 ("token_hash", token_hash(&token).into()),
                 ("token_expires_at", (now_s() + 24 * 3600).into()),

@@ -20,6 +20,7 @@ mod pipeline;
 pub mod render_cmd;
 pub mod serve_cmd;
 pub mod server;
+pub mod session;
 pub mod store;
 mod telemetry;
 mod thermal;

@@ -368,7 +368,7 @@ async fn kiosk_video(
         .ok_or(BoothError::NotFound)?;
     let path = row
         .video_path
-        .filter(|_| row.state == "done")
+        .filter(|_| row.state == crate::session::SessionState::Done)
         .ok_or(BoothError::NotFound)?;
     serve_file(path.into(), req).await
 }

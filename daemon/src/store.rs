@@ -9,6 +9,8 @@ use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use crate::session::{Refused, SessionEvent, SessionState, apply};
+
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -76,7 +78,7 @@ pub struct SessionRow {
     pub id: String,
     pub created_at: i64,
     pub updated_at: i64,
-    pub state: String,
+    pub state: SessionState,
     pub consent_at: Option<i64>,
     pub people: Option<i64>,
     pub verdict: Option<String>,
@@ -185,7 +187,12 @@ impl Store {
 
     pub fn create_session(&self, id: &str) -> anyhow::Result<()> {
         let t = now_s();
-        self.with(|c| c.execute("INSERT INTO sessions(id, created_at, updated_at, state) VALUES (?1, ?2, ?2, 'consent')", params![id, t]))?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sessions(id, created_at, updated_at, state) VALUES (?1, ?2, ?2, ?3)",
+                params![id, t, SessionState::Consent.name()],
+            )
+        })?;
         self.audit("session_created", Some(id), "");
         Ok(())
     }
@@ -215,43 +222,66 @@ impl Store {
         })
     }
 
-    /// Updates named columns of a session (column names are fixed strings from this crate).
+    /// Updates named columns of a session other than its state (column names are fixed strings
+    /// from this crate); the state changes only by [`Store::transition`].
     pub fn update(&self, id: &str, sets: &[(&str, rusqlite::types::Value)]) -> anyhow::Result<()> {
-        self.update_where(id, None, sets)?;
+        anyhow::ensure!(
+            sets.iter().all(|(col, _)| *col != "state"),
+            "a session's state changes only by a transition"
+        );
+        self.with(|c| update_where(c, id, None, sets))?;
         Ok(())
     }
 
-    /// Updates named columns of a session only while it is in state `from`, in one statement:
-    /// returns false (and changes nothing) when another path moved the session on first.
-    pub fn update_if_state(
+    /// Applies `event` to the session's state and, when the state machine allows it, writes the
+    /// new state with `sets` in one statement that checks the state is still the one read: a
+    /// path that moved the session on first (a cancel, the end of the event) wins, and this one
+    /// is refused and changes nothing.
+    pub fn transition(
         &self,
         id: &str,
-        from: &str,
+        event: SessionEvent,
         sets: &[(&str, rusqlite::types::Value)],
-    ) -> anyhow::Result<bool> {
-        Ok(self.update_where(id, Some(from), sets)? == 1)
+    ) -> anyhow::Result<Transition> {
+        self.with(|c| {
+            let from: Option<String> = c
+                .query_row(
+                    "SELECT state FROM sessions WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(from) = from else {
+                return Ok(Transition::NoSuchSession);
+            };
+            let from = SessionState::parse(&from).ok_or_else(|| unknown_state(0, &from))?;
+            let to = match apply(from, event) {
+                Ok(to) => to,
+                Err(refused) => return Ok(Transition::Refused(refused)),
+            };
+            let mut all: Vec<(&str, rusqlite::types::Value)> =
+                vec![("state", to.name().to_string().into())];
+            all.extend(sets.iter().cloned());
+            Ok(match update_where(c, id, Some(from), &all)? {
+                1 => Transition::Moved { from, to },
+                _ => Transition::Refused(Refused { from, event }),
+            })
+        })
     }
 
-    fn update_where(
+    /// Puts a session in `state` with `sets`, without a transition: for fixtures (tests, the
+    /// fuzz harness) that need a session in a given state.
+    pub fn force_state(
         &self,
         id: &str,
-        from: Option<&str>,
+        state: SessionState,
         sets: &[(&str, rusqlite::types::Value)],
-    ) -> anyhow::Result<usize> {
-        let mut sql = String::from("UPDATE sessions SET updated_at = ?1");
-        let mut values: Vec<rusqlite::types::Value> = vec![now_s().into()];
-        for (i, (col, v)) in sets.iter().enumerate() {
-            debug_assert!(col.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
-            sql.push_str(&format!(", {col} = ?{}", i + 2));
-            values.push(v.clone());
-        }
-        sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
-        values.push(id.to_string().into());
-        if let Some(from) = from {
-            sql.push_str(&format!(" AND state = ?{}", values.len() + 1));
-            values.push(from.to_string().into());
-        }
-        self.with(|c| c.execute(&sql, rusqlite::params_from_iter(values)))
+    ) -> anyhow::Result<()> {
+        let mut all: Vec<(&str, rusqlite::types::Value)> =
+            vec![("state", state.name().to_string().into())];
+        all.extend(sets.iter().cloned());
+        self.with(|c| update_where(c, id, None, &all))?;
+        Ok(())
     }
 
     pub fn enqueue_job(&self, session: &str) -> anyhow::Result<i64> {
@@ -314,10 +344,10 @@ impl Store {
         })
     }
 
-    pub fn sessions_in(&self, states: &[&str]) -> anyhow::Result<Vec<SessionRow>> {
+    pub fn sessions_in(&self, states: &[SessionState]) -> anyhow::Result<Vec<SessionRow>> {
         let list = states
             .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "")))
+            .map(|s| format!("'{}'", s.name()))
             .collect::<Vec<_>>()
             .join(",");
         self.with(|c| {
@@ -330,6 +360,54 @@ impl Store {
     }
 }
 
+/// What [`Store::transition`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Moved {
+        from: SessionState,
+        to: SessionState,
+    },
+    Refused(Refused),
+    NoSuchSession,
+}
+
+impl Transition {
+    /// Whether the session moved.
+    pub fn moved(self) -> bool {
+        matches!(self, Transition::Moved { .. })
+    }
+}
+
+fn update_where(
+    c: &Connection,
+    id: &str,
+    from: Option<SessionState>,
+    sets: &[(&str, rusqlite::types::Value)],
+) -> rusqlite::Result<usize> {
+    let mut sql = String::from("UPDATE sessions SET updated_at = ?1");
+    let mut values: Vec<rusqlite::types::Value> = vec![now_s().into()];
+    for (i, (col, v)) in sets.iter().enumerate() {
+        debug_assert!(col.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+        sql.push_str(&format!(", {col} = ?{}", i + 2));
+        values.push(v.clone());
+    }
+    sql.push_str(&format!(" WHERE id = ?{}", values.len() + 1));
+    values.push(id.to_string().into());
+    if let Some(from) = from {
+        sql.push_str(&format!(" AND state = ?{}", values.len() + 1));
+        values.push(from.name().to_string().into());
+    }
+    c.execute(&sql, rusqlite::params_from_iter(values))
+}
+
+fn unknown_state(column: usize, name: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        format!("unknown session state {name:?}").into(),
+    )
+}
+
 pub fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -340,7 +418,10 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         id: r.get("id")?,
         created_at: r.get("created_at")?,
         updated_at: r.get("updated_at")?,
-        state: r.get("state")?,
+        state: {
+            let name: String = r.get("state")?;
+            SessionState::parse(&name).ok_or_else(|| unknown_state(0, &name))?
+        },
         consent_at: r.get("consent_at")?,
         people: r.get("people")?,
         verdict: r.get("verdict")?,
@@ -390,18 +471,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         s.create_session("abc").unwrap();
-        s.update(
-            "abc",
-            &[
-                ("state", "pose".to_string().into()),
-                ("people", 2i64.into()),
-            ],
-        )
-        .unwrap();
+        let t = s
+            .transition("abc", SessionEvent::Consent, &[("people", 2i64.into())])
+            .unwrap();
+        assert_eq!(
+            t,
+            Transition::Moved {
+                from: SessionState::Consent,
+                to: SessionState::Pose
+            }
+        );
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         let row = s.get("abc").unwrap().unwrap();
-        assert_eq!(row.state, "pose");
+        assert_eq!(row.state, SessionState::Pose);
         assert_eq!(row.people, Some(2));
         assert!(s.get("nope").unwrap().is_none());
     }
@@ -421,28 +504,46 @@ mod tests {
     }
 
     #[test]
-    fn conditional_updates_leave_a_session_that_moved_on() {
+    fn transitions_leave_a_session_that_moved_on() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
         s.create_session("a").unwrap();
-        s.update("a", &[("state", "rendering".to_string().into())])
-            .unwrap();
-        // Another path (cancel, end of event) moved it on: the render's update is refused.
-        s.update("a", &[("state", "purged".to_string().into())])
-            .unwrap();
-        let done = [
-            ("state", "done".to_string().into()),
-            ("token_hash", token_hash("t").into()),
-        ];
-        assert!(!s.update_if_state("a", "rendering", &done).unwrap());
+        s.force_state("a", SessionState::Rendering, &[]).unwrap();
+        // Another path (the end of the event) moved it on: the render's finish is refused and
+        // writes nothing.
+        assert!(s.transition("a", SessionEvent::Purge, &[]).unwrap().moved());
+        let done = [("token_hash", token_hash("t").into())];
+        assert_eq!(
+            s.transition("a", SessionEvent::Finish, &done).unwrap(),
+            Transition::Refused(Refused {
+                from: SessionState::Purged,
+                event: SessionEvent::Finish
+            })
+        );
         let row = s.get("a").unwrap().unwrap();
-        assert_eq!(row.state, "purged");
+        assert_eq!(row.state, SessionState::Purged);
         assert_eq!(row.token_hash, None);
-        assert!(s.update_if_state("a", "purged", &done).unwrap());
-        let row = s.get("a").unwrap().unwrap();
-        assert_eq!(row.state, "done");
-        assert_eq!(row.token_hash, Some(token_hash("t")));
-        assert!(!s.update_if_state("nope", "done", &done).unwrap());
+        assert_eq!(
+            s.transition("nope", SessionEvent::Finish, &done).unwrap(),
+            Transition::NoSuchSession
+        );
+        // The state is not a column `update` writes.
+        assert!(
+            s.update("a", &[("state", "done".to_string().into())])
+                .is_err()
+        );
+        assert_eq!(s.get("a").unwrap().unwrap().state, SessionState::Purged);
+    }
+
+    #[test]
+    fn a_state_the_daemon_does_not_know_is_an_error_not_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_session("a").unwrap();
+        s.with(|c| c.execute("UPDATE sessions SET state = 'dancing' WHERE id = 'a'", []))
+            .unwrap();
+        assert!(s.get("a").is_err());
+        assert!(s.transition("a", SessionEvent::Cancel, &[]).is_err());
     }
 
     #[test]
