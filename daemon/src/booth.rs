@@ -385,7 +385,7 @@ impl Booth {
     }
 
     pub fn new_session(&self) -> BoothResult<SessionView> {
-        if let Some(free) = crate::doctor_cmd::free_bytes(&self.cfg.data)
+        if let Some(free) = crate::sys::free_bytes(&self.cfg.data)
             && free < self.cfg.storage.min_free_mb.saturating_mul(1 << 20)
         {
             self.store
@@ -647,7 +647,7 @@ impl Booth {
             if let Err(e) = self.render_one(&id, &mut job, &mut produced) {
                 self.render_error(&id, job, &produced, &e);
             }
-            crate::serve_cmd::trim_heap();
+            crate::sys::trim_heap();
             // Positions of the others moved.
             for q in self.queue.lock().map(|q| q.clone()).unwrap_or_default() {
                 let _ = self.view_and_publish(&q);

@@ -6,10 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use kissbooth_engines::generate::{MorphConfig, TimelineConfig};
-use kissbooth_media::EncoderConfig;
+use kissbooth_media::{EncoderConfig, VideoSpec};
 use serde::{Deserialize, Serialize};
-
-use crate::pipeline::ClipSettings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -221,6 +219,30 @@ impl Default for PrivacyConfig {
 impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig { burst: 5 }
+    }
+}
+
+/// Everything that shapes a clip.
+#[derive(Debug, Clone)]
+pub struct ClipSettings {
+    pub timeline: TimelineConfig,
+    pub morph: MorphConfig,
+    pub encoder: EncoderConfig,
+    /// Creation time written into the MP4 (the capture's time), so a render is reproducible.
+    pub created_unix_s: Option<i64>,
+}
+
+impl ClipSettings {
+    /// Checks every part as the renderer and the encoder will, so that a setting they would
+    /// refuse is reported when the configuration is read rather than when a couple waits.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.timeline.validate().context("render timeline")?;
+        self.morph.validate().context("render size")?;
+        self.encoder.validate().context("encoder")?;
+        VideoSpec::new(self.morph.width, self.morph.height, self.timeline.fps)
+            .validate()
+            .context("video")?;
+        Ok(())
     }
 }
 

@@ -141,7 +141,7 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
     }
 
     let data = &common.data;
-    match free_bytes(data) {
+    match crate::sys::free_bytes(data) {
         Some(free) if free < 2 << 30 => r.fix(
             "disk",
             format!(
@@ -185,13 +185,4 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
     }
     println!("all good");
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    (rc == 0).then(|| st.f_bavail as u64 * st.f_frsize as u64)
 }

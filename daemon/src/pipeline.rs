@@ -2,43 +2,63 @@
 //! on a worker thread, encode them as they come, then write the poster. Exit paths leave either
 //! a complete video and poster or nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use kissbooth_engines::Landmarks;
-use kissbooth_engines::generate::{
-    MeanShape, MorphConfig, MorphGenerator, MorphGuides, MorphInputs, TimelineConfig,
-};
+use kissbooth_engines::generate::{MeanShape, MorphGenerator, MorphGuides, MorphInputs};
 use kissbooth_engines::quality::{ClipJudge, ClipScore, PersonScore, Reference};
-use kissbooth_media::{EncoderConfig, VideoMetadata, VideoSpec, write_poster};
+use kissbooth_media::{VideoMetadata, VideoSpec, write_poster};
 
-use crate::render_cmd::{RenderReport, StageMs, poster_path};
+use crate::config::ClipSettings;
 
-/// Everything that shapes a clip.
-#[derive(Debug, Clone)]
-pub struct ClipSettings {
-    pub timeline: TimelineConfig,
-    pub morph: MorphConfig,
-    pub encoder: EncoderConfig,
-    /// Creation time written into the MP4 (the capture's time), so a render is reproducible.
-    pub created_unix_s: Option<i64>,
+pub fn poster_path(out: &Path) -> PathBuf {
+    out.with_extension("jpg")
 }
 
-impl ClipSettings {
-    /// Checks every part as the renderer and the encoder will, so that a setting they would
-    /// refuse is reported when the configuration is read rather than when a couple waits.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.timeline.validate().context("render timeline")?;
-        self.morph.validate().context("render size")?;
-        self.encoder.validate().context("encoder")?;
-        VideoSpec::new(self.morph.width, self.morph.height, self.timeline.fps)
-            .validate()
-            .context("video")?;
-        Ok(())
-    }
+/// What a finished render produced, and where its time went.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RenderReport {
+    pub output: PathBuf,
+    pub poster: PathBuf,
+    pub frames: u64,
+    pub bytes: u64,
+    pub duration_s: f64,
+    pub encoder: String,
+    pub contact_frame: usize,
+    /// Distance between the two warped mouth centres at the contact frame, in canvas pixels.
+    pub contact_mouth_distance_px: f32,
+    /// At the contact frame, the gap between the two mouths' lip contours in inter-ocular
+    /// distances (0: the lips touch).
+    pub contact_lip_gap_iod: f32,
+    /// The faces' landmarks on the canvas at frame 0 (the input, placed).
+    pub canvas_faces: [kissbooth_engines::Landmarks; 2],
+    /// The generator that made the clip.
+    pub generator: String,
+    /// Where the morph warp ran: "cpu" or "cuda" (none for diffusion).
+    pub warp: Option<String>,
+    /// Why the requested generator was not used, when it was not.
+    pub fallback: Option<String>,
+    /// The diffusion pack's memory plan, when it rendered.
+    pub memory: Option<kissbooth_engines::diffusion::memory::MemoryPlan>,
+    /// The identity self-check (each person against their capture), when an embedder is
+    /// installed.
+    pub self_check: Option<SelfCheckReport>,
+    pub ms: StageMs,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageMs {
+    pub analysis: f64,
+    pub plan: f64,
+    /// Busy time of the render thread.
+    pub render: f64,
+    /// Busy time of the encoder (push and finish), on the calling thread.
+    pub encode: f64,
+    pub total: f64,
 }
 
 /// The identity self-check of a render: the embedder and each person's reference from the

@@ -15,7 +15,7 @@ use kissbooth_media::{EncoderChoice, EncoderConfig, VideoSpec};
 use serde_json::json;
 
 use crate::paths::Common;
-use crate::pipeline::ms;
+use crate::pipeline::{RenderReport, ms};
 
 #[derive(Args)]
 pub struct RenderArgs {
@@ -72,52 +72,6 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
         .parse()
         .map_err(|_| format!("height in {s:?} is not a number"))?;
     Ok((w, h))
-}
-
-pub fn poster_path(out: &Path) -> PathBuf {
-    out.with_extension("jpg")
-}
-
-/// What a finished render produced, and where its time went.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RenderReport {
-    pub output: PathBuf,
-    pub poster: PathBuf,
-    pub frames: u64,
-    pub bytes: u64,
-    pub duration_s: f64,
-    pub encoder: String,
-    pub contact_frame: usize,
-    /// Distance between the two warped mouth centres at the contact frame, in canvas pixels.
-    pub contact_mouth_distance_px: f32,
-    /// At the contact frame, the gap between the two mouths' lip contours in inter-ocular
-    /// distances (0: the lips touch).
-    pub contact_lip_gap_iod: f32,
-    /// The faces' landmarks on the canvas at frame 0 (the input, placed).
-    pub canvas_faces: [kissbooth_engines::Landmarks; 2],
-    /// The generator that made the clip.
-    pub generator: String,
-    /// Where the morph warp ran: "cpu" or "cuda" (none for diffusion).
-    pub warp: Option<String>,
-    /// Why the requested generator was not used, when it was not.
-    pub fallback: Option<String>,
-    /// The diffusion pack's memory plan, when it rendered.
-    pub memory: Option<kissbooth_engines::diffusion::memory::MemoryPlan>,
-    /// The identity self-check (each person against their capture), when an embedder is
-    /// installed.
-    pub self_check: Option<crate::pipeline::SelfCheckReport>,
-    pub ms: StageMs,
-}
-
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct StageMs {
-    pub analysis: f64,
-    pub plan: f64,
-    /// Busy time of the render thread.
-    pub render: f64,
-    /// Busy time of the encoder (push and finish), on the calling thread.
-    pub encode: f64,
-    pub total: f64,
 }
 
 pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
@@ -252,7 +206,7 @@ pub fn render(
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
-    let settings = crate::pipeline::ClipSettings {
+    let settings = crate::config::ClipSettings {
         timeline,
         morph,
         encoder: encoder_cfg,
