@@ -71,8 +71,9 @@ async function api(method, path, body) {
   return data;
 }
 
-function problem(message) {
+function problem(message, button = "Start again") {
   $("problem-text").textContent = message;
+  $("problem-ok").textContent = button;
   show("problem");
 }
 
@@ -183,7 +184,11 @@ function showRender(v) {
   $("eta").textContent = fmtEta(secondsLeft(v), p);
 }
 
+// The clip whose QR code the result screen shows.
+let shown = null;
+
 function showResult(v) {
+  shown = v.id;
   $("clip").src = v.video_url;
   $("qr").src = `/api/sessions/${v.id}/qr.svg`;
   const hours = v.expires_at ? Math.round((v.expires_at - Date.now() / 1000) / 3600) : 24;
@@ -213,6 +218,14 @@ function drawTray() {
 
 function onSession(v) {
   if (session && v.id === session.id) session = v;
+  // Deleted from a phone (or expired, or the event ended) while its QR code is on screen: the
+  // code and the clip go at once.
+  if (v.id === shown && stateKind(v.state) === "ended") {
+    shown = null;
+    $("qr").removeAttribute("src");
+    if (document.body.dataset.screen === "result") problem(stateMessage(v.state), "OK");
+    return;
+  }
   if (background.has(v.id)) {
     if (stateKind(v.state) === "ready") {
       background.delete(v.id);
@@ -261,7 +274,7 @@ function connect() {
 
 async function poll() {
   try { onStatus(await api("GET", "/api/status")); } catch (_) { /* the server may be restarting */ }
-  for (const id of [renderWatch, ...background]) {
+  for (const id of [renderWatch, shown, ...background]) {
     if (!id) continue;
     try { onSession(await api("GET", `/api/sessions/${id}`)); } catch (_) { /* next time */ }
   }

@@ -105,12 +105,19 @@ fn a_couple_goes_from_start_to_a_video_on_their_phone() {
             .exists()
     );
 
-    // "Delete my video" deletes it now; the link becomes a friendly 404.
+    // "Delete my video" deletes it now; the link says it was deleted (410), not that it
+    // expired, and opens nothing.
     let (st, _) = d.post(&format!("{}/delete", url.trim_start_matches(&d.base)));
     assert_eq!(st, 200);
     let (st, _, page) = bytes(&url, None);
+    assert_eq!(st, 410);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("This video was deleted") && !page.contains("expired"),
+        "{page}"
+    );
+    let (st, _, _) = bytes(&format!("{url}/video.mp4"), None);
     assert_eq!(st, 404);
-    assert!(String::from_utf8_lossy(&page).contains("expired"));
     assert!(
         !d.data
             .path()

@@ -431,8 +431,27 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
 
     the_guest_on_a_phone(c, &from_qr).await;
 
-    // Done: back to attract for the next couple.
-    tap(&kiosk, "#done").await;
+    // Deleted from a phone: the kiosk stops showing the clip and its QR code at once, and says
+    // why; then back to attract for the next couple.
+    kiosk.bring_to_front().await.expect("the kiosk in front");
+    kiosk_screen_is(&kiosk, "problem", 30).await;
+    let after = js(
+        &kiosk,
+        "({ text: document.getElementById('problem-text').textContent, \
+            qr: document.getElementById('qr').getAttribute('src'), \
+            clip: document.getElementById('clip').getAttribute('src') })",
+    )
+    .await;
+    assert!(
+        after["text"]
+            .as_str()
+            .unwrap()
+            .contains("deleted at the guests' request"),
+        "{after}"
+    );
+    assert!(after["qr"].is_null() && after["clip"].is_null(), "{after}");
+    kiosk_shot(&kiosk, "13-result-deleted-from-a-phone", false).await;
+    tap(&kiosk, "#problem-ok").await;
     kiosk_screen_is(&kiosk, "attract", 30).await;
 }
 
@@ -470,6 +489,8 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
                     lr.top >= r.top && lr.bottom <= r.bottom,
                 download: a.hasAttribute("download"), href: a.href,
                 downloadType: await fetch(a.href, { method: "HEAD" }).then(r => r.headers.get("content-type")),
+                disposition: await fetch(a.href, { method: "HEAD" }).then(r => r.headers.get("content-disposition")),
+                saveHelp: document.getElementById("save-help").textContent,
                 buttons: [...document.querySelectorAll("#page a.btn, #page button")].filter(b => b.getClientRects().length).map(b => Math.round(b.getBoundingClientRect().height)),
             };
         })()"##,
@@ -487,6 +508,17 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
     assert_eq!(v["download"], true, "{v}");
     assert_eq!(v["href"], format!("{url}/video.mp4"));
     assert_eq!(v["downloadType"], "video/mp4");
+    let disposition = v["disposition"].as_str().unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment; filename=\"kissbooth-")
+            && disposition.ends_with(".mp4\""),
+        "the download is saved as a named file: {v}"
+    );
+    let help = v["saveHelp"].as_str().unwrap_or_default();
+    assert!(
+        help.contains("iPhone") && help.contains("Save Video") && help.contains("Android"),
+        "how to save to Photos: {v}"
+    );
     for h in v["buttons"].as_array().unwrap() {
         assert!(h.as_f64().unwrap() >= 48.0, "a button under 48px tall: {v}");
     }
@@ -510,8 +542,27 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
     screenshot(&phone, &artifacts().join("10-phone-360.png")).await;
     browser::emulate(&phone, Device::PHONE).await;
 
-    // "Delete my video": confirmed, gone, the link answers 404.
-    js(&phone, "window.confirm = () => true").await;
+    // "Delete my video": the question says it deletes the clip for both; confirmed, gone, the
+    // page answers 410 "deleted" and the video 404. The other one's phone, open on the same
+    // clip, says it was deleted by one of them, not that it expired.
+    let other = c.open(url, Device::PHONE).await;
+    wait_until(
+        &other,
+        "document.getElementById('v').readyState >= 1",
+        60,
+        "the clip on the other phone",
+        PHONE_STATE,
+    )
+    .await;
+    phone
+        .bring_to_front()
+        .await
+        .expect("the first phone in front");
+    js(
+        &phone,
+        "window.asked = ''; window.confirm = (q) => { window.asked = q; return true; }",
+    )
+    .await;
     tap(&phone, "#delete").await;
     wait_until(
         &phone,
@@ -522,6 +573,11 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
         PHONE_STATE,
     )
     .await;
+    let asked = js(&phone, "window.asked").await;
+    assert!(
+        asked.as_str().unwrap().contains("for both of you"),
+        "the question warns it deletes the clip for both: {asked}"
+    );
     let msg = js(&phone, "document.getElementById('deleted').innerText").await;
     assert!(msg.as_str().unwrap().contains("deleted"), "{msg}");
     screenshot(&phone, &artifacts().join("11-phone-deleted.png")).await;
@@ -530,17 +586,38 @@ async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
         "Promise.all([fetch(location.href), fetch(location.href + '/video.mp4')]).then(rs => rs.map(r => r.status))",
     )
     .await;
-    assert_eq!(gone, serde_json::json!([404, 404]));
-    phone.reload().await.expect("reload");
+    assert_eq!(gone, serde_json::json!([410, 404]));
+    // The other phone is picked up again (a page out of sight checks when it comes back).
+    other
+        .bring_to_front()
+        .await
+        .expect("the other phone in front");
     wait_until(
-        &phone,
-        "document.body && document.body.innerText.includes('expired')",
+        &other,
+        "getComputedStyle(document.getElementById('deleted')).display !== 'none' && \
+         document.getElementById('deleted-text').textContent.includes('One of you deleted')",
         30,
-        "the link-gone page",
+        "the other phone saying one of them deleted the clip",
         PHONE_STATE,
     )
     .await;
-    screenshot(&phone, &artifacts().join("12-phone-link-gone.png")).await;
+    screenshot(&other, &artifacts().join("11-other-phone-deleted.png")).await;
+    let _ = other.close().await;
+    phone
+        .bring_to_front()
+        .await
+        .expect("the first phone in front");
+    phone.reload().await.expect("reload");
+    wait_until(
+        &phone,
+        "document.body && document.body.innerText.includes('This video was deleted') && \
+         !document.body.innerText.includes('expired')",
+        30,
+        "the deleted-link page",
+        PHONE_STATE,
+    )
+    .await;
+    screenshot(&phone, &artifacts().join("12-phone-link-deleted.png")).await;
     let _ = phone.close().await;
 }
 

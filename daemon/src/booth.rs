@@ -1082,6 +1082,19 @@ impl Booth {
         live_session(&self.store, token)
     }
 
+    /// Whether `token` was the link to a clip that one of the couple deleted (and the link would
+    /// still be valid otherwise): the other's phone then says so instead of "expired".
+    pub fn deleted_by_guests(&self, token: &str) -> bool {
+        if !is_token_shaped(token) {
+            return false;
+        }
+        matches!(
+            self.store.by_token(token),
+            Ok(Some(s)) if s.state == SessionState::Deleted
+                && s.token_expires_at.is_some_and(|t| t > now_s())
+        )
+    }
+
     /// "Delete my video": removes the files and the link at once, as retention would.
     pub fn delete_by_token(&self, token: &str) -> bool {
         let Some(s) = self.by_token(token) else {
@@ -1119,6 +1132,7 @@ impl Booth {
             })
             .collect();
         let (n, failed) = self.purge_each(&due, SessionEvent::Expire);
+        self.store.forget_deleted_tokens(now)?;
         if n > 0 {
             self.store
                 .audit("retention_purge", None, &format!("{n} session(s)"));
@@ -1142,6 +1156,7 @@ impl Booth {
             .collect();
         let all = self.store.sessions_in(&live)?;
         let (n, failed) = self.purge_each(&all, SessionEvent::Purge);
+        self.store.forget_deleted_tokens(i64::MAX)?;
         self.store.audit(
             "end_of_event",
             None,
@@ -1186,13 +1201,18 @@ impl Booth {
             return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
-        let cleared = [
+        let mut cleared = vec![
             ("capture_path", null.clone()),
             ("video_path", null.clone()),
             ("poster_path", null.clone()),
             ("faces", null.clone()),
-            ("token_hash", null),
         ];
+        // A clip deleted by one of the couple keeps its token's hash until the link would have
+        // expired, so the other's phone can say why it is gone (it opens nothing: the files and
+        // the `done` state are gone). Every other end forgets it now.
+        if event != SessionEvent::Delete {
+            cleared.push(("token_hash", null));
+        }
         if let Transition::Refused(r) = self.store.transition(&s.id, event, &cleared)? {
             // Another path ended it first (a guest deleted it during the sweep): its files are
             // gone all the same; the rest is cleared too.

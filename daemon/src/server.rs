@@ -34,6 +34,7 @@ const APP_JS: &str = include_str!("../../kiosk-ui/app.js");
 const STYLE: &str = include_str!("../../kiosk-ui/style.css");
 const PHONE: &str = include_str!("../../kiosk-ui/phone.html");
 const NOT_FOUND: &str = include_str!("../../kiosk-ui/notfound.html");
+const DELETED: &str = include_str!("../../kiosk-ui/deleted.html");
 const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn router(state: AppState) -> Router {
@@ -385,6 +386,23 @@ async fn serve_file(path: std::path::PathBuf, req: Request) -> Result<Response, 
     Ok(res.map(Body::new))
 }
 
+/// The answer for a link that opens nothing: "deleted at the guests' request" (410) when one of
+/// the couple deleted the clip, else "expired or never here" (404).
+async fn gone(b: AppState, token: String) -> Response {
+    let deleted = tokio::task::spawn_blocking(move || b.deleted_by_guests(&token))
+        .await
+        .unwrap_or(false);
+    if !deleted {
+        return not_found();
+    }
+    (
+        StatusCode::GONE,
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(DELETED),
+    )
+        .into_response()
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -398,7 +416,7 @@ async fn phone_page(State(b): State<AppState>, Path(token): Path<String>) -> Res
     let b2 = b.clone();
     let t = token.clone();
     let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&t)).await else {
-        return not_found();
+        return gone(b, token).await;
     };
     // The page's one script runs by a nonce fresh for every answer; nothing else may run, load
     // from elsewhere, or frame the page.
@@ -441,10 +459,26 @@ async fn guest_file(b: AppState, token: String, poster: bool, req: Request) -> R
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, no-store"),
             );
+            // Saved as a file with a name that says what and when, not played in a new tab
+            // (a video element plays it all the same).
+            if !poster
+                && r.status().is_success()
+                && let Ok(v) = HeaderValue::from_str(&format!(
+                    "attachment; filename=\"{}\"",
+                    download_name(s.created_at)
+                ))
+            {
+                r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
             r
         }
         Err(_) => not_found(),
     }
+}
+
+/// `kissbooth-2026-12-05-2231.mp4`: the capture's local date and time.
+fn download_name(created_unix_s: i64) -> String {
+    format!("kissbooth-{}.mp4", crate::sys::local_stamp(created_unix_s))
 }
 
 async fn guest_video(

@@ -222,6 +222,18 @@ impl Store {
         })
     }
 
+    /// Forgets the token hashes kept for clips the guests deleted, once their links would have
+    /// expired (`until`: now), or all of them (`i64::MAX`, the end of the event).
+    pub fn forget_deleted_tokens(&self, until: i64) -> anyhow::Result<usize> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sessions SET token_hash = NULL WHERE state = ?1 AND token_hash IS NOT NULL \
+                 AND (token_expires_at IS NULL OR token_expires_at <= ?2)",
+                params![SessionState::Deleted.name(), until],
+            )
+        })
+    }
+
     /// Updates named columns of a session other than its state (column names are fixed strings
     /// from this crate); the state changes only by [`Store::transition`].
     pub fn update(&self, id: &str, sets: &[(&str, rusqlite::types::Value)]) -> anyhow::Result<()> {
@@ -501,6 +513,33 @@ mod tests {
         drop(s);
         let s = Store::open(dir.path()).unwrap();
         assert_eq!(s.setting("k").unwrap().as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_deleted_clips_token_is_kept_until_its_link_would_expire_then_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for (id, expires) in [("soon", 100i64), ("later", 200), ("live", 100)] {
+            s.create_session(id).unwrap();
+            let state = if id == "live" {
+                SessionState::Done
+            } else {
+                SessionState::Deleted
+            };
+            let sets = [
+                ("token_hash", token_hash(id).into()),
+                ("token_expires_at", expires.into()),
+            ];
+            s.force_state(id, state, &sets).unwrap();
+        }
+        assert_eq!(s.forget_deleted_tokens(150).unwrap(), 1);
+        assert!(s.by_token("soon").unwrap().is_none());
+        assert!(s.by_token("later").unwrap().is_some());
+        // A live clip's link is retention's business, not this.
+        assert!(s.by_token("live").unwrap().is_some());
+        assert_eq!(s.forget_deleted_tokens(i64::MAX).unwrap(), 1);
+        assert!(s.by_token("later").unwrap().is_none());
+        assert!(s.by_token("live").unwrap().is_some());
     }
 
     #[test]

@@ -34,3 +34,33 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+/// `YYYY-MM-DD-HHMM` of a Unix time in the booth's local time zone (UTC when it has none).
+pub fn local_stamp(unix_s: i64) -> String {
+    let t = unix_s as libc::time_t;
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: `t` and `tm` are valid for the call; localtime_r is the thread-safe form.
+    let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
+    if !ok {
+        return unix_s.to_string();
+    }
+    format!(
+        "{:04}-{:02}-{:02}-{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_stamps_are_dates_and_times() {
+        let s = super::local_stamp(1_796_515_200); // 2026-12-06 00:00 UTC
+        assert_eq!(s.len(), 15, "{s}");
+        assert!(s.starts_with("2026-12-0"), "{s}");
+        assert!(s[11..].chars().all(|c| c.is_ascii_digit()), "{s}");
+    }
+}
