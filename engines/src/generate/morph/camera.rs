@@ -8,9 +8,9 @@
 //! it never jerks and it ends where it started.
 //!
 //! Where the framing needs more than the scene holds (a landscape capture in a portrait
-//! output), the camera keeps the scene's bottom edge on the output's bottom edge and the rest is
-//! a designed band in the backdrop colour above it (or equal bands beside it): the layout,
-//! not a smear.
+//! output), the camera keeps the scene's bottom edge on the output's bottom edge; above it (or
+//! beside it) the picture continues softly into the backdrop colour (`Beyond` in the
+//! generator): the layout, not a smear.
 
 /// How far the framing reaches beyond the faces' landmarks, in inter-ocular distances: to the
 /// sides, above the brows (hair), below the chin (neck and shoulders).

@@ -258,7 +258,7 @@ pub struct MorphGenerator {
     timeline: Timeline,
     scene_size: (usize, usize),
     plate: RgbImage,
-    backdrop: [u8; 3],
+    beyond: Beyond,
     views: Vec<View>,
     people: [PersonLayer; 2],
     next: usize,
@@ -349,8 +349,8 @@ impl MorphGenerator {
         }
         Ok(Self {
             scene_size: (scene.width, scene.height),
+            beyond: Beyond::new(&scene.plate, scene.backdrop),
             plate: scene.plate,
-            backdrop: scene.backdrop,
             cfg,
             timeline,
             views,
@@ -439,7 +439,7 @@ impl MorphGenerator {
         let out = composite(
             &self.people,
             &self.plate,
-            self.backdrop,
+            &self.beyond,
             &view,
             DEPTH_SOFT * iod,
             (w, h),
@@ -489,14 +489,84 @@ fn open_gpu() -> Option<crate::gpu::Gpu> {
     }
 }
 
-/// Draws the frame row by row: the rebuilt background through the camera (the backdrop colour
-/// where the camera sees past the scene), then both people, the nearer one over the other at
+/// What the camera shows past the scene's edge: the scene's own colours there, blurred far
+/// beyond any detail, fading into the backdrop colour over a third of the scene's shorter side.
+/// A soft continuation of the picture, not a hard band, and never a streak smeared from its
+/// edge pixels.
+struct Beyond {
+    /// The scene pooled by [`Beyond::CELL`] and blurred, RGB.
+    glow: Vec<f32>,
+    size: (usize, usize),
+    scene: (f32, f32),
+    backdrop: [u8; 3],
+}
+
+impl Beyond {
+    const CELL: usize = 16;
+
+    fn new(plate: &RgbImage, backdrop: [u8; 3]) -> Self {
+        let (pw, ph) = (plate.width() as usize, plate.height() as usize);
+        let (gw, gh) = (
+            pw.div_ceil(Self::CELL).max(1),
+            ph.div_ceil(Self::CELL).max(1),
+        );
+        let mut glow = vec![0.0f32; gw * gh * 3];
+        let mut count = vec![0.0f32; gw * gh];
+        for (x, y, px) in plate.enumerate_pixels() {
+            let i = (y as usize / Self::CELL) * gw + x as usize / Self::CELL;
+            for c in 0..3 {
+                glow[i * 3 + c] += px[c] as f32;
+            }
+            count[i] += 1.0;
+        }
+        for (i, n) in count.iter().enumerate() {
+            for c in 0..3 {
+                glow[i * 3 + c] /= n.max(1.0);
+            }
+        }
+        pixels::Blur::default().apply(&mut glow, gw, gh, 3, 3, 3);
+        Self {
+            glow,
+            size: (gw, gh),
+            scene: (pw as f32, ph as f32),
+            backdrop,
+        }
+    }
+
+    /// The colour at scene point `p`, which lies outside the scene.
+    fn at(&self, p: [f32; 2]) -> [f32; 3] {
+        let (pw, ph) = self.scene;
+        let q = [p[0].clamp(0.0, pw), p[1].clamp(0.0, ph)];
+        let d = ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt();
+        let t = (d / (pw.min(ph) / 3.0).max(1.0)).clamp(0.0, 1.0);
+        let t = t * t * (3.0 - 2.0 * t);
+        // The backdrop, a little lighter above the scene and darker below it.
+        let shade = 1.0 - 0.15 * (p[1] / ph).clamp(-1.0, 2.0);
+        let (gw, gh) = self.size;
+        let gx = (q[0] / Self::CELL as f32 - 0.5).clamp(0.0, (gw - 1) as f32);
+        let gy = (q[1] / Self::CELL as f32 - 0.5).clamp(0.0, (gh - 1) as f32);
+        let (x0, y0) = (gx as usize, gy as usize);
+        let (x1, y1) = ((x0 + 1).min(gw - 1), (y0 + 1).min(gh - 1));
+        let (ax, ay) = (gx - x0 as f32, gy - y0 as f32);
+        let g = |x: usize, y: usize, c: usize| self.glow[(y * gw + x) * 3 + c];
+        std::array::from_fn(|c| {
+            let top = g(x0, y0, c) + (g(x1, y0, c) - g(x0, y0, c)) * ax;
+            let bottom = g(x0, y1, c) + (g(x1, y1, c) - g(x0, y1, c)) * ax;
+            let edge = top + (bottom - top) * ay;
+            let far = self.backdrop[c] as f32 * shade;
+            edge + (far - edge) * t
+        })
+    }
+}
+
+/// Draws the frame row by row: the rebuilt background through the camera ([`Beyond`] where
+/// the camera sees past the scene), then both people, the nearer one over the other at
 /// each pixel (with a soft change-over where their depths cross, `soft` output pixels of
 /// depth).
 fn composite(
     people: &[PersonLayer; 2],
     plate: &RgbImage,
-    backdrop: [u8; 3],
+    beyond: &Beyond,
     view: &View,
     soft: f32,
     (w, h): (usize, usize),
@@ -509,13 +579,28 @@ fn composite(
     let mut out = vec![0u8; w * h * 3];
     person::draw_rows(people, &mut out, w, |y, a, b, row| {
         let sy = view.to_scene([0.0, y as f32 + 0.5])[1];
+        // A row wholly above or below the scene: `Beyond` is smooth, so every 8th pixel is
+        // computed and the rest interpolated.
+        let outside_row: Option<Vec<[f32; 3]>> = (sy < 0.0 || sy >= ph).then(|| {
+            const STEP: usize = 8;
+            let knots: Vec<[f32; 3]> = (0..=w.div_ceil(STEP))
+                .map(|k| beyond.at([view.to_scene([(k * STEP) as f32 + 0.5, 0.0])[0], sy]))
+                .collect();
+            (0..w)
+                .map(|x| {
+                    let (k, f) = (x / STEP, (x % STEP) as f32 / STEP as f32);
+                    std::array::from_fn(|c| knots[k][c] + (knots[k + 1][c] - knots[k][c]) * f)
+                })
+                .collect()
+        });
         for x in 0..w {
             let sx = xs[x];
-            let bg: [f32; 3] = if sx >= 0.0 && sy >= 0.0 && sx < pw && sy < ph {
+            let bg: [f32; 3] = if let Some(r) = &outside_row {
+                r[x]
+            } else if sx >= 0.0 && sx < pw {
                 pixels::sample_rgb(plate, [sx, sy])
             } else {
-                let t = (sy / ph).clamp(-1.0, 2.0);
-                backdrop.map(|c| c as f32 * (1.0 - 0.15 * t))
+                beyond.at([sx, sy])
             };
             let alpha = |r: &person::Row| {
                 if r.covered[x] {
@@ -573,5 +658,60 @@ fn harmonise(people: &mut [PersonLayer; 2], amount: f32) {
                 px[c] = luts[c][px[c] as usize];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the scene's edge the picture continues softly into the backdrop: no step at the
+    /// edge, the backdrop far out, and no streaks from the edge's pixels.
+    #[test]
+    fn beyond_the_scene_is_a_soft_continuation_not_a_band_or_a_smear() {
+        let (w, h) = (320u32, 180u32);
+        // A warm top half with thin dark stripes at its top edge, a cool bottom half.
+        let plate = RgbImage::from_fn(w, h, |x, y| {
+            if y < 4 && x % 8 < 2 {
+                image::Rgb([20, 20, 20])
+            } else if y < h / 2 {
+                image::Rgb([200, 150, 100])
+            } else {
+                image::Rgb([60, 80, 120])
+            }
+        });
+        let backdrop = [30, 30, 40];
+        let beyond = Beyond::new(&plate, backdrop);
+        let dist = |a: [f32; 3], b: [f32; 3]| {
+            a.iter()
+                .zip(&b)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let warm = [200.0, 150.0, 100.0];
+        // Just above the top edge: the picture's colour (within the stripes' share), not the
+        // backdrop's.
+        let just_above = beyond.at([160.0, -1.0]);
+        assert!(dist(just_above, warm) < 50.0, "{just_above:?}");
+        // Far above: the backdrop (a little lighter above the scene).
+        let far = beyond.at([160.0, -200.0]);
+        let lit = backdrop.map(|c| c as f32 * 1.15);
+        assert!(dist(far, lit) < 2.0, "{far:?} vs {lit:?}");
+        // Along the edge the stripes are gone: neighbouring columns agree.
+        let row: Vec<[f32; 3]> = (40..280)
+            .map(|x| beyond.at([x as f32 + 0.5, -10.0]))
+            .collect();
+        let worst = row.windows(2).map(|p| dist(p[0], p[1])).fold(0.0, f32::max);
+        assert!(worst < 1.0, "a streak: neighbours differ by {worst}");
+        // Beside the scene it continues each side's own colour.
+        let left_low = beyond.at([-2.0, 170.0]);
+        assert!(dist(left_low, [60.0, 80.0, 120.0]) < 20.0, "{left_low:?}");
+        // It changes smoothly with the distance: no step anywhere along a line away from it.
+        let line: Vec<[f32; 3]> = (0..120).map(|d| beyond.at([100.0, -(d as f32)])).collect();
+        let step = line
+            .windows(2)
+            .map(|p| dist(p[0], p[1]))
+            .fold(0.0, f32::max);
+        assert!(step < 6.0, "a step of {step} above the scene");
     }
 }
