@@ -30,7 +30,7 @@ const HOLE_GROW: f32 = 0.18;
 /// Two portraits: the faces' inter-ocular distance in the scene, pixels...
 const PORTRAIT_IOD: f32 = 110.0;
 /// ...the distance between the two face centres, in inter-ocular distances...
-const PORTRAIT_APART: f32 = 5.2;
+const PORTRAIT_APART: f32 = 4.6;
 /// ...and the room kept beside the outer faces and above the heads, in inter-ocular distances.
 const PORTRAIT_SIDE: f32 = 3.6;
 const PORTRAIT_TOP: f32 = 3.2;
