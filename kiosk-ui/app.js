@@ -256,6 +256,7 @@ function onSession(v) {
 
 function onStatus(s) {
   $("camera-banner").hidden = s.camera.state !== "reconnecting";
+  if (s.camera.message) $("camera-banner").textContent = s.camera.message;
   $("wifi").hidden = !s.wifi;
   document.body.classList.toggle("wifi-on", !!s.wifi);
   if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";

@@ -346,3 +346,61 @@ fn an_unusable_pack_is_reported_once_and_the_daemon_renders_with_morph() {
     );
     assert!(log.contains("denoiser.onnx"), "{log}");
 }
+
+/// A booth started with no camera (here an empty stills folder, as an unplugged V4L2 camera
+/// would be) starts all the same: it answers its kiosk and says the camera is unavailable, its
+/// readiness says why, and it goes live by itself when the camera appears.
+#[test]
+fn a_booth_started_without_a_camera_serves_says_so_and_goes_live_when_it_appears() {
+    if !have_models("a_booth_started_without_a_camera_serves_says_so_and_goes_live_when_it_appears")
+    {
+        return;
+    }
+    let d = Daemon::start(&[], &[]);
+    let text = |path: &str| {
+        let mut r = agent().get(&d.url(path)).call().unwrap();
+        let status = r.status().as_u16();
+        (status, r.body_mut().read_to_string().unwrap_or_default())
+    };
+    let (st, body) = text("/healthz");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("camera unavailable"), "{body}");
+    let (st, body) = text("/readyz");
+    assert_eq!(st, 503, "{body}");
+    assert!(body.contains("camera unavailable"), "{body}");
+    let (st, status) = d.get_json("/api/status");
+    assert_eq!(st, 200);
+    assert_eq!(status["camera"]["state"], "reconnecting", "{status}");
+    assert!(
+        status["camera"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{status}"
+    );
+    // The kiosk app itself loads.
+    assert_eq!(text("/").0, 200);
+
+    // The camera appears: ready within a few seconds, no restart.
+    std::fs::copy(
+        fixture("couple_1280x720.jpg"),
+        d.data.path().join("stills/000.jpg"),
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    loop {
+        let (st, body) = text("/readyz");
+        if st == 200 {
+            assert_eq!(body, "ready");
+            break;
+        }
+        assert!(
+            t.elapsed().as_secs() < 20,
+            "not ready 20 s after the camera appeared: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, status) = d.get_json("/api/status");
+    assert_eq!(status["camera"]["state"], "live", "{status}");
+    assert_eq!(text("/healthz"), (200, "ok".to_string()));
+}

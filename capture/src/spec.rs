@@ -212,7 +212,25 @@ impl CameraSpec {
     /// [`crate::CameraStatus::Reconnecting`] and reconnects with back-off.
     pub fn build(&self, ctx: CameraContext) -> Result<CameraHandle, CaptureError> {
         self.validate()?;
-        let source: Box<dyn FrameSource> = match self {
+        CameraHandle::spawn(self.open_source()?, self.to_string(), &ctx)
+    }
+
+    /// Like [`CameraSpec::build`], but a camera that cannot be opened yet (not plugged in, an
+    /// empty stills folder) is not an error: the camera starts
+    /// [`crate::CameraStatus::Reconnecting`], saying why, tries again with back-off and goes
+    /// live when the camera appears. Only a malformed spec is an error. For a booth that must
+    /// start, and say what is wrong, whatever is plugged in.
+    pub fn build_waiting(&self, ctx: CameraContext) -> Result<CameraHandle, CaptureError> {
+        self.validate()?;
+        let source = Awaited {
+            spec: self.clone(),
+            source: None,
+        };
+        CameraHandle::spawn(Box::new(source), self.to_string(), &ctx)
+    }
+
+    fn open_source(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
+        Ok(match self {
             CameraSpec::Stills {
                 folder,
                 interval_ms,
@@ -226,8 +244,34 @@ impl CameraSpec {
             CameraSpec::TestPattern { width, height, fps } => {
                 Box::new(TestPatternSource::new(*width, *height, *fps))
             }
+        })
+    }
+}
+
+/// A camera opened on first use and again after each failure to open it.
+struct Awaited {
+    spec: CameraSpec,
+    source: Option<Box<dyn FrameSource>>,
+}
+
+impl FrameSource for Awaited {
+    fn next(&mut self) -> Result<crate::RawFrame, crate::SourceError> {
+        let source = match &mut self.source {
+            Some(source) => source,
+            None => self.source.insert(
+                self.spec
+                    .open_source()
+                    .map_err(|e| crate::SourceError::Lost(format!("camera unavailable: {e}")))?,
+            ),
         };
-        CameraHandle::spawn(source, self.to_string(), &ctx)
+        source.next()
+    }
+
+    fn describe(&self) -> String {
+        match &self.source {
+            Some(source) => source.describe(),
+            None => format!("{} (not available yet)", self.spec),
+        }
     }
 }
 

@@ -276,3 +276,56 @@ fn a_fifo_or_a_device_in_the_folder_never_stalls_the_camera() {
         .expect("the camera hung on a FIFO or a device");
     assert!(centres.iter().all(|c| *c == RED), "{centres:?}");
 }
+
+#[test]
+fn a_camera_missing_at_start_waits_says_why_and_goes_live_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("stills");
+    // `build` refuses a folder that is not there; `build_waiting` starts and waits for it.
+    assert!(stills(&folder, 20).build(CameraContext::default()).is_err());
+    let ctx = CameraContext {
+        backoff: kissbooth_capture::Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(100),
+        },
+        ..CameraContext::default()
+    };
+    let camera = stills(&folder, 20).build_waiting(ctx).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            matches!(camera.status(), CameraStatus::Reconnecting { .. })
+        }),
+        "{:?}",
+        camera.status()
+    );
+    match camera.status() {
+        CameraStatus::Reconnecting { last_error, .. } => {
+            assert!(last_error.contains("camera unavailable"), "{last_error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(camera.latest().is_none());
+    assert!(
+        camera.describe().contains("not available yet"),
+        "{}",
+        camera.describe()
+    );
+    // An empty folder is still no camera.
+    std::fs::create_dir(&folder).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(camera.latest().is_none());
+    assert!(matches!(camera.status(), CameraStatus::Reconnecting { .. }));
+    // A picture arrives: live, with that picture.
+    write_png(&folder.join("a.png"), 64, 48, GREEN);
+    let frame = camera
+        .wait_newer(0, Duration::from_secs(5))
+        .expect("a frame once the camera is there");
+    assert!(near(centre(&frame.image), GREEN, 6));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            matches!(camera.status(), CameraStatus::Live { .. })
+        }),
+        "{:?}",
+        camera.status()
+    );
+}

@@ -145,8 +145,10 @@ impl Booth {
             .context("cannot load the face models")?;
         let spec = camera_spec(&cfg)?;
         let shutdown = Shutdown::new();
+        // A camera that is not there yet (unplugged, an empty stills folder) does not stop the
+        // booth: the kiosk says the camera is unavailable, and it goes live when it appears.
         let camera = spec
-            .build(CameraContext::new(shutdown.clone()))
+            .build_waiting(CameraContext::new(shutdown.clone()))
             .with_context(|| format!("camera {spec}"))?;
         let public_base = if cfg.public_url.is_empty() {
             crate::net::default_public_url(cfg.listen)
@@ -1369,7 +1371,13 @@ impl Booth {
                 last_error,
                 ..
             } => {
-                json!({"state": "reconnecting", "attempt": attempt, "message": "The camera is reconnecting…", "error": last_error})
+                // Never seen since the booth started (not plugged in), or lost on the way.
+                let message = if self.camera.latest().is_none() {
+                    "The camera is not connected. The booth starts by itself once it is."
+                } else {
+                    "The camera is reconnecting…"
+                };
+                json!({"state": "reconnecting", "attempt": attempt, "message": message, "error": last_error})
             }
             CameraStatus::Stopped => json!({"state": "stopped"}),
         };

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/end-of-event", post(end_of_event))
         .route("/api/admin/setup", post(crate::admin::setup))
         .route("/api/preview.jpg", get(preview_jpg))
+        .route("/readyz", get(readyz))
         // A request that takes longer than this is answered 408 rather than left hanging.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -197,13 +198,52 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| BoothError::Internal(anyhow::anyhow!("task failed: {e}")))?
 }
 
+/// Liveness: 200 while the daemon serves, whatever the camera does (a booth whose camera is
+/// unplugged still answers its kiosk and its guests' downloads); the camera's state is in the
+/// body. 503 while it cannot accept connections, or before its camera first answered at all.
 async fn healthz(State(b): State<AppState>) -> Response {
+    use kissbooth_capture::CameraStatus;
     if b.net.accept_broken() {
-        (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections").into_response()
-    } else if b.camera.latest().is_some() {
-        (StatusCode::OK, "ok").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "not accepting connections").into_response();
+    }
+    match b.camera.status() {
+        CameraStatus::Reconnecting { .. } => {
+            (StatusCode::OK, "ok; camera unavailable (see /readyz)").into_response()
+        }
+        _ if b.camera.latest().is_some() => (StatusCode::OK, "ok").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response(),
+    }
+}
+
+/// Readiness: 200 only while the booth can take a couple's picture (serving, camera live);
+/// 503 with the reason otherwise, for the operator and for monitoring.
+async fn readyz(State(b): State<AppState>) -> Response {
+    use kissbooth_capture::CameraStatus;
+    let unavailable = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            why,
+        )
+            .into_response()
+    };
+    if b.net.accept_broken() {
+        return unavailable("not accepting connections".into());
+    }
+    match b.camera.status() {
+        CameraStatus::Live { .. } => (StatusCode::OK, "ready").into_response(),
+        CameraStatus::Reconnecting {
+            attempt,
+            last_error,
+            since,
+        } => {
+            let secs = since.elapsed().map(|d| d.as_secs()).unwrap_or(0);
+            unavailable(format!(
+                "camera unavailable for {secs} s ({attempt} attempts): {last_error}"
+            ))
+        }
+        CameraStatus::Starting => unavailable("camera starting".into()),
+        CameraStatus::Stopped => unavailable("camera stopped".into()),
     }
 }
 
