@@ -96,7 +96,7 @@ $("agree").onclick = async () => {
 $("pose-cancel").onclick = () => reset();
 
 $("shoot").onclick = async () => {
-  if (shooting) return;
+  if (shooting || $("shoot").disabled) return;
   shooting = true;
   show("countdown");
   $("count-note").textContent = "Look at the camera!";
@@ -113,8 +113,11 @@ $("shoot").onclick = async () => {
       $("still").src = `${session.capture_url}?t=${Date.now()}`;
       show("review");
     } else {
+      // Someone moved during the countdown: back to the preview, saying what to fix.
       show("pose");
-      setGate(r.verdict);
+      setGate(r.verdict, true);
+      // The button follows the live preview (its verdict comes only when it changes).
+      $("shoot").disabled = !(liveVerdict && liveVerdict.ok);
     }
   } catch (e) { problem(e.message); } finally { shooting = false; }
 };
@@ -142,10 +145,13 @@ $("next-couple").onclick = () => {
 $("done").onclick = () => { renderWatch = null; reset(); };
 $("problem-ok").onclick = () => reset();
 
-function setGate(v) {
+// The picture can be taken only while the live gate is satisfied; until then the gate says
+// what to fix.
+function setGate(v, retake = false) {
   const g = $("gate");
+  $("shoot").disabled = !(v && v.ok);
   if (!v) { g.textContent = "Stand side by side and look at the camera"; g.className = "gate"; return; }
-  g.textContent = v.message;
+  g.textContent = retake ? `Let's take it again. ${v.message}` : v.message;
   g.className = "gate " + (v.ok ? "ok" : "bad");
 }
 

@@ -253,13 +253,36 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     )
     .await;
 
-    // Taking the picture of an empty wall: a countdown, then a clear retake message.
+    // An empty wall: the gate says what to fix and the picture cannot be taken yet. The
+    // preview is mirrored, as people expect of a screen they pose in front of.
+    wait_until(
+        &kiosk,
+        "document.getElementById('gate').textContent.includes(\"We can't see your faces\")",
+        30,
+        "the gate's message for an empty frame",
+        KIOSK_STATE,
+    )
+    .await;
+    let pose = js(
+        &kiosk,
+        "({ disabled: document.getElementById('shoot').disabled, \
+            transform: getComputedStyle(document.getElementById('preview')).transform })",
+    )
+    .await;
+    assert_eq!(pose["disabled"], true, "{pose}");
+    assert_eq!(pose["transform"], "matrix(-1, 0, 0, 1, 0, 0)", "{pose}");
+    kiosk_shot(&kiosk, "03-pose-empty", false).await;
+
+    // The couple moved out during the countdown (the button was live when tapped): back to the
+    // preview with what to fix.
+    js(&kiosk, "document.getElementById('shoot').disabled = false").await;
     tap(&kiosk, "#shoot").await;
     kiosk_screen_is(&kiosk, "countdown", 10).await;
     kiosk_screen_is(&kiosk, "pose", 60).await;
     wait_until(
         &kiosk,
-        "document.getElementById('gate').textContent.includes(\"We can't see your faces\")",
+        "document.getElementById('gate').textContent.includes(\"Let's take it again. We can't see your faces\") && \
+         document.getElementById('shoot').disabled",
         30,
         "the retake message",
         KIOSK_STATE,
@@ -284,9 +307,10 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     .await;
     wait_until(
         &kiosk,
-        "document.getElementById('gate').textContent.includes('Looking great')",
+        "document.getElementById('gate').textContent.includes('Looking great') && \
+         !document.getElementById('shoot').disabled",
         30,
-        "the gate to say the frame is fine",
+        "the gate to say the frame is fine and the button to come alive",
         KIOSK_STATE,
     )
     .await;
@@ -637,6 +661,14 @@ async fn pose_and_ask_for_the_clip(kiosk: &Page) {
     kiosk_screen_is(kiosk, "consent", 30).await;
     tap(kiosk, "#agree").await;
     kiosk_screen_is(kiosk, "pose", 30).await;
+    wait_until(
+        kiosk,
+        "!document.getElementById('shoot').disabled",
+        30,
+        "the gate to let the picture be taken",
+        KIOSK_STATE,
+    )
+    .await;
     tap(kiosk, "#shoot").await;
     kiosk_screen_is(kiosk, "review", 90).await;
     wait_until(
