@@ -9,6 +9,7 @@ let renderWatch = null;      // the session whose rendering screen is up
 const background = new Set(); // renders whose couple let the next one start
 const ready = new Map();      // id → view: finished while another couple used the screen
 let renderClock = null;       // first sight of a render's progress, for an estimate from its real speed
+let cameraTrouble = null;     // the camera's trouble, when it sends no pictures (else null)
 let liveVerdict = null;      // the face gate's latest word on the live preview (sent when it changes)
 let idleTimer = null;
 let shooting = false;
@@ -149,6 +150,7 @@ $("problem-ok").onclick = () => reset();
 // what to fix.
 function setGate(v, retake = false) {
   const g = $("gate");
+  if (cameraTrouble) v = { ok: false, message: cameraTrouble };
   $("shoot").disabled = !(v && v.ok);
   if (!v) { g.textContent = "Stand side by side and look at the camera"; g.className = "gate"; return; }
   g.textContent = retake ? `Let's take it again. ${v.message}` : v.message;
@@ -261,8 +263,12 @@ function onSession(v) {
 }
 
 function onStatus(s) {
-  $("camera-banner").hidden = s.camera.state !== "reconnecting";
+  const trouble = s.camera.state === "reconnecting" || s.camera.state === "stalled";
+  $("camera-banner").hidden = !trouble;
   if (s.camera.message) $("camera-banner").textContent = s.camera.message;
+  // No picture coming: the pose screen must not show a frozen frame saying "Looking great!".
+  cameraTrouble = trouble ? s.camera.message || "The camera is reconnecting…" : null;
+  if (document.body.dataset.screen === "pose") setGate(liveVerdict);
   $("wifi").hidden = !s.wifi;
   document.body.classList.toggle("wifi-on", !!s.wifi);
   if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";

@@ -404,3 +404,50 @@ fn a_booth_started_without_a_camera_serves_says_so_and_goes_live_when_it_appears
     assert_eq!(status["camera"]["state"], "live", "{status}");
     assert_eq!(text("/healthz"), (200, "ok".to_string()));
 }
+
+/// A camera that stops sending pictures without an error (here a live test source at one
+/// picture every 4 s, as a wedged USB camera would look): within about 2 s of its last picture
+/// the booth says the camera has stalled, and says so again when pictures come back.
+#[test]
+fn a_camera_that_stops_sending_pictures_is_noticed_within_seconds() {
+    if !have_models("a_camera_that_stops_sending_pictures_is_noticed_within_seconds") {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let d = Daemon::start_in_with(
+        data,
+        "gst:videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=1/4",
+        &[],
+        Start::default(),
+    );
+    let mut seen = Vec::new();
+    let t = std::time::Instant::now();
+    while t.elapsed().as_secs() < 20 {
+        let (_, status) = d.get_json("/api/status");
+        let state = status["camera"]["state"].as_str().unwrap_or("").to_string();
+        if state == "stalled" {
+            assert!(
+                status["camera"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("stopped sending pictures"),
+                "{status}"
+            );
+        }
+        if seen.last() != Some(&state) {
+            seen.push(state);
+        }
+        if seen.iter().filter(|s| *s == "stalled").count() >= 1
+            && seen.last().is_some_and(|s| s == "live")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        seen.iter().any(|s| s == "stalled") && seen.last().is_some_and(|s| s == "live"),
+        "camera states seen: {seen:?}; log: {}",
+        d.log()
+    );
+    assert!(d.log().contains("camera stalled"), "{}", d.log());
+}

@@ -130,9 +130,45 @@ pub struct Booth {
     /// a working link out of it; after a restart the kiosk shows no QR code for older clips,
     /// while the phones that scanned one keep their link.
     links: Mutex<HashMap<String, String>>,
+    /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
+    stall_after: Duration,
+}
+
+/// How old the newest picture of a live camera may be before the booth says the camera has
+/// stalled: 2 s (a camera sends many pictures a second), or three of a stills folder's
+/// intervals when they are longer.
+pub fn stall_after(spec: &CameraSpec) -> Duration {
+    let floor = Duration::from_secs(2);
+    match spec {
+        CameraSpec::Stills { interval_ms, .. } => floor.max(Duration::from_millis(3 * interval_ms)),
+        _ => floor,
+    }
+}
+
+/// Whether a camera in `status` whose newest picture was taken at `newest` has stalled by
+/// `now`: live but silent for longer than `after`. A reconnecting camera is not stalled: it
+/// says so itself.
+pub fn stalled(
+    status: &CameraStatus,
+    newest: Option<std::time::SystemTime>,
+    now: std::time::SystemTime,
+    after: Duration,
+) -> bool {
+    matches!(status, CameraStatus::Live { .. })
+        && newest.is_some_and(|t| now.duration_since(t).unwrap_or_default() > after)
 }
 
 impl Booth {
+    /// Whether the camera has stopped sending pictures without saying why.
+    pub fn camera_stalled(&self) -> bool {
+        stalled(
+            &self.camera.status(),
+            self.camera.latest().map(|f| f.captured_at),
+            std::time::SystemTime::now(),
+            self.stall_after,
+        )
+    }
+
     pub fn start(
         cfg: Config,
         models: PathBuf,
@@ -198,6 +234,7 @@ impl Booth {
             started: Instant::now(),
             net: Arc::default(),
             links: Mutex::new(HashMap::new()),
+            stall_after: stall_after(&spec),
             cfg,
         });
         booth.recover()?;
@@ -460,6 +497,11 @@ impl Booth {
         if let CameraStatus::Reconnecting { .. } | CameraStatus::Stopped = self.camera.status() {
             return Err(BoothError::Busy(
                 "The camera is reconnecting. One moment please.".into(),
+            ));
+        }
+        if self.camera_stalled() {
+            return Err(BoothError::Busy(
+                "The camera has stopped sending pictures. One moment please.".into(),
             ));
         }
         let mut best: Option<(f32, Arc<RgbImage>, Analysis)> = None;
@@ -1231,7 +1273,22 @@ impl Booth {
         let mut last_seq = 0;
         let mut n = 0u64;
         let mut boxes: Vec<([f32; 4], bool)> = Vec::new();
+        let mut was_stalled = false;
         while !self.shutdown.wait_timeout(Duration::from_millis(100)) {
+            // A camera that stops sending pictures without an error: the kiosk hears of it at
+            // once (and again when it recovers), not at its next status poll.
+            let is_stalled = self.camera_stalled();
+            if is_stalled != was_stalled {
+                was_stalled = is_stalled;
+                if is_stalled {
+                    tracing::warn!("camera stalled: no picture for {:?}", self.stall_after);
+                } else {
+                    tracing::info!("camera sending pictures again");
+                }
+                let _ = self
+                    .events
+                    .send(json!({"type": "status", "status": self.status_json()}).to_string());
+            }
             // Only while a kiosk watches (the pose screen): idle screens cost nothing.
             let watched = self
                 .preview
@@ -1364,6 +1421,10 @@ impl Booth {
 
     pub fn status_json(&self) -> serde_json::Value {
         let camera = match self.camera.status() {
+            CameraStatus::Live { .. } if self.camera_stalled() => json!({
+                "state": "stalled",
+                "message": "The camera has stopped sending pictures. One moment please."
+            }),
             CameraStatus::Starting => json!({"state": "starting"}),
             CameraStatus::Live { fps } => json!({"state": "live", "fps": fps}),
             CameraStatus::Reconnecting {
@@ -1539,6 +1600,41 @@ fn open_judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_camera_silent_for_two_seconds_has_stalled_a_slow_slideshow_has_not() {
+        use std::time::SystemTime;
+        let live = CameraStatus::Live { fps: 30.0 };
+        let now = SystemTime::now();
+        let ago = |ms: u64| Some(now - Duration::from_millis(ms));
+        let v4l2: CameraSpec = "v4l2:/dev/video0".parse().unwrap();
+        let after = stall_after(&v4l2);
+        assert_eq!(after, Duration::from_secs(2));
+        assert!(!stalled(&live, ago(300), now, after));
+        assert!(stalled(&live, ago(2500), now, after));
+        // No picture yet, or a camera that says it is reconnecting: not a silent stall.
+        assert!(!stalled(&live, None, now, after));
+        let lost = CameraStatus::Reconnecting {
+            attempt: 1,
+            since: now,
+            last_error: "unplugged".into(),
+        };
+        assert!(!stalled(&lost, ago(60_000), now, after));
+        // A stills folder showing a picture every 5 s is not stalled between pictures.
+        let slides = CameraSpec::Stills {
+            folder: "/tmp".into(),
+            interval_ms: 5000,
+        };
+        assert_eq!(stall_after(&slides), Duration::from_secs(15));
+        assert!(!stalled(&live, ago(6000), now, stall_after(&slides)));
+        assert!(stalled(&live, ago(16_000), now, stall_after(&slides)));
+        // A fast one is held to the 2 s.
+        let fast = CameraSpec::Stills {
+            folder: "/tmp".into(),
+            interval_ms: 100,
+        };
+        assert_eq!(stall_after(&fast), Duration::from_secs(2));
+    }
 
     /// A booth on a temporary data folder (test-pattern camera, no NVML, no sysfs), or None
     /// (said loudly) when the shared models are absent.
