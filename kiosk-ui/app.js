@@ -12,6 +12,10 @@ let renderClock = null;       // first sight of a render's progress, for an esti
 let cameraTrouble = null;     // the camera's trouble, when it sends no pictures (else null)
 let liveVerdict = null;      // the face gate's latest word on the live preview (sent when it changes)
 let idleTimer = null;
+let idleScale = 1;            // shortens every idle wait (tests)
+let stillThereTimer = null;
+const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 };
+const WARN_S = 15;            // the "Still there?" countdown, seconds
 let shooting = false;
 
 // What the kiosk does with a session in each of the server's states (daemon/src/session.rs;
@@ -52,11 +56,36 @@ function show(name) {
   if (name === "pose") setGate(liveVerdict);
   // The tray's clips play only while the attract screen shows them.
   if (name === "attract") drawTray(); else $("ready-tray").replaceChildren();
-  clearTimeout(idleTimer);
-  // A screen left alone goes back to attract (result stays up longer for scanning).
-  const idle = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 }[name];
-  if (idle) idleTimer = setTimeout(reset, idle * 1000);
+  armIdle();
 }
+
+// A screen left alone goes back to attract (result stays up longer for scanning), after a
+// visible "Still there?" countdown that any tap cancels. `idleScale` shortens every wait (tests).
+function armIdle() {
+  clearTimeout(idleTimer);
+  clearInterval(stillThereTimer);
+  $("still-there").hidden = true;
+  const idle = IDLE_S[document.body.dataset.screen];
+  if (!idle) return;
+  idleTimer = setTimeout(stillThere, Math.max(0, idle - WARN_S) * 1000 * idleScale);
+}
+function stillThere() {
+  let left = WARN_S;
+  $("still-there-count").textContent = left;
+  $("still-there").hidden = false;
+  stillThereTimer = setInterval(() => {
+    left -= 1;
+    $("still-there-count").textContent = Math.max(0, left);
+    if (left <= 0) {
+      clearInterval(stillThereTimer);
+      $("still-there").hidden = true;
+      reset();
+    }
+  }, 1000 * idleScale);
+}
+// Any touch counts as someone being there: the wait starts again.
+document.addEventListener("pointerdown", () => { if (IDLE_S[document.body.dataset.screen]) armIdle(); }, true);
+$("still-here").onclick = () => armIdle();
 
 // A dropped preview stream (server restart) reconnects while it is wanted.
 $("preview").onerror = () => setTimeout(() => {

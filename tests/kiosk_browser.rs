@@ -241,6 +241,29 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     }
     kiosk_shot(&kiosk, "02-consent", true).await;
 
+    // Left alone, a screen first asks "Still there?" with a countdown (waits shortened tenfold
+    // here); a tap keeps the couple where they were.
+    js(&kiosk, "idleScale = 0.1; armIdle()").await;
+    wait_until(
+        &kiosk,
+        "!document.getElementById('still-there').hidden && \
+         document.getElementById('still-there').innerText.includes('Still there?')",
+        15,
+        "the still-there countdown",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_shot(&kiosk, "02-consent-still-there", false).await;
+    tap(&kiosk, "#still-here").await;
+    let after = js(
+        &kiosk,
+        "({ hidden: document.getElementById('still-there').hidden, screen: document.body.dataset.screen })",
+    )
+    .await;
+    assert_eq!(after["hidden"], true, "{after}");
+    assert_eq!(after["screen"], "consent", "{after}");
+    js(&kiosk, "idleScale = 1; armIdle()").await;
+
     // Pose, nobody in frame yet: the live preview shows the wall.
     tap(&kiosk, "#agree").await;
     kiosk_screen_is(&kiosk, "pose", 30).await;
@@ -475,8 +498,20 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     );
     assert!(after["qr"].is_null() && after["clip"].is_null(), "{after}");
     kiosk_shot(&kiosk, "13-result-deleted-from-a-phone", false).await;
-    tap(&kiosk, "#problem-ok").await;
-    kiosk_screen_is(&kiosk, "attract", 30).await;
+    // Nobody taps: after the "Still there?" countdown runs out, back to attract by itself.
+    js(&kiosk, "idleScale = 0.1; armIdle()").await;
+    wait_until(
+        &kiosk,
+        "!document.getElementById('still-there').hidden",
+        15,
+        "the still-there countdown",
+        KIOSK_STATE,
+    )
+    .await;
+    kiosk_screen_is(&kiosk, "attract", 15).await;
+    let gone = js(&kiosk, "document.getElementById('still-there').hidden").await;
+    assert_eq!(gone, true);
+    js(&kiosk, "idleScale = 1").await;
 }
 
 async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
