@@ -499,6 +499,19 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     let page = get(&d, "/admin", &cookie).text();
     assert!(page.contains("Kept: each couple"), "not kept: {page}");
     assert!(page.contains("keep_captures_changed"), "not audited");
+    // The audit list says when in words a person reads: a date and a time, not Unix seconds.
+    let at = page
+        .find(" keep_captures_changed")
+        .map(|i| &page[i.saturating_sub(19)..i])
+        .unwrap_or_default();
+    let shape = at.len() == 19
+        && at.chars().enumerate().all(|(i, c)| match i {
+            4 | 7 => c == '-',
+            10 => c == ' ',
+            13 | 16 => c == ':',
+            _ => c.is_ascii_digit(),
+        });
+    assert!(shape, "the audit time is {at:?}, not YYYY-MM-DD HH:MM:SS");
 
     // A new password: the old one stops working, every other session ends.
     let other = session_cookie(&login(&d, ADMIN_PASSWORD));

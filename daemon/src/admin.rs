@@ -891,7 +891,12 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
     let log = table(
         &audit
             .iter()
-            .map(|(at, e, d)| (format!("{at} {e}"), d.clone()))
+            .map(|(at, e, d)| {
+                (
+                    format!("{} {e}", crate::sys::local_date_time(*at)),
+                    d.clone(),
+                )
+            })
             .collect::<Vec<_>>(),
         "Nothing yet.",
     );

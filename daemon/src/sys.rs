@@ -35,15 +35,20 @@ pub fn trim_heap() {
     }
 }
 
-/// `YYYY-MM-DD-HHMM` of a Unix time in the booth's local time zone (UTC when it has none).
-pub fn local_stamp(unix_s: i64) -> String {
+/// A Unix time in the booth's local time zone (UTC when it has none).
+fn local_tm(unix_s: i64) -> Option<libc::tm> {
     let t = unix_s as libc::time_t;
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: `t` and `tm` are valid for the call; localtime_r is the thread-safe form.
     let ok = !unsafe { libc::localtime_r(&t, &mut tm) }.is_null();
-    if !ok {
+    ok.then_some(tm)
+}
+
+/// `YYYY-MM-DD-HHMM` of a Unix time, local: for file names.
+pub fn local_stamp(unix_s: i64) -> String {
+    let Some(tm) = local_tm(unix_s) else {
         return unix_s.to_string();
-    }
+    };
     format!(
         "{:04}-{:02}-{:02}-{:02}{:02}",
         tm.tm_year + 1900,
@@ -51,6 +56,22 @@ pub fn local_stamp(unix_s: i64) -> String {
         tm.tm_mday,
         tm.tm_hour,
         tm.tm_min
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time, local: for people.
+pub fn local_date_time(unix_s: i64) -> String {
+    let Some(tm) = local_tm(unix_s) else {
+        return unix_s.to_string();
+    };
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
     )
 }
 
@@ -62,5 +83,11 @@ mod tests {
         assert_eq!(s.len(), 15, "{s}");
         assert!(s.starts_with("2026-12-0"), "{s}");
         assert!(s[11..].chars().all(|c| c.is_ascii_digit()), "{s}");
+        let t = super::local_date_time(1_796_515_200 + 3_723);
+        assert_eq!(t.len(), 19, "{t}");
+        // Time zones differ in hours and minutes, never in seconds.
+        assert_eq!(&t[16..], ":03", "{t}");
+        assert_eq!(t.as_bytes()[13], b':', "{t}");
+        assert_eq!(t.as_bytes()[10], b' ', "{t}");
     }
 }
