@@ -297,9 +297,13 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     kiosk_shot(&kiosk, "03-pose-empty", false).await;
 
     // The couple moved out during the countdown (the button was live when tapped): back to the
-    // preview with what to fix.
-    js(&kiosk, "document.getElementById('shoot').disabled = false").await;
-    tap(&kiosk, "#shoot").await;
+    // preview with what to fix. (Enabled and pressed in one step: the kiosk's next status poll
+    // would disable it again in between.)
+    js(
+        &kiosk,
+        "(() => { const b = document.getElementById('shoot'); b.disabled = false; b.click(); return true; })()",
+    )
+    .await;
     kiosk_screen_is(&kiosk, "countdown", 10).await;
     kiosk_screen_is(&kiosk, "pose", 60).await;
     wait_until(
