@@ -13,6 +13,7 @@ let cameraTrouble = null;     // the camera's trouble, when it sends no pictures
 let liveVerdict = null;      // the face gate's latest word on the live preview (sent when it changes)
 let idleTimer = null;
 let idleScale = 1;            // shortens every idle wait (tests)
+let countScale = 1;           // shortens the "Still there?" countdown's seconds (tests)
 let stillThereTimer = null;
 const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 };
 const WARN_S = 15;            // the "Still there?" countdown, seconds
@@ -81,7 +82,7 @@ function stillThere() {
       $("still-there").hidden = true;
       reset();
     }
-  }, 1000 * idleScale);
+  }, 1000 * countScale);
 }
 // Any touch counts as someone being there: the wait starts again.
 document.addEventListener("pointerdown", () => { if (IDLE_S[document.body.dataset.screen]) armIdle(); }, true);

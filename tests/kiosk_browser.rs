@@ -241,9 +241,9 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     }
     kiosk_shot(&kiosk, "02-consent", true).await;
 
-    // Left alone, a screen first asks "Still there?" with a countdown (waits shortened tenfold
-    // here); a tap keeps the couple where they were.
-    js(&kiosk, "idleScale = 0.1; armIdle()").await;
+    // Left alone, a screen first asks "Still there?" with a countdown (the wait before it
+    // shortened tenfold here, the countdown itself not); a tap keeps the couple where they were.
+    js(&kiosk, "idleScale = 0.1; countScale = 1; armIdle()").await;
     wait_until(
         &kiosk,
         "!document.getElementById('still-there').hidden && \
@@ -503,7 +503,7 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     assert!(after["qr"].is_null() && after["clip"].is_null(), "{after}");
     kiosk_shot(&kiosk, "13-result-deleted-from-a-phone", false).await;
     // Nobody taps: after the "Still there?" countdown runs out, back to attract by itself.
-    js(&kiosk, "idleScale = 0.1; armIdle()").await;
+    js(&kiosk, "idleScale = 0.1; countScale = 0.1; armIdle()").await;
     wait_until(
         &kiosk,
         "!document.getElementById('still-there').hidden",
@@ -515,7 +515,7 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     kiosk_screen_is(&kiosk, "attract", 15).await;
     let gone = js(&kiosk, "document.getElementById('still-there').hidden").await;
     assert_eq!(gone, true);
-    js(&kiosk, "idleScale = 1").await;
+    js(&kiosk, "idleScale = 1; countScale = 1").await;
 }
 
 async fn the_guest_on_a_phone(c: &Chromium, url: &str) {
