@@ -297,8 +297,10 @@ function onStatus(s) {
   $("camera-banner").hidden = !trouble;
   if (s.camera.message) $("camera-banner").textContent = s.camera.message;
   // No picture coming: the pose screen must not show a frozen frame saying "Looking great!".
+  const was = cameraTrouble;
   cameraTrouble = trouble ? s.camera.message || "The camera is reconnecting…" : null;
-  if (document.body.dataset.screen === "pose") setGate(liveVerdict);
+  // Only when it changes: the gate's own word (a retake's reason) stays up between polls.
+  if (cameraTrouble !== was && document.body.dataset.screen === "pose") setGate(liveVerdict);
   $("wifi").hidden = !s.wifi;
   document.body.classList.toggle("wifi-on", !!s.wifi);
   if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";

@@ -474,7 +474,7 @@ impl Booth {
             id,
             SessionEvent::Consent,
             &[("consent_at", now_s().into()), ("people", people.into())],
-        )
+        )?
         .map_err(|from| refused(from.unwrap_or(s.state)))?;
         self.store.audit("consent_given", Some(id), "people=2");
         self.view_and_publish(id)
@@ -559,23 +559,27 @@ impl Booth {
         let faces: Vec<Landmarks> = analysis.faces.iter().map(|f| f.landmarks).collect();
         // Only a session still posing or reviewing takes the picture: a cancel during the burst
         // wins, and the picture goes.
-        let taken = self.moved(
-            id,
-            SessionEvent::Capture,
-            &[
-                ("capture_path", path.display().to_string().into()),
-                (
-                    "faces",
-                    serde_json::to_string(&faces).unwrap_or_default().into(),
-                ),
-                (
-                    "verdict",
-                    serde_json::to_string(&analysis.verdict)
-                        .unwrap_or_default()
-                        .into(),
-                ),
-            ],
-        );
+        let taken = self
+            .moved(
+                id,
+                SessionEvent::Capture,
+                &[
+                    ("capture_path", path.display().to_string().into()),
+                    (
+                        "faces",
+                        serde_json::to_string(&faces).unwrap_or_default().into(),
+                    ),
+                    (
+                        "verdict",
+                        serde_json::to_string(&analysis.verdict)
+                            .unwrap_or_default()
+                            .into(),
+                    ),
+                ],
+            )
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&path);
+            })?;
         if let Err(from) = taken {
             let _ = std::fs::remove_file(&path);
             return Err(BoothError::Conflict(format!(
@@ -590,7 +594,7 @@ impl Booth {
 
     pub fn retake(&self, id: &str) -> BoothResult<SessionView> {
         let s = self.session(id)?;
-        self.moved(id, SessionEvent::Retake, &[]).map_err(|from| {
+        self.moved(id, SessionEvent::Retake, &[])?.map_err(|from| {
             BoothError::Conflict(format!(
                 "cannot retake: this session is {}",
                 from.map_or("gone", SessionState::name)
@@ -629,7 +633,7 @@ impl Booth {
             _ => {}
         }
         // A session past cancelling (done, failed, deleted...) is answered as it is.
-        if self.moved(id, SessionEvent::Cancel, &[]).is_err() {
+        if self.moved(id, SessionEvent::Cancel, &[])?.is_err() {
             return self.view(id);
         }
         self.remove_capture(&s);
@@ -653,7 +657,7 @@ impl Booth {
                     "The booth is busy making other videos. Please try again in a minute.".into(),
                 ));
             }
-            self.moved(id, SessionEvent::Queue, &[("progress", 0.0f64.into())])
+            self.moved(id, SessionEvent::Queue, &[("progress", 0.0f64.into())])?
                 .map_err(|from| refused(from.unwrap_or(s.state)))?;
             if let Err(e) = self.store.enqueue_job(id) {
                 let _ = self.set_failed(id, RENDER_FAILED);
@@ -967,23 +971,20 @@ impl Booth {
         Ok(())
     }
 
-    /// Applies `event` to the session: `Err` with the state it was in when the state machine
-    /// refuses it (`None`: no such session).
+    /// Applies `event` to the session: `Ok(Err(state))` with the state it was in when the state
+    /// machine refuses it (`None`: no such session); `Err` when the database cannot record it
+    /// (a full disk is an error to report, not a refusal).
     fn moved(
         &self,
         id: &str,
         event: SessionEvent,
         sets: &[(&str, rusqlite::types::Value)],
-    ) -> Result<SessionState, Option<SessionState>> {
-        match self.store.transition(id, event, sets) {
-            Ok(Transition::Moved { to, .. }) => Ok(to),
-            Ok(Transition::Refused(r)) => Err(Some(r.from)),
-            Ok(Transition::NoSuchSession) => Err(None),
-            Err(e) => {
-                tracing::error!(session = %id, ?event, error = %format!("{e:#}"), "cannot record the session's new state");
-                Err(self.store.get(id).ok().flatten().map(|s| s.state))
-            }
-        }
+    ) -> BoothResult<Result<SessionState, Option<SessionState>>> {
+        Ok(match self.store.transition(id, event, sets)? {
+            Transition::Moved { to, .. } => Ok(to),
+            Transition::Refused(r) => Err(Some(r.from)),
+            Transition::NoSuchSession => Err(None),
+        })
     }
 
     /// Whether source captures are kept after their video is done: the admin page's choice
