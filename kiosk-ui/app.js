@@ -6,8 +6,8 @@ const $ = (id) => document.getElementById(id);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let session = null;
 let renderWatch = null;      // the session whose rendering screen is up
-const background = new Set(); // renders whose couple let the next one start
-const ready = new Map();      // id → view: finished while another couple used the screen
+let onScreen = null;          // the session whose clip (QR code, video) the kiosk shows
+let shownView = null;         // the latest view of the result screen's session
 let renderClock = null;       // first sight of a render's progress, for an estimate from its real speed
 let cameraTrouble = null;     // the camera's trouble, when it sends no pictures (else null)
 let liveVerdict = null;      // the face gate's latest word on the live preview (sent when it changes)
@@ -55,8 +55,15 @@ function show(name) {
     $("clip").load();
   }
   if (name === "pose") setGate(liveVerdict);
-  // The tray's clips play only while the attract screen shows them.
-  if (name === "attract") drawTray(); else $("ready-tray").replaceChildren();
+  // A couple who leave their clip's screens (rendering, result) take it with them: the kiosk
+  // shows nothing of it again, and the daemon stops serving it to the kiosk.
+  if (name !== "rendering" && name !== "result" && onScreen) {
+    const id = onScreen;
+    onScreen = null;
+    $("render-qr").removeAttribute("src");
+    $("qr").removeAttribute("src");
+    api("POST", `/api/sessions/${id}/release`).catch(() => {});
+  }
   armIdle();
 }
 
@@ -71,6 +78,8 @@ function armIdle() {
   idleTimer = setTimeout(stillThere, Math.max(0, idle - WARN_S) * 1000 * idleScale);
 }
 function stillThere() {
+  // A phone still downloading the clip keeps the result screen up.
+  if (document.body.dataset.screen === "result" && shownView && shownView.downloading > 0) { armIdle(); return; }
   let left = WARN_S;
   $("still-there-count").textContent = left;
   $("still-there").hidden = false;
@@ -160,14 +169,17 @@ $("make").onclick = async () => {
   try {
     session = await api("POST", `/api/sessions/${session.id}/render`);
     renderWatch = session.id;
+    onScreen = session.id;
     renderClock = null;
     $("render-still").src = $("still").src;
+    // Scan now, watch when ready: the link works from the moment the clip is queued.
+    $("render-qr").src = `/api/sessions/${session.id}/qr.svg`;
+    $("render-short").textContent = session.short_link || "";
     showRender(session);
     show("rendering");
   } catch (e) { problem(e.message); } finally { $("make").disabled = false; }
 };
 $("next-couple").onclick = () => {
-  if (renderWatch) background.add(renderWatch);
   renderWatch = null;
   session = null;
   $("render-still").removeAttribute("src");
@@ -227,8 +239,11 @@ let shown = null;
 
 function showResult(v) {
   shown = v.id;
+  shownView = v;
+  onScreen = v.id;
   $("clip").src = v.video_url;
   $("qr").src = `/api/sessions/${v.id}/qr.svg`;
+  $("short-link").textContent = v.short_link || "";
   const hours = v.expires_at ? Math.round((v.expires_at - Date.now() / 1000) / 3600) : 24;
   $("link-note").textContent = hours >= 1
     ? `Each of you can scan it. The link works for ${hours} hour${hours > 1 ? "s" : ""}.`
@@ -236,43 +251,15 @@ function showResult(v) {
   show("result");
 }
 
-// The attract screen offers videos that finished while the next couple was using the booth.
-function drawTray() {
-  const tray = $("ready-tray");
-  const fresh = [...ready.values()].filter((v) => !v.expires_at || v.expires_at > Date.now() / 1000 + 60);
-  tray.replaceChildren();
-  for (const v of fresh.slice(-3)) {
-    const b = document.createElement("button");
-    const clip = document.createElement("video");
-    Object.assign(clip, { muted: true, loop: true, autoplay: true, playsInline: true, src: v.video_url });
-    const label = document.createElement("span");
-    label.textContent = "Your video is ready: tap here";
-    b.append(clip, label);
-    b.onclick = () => { ready.delete(v.id); showResult(v); };
-    tray.append(b);
-  }
-  tray.hidden = fresh.length === 0;
-}
-
 function onSession(v) {
   if (session && v.id === session.id) session = v;
+  if (v.id === shown) shownView = v;
   // Deleted from a phone (or expired, or the event ended) while its QR code is on screen: the
   // code and the clip go at once.
   if (v.id === shown && stateKind(v.state) === "ended") {
     shown = null;
     $("qr").removeAttribute("src");
     if (document.body.dataset.screen === "result") problem(stateMessage(v.state), "OK");
-    return;
-  }
-  if (background.has(v.id)) {
-    if (stateKind(v.state) === "ready") {
-      background.delete(v.id);
-      ready.set(v.id, v);
-      if (document.body.dataset.screen === "attract") drawTray();
-    } else if (stateKind(v.state) !== "waiting") {
-      background.delete(v.id);
-      ready.delete(v.id);
-    }
     return;
   }
   if (v.id !== renderWatch) return;
@@ -319,7 +306,7 @@ function connect() {
 
 async function poll() {
   try { onStatus(await api("GET", "/api/status")); } catch (_) { /* the server may be restarting */ }
-  for (const id of [renderWatch, shown, ...background]) {
+  for (const id of [renderWatch, shown]) {
     if (!id) continue;
     try { onSession(await api("GET", `/api/sessions/${id}`)); } catch (_) { /* next time */ }
   }

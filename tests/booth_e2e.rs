@@ -451,3 +451,93 @@ fn a_camera_that_stops_sending_pictures_is_noticed_within_seconds() {
     );
     assert!(d.log().contains("camera stalled"), "{}", d.log());
 }
+
+/// "Scan now, watch when ready": the link (and its short form) works from the moment the clip
+/// is queued, the phone follows the render, a download in flight is counted (the kiosk keeps
+/// its result screen up meanwhile), and wrong short codes lock a phone out of short codes.
+#[test]
+fn the_link_works_from_the_queue_and_short_codes_are_limited() {
+    if !have_models("the_link_works_from_the_queue_and_short_codes_are_limited") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "[render]\nseconds = 6.0\n");
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &config]);
+    let id = d.start_render();
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    let url = v["download_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no link while queued: {v}"));
+    let url = url.to_string();
+    let short = v["short_link"].as_str().unwrap().to_string();
+    let code = short.rsplit('/').next().unwrap().to_string();
+    assert!(
+        short.starts_with(d.base.trim_start_matches("http://")),
+        "{short}"
+    );
+    assert_eq!(
+        qr_url(&d, &id),
+        url,
+        "the QR code is up while the clip is made"
+    );
+    let (st, status) = d.get_json(&format!("{}/status", url.trim_start_matches(&d.base)));
+    assert_eq!(st, 200, "{status}");
+    if v["state"] != "done" {
+        assert!(
+            ["queued", "rendering", "done"].contains(&status["state"].as_str().unwrap()),
+            "{status}"
+        );
+        assert!(
+            status.get("download_url").is_none() && status.get("id").is_none(),
+            "the phone learns only where its clip is: {status}"
+        );
+    }
+    let (st, _, page) = bytes(&url, None);
+    assert_eq!(st, 200);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("Your video is on its way"),
+        "the waiting view is in the page"
+    );
+
+    d.wait_done(&id, 180);
+    let (_, status) = d.get_json(&format!("{}/status", url.trim_start_matches(&d.base)));
+    assert_eq!(status["state"], "done", "{status}");
+    // The short code, typed any which way, opens the same clip.
+    for typed in [code.clone(), code.to_lowercase(), code.replace('-', "")] {
+        let (st, ct, body) = bytes(&d.url(&format!("/d/{typed}/video.mp4")), None);
+        assert_eq!(st, 200, "/d/{typed}/video.mp4");
+        assert_eq!(ct.as_deref(), Some("video/mp4"));
+        assert!(body.len() > 10_000);
+    }
+
+    // A phone that reads slowly: its download is counted while it lasts.
+    let addr: std::net::SocketAddr = d.base.trim_start_matches("http://").parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let mut slow: std::net::TcpStream = s.into();
+    use std::io::Write;
+    let path = format!("{}/video.mp4", url.trim_start_matches(&d.base));
+    write!(slow, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut head = [0u8; 512];
+    let n = slow.read(&mut head).unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    let v = d.wait_session(&id, 10, |v| v["downloading"] == 1);
+    assert_eq!(v["state"], "done");
+    drop(slow);
+    d.wait_session(&id, 10, |v| v["downloading"] == 0);
+
+    // Ten wrong short codes from one phone: the eleventh try is refused, even the right one;
+    // the QR code's link still works for it.
+    for i in 0..10 {
+        let wrong = format!("ZZZZ-{i:04}");
+        let (st, _, _) = bytes(&d.url(&format!("/d/{wrong}")), None);
+        assert_eq!(st, 404, "{wrong}");
+    }
+    let (st, _, body) = bytes(&d.url(&format!("/d/{code}")), None);
+    assert_eq!(st, 429);
+    assert!(String::from_utf8_lossy(&body).contains("scan the QR code"));
+    let (st, _, _) = bytes(&url, None);
+    assert_eq!(st, 200, "the long link is not limited");
+}

@@ -722,14 +722,17 @@ async fn pose_and_ask_for_the_clip(kiosk: &Page) {
 }
 
 #[test]
-fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract() {
-    let name = "a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attract";
+fn scan_now_the_phone_follows_the_render_and_the_kiosk_forgets_the_clip_once_the_couple_leaves() {
+    let name = "scan_now_the_phone_follows_the_render_and_the_kiosk_forgets_the_clip_once_the_couple_leaves";
     if !have_models(name) || !browser::have_chromium(name) {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
-    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    // A longer clip, so the phone sees the render move before it is done.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(cfg_dir.path(), "[render]\nseconds = 8.0\n");
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcome = rt.block_on(async {
         let c = Chromium::launch(1280, 800).await;
@@ -737,68 +740,112 @@ fn a_clip_finished_while_the_next_couple_is_at_the_screen_waits_for_them_on_attr
             let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
             kiosk_screen_is(&kiosk, "attract", 30).await;
 
-            // The first couple asks for their clip and lets the next couple start.
+            // The QR code and the short link are up as soon as the clip is queued.
             pose_and_ask_for_the_clip(&kiosk).await;
             kiosk_screen_is(&kiosk, "rendering", 30).await;
-            let first = js(&kiosk, "session.id").await;
-            let first = first.as_str().unwrap().to_string();
+            wait_until(
+                &kiosk,
+                "(() => { const q = document.getElementById('render-qr'); return q.complete && q.naturalWidth > 0; })()",
+                30,
+                "the QR code on the rendering screen",
+                KIOSK_STATE,
+            )
+            .await;
+            let png = kiosk_shot(&kiosk, "14-rendering-scan-now", true).await;
+            let rect = js(
+                &kiosk,
+                "JSON.parse(JSON.stringify(document.getElementById('render-qr').getBoundingClientRect()))",
+            )
+            .await;
+            let url = decode_qr(&png, &rect);
+            let view = js(&kiosk, "session").await;
+            let id = view["id"].as_str().unwrap().to_string();
+            assert_eq!(Some(url.as_str()), view["download_url"].as_str(), "{view}");
+            let short = js(&kiosk, "document.getElementById('render-short').textContent").await;
+            let short = short.as_str().unwrap().to_string();
+            let code = short.rsplit('/').next().unwrap().to_string();
+            assert!(
+                short.starts_with(d.base.trim_start_matches("http://"))
+                    && code.len() == 9
+                    && code.as_bytes()[4] == b'-',
+                "the short link reads like 10.42.0.1/d/ABCD-2345: {short}"
+            );
+
+            // The phone that scanned it follows the render, then plays the clip.
+            let phone = c.open(&url, Device::PHONE).await;
+            let first = js(
+                &phone,
+                "({ view: document.body.dataset.view, title: document.getElementById('wait-title').textContent })",
+            )
+            .await;
+            assert_eq!(first["view"], "waiting", "the phone page while the clip is made: {first}");
+            screenshot(&phone, &artifacts().join("15-phone-waiting.png")).await;
+
+            // The couple scanned and leave: the next couple may start, and the kiosk shows
+            // nothing of their clip again.
+            kiosk.bring_to_front().await.expect("the kiosk in front");
             tap(&kiosk, "#next-couple").await;
             kiosk_screen_is(&kiosk, "attract", 30).await;
-
-            // The next couple is reading the consent screen when the first clip finishes: the
-            // screen stays theirs.
-            tap(&kiosk, "#start").await;
-            kiosk_screen_is(&kiosk, "consent", 30).await;
-            wait_until(
-                &kiosk,
-                &format!("ready.has({first:?})"),
-                120,
-                "the first clip to finish",
-                KIOSK_STATE,
-            )
-            .await;
-            kiosk_screen_is(&kiosk, "consent", 1).await;
-
-            // They decline; the attract screen offers the first couple their clip.
-            tap(&kiosk, "#decline").await;
-            kiosk_screen_is(&kiosk, "attract", 30).await;
-            wait_until(
-                &kiosk,
-                "(() => { const v = document.querySelector('#ready-tray video'); return v && v.readyState >= 2; })()",
-                30,
-                "the finished clip in the tray",
-                KIOSK_STATE,
-            )
-            .await;
-            kiosk_shot(&kiosk, "13-attract-clip-ready", true).await;
-            tap(&kiosk, "#ready-tray button").await;
-            kiosk_screen_is(&kiosk, "result", 30).await;
-            wait_until(
+            let after = js(
                 &kiosk,
                 &format!(
-                    "document.getElementById('clip').src.includes({first:?}) && \
-                     document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0"
+                    "Promise.all([fetch('/api/sessions/{id}').then(r => r.json()), \
+                       fetch('/api/sessions/{id}/qr.svg').then(r => r.status)]) \
+                     .then(([v, qr]) => ({{ link: v.download_url, short: v.short_link, qr, \
+                       videos: document.querySelectorAll('video[src]').length, \
+                       rqr: document.getElementById('render-qr').getAttribute('src') }}))"
                 ),
-                30,
-                "the first couple's clip and QR code",
-                KIOSK_STATE,
             )
             .await;
-            tap(&kiosk, "#done").await;
-            kiosk_screen_is(&kiosk, "attract", 30).await;
-            let tray = js(&kiosk, "document.getElementById('ready-tray').hidden").await;
-            assert_eq!(tray, true, "the clip leaves the tray once shown");
+            assert!(
+                after["link"].is_null() && after["short"].is_null() && after["qr"] != 200,
+                "the kiosk still offers the clip of a couple who left: {after}"
+            );
+            assert_eq!(after["videos"], 0, "{after}");
+            assert!(after["rqr"].is_null(), "{after}");
+
+            phone.bring_to_front().await.expect("the phone in front");
+            wait_until(
+                &phone,
+                "document.body.dataset.view === 'ready' && (() => { const v = document.getElementById('v'); return v.readyState >= 2 && v.currentTime > 0.2; })()",
+                180,
+                "the clip to play on the phone that scanned it while it was made",
+                PHONE_STATE,
+            )
+            .await;
+            screenshot(&phone, &artifacts().join("16-phone-ready-after-waiting.png")).await;
+            // Released or not, the kiosk never plays it again.
+            let kiosk_video = js(
+                &kiosk,
+                &format!("fetch('/api/sessions/{id}/video.mp4').then(r => r.status)"),
+            )
+            .await;
+            assert_eq!(kiosk_video, 404, "the kiosk's copy of a clip whose couple left");
+            let attract = js(&kiosk, "document.body.dataset.screen").await;
+            assert_eq!(attract, "attract", "a finished clip never brings the kiosk back to it");
+
+            // The other one has no camera: the short link, typed in lower case, opens the same clip.
+            let typed = format!("{}/d/{}", d.base, code.to_lowercase());
+            let other = c.open(&typed, Device::PHONE).await;
+            wait_until(
+                &other,
+                "document.body.dataset.view === 'ready' && document.getElementById('v').readyState >= 2",
+                60,
+                "the clip through the short link",
+                PHONE_STATE,
+            )
+            .await;
         })
         .await;
         c.close().await;
         result
     });
     if outcome.is_err() {
-        panic!("the tray test ran over 240 s: {}", d.log());
+        panic!("the scan-now test ran over 240 s: {}", d.log());
     }
     assert_no_layout_problems();
     eprintln!(
-        "two couples shared the screen in {:.1} s",
+        "scan now, watch when ready: {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

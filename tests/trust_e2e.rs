@@ -98,21 +98,37 @@ fn the_database_never_holds_a_working_download_link() {
     let token = url.rsplit('/').next().unwrap().to_string();
     assert_eq!(token.len(), 32, "{url}");
     assert_eq!(status_of(&format!("{url}/video.mp4")), 200);
-    // Neither the running booth's database files nor the closed ones hold the token.
-    let found = |bytes: &[u8]| bytes.windows(token.len()).any(|w| w == token.as_bytes());
+    // The short code written under the QR code, in the form stored and in the form shown.
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    let shown = v["short_link"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let short = shown.replace('-', "");
+    assert_eq!(status_of(&d.url(&format!("/d/{shown}/video.mp4"))), 200);
+    // Neither the running booth's database files nor the closed ones hold the token or code.
+    let found = |bytes: &[u8]| {
+        [&token, &short, &shown]
+            .iter()
+            .any(|t| bytes.windows(t.len()).any(|w| w == t.as_bytes()))
+    };
     assert!(
         !found(&database_bytes(d.data.path())),
-        "the token is in the database"
+        "the token or short code is in the database"
     );
     let data = d.kill();
     assert!(
         !found(&database_bytes(data.path())),
-        "the token is in the database"
+        "the token or short code is in the database"
     );
     // After a restart the phone's link still opens the clip; the kiosk no longer shows it.
     let d = Daemon::start_in(data, &["--config", &cfg]);
     let path = &url[url.find("/d/").unwrap()..];
     assert_eq!(status_of(&d.url(&format!("{path}/video.mp4"))), 200);
+    assert_eq!(status_of(&d.url(&format!("/d/{shown}/video.mp4"))), 200);
     let (st, v) = d.get_json(&format!("/api/sessions/{id}"));
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["state"], "done", "{v}");
@@ -149,9 +165,11 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
     );
     let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
     let id = d.start_render();
-    d.wait_session(&id, 60, |v| {
+    let v = d.wait_session(&id, 60, |v| {
         v["state"] == "rendering" && v["progress"].as_f64().unwrap_or(0.0) > 0.05
     });
+    // A phone scanned the code while the clip was being made.
+    let scanned = v["download_url"].as_str().unwrap().to_string();
     let data = d.kill();
     let dir = data.path().join(format!("sessions/{id}"));
     let left: Vec<String> = files_under(&dir);
@@ -173,6 +191,15 @@ fn a_daemon_killed_mid_render_finishes_the_job_after_restart() {
         .read_to_vec()
         .unwrap();
     assert_eq!(&body[4..8], b"ftyp", "a whole MP4");
+    // The kiosk shows a new link (it lost the old one with the restart); the phone that
+    // scanned the old one still gets the clip.
+    assert_ne!(url, scanned);
+    let path = &scanned[scanned.find("/d/").unwrap()..];
+    let r = agent()
+        .get(&d.url(&format!("{path}/video.mp4")))
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200, "the link scanned before the restart");
     let names: Vec<String> = files_under(&d.data.path().join(format!("sessions/{id}")));
     assert!(
         names.iter().all(|n| !n.contains(".partial")),

@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::config::Config;
+use crate::link::{Key, new_short, new_token, short_display};
 use crate::pipeline::render_clip;
 use crate::session::{SessionEvent, SessionState, apply};
 use crate::store::{SessionRow, Store, Transition, now_s, token_hash, write_atomic};
@@ -66,7 +67,12 @@ pub struct SessionView {
     pub queue_position: Option<usize>,
     /// Honest estimate of seconds until the clip is ready.
     pub eta_s: Option<f64>,
+    /// The guests' link, from the moment the clip is queued ("scan now, watch when ready").
     pub download_url: Option<String>,
+    /// The same link shortened for typing, as written under the QR code: `10.42.0.1/d/ABCD-2345`.
+    pub short_link: Option<String>,
+    /// Phones downloading the clip right now.
+    pub downloading: usize,
     pub video_url: Option<String>,
     pub capture_url: Option<String>,
     pub error: Option<String>,
@@ -125,11 +131,16 @@ pub struct Booth {
     pub started: Instant,
     /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
     pub net: Arc<crate::connections::NetStats>,
-    /// The download token of each clip finished since the daemon started (session → token),
-    /// for the kiosk's QR code. The database keeps only the token's sha256, so nobody can read
-    /// a working link out of it; after a restart the kiosk shows no QR code for older clips,
-    /// while the phones that scanned one keep their link.
-    links: Mutex<HashMap<String, String>>,
+    /// The download link of each clip queued since the daemon started (session → link), for
+    /// the kiosk's QR code, until the couple leaves the kiosk's screens. The database keeps only
+    /// the sha256 of the token and short code, so nobody can read a working link out of it;
+    /// after a restart the kiosk shows no QR code for older clips, while the phones that
+    /// scanned one keep their link.
+    links: Mutex<HashMap<String, KioskLink>>,
+    /// Wrong short codes recently typed by phones (see [`crate::link::Guesses`]).
+    pub short_guesses: Mutex<crate::link::Guesses>,
+    /// Guest downloads in flight, by session.
+    downloads: Arc<Mutex<HashMap<String, usize>>>,
     /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
     stall_after: Duration,
 }
@@ -234,6 +245,8 @@ impl Booth {
             started: Instant::now(),
             net: Arc::default(),
             links: Mutex::new(HashMap::new()),
+            downloads: Arc::default(),
+            short_guesses: Mutex::default(),
             stall_after: stall_after(&spec),
             cfg,
         });
@@ -319,11 +332,41 @@ impl Booth {
                     Some(&session),
                     &format!("job {job} -> {new_job}"),
                 );
+                // The kiosk lost the link with the restart: it gets a new one to show, and the
+                // phones that scanned the old one keep it.
+                let link = KioskLink {
+                    token: new_token(),
+                    short: self.unused_short()?,
+                };
+                let old = self.store.get(&session)?;
+                let keep = |h: Option<String>| h.map_or(rusqlite::types::Value::Null, Into::into);
+                let p = &self.cfg.privacy;
+                let expires = old
+                    .as_ref()
+                    .and_then(|s| s.token_expires_at)
+                    .unwrap_or_else(|| {
+                        let created = old.as_ref().map_or(now_s(), |s| s.created_at);
+                        (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
+                            .min(created + (p.retention_hours * 3600.0) as i64)
+                    });
                 self.store.transition(
                     &session,
                     SessionEvent::Requeue,
-                    &[("progress", 0.0f64.into())],
+                    &[
+                        ("progress", 0.0f64.into()),
+                        ("token_expires_at", expires.into()),
+                        (
+                            "old_token_hash",
+                            keep(old.as_ref().and_then(|s| s.token_hash.clone())),
+                        ),
+                        ("old_short_hash", keep(old.and_then(|s| s.short_hash))),
+                        ("token_hash", token_hash(&link.token).into()),
+                        ("short_hash", token_hash(&link.short).into()),
+                    ],
                 )?;
+                if let Ok(mut links) = self.links.lock() {
+                    links.insert(session.clone(), link);
+                }
                 self.queue
                     .lock()
                     .map_err(|_| anyhow!("queue lock"))?
@@ -657,8 +700,30 @@ impl Booth {
                     "The booth is busy making other videos. Please try again in a minute.".into(),
                 ));
             }
-            self.moved(id, SessionEvent::Queue, &[("progress", 0.0f64.into())])?
-                .map_err(|from| refused(from.unwrap_or(s.state)))?;
+            // The link exists from now: the couple can scan it while the clip is made and watch
+            // it on the phone when it is done. It ends with the token's time or when the video
+            // is deleted (retention counts from the session's start), whichever comes first.
+            let link = KioskLink {
+                token: new_token(),
+                short: self.unused_short()?,
+            };
+            let p = &self.cfg.privacy;
+            let expires = (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
+                .min(s.created_at + (p.retention_hours * 3600.0) as i64);
+            self.moved(
+                id,
+                SessionEvent::Queue,
+                &[
+                    ("progress", 0.0f64.into()),
+                    ("token_hash", token_hash(&link.token).into()),
+                    ("short_hash", token_hash(&link.short).into()),
+                    ("token_expires_at", expires.into()),
+                ],
+            )?
+            .map_err(|from| refused(from.unwrap_or(s.state)))?;
+            if let Ok(mut links) = self.links.lock() {
+                links.insert(id.to_string(), link);
+            }
             if let Err(e) = self.store.enqueue_job(id) {
                 let _ = self.set_failed(id, RENDER_FAILED);
                 return Err(e.into());
@@ -725,7 +790,6 @@ impl Booth {
             ("progress", 0.0f64.into()),
             ("video_path", rusqlite::types::Value::Null),
             ("poster_path", rusqlite::types::Value::Null),
-            ("token_hash", rusqlite::types::Value::Null),
         ];
         let saved = self
             .store
@@ -786,21 +850,8 @@ impl Booth {
             Ok((video, poster)) => {
                 produced.push(video.clone());
                 produced.push(poster.clone());
-                let mut token = [0u8; 16];
-                rand::rng().fill_bytes(&mut token);
-                let token = hex::encode(token);
-                // The link ends with the token's time or when the video is deleted (retention
-                // counts from the session's start), whichever comes first: the expiry shown is
-                // the one that holds.
-                let p = &self.cfg.privacy;
-                let expires = (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
-                    .min(s.created_at + (p.retention_hours * 3600.0) as i64);
                 // Published only while the session is still rendering: a cancel or the end of
-                // the event during the last frames must not bring a link back to life.
-                // The token itself stays in memory only, for the kiosk's QR code.
-                if let Ok(mut links) = self.links.lock() {
-                    links.insert(id.to_string(), token.clone());
-                }
+                // the event during the last frames must not bring the clip back to life.
                 let published = !cancel.load(Ordering::Relaxed)
                     && self
                         .store
@@ -811,15 +862,10 @@ impl Booth {
                                 ("progress", 1.0f64.into()),
                                 ("video_path", video.display().to_string().into()),
                                 ("poster_path", poster.display().to_string().into()),
-                                ("token_hash", token_hash(&token).into()),
-                                ("token_expires_at", expires.into()),
                             ],
                         )?
                         .moved();
                 if !published {
-                    if let Ok(mut links) = self.links.lock() {
-                        links.remove(id);
-                    }
                     for p in produced.drain(..) {
                         let _ = std::fs::remove_file(p);
                     }
@@ -1035,15 +1081,21 @@ impl Booth {
         {
             s.state = SessionState::Failed;
             s.error = Some(msg);
-            s.token_hash = None;
         }
-        // The link only while the database still holds its hash (deletion and expiry clear it).
-        let token = self
+        // The link while the clip is on its way or done, and only while the database still
+        // holds its hash (deletion and expiry clear it).
+        let link = self
             .links
             .lock()
             .ok()
             .and_then(|m| m.get(id).cloned())
-            .filter(|t| s.token_hash.as_deref() == Some(token_hash(t).as_str()));
+            .filter(|l| s.token_hash.as_deref() == Some(token_hash(&l.token).as_str()))
+            .filter(|_| {
+                matches!(
+                    s.state,
+                    SessionState::Queued | SessionState::Rendering | SessionState::Done
+                ) && s.token_expires_at.is_some_and(|t| t > now_s())
+            });
         let queue_position = if s.state == SessionState::Queued {
             self.queue
                 .lock()
@@ -1052,9 +1104,11 @@ impl Booth {
         } else {
             None
         };
-        let done = s.state == SessionState::Done
-            && token.is_some()
-            && s.token_expires_at.is_some_and(|t| t > now_s());
+        let done = s.state == SessionState::Done && link.is_some();
+        let host = self
+            .public_base
+            .split_once("://")
+            .map_or(self.public_base.as_str(), |(_, h)| h);
         Ok(SessionView {
             id: s.id.clone(),
             state: s.state,
@@ -1065,15 +1119,25 @@ impl Booth {
             progress: s.progress,
             queue_position,
             eta_s: self.eta(&s, queue_position),
-            download_url: done
-                .then(|| format!("{}/d/{}", self.public_base, token.as_deref().unwrap_or(""))),
+            download_url: link
+                .as_ref()
+                .map(|l| format!("{}/d/{}", self.public_base, l.token)),
+            short_link: link
+                .as_ref()
+                .map(|l| format!("{host}/d/{}", short_display(&l.short))),
+            downloading: self
+                .downloads
+                .lock()
+                .ok()
+                .and_then(|d| d.get(id).copied())
+                .unwrap_or(0),
             video_url: done.then(|| format!("/api/sessions/{}/video.mp4", s.id)),
             capture_url: s
                 .capture_path
                 .as_ref()
                 .map(|_| format!("/api/sessions/{}/capture.jpg", s.id)),
             error: s.error.clone(),
-            expires_at: if done { s.token_expires_at } else { None },
+            expires_at: link.as_ref().and(s.token_expires_at),
             throttle: self.throttle().name(),
             cooling: s.state == SessionState::Queued && self.throttle() == Throttle::Paused,
         })
@@ -1127,22 +1191,61 @@ impl Booth {
         live_session(&self.store, token)
     }
 
+    /// The session a guest's link names (its token or short code), in any state, while the
+    /// link has not expired: the phone page says what became of the clip.
+    pub fn by_link(&self, key: &Key) -> Option<SessionRow> {
+        let s = self.store.by_link(key).ok().flatten()?;
+        s.token_expires_at.is_some_and(|t| t > now_s()).then_some(s)
+    }
+
+    /// A short code not in use (40 random bits rarely meet, but a clash would fail the queue).
+    fn unused_short(&self) -> anyhow::Result<String> {
+        for _ in 0..8 {
+            let c = new_short();
+            if self.store.by_short(&c)?.is_none() {
+                return Ok(c);
+            }
+        }
+        anyhow::bail!("no free short code")
+    }
+
+    /// The couple left the kiosk's screens: the kiosk shows nothing of their clip again (no
+    /// QR code, no video), while the phones that have the link keep it.
+    pub fn release(&self, id: &str) -> BoothResult<SessionView> {
+        self.session(id)?;
+        if let Ok(mut links) = self.links.lock() {
+            links.remove(id);
+        }
+        self.view(id)
+    }
+
+    /// Whether the kiosk may still show this session's clip (its couple has not left).
+    pub fn on_kiosk(&self, id: &str) -> bool {
+        self.links.lock().is_ok_and(|l| l.contains_key(id))
+    }
+
+    /// Counts a guest download of `id` in flight until the guard is dropped (the kiosk keeps
+    /// the result screen up meanwhile).
+    pub fn downloading(&self, id: &str) -> DownloadGuard {
+        if let Ok(mut d) = self.downloads.lock() {
+            *d.entry(id.to_string()).or_default() += 1;
+        }
+        DownloadGuard {
+            downloads: self.downloads.clone(),
+            id: id.to_string(),
+        }
+    }
+
     /// Whether `token` was the link to a clip that one of the couple deleted (and the link would
     /// still be valid otherwise): the other's phone then says so instead of "expired".
-    pub fn deleted_by_guests(&self, token: &str) -> bool {
-        if !is_token_shaped(token) {
-            return false;
-        }
-        matches!(
-            self.store.by_token(token),
-            Ok(Some(s)) if s.state == SessionState::Deleted
-                && s.token_expires_at.is_some_and(|t| t > now_s())
-        )
+    pub fn deleted_by_guests(&self, key: &Key) -> bool {
+        self.by_link(key)
+            .is_some_and(|s| s.state == SessionState::Deleted)
     }
 
     /// "Delete my video": removes the files and the link at once, as retention would.
-    pub fn delete_by_token(&self, token: &str) -> bool {
-        let Some(s) = self.by_token(token) else {
+    pub fn delete_by_link(&self, key: &Key) -> bool {
+        let Some(s) = self.by_link(key).filter(|s| s.state == SessionState::Done) else {
             return false;
         };
         if let Err(e) = self.purge(&s, SessionEvent::Delete) {
@@ -1241,8 +1344,7 @@ impl Booth {
             && let Err(e) = std::fs::remove_dir_all(&dir)
         {
             // The link stops working even while the files resist; the next sweep retries them.
-            let null = rusqlite::types::Value::Null;
-            let _ = self.store.update(&s.id, &[("token_hash", null)]);
+            let _ = self.store.update(&s.id, &crate::store::links_cleared());
             return Err(e).with_context(|| format!("cannot delete {}", dir.display()));
         }
         let null = rusqlite::types::Value::Null;
@@ -1256,7 +1358,7 @@ impl Booth {
         // expired, so the other's phone can say why it is gone (it opens nothing: the files and
         // the `done` state are gone). Every other end forgets it now.
         if event != SessionEvent::Delete {
-            cleared.push(("token_hash", null));
+            cleared.extend(crate::store::links_cleared());
         }
         if let Transition::Refused(r) = self.store.transition(&s.id, event, &cleared)? {
             // Another path ended it first (a guest deleted it during the sweep): its files are
@@ -1515,18 +1617,12 @@ fn seed_of(id: &str) -> u64 {
     u64::from_str_radix(&id[..id.len().min(16)], 16).unwrap_or(0)
 }
 
-/// True when `token` (the `{token}` of `/d/{token}`, percent-decoded) has the shape of a download
-/// token: 32 hexadecimal digits. Anything else is refused before the database is asked.
-pub fn is_token_shaped(token: &str) -> bool {
-    token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The session a guest's download token opens: known, unexpired, and its video finished.
-pub fn live_session(store: &Store, token: &str) -> Option<SessionRow> {
-    if !is_token_shaped(token) {
-        return None;
-    }
-    let s = store.by_token(token).ok().flatten()?;
+/// The session whose clip a guest's link (`{key}` of `/d/{key}`, percent-decoded: a token or a
+/// short code) downloads: known, unexpired, and its video finished. Anything not shaped like a
+/// link is refused before the database is asked.
+pub fn live_session(store: &Store, key: &str) -> Option<SessionRow> {
+    let key = Key::parse(key)?;
+    let s = store.by_link(&key).ok().flatten()?;
     let live = s.state == SessionState::Done && s.token_expires_at.is_some_and(|t| t > now_s());
     live.then_some(s)
 }
@@ -1765,5 +1861,31 @@ mod tests {
             "a link outlived the end of the event"
         );
         b.shutdown.trigger();
+    }
+}
+
+/// A clip's link as the kiosk holds it in memory (the database has only its hashes).
+#[derive(Clone)]
+struct KioskLink {
+    token: String,
+    short: String,
+}
+
+/// A guest download in flight (see [`Booth::downloading`]).
+pub struct DownloadGuard {
+    downloads: Arc<Mutex<HashMap<String, usize>>>,
+    id: String,
+}
+
+impl Drop for DownloadGuard {
+    fn drop(&mut self) {
+        if let Ok(mut d) = self.downloads.lock()
+            && let Some(n) = d.get_mut(&self.id)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                d.remove(&self.id);
+            }
+        }
     }
 }

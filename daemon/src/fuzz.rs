@@ -12,8 +12,9 @@ use axum::http::{Request, StatusCode, header};
 use kissbooth_capture::CameraSpec;
 use tower::ServiceExt;
 
-use crate::booth::{Booth, is_token_shaped, live_session};
+use crate::booth::{Booth, live_session};
 use crate::config::Config;
+use crate::link::Key;
 use crate::store::{Store, now_s, token_hash};
 
 /// The configuration file: TOML text → [`Config`] → [`Config::validate`], then the camera
@@ -129,7 +130,7 @@ impl TokenStore {
             );
         }
         if found.is_some() {
-            assert!(is_token_shaped(token));
+            assert!(matches!(Key::parse(token), Some(Key::Token(_))));
         }
     }
 }

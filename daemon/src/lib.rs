@@ -12,6 +12,7 @@ pub mod doctor_cmd;
 mod draw;
 pub mod faces_cmd;
 pub mod fuzz;
+pub mod link;
 pub mod models_cmd;
 mod net;
 mod notify;

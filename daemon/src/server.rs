@@ -26,6 +26,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::booth::{Booth, BoothError};
 use crate::connections::LocalAddr;
+use crate::link::Key;
 
 pub type AppState = Arc<Booth>;
 
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/retake", post(retake))
         .route("/api/sessions/{id}/render", post(render))
         .route("/api/sessions/{id}/cancel", post(cancel))
+        .route("/api/sessions/{id}/release", post(release))
         .route("/api/sessions/{id}/qr.svg", get(qr_svg))
         .route("/api/sessions/{id}/qr.png", get(qr_png))
         .route("/api/sessions/{id}/capture.jpg", get(capture_jpg))
@@ -85,10 +87,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/preview.mjpg", get(preview_mjpg))
         .layer(middleware::from_fn(loopback_only));
     let guest = Router::new()
-        .route("/d/{token}", get(phone_page))
-        .route("/d/{token}/video.mp4", get(guest_video))
-        .route("/d/{token}/poster.jpg", get(guest_poster))
-        .route("/d/{token}/delete", post(guest_delete))
+        .route("/d/{key}", get(phone_page))
+        .route("/d/{key}/status", get(guest_status))
+        .route("/d/{key}/video.mp4", get(guest_video))
+        .route("/d/{key}/poster.jpg", get(guest_poster))
+        .route("/d/{key}/delete", post(guest_delete))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            short_code_limits,
+        ))
         .route("/healthz", get(healthz));
     Router::new()
         .merge(kiosk)
@@ -335,6 +342,92 @@ async fn cancel(
     Ok(Json(blocking(move || b.cancel(&id)).await?))
 }
 
+/// The couple left the kiosk's screens: nothing of their clip is shown there again.
+async fn release(
+    State(b): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, BoothError> {
+    Ok(Json(blocking(move || b.release(&id)).await?))
+}
+
+/// A short code can be typed, so it can be guessed: a phone that tried too many wrong ones (or
+/// all phones together) is refused short codes for a while (the QR code's links still work).
+async fn short_code_limits(
+    State(b): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let key = req
+        .uri()
+        .path()
+        .strip_prefix("/d/")
+        .map(|rest| rest.split('/').next().unwrap_or(""))
+        .map(percent_decode);
+    let short = matches!(
+        key.as_deref().and_then(crate::link::Key::parse),
+        Some(crate::link::Key::Short(_))
+    );
+    if !short {
+        return next.run(req).await;
+    }
+    let ip = peer.ip().to_canonical();
+    let allowed = b
+        .short_guesses
+        .lock()
+        .map(|mut g| g.allowed(ip, std::time::Instant::now()))
+        .unwrap_or(false);
+    if !allowed {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::RETRY_AFTER, "600"),
+            ],
+            Html(TOO_MANY_CODES),
+        )
+            .into_response();
+    }
+    let r = next.run(req).await;
+    if r.status() == StatusCode::NOT_FOUND
+        && let Ok(mut g) = b.short_guesses.lock()
+    {
+        g.missed(ip, std::time::Instant::now());
+    }
+    r
+}
+
+/// `%41` → `A`: the path's key as axum's `Path` hands it to the handlers.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .filter(|_| b[i] == b'%')
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(x) => {
+                out.push(x);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const TOO_MANY_CODES: &str = "<!doctype html><meta charset=utf-8>\
+<meta name=viewport content=\"width=device-width, initial-scale=1\">\
+<title>Too many tries</title><body style=\"font-family:system-ui,sans-serif;background:#16101c;\
+color:#fff;padding:1.5rem\"><h1>Too many wrong codes</h1><p>Please wait a few minutes, \
+or scan the QR code at the booth instead.</p></body>";
+
 /// The operator's "end of event": deletes every capture and video now.
 async fn end_of_event(State(b): State<AppState>) -> Result<impl IntoResponse, BoothError> {
     let n = blocking(move || b.purge_all().map_err(BoothError::from)).await?;
@@ -407,9 +500,10 @@ async fn kiosk_video(
     let row = blocking(move || b2.store.get(&id).map_err(BoothError::from))
         .await?
         .ok_or(BoothError::NotFound)?;
+    // Once the couple left the result screen, the kiosk shows nothing of their clip.
     let path = row
         .video_path
-        .filter(|_| row.state == crate::session::SessionState::Done)
+        .filter(|_| row.state == crate::session::SessionState::Done && b.on_kiosk(&row.id))
         .ok_or(BoothError::NotFound)?;
     serve_file(path.into(), req).await
 }
@@ -428,10 +522,7 @@ async fn serve_file(path: std::path::PathBuf, req: Request) -> Result<Response, 
 
 /// The answer for a link that opens nothing: "deleted at the guests' request" (410) when one of
 /// the couple deleted the clip, else "expired or never here" (404).
-async fn gone(b: AppState, token: String) -> Response {
-    let deleted = tokio::task::spawn_blocking(move || b.deleted_by_guests(&token))
-        .await
-        .unwrap_or(false);
+fn gone(deleted: bool) -> Response {
     if !deleted {
         return not_found();
     }
@@ -443,6 +534,17 @@ async fn gone(b: AppState, token: String) -> Response {
         .into_response()
 }
 
+/// The session a guest's link names, while the link holds (see [`Booth::by_link`]).
+async fn linked(b: &AppState, key: &str) -> Option<(Key, crate::store::SessionRow)> {
+    let key = Key::parse(key)?;
+    let (b2, k2) = (b.clone(), key.clone());
+    let s = tokio::task::spawn_blocking(move || b2.by_link(&k2))
+        .await
+        .ok()
+        .flatten()?;
+    Some((key, s))
+}
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -452,21 +554,28 @@ fn not_found() -> Response {
         .into_response()
 }
 
-async fn phone_page(State(b): State<AppState>, Path(token): Path<String>) -> Response {
-    let b2 = b.clone();
-    let t = token.clone();
-    let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&t)).await else {
-        return gone(b, token).await;
+/// The phone page: progress while the clip is made (the QR code is shown as soon as it is
+/// queued), the clip once it is done, or what became of it.
+async fn phone_page(State(b): State<AppState>, Path(key): Path<String>) -> Response {
+    use crate::session::SessionState as S;
+    let Some((key, s)) = linked(&b, &key).await else {
+        return not_found();
     };
+    match s.state {
+        S::Queued | S::Rendering | S::Done | S::Failed | S::Cancelled => {}
+        S::Deleted => return gone(true),
+        _ => return not_found(),
+    }
     // The page's one script runs by a nonce fresh for every answer; nothing else may run, load
     // from elsewhere, or frame the page.
-    let nonce = {
-        let mut b = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
-        hex::encode(b)
+    let nonce = crate::link::new_token();
+    let key = match key {
+        Key::Token(t) => t,
+        Key::Short(c) => c,
     };
     let html = PHONE
-        .replace("{{TOKEN}}", &token)
+        .replace("{{TOKEN}}", &key)
+        .replace("{{STATE}}", s.state.name())
         .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string())
         .replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
     let csp = format!("{PHONE_CSP} script-src 'nonce-{nonce}'");
@@ -479,15 +588,39 @@ async fn phone_page(State(b): State<AppState>, Path(token): Path<String>) -> Res
     r
 }
 
+/// Where the clip is, for the phone page while it waits: its state, progress and estimate
+/// (nothing of the kiosk's view that the phone has no use for).
+async fn guest_status(State(b): State<AppState>, Path(key): Path<String>) -> Response {
+    let Some((_, s)) = linked(&b, &key).await else {
+        return not_found();
+    };
+    let b2 = b.clone();
+    let Ok(Ok(v)) = tokio::task::spawn_blocking(move || b2.view(&s.id)).await else {
+        return not_found();
+    };
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "state": v.state,
+            "progress": v.progress,
+            "queue_position": v.queue_position,
+            "eta_s": v.eta_s,
+            "cooling": v.cooling,
+            "expires_at": s.token_expires_at,
+        })),
+    )
+        .into_response()
+}
+
 /// The phone page's Content-Security-Policy, less its script nonce: its own video, poster and
 /// requests only, its inline style, no frames around it, no other base or form target.
 const PHONE_CSP: &str = "default-src 'none'; media-src 'self'; img-src 'self'; \
     connect-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'self';";
 
-async fn guest_file(b: AppState, token: String, poster: bool, req: Request) -> Response {
+async fn guest_file(b: AppState, key: String, poster: bool, req: Request) -> Response {
     let b2 = b.clone();
-    let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&token)).await else {
+    let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&key)).await else {
         return not_found();
     };
     let Some(path) = (if poster { s.poster_path } else { s.video_path }) else {
@@ -499,18 +632,26 @@ async fn guest_file(b: AppState, token: String, poster: bool, req: Request) -> R
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("private, no-store"),
             );
+            if poster || !r.status().is_success() {
+                return r;
+            }
             // Saved as a file with a name that says what and when, not played in a new tab
             // (a video element plays it all the same).
-            if !poster
-                && r.status().is_success()
-                && let Ok(v) = HeaderValue::from_str(&format!(
-                    "attachment; filename=\"{}\"",
-                    download_name(s.created_at)
-                ))
-            {
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}\"",
+                download_name(s.created_at)
+            )) {
                 r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
             }
-            r
+            // Counted as downloading until the body is sent or the phone goes: the kiosk keeps
+            // the result screen up meanwhile.
+            let guard = b.downloading(&s.id);
+            r.map(|body| {
+                Body::from_stream(body.into_data_stream().map(move |chunk| {
+                    let _downloading = &guard;
+                    chunk
+                }))
+            })
         }
         Err(_) => not_found(),
     }
@@ -537,9 +678,11 @@ async fn guest_poster(
     guest_file(b, token, true, req).await
 }
 
-async fn guest_delete(State(b): State<AppState>, Path(token): Path<String>) -> Response {
-    let b2 = b.clone();
-    match tokio::task::spawn_blocking(move || b2.delete_by_token(&token)).await {
+async fn guest_delete(State(b): State<AppState>, Path(key): Path<String>) -> Response {
+    let Some(key) = Key::parse(&key) else {
+        return not_found();
+    };
+    match tokio::task::spawn_blocking(move || b.delete_by_link(&key)).await {
         Ok(true) => Json(json!({"deleted": true})).into_response(),
         _ => not_found(),
     }

@@ -63,6 +63,17 @@ CREATE TABLE settings (
     r#"
 ALTER TABLE sessions DROP COLUMN token;
 "#,
+    // The short code written under the QR code for phones that cannot scan, also only as its
+    // sha256; and the link a restart replaced (the kiosk shows a new one, the phones that
+    // scanned the old one keep it).
+    r#"
+ALTER TABLE sessions ADD COLUMN short_hash TEXT;
+ALTER TABLE sessions ADD COLUMN old_token_hash TEXT;
+ALTER TABLE sessions ADD COLUMN old_short_hash TEXT;
+CREATE UNIQUE INDEX sessions_short_hash ON sessions(short_hash);
+CREATE INDEX sessions_old_token_hash ON sessions(old_token_hash);
+CREATE INDEX sessions_old_short_hash ON sessions(old_short_hash);
+"#,
 ];
 
 pub fn now_s() -> i64 {
@@ -87,6 +98,7 @@ pub struct SessionRow {
     pub video_path: Option<String>,
     pub poster_path: Option<String>,
     pub token_hash: Option<String>,
+    pub short_hash: Option<String>,
     pub token_expires_at: Option<i64>,
     pub progress: f64,
     pub error: Option<String>,
@@ -214,7 +226,8 @@ impl Store {
         let hash = token_hash(token);
         self.with(|c| {
             c.query_row(
-                "SELECT * FROM sessions WHERE token_hash = ?1",
+                "SELECT * FROM sessions WHERE token_hash = ?1 \
+                 UNION ALL SELECT * FROM sessions WHERE old_token_hash = ?1 LIMIT 1",
                 params![hash],
                 row_to_session,
             )
@@ -222,12 +235,36 @@ impl Store {
         })
     }
 
+    /// The session whose short code is `code` (in its stored form, see `link::normalize_short`).
+    pub fn by_short(&self, code: &str) -> anyhow::Result<Option<SessionRow>> {
+        let hash = token_hash(code);
+        self.with(|c| {
+            c.query_row(
+                "SELECT * FROM sessions WHERE short_hash = ?1 \
+                 UNION ALL SELECT * FROM sessions WHERE old_short_hash = ?1 LIMIT 1",
+                params![hash],
+                row_to_session,
+            )
+            .optional()
+        })
+    }
+
+    /// The session a download link names, by its token or its short code.
+    pub fn by_link(&self, key: &crate::link::Key) -> anyhow::Result<Option<SessionRow>> {
+        match key {
+            crate::link::Key::Token(t) => self.by_token(t),
+            crate::link::Key::Short(c) => self.by_short(c),
+        }
+    }
+
     /// Forgets the token hashes kept for clips the guests deleted, once their links would have
     /// expired (`until`: now), or all of them (`i64::MAX`, the end of the event).
     pub fn forget_deleted_tokens(&self, until: i64) -> anyhow::Result<usize> {
         self.with(|c| {
             c.execute(
-                "UPDATE sessions SET token_hash = NULL WHERE state = ?1 AND token_hash IS NOT NULL \
+                "UPDATE sessions SET token_hash = NULL, short_hash = NULL, old_token_hash = NULL, \
+                 old_short_hash = NULL WHERE state = ?1 \
+                 AND (token_hash IS NOT NULL OR old_token_hash IS NOT NULL) \
                  AND (token_expires_at IS NULL OR token_expires_at <= ?2)",
                 params![SessionState::Deleted.name(), until],
             )
@@ -420,6 +457,22 @@ fn unknown_state(column: usize, name: &str) -> rusqlite::Error {
     )
 }
 
+/// The columns that hold a session's links (as hashes): cleared together when the links end.
+pub const LINK_COLUMNS: [&str; 4] = [
+    "token_hash",
+    "short_hash",
+    "old_token_hash",
+    "old_short_hash",
+];
+
+/// `LINK_COLUMNS` set to NULL, for [`Store::update`] and [`Store::transition`].
+pub fn links_cleared() -> Vec<(&'static str, rusqlite::types::Value)> {
+    LINK_COLUMNS
+        .iter()
+        .map(|c| (*c, rusqlite::types::Value::Null))
+        .collect()
+}
+
 pub fn token_hash(token: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -442,6 +495,7 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         video_path: r.get("video_path")?,
         poster_path: r.get("poster_path")?,
         token_hash: r.get("token_hash")?,
+        short_hash: r.get("short_hash")?,
         token_expires_at: r.get("token_expires_at")?,
         progress: r.get("progress")?,
         error: r.get("error")?,
