@@ -15,7 +15,7 @@ let idleTimer = null;
 let idleScale = 1;            // shortens every idle wait (tests)
 let countScale = 1;           // shortens the "Still there?" countdown's seconds (tests)
 let stillThereTimer = null;
-const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30 };
+const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30, setup: 120 };
 const WARN_S = 15;            // the "Still there?" countdown, seconds
 let shooting = false;
 
@@ -118,6 +118,7 @@ function problem(message, button = "Start again") {
 }
 
 function reset() {
+  clearSetup();
   if (session && stateKind(session.state) === "screen") {
     api("POST", `/api/sessions/${session.id}/cancel`).catch(() => {});
   }
@@ -321,16 +322,16 @@ async function firstBoot() {
   if (s.admin_url) $("admin-url").textContent = s.admin_url;
   $("setup-msg").textContent = "";
   show("setup");
-  $("setup-password").focus();
+  $("setup-code").focus();
 }
 $("setup-form").onsubmit = async (ev) => {
   ev.preventDefault();
-  const password = $("setup-password").value, confirm = $("setup-confirm").value;
+  const password = $("setup-password").value, confirm = $("setup-confirm").value, code = $("setup-code").value;
   if (password !== confirm) { $("setup-msg").textContent = "The two passwords are not the same."; return; }
   $("setup-save").disabled = true;
   try {
-    await api("POST", "/api/admin/setup", { password, confirm });
-    $("setup-password").value = ""; $("setup-confirm").value = "";
+    await api("POST", "/api/admin/setup", { password, confirm, code });
+    clearSetup();
     show("attract");
   } catch (e) {
     $("setup-msg").textContent = e.message;
@@ -338,8 +339,11 @@ $("setup-form").onsubmit = async (ev) => {
     $("setup-save").disabled = false;
   }
 };
+function clearSetup() {
+  for (const f of ["setup-code", "setup-password", "setup-confirm"]) $(f).value = "";
+}
 $("setup-later").onclick = () => {
-  $("setup-password").value = ""; $("setup-confirm").value = "";
+  clearSetup();
   show("attract");
 };
 

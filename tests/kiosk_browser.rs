@@ -913,6 +913,43 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
             kiosk.reload().await.expect("reload");
             kiosk_screen_is(&kiosk, "setup", 30).await;
 
+            // Left alone, the set-up screen does not stay up for a guest to find: after the
+            // "Still there?" countdown it goes back to attract, with what was typed cleared.
+            type_into(&kiosk, "#setup-password", "half typed").await;
+            js(&kiosk, "idleScale = 0.05; countScale = 0.05; armIdle()").await;
+            kiosk_screen_is(&kiosk, "attract", 20).await;
+            let left = js(&kiosk, "document.getElementById('setup-password').value").await;
+            assert_eq!(left, "", "the set-up screen's fields are cleared when it times out");
+            js(&kiosk, "idleScale = 1; countScale = 1").await;
+            kiosk.reload().await.expect("reload");
+            kiosk_screen_is(&kiosk, "setup", 30).await;
+
+            // A guest without the set-up code cannot choose the password.
+            type_into(&kiosk, "#setup-code", "1234-5678").await;
+            type_into(&kiosk, "#setup-password", password).await;
+            type_into(&kiosk, "#setup-confirm", password).await;
+            tap(&kiosk, "#setup-save").await;
+            wait_until(
+                &kiosk,
+                "document.getElementById('setup-msg').textContent.includes('set-up code is not right')",
+                10,
+                "the wrong-code message",
+                KIOSK_STATE,
+            )
+            .await;
+            kiosk_shot(&kiosk, "00-first-boot-wrong-code", false).await;
+            let status = js(&kiosk, "fetch('/api/status').then(r => r.json())").await;
+            assert_eq!(status["admin_setup_needed"], true, "{status}");
+
+            // The operator types the code from the booth's log.
+            let code = setup_code_in_log(&d.log()).expect("the set-up code in the daemon's log");
+            js(
+                &kiosk,
+                "['setup-code', 'setup-password', 'setup-confirm'].forEach(f => document.getElementById(f).value = '')",
+            )
+            .await;
+            type_into(&kiosk, "#setup-code", &code).await;
+
             // Two different passwords: said so, nothing set.
             type_into(&kiosk, "#setup-password", password).await;
             type_into(&kiosk, "#setup-confirm", "operator picked that").await;
@@ -934,7 +971,7 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
             kiosk_screen_is(&kiosk, "attract", 30).await;
             let fields = js(
                 &kiosk,
-                "document.getElementById('setup-password').value + document.getElementById('setup-confirm').value",
+                "['setup-code', 'setup-password', 'setup-confirm'].map(f => document.getElementById(f).value).join('')",
             )
             .await;
             assert_eq!(fields, "", "the password does not stay in the page");

@@ -667,32 +667,71 @@ fn the_first_password_is_chosen_on_the_booth_itself_only() {
     let (_, s) = d.get_json("/api/status");
     assert_eq!(s["admin_setup_needed"], true, "still not set up: {s}");
 
+    // A guest at the kiosk has no set-up code: the password cannot be chosen without it.
+    let setup = |code: &str, password: &str, confirm: &str| {
+        post_json(
+            &addr,
+            "/api/admin/setup",
+            &serde_json::json!({"code": code, "password": password, "confirm": confirm})
+                .to_string(),
+        )
+    };
+    let first = setup_code_in_log(&d.log()).expect("the set-up code is in the daemon's log");
     let r = post_json(
         &addr,
         "/api/admin/setup",
-        r#"{"password":"short","confirm":"short"}"#,
+        r#"{"password":"no code at all","confirm":"no code at all"}"#,
     );
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = setup("0000-0000", "a guest's pick", "a guest's pick");
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("journalctl"), "{}", r.text());
+    // With the code, the password's own rules.
+    let r = setup(&first, "short", "short");
     assert_eq!(r.status, 400);
     assert!(r.text().contains("at least 8"), "{}", r.text());
-    let r = post_json(
-        &addr,
-        "/api/admin/setup",
-        r#"{"password":"long enough one","confirm":"long enough two"}"#,
-    );
+    let r = setup(&first, "long enough one", "long enough two");
     assert_eq!(r.status, 400);
     assert!(r.text().contains("not the same"), "{}", r.text());
-    let r = post_json(
-        &addr,
-        "/api/admin/setup",
-        r#"{"password":"the chosen one","confirm":"the chosen one"}"#,
+    // Five wrong codes (two above) void the code; a new one is in the log, not on the screen.
+    for _ in 0..2 {
+        assert_eq!(
+            setup("1111-1111", "a guest's pick", "a guest's pick").status,
+            403
+        );
+    }
+    let r = setup("2222-2222", "a guest's pick", "a guest's pick");
+    assert_eq!(r.status, 403);
+    assert!(r.text().contains("no longer works"), "{}", r.text());
+    assert_eq!(
+        setup(&first, "the chosen one", "the chosen one").status,
+        403
     );
+    let second = setup_code_in_log(&d.log()).unwrap();
+    assert_ne!(second, first);
+    assert!(
+        !r.text().contains(&second),
+        "the new code is not shown to whoever guessed"
+    );
+    // The operator may also ask the booth for a new one on its command line.
+    let out = setup_code_from_cli(d.data.path());
+    assert!(out.status.success(), "{out:?}");
+    let third = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(third.len(), 9, "{third}");
+    assert_eq!(
+        setup(&second, "the chosen one", "the chosen one").status,
+        403
+    );
+    let r = setup(&third, "the chosen one", "the chosen one");
     assert_eq!(r.status, 201, "{}", r.text());
-    let r = post_json(
-        &addr,
-        "/api/admin/setup",
-        r#"{"password":"a takeover try","confirm":"a takeover try"}"#,
-    );
+    let r = setup(&third, "a takeover try", "a takeover try");
     assert_eq!(r.status, 409, "set once only");
+    let out = setup_code_from_cli(d.data.path());
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no set-up code once a password is set"
+    );
     let (_, s) = d.get_json("/api/status");
     assert_eq!(s["admin_setup_needed"], false, "{s}");
     assert_eq!(login(&d, "a takeover try").status, 401);

@@ -96,6 +96,24 @@ pub fn set_admin_password(data: &std::path::Path, password: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// The newest one-time set-up code the daemon wrote to its log (only while no admin password
+/// is set), as the operator reads it in the journal: `1234-5678`.
+pub fn setup_code_in_log(log: &str) -> Option<String> {
+    let marker = "set-up code is ";
+    let at = log.rfind(marker)? + marker.len();
+    log.get(at..at + 9).map(str::to_string)
+}
+
+/// A new set-up code from `kissbooth admin setup-code` (the previous one stops working).
+pub fn setup_code_from_cli(data: &std::path::Path) -> Output {
+    kissbooth()
+        .arg("--data")
+        .arg(data)
+        .args(["admin", "setup-code"])
+        .output()
+        .unwrap()
+}
+
 /// The real daemon, started on a free loopback port with a stills camera; stopped on drop.
 pub struct Daemon {
     pub child: std::process::Child,

@@ -947,29 +947,113 @@ pub struct SetupBody {
     password: String,
     #[serde(default)]
     confirm: String,
+    /// The one-time set-up code from the booth's log or `kissbooth admin setup-code`.
+    #[serde(default)]
+    code: String,
 }
 
-/// The kiosk's first-boot screen: chooses the admin password once (loopback peers only).
-pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> Response {
-    if let Err(why) = check_new_password(&body.password, &body.confirm) {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response();
+/// The settings row holding the sha256 of the current one-time set-up code.
+const SETUP_CODE_KEY: &str = "admin_setup_code";
+/// Wrong set-up codes tried since the current code was made.
+const SETUP_FAILS_KEY: &str = "admin_setup_failures";
+/// Wrong tries after which a set-up code is void (and a new one is written to the log).
+pub const SETUP_CODE_TRIES: u32 = 5;
+
+/// A new one-time set-up code for the kiosk's first-boot screen (`1234-5678`); the previous one
+/// stops working. Only its sha256 is stored.
+pub fn new_setup_code(store: &Store) -> anyhow::Result<String> {
+    let mut b = [0u8; 8];
+    rand::rng().fill_bytes(&mut b);
+    let digits: String = b.iter().map(|x| char::from(b'0' + x % 10)).collect();
+    store.set_setting(SETUP_CODE_KEY, &token_hash(&digits), false)?;
+    store.set_setting(SETUP_FAILS_KEY, "0", false)?;
+    Ok(format!("{}-{}", &digits[..4], &digits[4..]))
+}
+
+/// Makes a set-up code and writes it to the log (the journal), where only the operator looks.
+pub fn announce_setup_code(store: &Store) -> anyhow::Result<()> {
+    let code = new_setup_code(store)?;
+    tracing::warn!(
+        "no admin password yet: the kiosk's set-up code is {code} (a new one: `kissbooth admin setup-code`)"
+    );
+    Ok(())
+}
+
+/// Why a set-up attempt may not choose the password.
+enum CodeCheck {
+    Right,
+    Wrong,
+    /// Too many wrong tries: the code is void and a new one is in the log.
+    Replaced,
+}
+
+fn check_setup_code(store: &Store, typed: &str) -> anyhow::Result<CodeCheck> {
+    let digits: String = typed.chars().filter(char::is_ascii_digit).collect();
+    let stored = store.setting(SETUP_CODE_KEY)?;
+    if stored.is_some_and(|h| digits.len() == 8 && h == token_hash(&digits)) {
+        return Ok(CodeCheck::Right);
     }
-    let r = blocking(move || -> anyhow::Result<bool> {
+    let fails = store
+        .setting(SETUP_FAILS_KEY)?
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    store.set_setting(SETUP_FAILS_KEY, &fails.to_string(), false)?;
+    store.audit("admin_setup_code_wrong", None, &format!("try {fails}"));
+    if fails >= SETUP_CODE_TRIES {
+        announce_setup_code(store)?;
+        return Ok(CodeCheck::Replaced);
+    }
+    Ok(CodeCheck::Wrong)
+}
+
+/// The kiosk's first-boot screen: chooses the admin password once (loopback peers only), with
+/// the one-time set-up code that only the operator has (the booth's log, or
+/// `kissbooth admin setup-code` on the booth), so a guest at the kiosk cannot.
+pub async fn setup(State(b): State<Arc<Booth>>, Json(body): Json<SetupBody>) -> Response {
+    enum Outcome {
+        Set,
+        Taken,
+        Code(CodeCheck),
+        Invalid(String),
+    }
+    let r = blocking(move || -> anyhow::Result<Outcome> {
         if b.store.setting(PASSWORD_KEY)?.is_some() {
-            return Ok(false);
+            return Ok(Outcome::Taken);
+        }
+        match check_setup_code(&b.store, &body.code)? {
+            CodeCheck::Right => {}
+            other => return Ok(Outcome::Code(other)),
+        }
+        if let Err(why) = check_new_password(&body.password, &body.confirm) {
+            return Ok(Outcome::Invalid(why));
         }
         let h = hash_password(&body.password)?;
         let set = b.store.set_setting(PASSWORD_KEY, &h, true)?;
         if set {
+            b.store.set_setting(SETUP_CODE_KEY, "", false)?;
             b.store
                 .audit("admin_password_set", None, "on the kiosk screen");
         }
-        Ok(set)
+        Ok(if set { Outcome::Set } else { Outcome::Taken })
     })
     .await;
+    let code_error =
+        |text: &str| (StatusCode::FORBIDDEN, Json(json!({"error": text}))).into_response();
     match r {
-        Some(Ok(true)) => (StatusCode::CREATED, Json(json!({"set": true}))).into_response(),
-        Some(Ok(false)) => (
+        Some(Ok(Outcome::Set)) => (StatusCode::CREATED, Json(json!({"set": true}))).into_response(),
+        Some(Ok(Outcome::Invalid(why))) => {
+            (StatusCode::BAD_REQUEST, Json(json!({"error": why}))).into_response()
+        }
+        Some(Ok(Outcome::Code(CodeCheck::Wrong | CodeCheck::Right))) => code_error(
+            "That set-up code is not right. The operator finds it in the booth's log \
+             (journalctl -u kissbooth) or with `kissbooth admin setup-code`.",
+        ),
+        Some(Ok(Outcome::Code(CodeCheck::Replaced))) => code_error(
+            "Too many wrong set-up codes: that code no longer works. A new one is in the \
+             booth's log (journalctl -u kissbooth), or run `kissbooth admin setup-code`.",
+        ),
+        Some(Ok(Outcome::Taken)) => (
             StatusCode::CONFLICT,
             Json(
                 json!({"error": "An admin password is already set. Change it on the admin page."}),
@@ -994,6 +1078,9 @@ pub enum AdminCommand {
     SetPassword,
     /// Say whether an admin password is set.
     Status,
+    /// Print a new one-time code for the kiosk's first-boot screen (the previous one stops
+    /// working). Only while no admin password is set.
+    SetupCode,
 }
 
 pub fn run(common: &Common, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
@@ -1005,6 +1092,18 @@ pub fn run(common: &Common, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             } else {
                 println!("an admin password is set");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        AdminCommand::SetupCode => {
+            if !setup_needed(&store) {
+                eprintln!(
+                    "kissbooth: an admin password is set already; change it on the admin page or \
+                     with `kissbooth admin set-password`"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            println!("{}", new_setup_code(&store)?);
+            store.audit("admin_setup_code_made", None, "on the command line");
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::SetPassword => {

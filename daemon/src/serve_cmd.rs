@@ -42,6 +42,9 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let rt = common.runtime()?;
     let booth = Booth::start(cfg.clone(), common.models_dir(), rt)?;
+    if crate::admin::setup_needed(&booth.store) {
+        crate::admin::announce_setup_code(&booth.store)?;
+    }
     let tokio_rt = server_runtime()?;
     tokio_rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(cfg.listen)
