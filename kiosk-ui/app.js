@@ -55,6 +55,10 @@ function show(name) {
     $("clip").load();
   }
   if (name === "pose") setGate(liveVerdict);
+  // The demo clip plays only while the attract screen shows it.
+  const demo = $("demo-clip");
+  if (name === "attract" && demo.getAttribute("src")) demo.play().catch(() => {});
+  else demo.pause();
   // A couple who leave their clip's screens (rendering, result) take it with them: the kiosk
   // shows nothing of it again, and the daemon stops serving it to the kiosk.
   if (name !== "rendering" && name !== "result" && onScreen) {
@@ -289,6 +293,13 @@ function onStatus(s) {
   cameraTrouble = trouble ? s.camera.message || "The camera is reconnecting…" : null;
   // Only when it changes: the gate's own word (a retake's reason) stays up between polls.
   if (cameraTrouble !== was && document.body.dataset.screen === "pose") setGate(liveVerdict);
+  // What the booth makes: the demo clip from the bundled paintings, never a guest's.
+  if (s.attract_clip && !$("demo-clip").getAttribute("src")) {
+    $("demo-clip").src = "/api/attract.mp4";
+    $("demo").hidden = false;
+    document.body.classList.add("has-demo");
+    if (document.body.dataset.screen === "attract") $("demo-clip").play().catch(() => {});
+  }
   $("wifi").hidden = !s.wifi;
   document.body.classList.toggle("wifi-on", !!s.wifi);
   if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";

@@ -3,6 +3,7 @@
 //! call the parsers through [`fuzz`].
 
 pub mod admin;
+pub mod attract;
 pub mod bench;
 mod bench_quality;
 pub mod booth;

@@ -50,6 +50,20 @@ pub enum ModelsCommand {
         #[arg(long)]
         pack: PathBuf,
     },
+    /// Render the attract screen's demo clip (DATA/attract/demo.mp4) from the bundled
+    /// photographs of public-domain paintings, checked by sha256: what the booth makes, shown
+    /// to passers-by, never a guest's clip. Run once after `models install`.
+    Demo {
+        /// Folder holding the paintings (Baldassare_Castiglione.jpg, Girl_with_a_Pearl_Earring.jpg).
+        #[arg(long)]
+        from: PathBuf,
+        /// Output size, WxH (the booth's default shape).
+        #[arg(long, default_value = "720x720", value_parser = crate::render_cmd::parse_size)]
+        size: (u32, u32),
+        /// Duration in seconds (3 to 8).
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f32,
+    },
 }
 
 pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
@@ -101,6 +115,11 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             json,
         } => verify_pack(common, &dir, memory_budget_mb, json),
         ModelsCommand::BuildEngines { pack } => build_engines(common, &pack),
+        ModelsCommand::Demo {
+            from,
+            size,
+            seconds,
+        } => demo(common, &from, size, seconds),
         ModelsCommand::Verify { pack: None, .. } => {
             let m = Manifest::face_pack();
             let dir = common.models_dir();
@@ -124,6 +143,42 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `models demo`: the attract screen's clip, from the bundled paintings only.
+fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow::Result<ExitCode> {
+    let inputs = crate::attract::paintings_in(from)?;
+    let output = crate::attract::clip_path(&common.data);
+    if let Some(dir) = output.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let args = crate::render_cmd::RenderArgs {
+        inputs,
+        output: output.clone(),
+        seconds,
+        fps: 24,
+        size,
+        seed: 0,
+        intensity: 0.8,
+        encoder: kissbooth_media::EncoderChoice::Auto,
+        generator: "morph".into(),
+        pack: None,
+        memory_budget_mb: None,
+        json: false,
+    };
+    let r = crate::render_cmd::render(common, &args, |_, _| Ok(()))
+        .context("the demo clip could not be rendered")?;
+    println!(
+        "wrote the attract screen's demo clip {} ({}x{}, {:.1} s, {} bytes) from {} and {}",
+        r.output.display(),
+        size.0,
+        size.1,
+        r.duration_s,
+        r.bytes,
+        crate::attract::PAINTINGS[0].title,
+        crate::attract::PAINTINGS[1].title
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `models verify --pack`: the pack's checks and memory plan, without loading it.

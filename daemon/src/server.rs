@@ -73,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/capture.jpg", get(capture_jpg))
         .route("/api/sessions/{id}/video.mp4", get(kiosk_video))
         .route("/api/wifi-qr.svg", get(wifi_qr))
+        .route("/api/attract.mp4", get(attract_clip))
         .route("/api/end-of-event", post(end_of_event))
         .route("/api/admin/setup", post(crate::admin::setup))
         .route("/api/preview.jpg", get(preview_jpg))
@@ -267,6 +268,7 @@ async fn status(State(b): State<AppState>) -> Json<serde_json::Value> {
         .await
         .unwrap_or(false);
     v["admin_setup_needed"] = json!(needed);
+    v["attract_clip"] = json!(crate::attract::clip_path(&b.cfg.data).is_file());
     v["admin_url"] = json!(format!("{}/admin", b.public_base));
     Json(v)
 }
@@ -507,6 +509,12 @@ async fn kiosk_video(
         .filter(|_| row.state == crate::session::SessionState::Done && b.on_kiosk(&row.id))
         .ok_or(BoothError::NotFound)?;
     serve_file(path.into(), req).await
+}
+
+/// The attract screen's demo clip (made at install time from the bundled paintings; never a
+/// guest's clip).
+async fn attract_clip(State(b): State<AppState>, req: Request) -> Result<Response, BoothError> {
+    serve_file(crate::attract::clip_path(&b.cfg.data), req).await
 }
 
 /// Serves a finished file with Range support (iOS Safari needs it) and its content type.
