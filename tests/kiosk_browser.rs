@@ -903,7 +903,7 @@ fn the_attract_screen_plays_the_demo_clip_made_at_install_from_the_paintings_onl
             let hidden = js(&kiosk, "document.getElementById('demo').hidden").await;
             assert_eq!(hidden, true, "no demo clip yet: the attract screen shows none");
             // Install time: the clip from the bundled paintings; the running kiosk picks it up.
-            let out = demo(&fixture("couple_1280x720.jpg").parent().unwrap().to_path_buf());
+            let out = demo(fixture("couple_1280x720.jpg").parent().unwrap());
             assert!(out.status.success(), "{:?}", stderr_lines(&out));
             assert!(clip.is_file());
             wait_until(
