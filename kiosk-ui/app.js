@@ -41,6 +41,7 @@ const stateMessage = (state) =>
   [SESSION_STATES[state]].flat()[1] || "Something went wrong while making your video.";
 
 function show(name) {
+  if (name === "attract" && cameraTrouble) name = "camera";
   document.querySelectorAll(".screen").forEach((s) =>
     s.classList.toggle("active", s.dataset.screen.split(" ").includes(name)));
   document.body.dataset.screen = name;
@@ -293,6 +294,12 @@ function onStatus(s) {
   cameraTrouble = trouble ? s.camera.message || "The camera is reconnecting…" : null;
   // Only when it changes: the gate's own word (a retake's reason) stays up between polls.
   if (cameraTrouble !== was && document.body.dataset.screen === "pose") setGate(liveVerdict);
+  // Nobody starts a session the camera cannot picture: the attract screen gives way to the
+  // camera screen until pictures come again.
+  if (cameraTrouble) $("camera-text").textContent = cameraTrouble;
+  if (cameraTrouble && document.body.dataset.screen === "attract") show("camera");
+  if (!cameraTrouble && document.body.dataset.screen === "camera") show("attract");
+  $("camera-banner").hidden = !trouble || document.body.dataset.screen === "camera";
   // What the booth makes: the demo clip from the bundled paintings, never a guest's.
   if (s.attract_clip && !$("demo-clip").getAttribute("src")) {
     $("demo-clip").src = "/api/attract.mp4";

@@ -851,6 +851,48 @@ fn scan_now_the_phone_follows_the_render_and_the_kiosk_forgets_the_clip_once_the
 }
 
 #[test]
+fn with_no_camera_the_kiosk_says_so_and_comes_back_by_itself() {
+    let name = "with_no_camera_the_kiosk_says_so_and_comes_back_by_itself";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // An empty stills folder: a booth whose camera is not plugged in.
+    let d = Daemon::start(&[], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let c = Chromium::launch(1280, 800).await;
+        let result = tokio::time::timeout(Duration::from_secs(90), async {
+            let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+            kiosk_screen_is(&kiosk, "camera", 30).await;
+            let text = js(&kiosk, "document.getElementById('camera-text').textContent").await;
+            assert!(text.as_str().unwrap().contains("not connected"), "{text}");
+            let start = js(
+                &kiosk,
+                "document.getElementById('start').getClientRects().length",
+            )
+            .await;
+            assert_eq!(start, 0, "no start button while there is no camera");
+            kiosk_shot(&kiosk, "00-camera-unavailable", true).await;
+            // The camera is plugged in: the attract screen comes back by itself.
+            std::fs::copy(
+                fixture("couple_1280x720.jpg"),
+                d.data.path().join("stills/000.jpg"),
+            )
+            .unwrap();
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+        })
+        .await;
+        c.close().await;
+        result
+    });
+    if outcome.is_err() {
+        panic!("the camera test ran over 90 s: {}", d.log());
+    }
+    assert_no_layout_problems();
+}
+
+#[test]
 fn the_attract_screen_plays_the_demo_clip_made_at_install_from_the_paintings_only() {
     let name = "the_attract_screen_plays_the_demo_clip_made_at_install_from_the_paintings_only";
     if !have_models(name) || !browser::have_chromium(name) {
