@@ -171,6 +171,24 @@ fn couple_steps_in(stills: &Path) {
     std::fs::remove_file(stills.join("000.png")).unwrap();
 }
 
+/// A phone that reads a download slowly: the request is sent and the answer's head read; the
+/// rest waits in a small receive buffer until the stream is dropped.
+fn slow_download(url: &str) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    let rest = url.trim_start_matches("http://");
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let addr: std::net::SocketAddr = host.parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.connect(&addr.into()).unwrap();
+    let mut t: std::net::TcpStream = s.into();
+    write!(t, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut head = [0u8; 256];
+    let n = t.read(&mut head).unwrap();
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
+    t
+}
+
 /// One booth and one browser at a time: the machine running the tests may have two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -479,6 +497,29 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
     )
     .await;
     kiosk_shot(&kiosk, "08-result-no-wifi", true).await;
+
+    // A phone still downloading the clip (a slow one) keeps the result screen up past its idle
+    // time: no "Still there?", no reset under the couple's feet.
+    let slow = slow_download(&format!("{from_qr}/video.mp4"));
+    wait_until(
+        &kiosk,
+        "shownView && shownView.downloading > 0",
+        15,
+        "the kiosk to hear of the download",
+        KIOSK_STATE,
+    )
+    .await;
+    js(&kiosk, "idleScale = 0.02; countScale = 0.02; armIdle()").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = js(
+        &kiosk,
+        "({ screen: document.body.dataset.screen, overlay: !document.getElementById('still-there').hidden })",
+    )
+    .await;
+    assert_eq!(held["screen"], "result", "{held}");
+    assert_eq!(held["overlay"], false, "{held}");
+    drop(slow);
+    js(&kiosk, "idleScale = 1; countScale = 1; armIdle()").await;
 
     the_guest_on_a_phone(c, &from_qr).await;
 

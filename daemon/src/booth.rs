@@ -71,7 +71,8 @@ pub struct SessionView {
     pub download_url: Option<String>,
     /// The same link shortened for typing, as written under the QR code: `10.42.0.1/d/ABCD-2345`.
     pub short_link: Option<String>,
-    /// Phones downloading the clip right now.
+    /// Phones downloading the clip now (a download counts for [`DOWNLOAD_GRACE`] after its last
+    /// byte left the booth).
     pub downloading: usize,
     pub video_url: Option<String>,
     pub capture_url: Option<String>,
@@ -139,8 +140,8 @@ pub struct Booth {
     links: Mutex<HashMap<String, KioskLink>>,
     /// Wrong short codes recently typed by phones (see [`crate::link::Guesses`]).
     pub short_guesses: Mutex<crate::link::Guesses>,
-    /// Guest downloads in flight, by session.
-    downloads: Arc<Mutex<HashMap<String, usize>>>,
+    /// Guest downloads in flight, by session, and when the last one moved.
+    downloads: Arc<Mutex<HashMap<String, Downloads>>>,
     /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
     stall_after: Duration,
 }
@@ -1129,7 +1130,7 @@ impl Booth {
                 .downloads
                 .lock()
                 .ok()
-                .and_then(|d| d.get(id).copied())
+                .and_then(|d| d.get(id).map(Downloads::now))
                 .unwrap_or(0),
             video_url: done.then(|| format!("/api/sessions/{}/video.mp4", s.id)),
             capture_url: s
@@ -1228,7 +1229,13 @@ impl Booth {
     /// the result screen up meanwhile).
     pub fn downloading(&self, id: &str) -> DownloadGuard {
         if let Ok(mut d) = self.downloads.lock() {
-            *d.entry(id.to_string()).or_default() += 1;
+            d.retain(|_, x| x.now() > 0);
+            let x = d.entry(id.to_string()).or_insert(Downloads {
+                in_flight: 0,
+                last: Instant::now(),
+            });
+            x.in_flight += 1;
+            x.last = Instant::now();
         }
         DownloadGuard {
             downloads: self.downloads.clone(),
@@ -1871,21 +1878,41 @@ struct KioskLink {
     short: String,
 }
 
+/// How long a download counts as going on after the daemon handed its last byte to the
+/// network: the bytes still sit in the socket's buffers, and the phone is still saving them.
+pub const DOWNLOAD_GRACE: Duration = Duration::from_secs(15);
+
+/// A session's guest downloads.
+struct Downloads {
+    in_flight: usize,
+    /// When one last started or ended.
+    last: Instant,
+}
+
+impl Downloads {
+    /// Downloads going on now: those in flight, or one that ended within [`DOWNLOAD_GRACE`].
+    fn now(&self) -> usize {
+        if self.in_flight > 0 {
+            self.in_flight
+        } else {
+            usize::from(self.last.elapsed() < DOWNLOAD_GRACE)
+        }
+    }
+}
+
 /// A guest download in flight (see [`Booth::downloading`]).
 pub struct DownloadGuard {
-    downloads: Arc<Mutex<HashMap<String, usize>>>,
+    downloads: Arc<Mutex<HashMap<String, Downloads>>>,
     id: String,
 }
 
 impl Drop for DownloadGuard {
     fn drop(&mut self) {
         if let Ok(mut d) = self.downloads.lock()
-            && let Some(n) = d.get_mut(&self.id)
+            && let Some(x) = d.get_mut(&self.id)
         {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                d.remove(&self.id);
-            }
+            x.in_flight = x.in_flight.saturating_sub(1);
+            x.last = Instant::now();
         }
     }
 }
