@@ -18,6 +18,7 @@ let stillThereTimer = null;
 const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30, setup: 120 };
 const WARN_S = 15;            // the "Still there?" countdown, seconds
 let shooting = false;
+let closed = false;           // the operator closed the booth
 
 // What the kiosk does with a session in each of the server's states (daemon/src/session.rs;
 // a test checks this list against it): "screen" while the couple is at the screen, "waiting"
@@ -41,6 +42,7 @@ const stateMessage = (state) =>
   [SESSION_STATES[state]].flat()[1] || "Something went wrong while making your video.";
 
 function show(name) {
+  if (name === "attract" && closed) name = "closed";
   if (name === "attract" && cameraTrouble) name = "camera";
   document.querySelectorAll(".screen").forEach((s) =>
     s.classList.toggle("active", s.dataset.screen.split(" ").includes(name)));
@@ -297,9 +299,14 @@ function onStatus(s) {
   // Nobody starts a session the camera cannot picture: the attract screen gives way to the
   // camera screen until pictures come again.
   if (cameraTrouble) $("camera-text").textContent = cameraTrouble;
-  if (cameraTrouble && document.body.dataset.screen === "attract") show("camera");
-  if (!cameraTrouble && document.body.dataset.screen === "camera") show("attract");
-  $("camera-banner").hidden = !trouble || document.body.dataset.screen === "camera";
+  closed = !!s.closed;
+  const screen = document.body.dataset.screen;
+  // Closed by the operator: the attract screen says so; couples already at the screen finish.
+  if (closed && (screen === "attract" || screen === "camera")) show("closed");
+  else if (!closed && screen === "closed") show("attract");
+  else if (cameraTrouble && screen === "attract") show("camera");
+  else if (!cameraTrouble && screen === "camera") show("attract");
+  $("camera-banner").hidden = !trouble || ["camera", "closed"].includes(document.body.dataset.screen);
   // What the booth makes: the demo clip from the bundled paintings, never a guest's.
   if (s.attract_clip && !$("demo-clip").getAttribute("src")) {
     $("demo-clip").src = "/api/attract.mp4";

@@ -933,6 +933,83 @@ fn with_no_camera_the_kiosk_says_so_and_comes_back_by_itself() {
     assert_no_layout_problems();
 }
 
+/// Logs in as the operator and posts an admin form (the page's own origin and CSRF token).
+fn admin_post(d: &Daemon, path: &str, form: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let r = agent
+        .post(&d.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("password={}", ADMIN_PASSWORD.replace(' ', "+")))
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let mut page = agent
+        .get(&d.url("/admin"))
+        .header("cookie", &cookie)
+        .call()
+        .unwrap();
+    let page = page.body_mut().read_to_string().unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = &page[at..at + 32];
+    agent
+        .post(&d.url(path))
+        .header("cookie", &cookie)
+        .header("origin", &d.base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("csrf={csrf}&{form}"))
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn a_closed_booth_says_so_on_the_kiosk_and_opens_again() {
+    let name = "a_closed_booth_says_so_on_the_kiosk_and_opens_again";
+    if !have_models(name) || !browser::have_chromium(name) {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let c = Chromium::launch(1280, 800).await;
+        let result = tokio::time::timeout(Duration::from_secs(90), async {
+            let kiosk = c.open(&d.url("/"), Device::KIOSK).await;
+            kiosk_screen_is(&kiosk, "attract", 30).await;
+            // The operator closes the booth on the admin page: the kiosk says so at once.
+            assert_eq!(admin_post(&d, "/admin/open", "open=no"), 303);
+            kiosk_screen_is(&kiosk, "closed", 10).await;
+            let start = js(
+                &kiosk,
+                "document.getElementById('start').getClientRects().length",
+            )
+            .await;
+            assert_eq!(start, 0, "no start button on a closed booth");
+            kiosk_shot(&kiosk, "00-closed", true).await;
+            // Reloaded (a restarted kiosk), it is still closed.
+            kiosk.reload().await.expect("reload");
+            kiosk_screen_is(&kiosk, "closed", 30).await;
+            // Opened again: the attract screen comes back by itself.
+            assert_eq!(admin_post(&d, "/admin/open", "open=yes"), 303);
+            kiosk_screen_is(&kiosk, "attract", 10).await;
+            // "End of event" closes it too.
+            assert_eq!(admin_post(&d, "/admin/end-of-event", "confirm=yes"), 200);
+            kiosk_screen_is(&kiosk, "closed", 10).await;
+        })
+        .await;
+        c.close().await;
+        result
+    });
+    if outcome.is_err() {
+        panic!("the closed-booth test ran over 90 s: {}", d.log());
+    }
+    assert_no_layout_problems();
+}
+
 #[test]
 fn the_attract_screen_plays_the_demo_clip_made_at_install_from_the_paintings_only() {
     let name = "the_attract_screen_plays_the_demo_clip_made_at_install_from_the_paintings_only";

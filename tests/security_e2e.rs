@@ -973,3 +973,120 @@ fn post_json_with_host(addr: &str, host: &str, path: &str) -> Resp {
         json.as_bytes(),
     )
 }
+
+/// The operator's view of the event: what the booth counted (sessions started, videos made,
+/// pictures the face check refused, failed renders, downloads), closing the booth without
+/// deleting anything, opening it again, and "End of event" closing it, deleting everything and
+/// starting the counts again.
+#[test]
+fn the_operator_counts_the_event_closes_and_reopens_the_booth() {
+    let name = "the_operator_counts_the_event_closes_and_reopens_the_booth";
+    if !have_models(name) {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let (_, url) = d.make_video();
+    let path = &url[url.find("/d/").unwrap()..];
+    // One phone downloads it (a video element's first range), and seeks (not a new download).
+    assert_eq!(
+        get(&d, &format!("{path}/video.mp4"), "Range: bytes=0-\r\n").status,
+        206
+    );
+    assert_eq!(
+        get(&d, &format!("{path}/video.mp4"), "Range: bytes=100-\r\n").status,
+        206
+    );
+    // One face in front of the camera: the face check refuses the picture.
+    let stills = d.data.path().join("stills");
+    std::fs::copy(fixture("mona_lisa.jpg"), stills.join(".one.jpg")).unwrap();
+    std::fs::rename(stills.join(".one.jpg"), stills.join("001.jpg")).unwrap();
+    std::fs::remove_file(stills.join("000.jpg")).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let id = d.new_session();
+    let (st, _) = d.consent(&id);
+    assert_eq!(st, 200);
+    let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+    assert_eq!(
+        (st, &v["verdict"]["ok"]),
+        (200, &serde_json::json!(false)),
+        "{v}"
+    );
+
+    let metrics = get(&d, "/metrics", "").text();
+    assert!(
+        metrics.contains("kissbooth_event_count{what=\"downloads\"} 1")
+            && metrics.contains("kissbooth_event_count{what=\"refused\"} 1")
+            && metrics.contains("kissbooth_closed 0"),
+        "{metrics}"
+    );
+    let r = login(&d, ADMIN_PASSWORD);
+    assert_eq!(r.status, 303);
+    let cookie = format!("Cookie: kb_admin={}\r\n", session_cookie(&r));
+    let page = get(&d, "/admin", &cookie).text();
+    for (label, n) in [
+        ("Sessions started", 2),
+        ("Videos made", 1),
+        ("Pictures refused by the face check", 1),
+        ("Renders failed", 0),
+        ("Downloads", 1),
+    ] {
+        assert!(
+            page.contains(&format!("<tr><th>{label}</th><td>{n}</td></tr>")),
+            "{label}: {n} not on the health page: {page}"
+        );
+    }
+    assert!(page.contains("<b>Open</b>"), "{page}");
+    let csrf = csrf_of(&page);
+    let origin = format!("{cookie}Origin: {}\r\n", d.base);
+
+    // Closed: no new couple, nothing deleted, the kiosk hears it.
+    assert_eq!(
+        post_form(&d, "/admin/open", &cookie, "open=no").status,
+        403,
+        "no csrf"
+    );
+    let r = post_form(&d, "/admin/open", &origin, &format!("csrf={csrf}&open=no"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["closed"], true, "{s}");
+    let (st, v) = d.post("/api/sessions");
+    assert_eq!(st, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("closed"), "{v}");
+    assert_eq!(get(&d, path, "").status, 200, "closing deletes nothing");
+    assert!(get(&d, "/admin", &cookie).text().contains("<b>Closed</b>"));
+
+    // Open again.
+    let r = post_form(&d, "/admin/open", &origin, &format!("csrf={csrf}&open=yes"));
+    assert_eq!(r.status, 303);
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["closed"], false, "{s}");
+    d.new_session();
+
+    // End of event: closed, everything deleted, the event's figures said, counts from zero.
+    let r = post_form(
+        &d,
+        "/admin/end-of-event",
+        &origin,
+        &format!("csrf={csrf}&confirm=yes"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(
+        text.contains("Sessions started: 3") && text.contains("Downloads: 1"),
+        "{text}"
+    );
+    assert_eq!(get(&d, path, "").status, 404);
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["closed"], true, "{s}");
+    let page = get(&d, "/admin", &cookie).text();
+    assert!(
+        page.contains("<tr><th>Sessions started</th><td>0</td></tr>"),
+        "{page}"
+    );
+    assert!(page.contains("<b>Closed</b>"), "{page}");
+}

@@ -325,6 +325,7 @@ pub fn router(booth: Arc<Booth>) -> Router {
         .route("/admin/password", get(password_page).post(change_password))
         .route("/admin/end-of-event", post(end_of_event))
         .route("/admin/captures", post(captures))
+        .route("/admin/open", post(open_or_close))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -653,6 +654,37 @@ async fn captures(
     }
 }
 
+#[derive(Deserialize)]
+struct OpenForm {
+    #[serde(default)]
+    csrf: String,
+    /// `yes` opens the booth, anything else closes it.
+    #[serde(default)]
+    open: String,
+}
+
+/// "Close the booth" / "Open the booth": no new sessions while closed; nothing is deleted.
+async fn open_or_close(
+    State(st): State<AdminState>,
+    headers: HeaderMap,
+    Form(f): Form<OpenForm>,
+) -> Response {
+    if let Err(r) = guarded(&st, &headers, &f.csrf).await {
+        return r;
+    }
+    let open = f.open == "yes";
+    let b = st.booth.clone();
+    match blocking(move || b.set_closed(!open)).await {
+        Some(Ok(())) => Redirect::to("/admin").into_response(),
+        Some(Err(e)) => not_done(
+            "Not saved",
+            "The booth could not be opened or closed",
+            Some(&e),
+        ),
+        None => not_done("Not saved", "The booth could not be opened or closed", None),
+    }
+}
+
 async fn end_of_event(
     State(st): State<AdminState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -674,17 +706,26 @@ async fn end_of_event(
     let n = blocking(move || {
         b.store
             .audit("end_of_event_requested", None, &format!("admin from {ip}"));
-        b.purge_all()
+        b.end_event()
     })
     .await;
     match n {
-        Some(Ok(n)) => message(
-            StatusCode::OK,
-            "Event ended",
-            &format!(
-                "{n} session(s) deleted: every capture and video is gone and every link stopped working."
-            ),
-        ),
+        Some(Ok((n, counts))) => {
+            let figures: Vec<String> = counts
+                .iter()
+                .map(|(_, label, n)| format!("{label}: {n}"))
+                .collect();
+            message(
+                StatusCode::OK,
+                "Event ended",
+                &format!(
+                    "{n} session(s) deleted: every capture and video is gone and every link stopped \
+                     working. The booth is closed; open it again on the admin page for the next event. \
+                     This event: {}.",
+                    figures.join("; ")
+                ),
+            )
+        }
         Some(Err(e)) => not_done("Not finished", "Deleting failed part-way", Some(&e)),
         None => not_done("Not finished", "Deleting failed", None),
     }
@@ -811,11 +852,13 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let b = st.booth.clone();
-    let Some((states, audit, readings)) = blocking(move || {
+    let Some((states, audit, readings, counts, closed)) = blocking(move || {
         (
             b.store.count_by_state().unwrap_or_default(),
             b.store.recent_audit(12).unwrap_or_default(),
             b.readings(),
+            b.store.counters().unwrap_or_default(),
+            b.closed(),
         )
     })
     .await
@@ -845,6 +888,27 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
         ],
         "",
     );
+    let event = table(
+        &counts
+            .iter()
+            .map(|(_, label, n)| (label.to_string(), n.to_string()))
+            .collect::<Vec<_>>(),
+        "",
+    );
+    let (open_note, open_next, open_button) = if closed {
+        (
+            "<b>Closed</b>: the kiosk says so and takes no new couples. Nothing was deleted.",
+            "yes",
+            "Open the booth",
+        )
+    } else {
+        (
+            "<b>Open</b>: couples can start. Closing lets those at the screen and the clips being \
+             made finish, takes no new couples, and deletes nothing.",
+            "no",
+            "Close the booth",
+        )
+    };
     let sessions = table(
         &states
             .iter()
@@ -917,6 +981,12 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
     let body = format!(
         "<h1>Booth health</h1>\
          <section><h2>Overview</h2>{overview}</section>\
+         <section><h2>The booth</h2><p>{open_note}</p>\
+         <form method=\"post\" action=\"/admin/open\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"open\" value=\"{open_next}\">\
+         <button type=\"submit\" class=\"secondary\">{open_button}</button></form></section>\
+         <section><h2>This event</h2>{event}</section>\
          <section><h2>Sessions by state</h2>{sessions}</section>\
          <section><h2>Render times</h2>{renders}</section>\
          <section><h2>Temperatures</h2>{temps}</section>\
@@ -928,7 +998,8 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
          <input type=\"hidden\" name=\"keep\" value=\"{captures_next}\">\
          <button type=\"submit\" class=\"secondary\">{captures_button}</button></form></section>\
          <section><h2>End of event</h2>\
-         <p>Deletes every capture and video now and stops every download link. This cannot be undone.</p>\
+         <p>Closes the booth, deletes every capture and video now and stops every download link, \
+         and starts the event's counts again. This cannot be undone.</p>\
          <form method=\"post\" action=\"/admin/end-of-event\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> Yes, delete everything</label>\

@@ -34,6 +34,11 @@ use crate::store::{SessionRow, Store, Transition, now_s, token_hash, write_atomi
 use crate::telemetry::{Readings, Telemetry};
 use crate::thermal::{ThermalState, Throttle};
 
+/// What the kiosk says to a couple who try to start while the booth is closed.
+const CLOSED: &str = "The booth is closed. Thank you for coming!";
+/// The settings row that says the operator closed the booth.
+const CLOSED_KEY: &str = "booth_closed";
+
 /// What the kiosk says when a render fails.
 const RENDER_FAILED: &str = "Something went wrong while making your video. Please try again.";
 
@@ -468,6 +473,9 @@ impl Booth {
     }
 
     pub fn new_session(&self) -> BoothResult<SessionView> {
+        if self.closed() {
+            return Err(BoothError::Busy(CLOSED.into()));
+        }
         if let Some(free) = crate::sys::free_bytes(&self.cfg.data)
             && free < self.cfg.storage.min_free_mb.saturating_mul(1 << 20)
         {
@@ -497,7 +505,41 @@ impl Booth {
         rand::rng().fill_bytes(&mut id);
         let id = hex::encode(id);
         self.store.create_session(&id)?;
+        self.count("count_started");
         self.view_and_publish(&id)
+    }
+
+    /// Adds one to an event counter; a counter the database cannot write is logged, never a
+    /// reason to fail the guest's request.
+    pub fn count(&self, key: &str) {
+        if let Err(e) = self.store.bump(key) {
+            tracing::warn!(counter = key, error = %format!("{e:#}"), "cannot count");
+        }
+    }
+
+    /// Whether the operator closed the booth (no new sessions; nothing is deleted).
+    pub fn closed(&self) -> bool {
+        matches!(self.store.setting(CLOSED_KEY), Ok(Some(v)) if v == "1")
+    }
+
+    /// Closes the booth (no new sessions; the couples at the screen and the clips being made
+    /// finish) or opens it again. The kiosk hears of it at once.
+    pub fn set_closed(&self, closed: bool) -> anyhow::Result<()> {
+        self.store
+            .set_setting(CLOSED_KEY, if closed { "1" } else { "0" }, false)?;
+        self.store.audit(
+            if closed {
+                "booth_closed"
+            } else {
+                "booth_opened"
+            },
+            None,
+            "",
+        );
+        let _ = self
+            .events
+            .send(json!({"type": "status", "status": self.status_json()}).to_string());
+        Ok(())
     }
 
     pub fn consent(&self, id: &str, people: i64, accepted: bool) -> BoothResult<SessionView> {
@@ -592,6 +634,7 @@ impl Booth {
             )?;
             self.store
                 .audit("capture_refused", Some(id), &format!("{:?}", verdict.code));
+            self.count("count_refused");
             let view = self.view_and_publish(id)?;
             return Ok((verdict, view));
         };
@@ -898,6 +941,7 @@ impl Booth {
                 }
                 self.store
                     .audit("render_done", Some(id), &format!("{secs:.1}s"));
+                self.count("count_completed");
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -1014,6 +1058,8 @@ impl Booth {
         )?;
         if let Transition::Refused(r) = t {
             tracing::info!(session = %id, state = %r.from, "not marked failed: it moved on");
+        } else {
+            self.count("count_failed");
         }
         Ok(())
     }
@@ -1320,6 +1366,17 @@ impl Booth {
         failed.map_or(Ok(n), Err)
     }
 
+    /// "End of event": closes the booth, deletes every capture and video ([`Booth::purge_all`])
+    /// and starts the counters again. Returns how many sessions were purged and the ended
+    /// event's counters.
+    pub fn end_event(&self) -> anyhow::Result<(usize, Vec<(&'static str, &'static str, u64)>)> {
+        self.set_closed(true)?;
+        let counts = self.store.counters().unwrap_or_default();
+        let n = self.purge_all()?;
+        self.store.reset_counters()?;
+        Ok((n, counts))
+    }
+
     /// Purges each session: one whose files resist does not keep the others' (it is logged,
     /// and the first error comes back after all were tried). Returns how many were purged.
     fn purge_each(
@@ -1460,6 +1517,19 @@ impl Booth {
         for (state, n) in self.store.count_by_state()? {
             let _ = writeln!(out, "kissbooth_sessions{{state=\"{state}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_event_count What the booth counted this event (End of event starts again).\n# TYPE kissbooth_event_count gauge"
+        );
+        for (key, _, n) in self.store.counters()? {
+            let what = key.trim_start_matches("count_");
+            let _ = writeln!(out, "kissbooth_event_count{{what=\"{what}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kissbooth_closed 1 while the operator has closed the booth.\n# TYPE kissbooth_closed gauge\nkissbooth_closed {}",
+            u8::from(self.closed())
+        );
         let queue = self.queue.lock().map(|q| q.len()).unwrap_or(0);
         let _ = writeln!(
             out,
@@ -1558,7 +1628,7 @@ impl Booth {
             .read()
             .map(|p| p.camera.clone())
             .unwrap_or_default();
-        json!({"camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state(), "generator": self.generator})
+        json!({"closed": self.closed(), "camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state(), "generator": self.generator})
     }
 }
 

@@ -433,8 +433,8 @@ or scan the QR code at the booth instead.</p></body>";
 
 /// The operator's "end of event": deletes every capture and video now.
 async fn end_of_event(State(b): State<AppState>) -> Result<impl IntoResponse, BoothError> {
-    let n = blocking(move || b.purge_all().map_err(BoothError::from)).await?;
-    Ok(Json(json!({"purged": n})))
+    let (n, _) = blocking(move || b.end_event().map_err(BoothError::from)).await?;
+    Ok(Json(json!({"purged": n, "closed": true})))
 }
 
 /// The QR code of a session's download link, drawn by `encode` as `content_type`.
@@ -628,6 +628,12 @@ const PHONE_CSP: &str = "default-src 'none'; media-src 'self'; img-src 'self'; \
     form-action 'self';";
 
 async fn guest_file(b: AppState, key: String, poster: bool, req: Request) -> Response {
+    let req_range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let head = req.method() == axum::http::Method::HEAD;
     let b2 = b.clone();
     let Ok(Some(s)) = tokio::task::spawn_blocking(move || b2.by_token(&key)).await else {
         return not_found();
@@ -651,6 +657,14 @@ async fn guest_file(b: AppState, key: String, poster: bool, req: Request) -> Res
                 download_name(s.created_at)
             )) {
                 r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+            }
+            // One download per phone: the first request (a video element asks for ranges, the
+            // first from byte 0).
+            let first = req_range
+                .as_deref()
+                .is_none_or(|r| r.trim_start_matches("bytes=").starts_with("0-"));
+            if first && !head {
+                b.count("count_downloads");
             }
             // Counted as downloading until the body is sent or the phone goes: the kiosk keeps
             // the result screen up meanwhile.

@@ -170,6 +170,37 @@ impl Store {
         })
     }
 
+    /// Adds one to the counter `key` (kept in the settings; see [`COUNTERS`]).
+    pub fn bump(&self, key: &str) -> anyhow::Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO settings(key, value) VALUES (?1, '1') ON CONFLICT(key) \
+                 DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                params![key],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The event's counters, in [`COUNTERS`] order.
+    pub fn counters(&self) -> anyhow::Result<Vec<(&'static str, &'static str, u64)>> {
+        COUNTERS
+            .iter()
+            .map(|(key, label)| {
+                let n = self.setting(key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+                Ok((*key, *label, n))
+            })
+            .collect()
+    }
+
+    /// Sets every counter back to zero (a new event).
+    pub fn reset_counters(&self) -> anyhow::Result<()> {
+        for (key, _) in COUNTERS {
+            self.set_setting(key, "0", false)?;
+        }
+        Ok(())
+    }
+
     /// Sets a setting; with `only_if_absent`, leaves an existing value alone and returns false.
     pub fn set_setting(
         &self,
@@ -456,6 +487,16 @@ fn unknown_state(column: usize, name: &str) -> rusqlite::Error {
         format!("unknown session state {name:?}").into(),
     )
 }
+
+/// What the booth counts for the operator during an event (settings key, label). Kept in the
+/// settings table, so a restart does not lose them; "End of event" starts them again.
+pub const COUNTERS: [(&str, &str); 5] = [
+    ("count_started", "Sessions started"),
+    ("count_completed", "Videos made"),
+    ("count_refused", "Pictures refused by the face check"),
+    ("count_failed", "Renders failed"),
+    ("count_downloads", "Downloads"),
+];
 
 /// The columns that hold a session's links (as hashes): cleared together when the links end.
 pub const LINK_COLUMNS: [&str; 4] = [
