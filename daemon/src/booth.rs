@@ -1369,7 +1369,7 @@ impl Booth {
     /// "End of event": closes the booth, deletes every capture and video ([`Booth::purge_all`])
     /// and starts the counters again. Returns how many sessions were purged and the ended
     /// event's counters.
-    pub fn end_event(&self) -> anyhow::Result<(usize, Vec<(&'static str, &'static str, u64)>)> {
+    pub fn end_event(&self) -> anyhow::Result<(usize, Vec<crate::store::Counter>)> {
         self.set_closed(true)?;
         let counts = self.store.counters().unwrap_or_default();
         let n = self.purge_all()?;

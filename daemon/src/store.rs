@@ -183,7 +183,7 @@ impl Store {
     }
 
     /// The event's counters, in [`COUNTERS`] order.
-    pub fn counters(&self) -> anyhow::Result<Vec<(&'static str, &'static str, u64)>> {
+    pub fn counters(&self) -> anyhow::Result<Vec<Counter>> {
         COUNTERS
             .iter()
             .map(|(key, label)| {
@@ -497,6 +497,9 @@ pub const COUNTERS: [(&str, &str); 5] = [
     ("count_failed", "Renders failed"),
     ("count_downloads", "Downloads"),
 ];
+
+/// One of [`COUNTERS`] and its value: (settings key, label, count).
+pub type Counter = (&'static str, &'static str, u64);
 
 /// The columns that hold a session's links (as hashes): cleared together when the links end.
 pub const LINK_COLUMNS: [&str; 4] = [
