@@ -19,6 +19,7 @@ const IDLE_S = { consent: 60, pose: 90, review: 90, result: 120, problem: 30, se
 const WARN_S = 15;            // the "Still there?" countdown, seconds
 let shooting = false;
 let closed = false;           // the operator closed the booth
+let countdownS = 3;           // the operator's countdown, seconds
 
 // What the kiosk does with a session in each of the server's states (daemon/src/session.rs;
 // a test checks this list against it): "screen" while the couple is at the screen, "waiting"
@@ -148,7 +149,7 @@ $("shoot").onclick = async () => {
   shooting = true;
   show("countdown");
   $("count-note").textContent = "Look at the camera!";
-  for (const n of [3, 2, 1]) { $("count").textContent = n; await sleep(1000); }
+  for (let n = countdownS; n >= 1; n--) { $("count").textContent = n; await sleep(1000); }
   $("count").textContent = "";
   $("count-note").textContent = "Hold still…";
   $("flash").classList.remove("go");
@@ -287,7 +288,23 @@ function onSession(v) {
   }
 }
 
+// "24 hours", "1 hour", "90 minutes", "3 days".
+function fmtHours(h) {
+  if (h < 1.5) return h === 1 ? "1 hour" : `${Math.round(h * 60)} minutes`;
+  if (h >= 48 && h % 24 === 0) return `${h / 24} days`;
+  return `${Math.round(h * 10) / 10} hours`;
+}
+
 function onStatus(s) {
+  // The operator's settings for this event (admin page), for the next couple.
+  if (s.event) {
+    countdownS = s.event.countdown_s || 3;
+    $("retention").textContent = fmtHours(s.event.retention_hours || 24);
+    document.querySelectorAll(".event-name").forEach((e) => {
+      e.textContent = s.event.name || "";
+      e.hidden = !s.event.name;
+    });
+  }
   const trouble = s.camera.state === "reconnecting" || s.camera.state === "stalled";
   $("camera-banner").hidden = !trouble;
   if (s.camera.message) $("camera-banner").textContent = s.camera.message;
@@ -316,7 +333,12 @@ function onStatus(s) {
   }
   $("wifi").hidden = !s.wifi;
   document.body.classList.toggle("wifi-on", !!s.wifi);
-  if (s.wifi && !$("wifi-qr").getAttribute("src")) $("wifi-qr").src = "/api/wifi-qr.svg";
+  // The Wi-Fi may change on the admin page: the code is fetched again when it does.
+  const wifiKey = s.wifi ? (s.event && s.event.wifi_key) || "on" : "";
+  if (s.wifi && $("wifi-qr").dataset.key !== wifiKey) {
+    $("wifi-qr").dataset.key = wifiKey;
+    $("wifi-qr").src = `/api/wifi-qr.svg?v=${Date.now()}`;
+  }
 }
 
 function connect() {

@@ -996,6 +996,32 @@ fn a_closed_booth_says_so_on_the_kiosk_and_opens_again() {
             // Opened again: the attract screen comes back by itself.
             assert_eq!(admin_post(&d, "/admin/open", "open=yes"), 303);
             kiosk_screen_is(&kiosk, "attract", 10).await;
+            // The event's settings reach the kiosk without a restart: its name on the attract
+            // screen, the consent screen's promise, the countdown.
+            let form = "event_name=Summer+Ball&countdown_s=4&clip_seconds=5&shape=square&\
+                        retention_hours=2&wifi_ssid=&wifi_password=&wifi_security=WPA&\
+                        logo_corner=top_right&logo_width_pct=22";
+            assert_eq!(admin_post(&d, "/admin/settings", form), 303);
+            wait_until(
+                &kiosk,
+                "document.querySelector('#attract .event-name').textContent === 'Summer Ball' && \
+                 !document.querySelector('#attract .event-name').hidden",
+                10,
+                "the event's name on the attract screen",
+                KIOSK_STATE,
+            )
+            .await;
+            kiosk_shot(&kiosk, "01-attract-event-name", false).await;
+            tap(&kiosk, "#start").await;
+            kiosk_screen_is(&kiosk, "consent", 10).await;
+            let promise = js(&kiosk, "document.getElementById('consent').textContent").await;
+            assert!(
+                promise.as_str().unwrap().contains("deleted after 2 hours"),
+                "{promise}"
+            );
+            assert_eq!(js(&kiosk, "countdownS").await, 4);
+            tap(&kiosk, "#decline").await;
+            kiosk_screen_is(&kiosk, "attract", 10).await;
             // "End of event" closes it too.
             assert_eq!(admin_post(&d, "/admin/end-of-event", "confirm=yes"), 200);
             kiosk_screen_is(&kiosk, "closed", 10).await;
@@ -1265,6 +1291,23 @@ fn at_first_boot_the_kiosk_asks_for_the_admin_password_and_the_operator_logs_in_
                 "the health page scrolls sideways: {page}"
             );
             screenshot(&phone, &artifacts().join("21-admin-health.png")).await;
+            // The settings page, on the operator's phone: no sideways scrolling either.
+            phone.goto(d.url("/admin/settings")).await.expect("settings page");
+            wait_until(
+                &phone,
+                "!!document.querySelector('input[name=event_name]')",
+                30,
+                "the settings page",
+                PHONE_STATE,
+            )
+            .await;
+            let wide = js(
+                &phone,
+                "document.scrollingElement.scrollWidth <= document.documentElement.clientWidth",
+            )
+            .await;
+            assert_eq!(wide, true, "the settings page scrolls sideways");
+            screenshot(&phone, &artifacts().join("22-admin-settings.png")).await;
             let _ = phone.close().await;
             c.close().await;
         })

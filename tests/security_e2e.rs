@@ -1090,3 +1090,206 @@ fn the_operator_counts_the_event_closes_and_reopens_the_booth() {
     );
     assert!(page.contains("<b>Closed</b>"), "{page}");
 }
+
+/// A multipart form of one CSRF field and one file, as a browser sends an upload.
+fn multipart(csrf: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----kissboothtest7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"logo\"; filename=\"logo.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn post_upload(d: &Daemon, extra: &str, content_type: &str, body: &[u8]) -> Resp {
+    raw(
+        &addr_of(d),
+        &format!(
+            "POST /admin/logo HTTP/1.1\r\nHost: {}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            addr_of(d),
+            body.len()
+        ),
+        body,
+    )
+}
+
+/// Mean colour of a region of an image.
+fn mean_rgb(img: &image::RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> [f64; 3] {
+    let mut sum = [0.0; 3];
+    for y in y0..y0 + h {
+        for x in x0..x0 + w {
+            let p = img.get_pixel(x, y).0;
+            for c in 0..3 {
+                sum[c] += f64::from(p[c]);
+            }
+        }
+    }
+    sum.map(|s| s / f64::from(w * h))
+}
+
+/// The operator sets the event up on the settings page: refused values are said and nothing
+/// changes; saved ones reach the kiosk (name, countdown, retention, Wi-Fi) and the next clip
+/// (length, shape, the uploaded logo at its corner, on frames and the poster), with no restart.
+#[test]
+fn the_operator_sets_up_the_event_and_the_next_clip_follows() {
+    let name = "the_operator_sets_up_the_event_and_the_next_clip_follows";
+    if !have_models(name) {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let r = login(&d, ADMIN_PASSWORD);
+    let cookie = format!("Cookie: kb_admin={}\r\n", session_cookie(&r));
+    let origin = format!("{cookie}Origin: {}\r\n", d.base);
+    assert_eq!(
+        get(&d, "/admin/settings", "").status,
+        303,
+        "a session is needed"
+    );
+    let page = get(&d, "/admin/settings", &cookie);
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("Event settings") && text.contains("value=\"square\" checked"),
+        "{text}"
+    );
+    let csrf = csrf_of(&text);
+    let form = |countdown: &str| {
+        format!(
+            "csrf={csrf}&event_name={}&countdown_s={countdown}&clip_seconds=3&shape=portrait&\
+             retention_hours=2&wifi_ssid=BoothNet&wifi_password=kiss-kiss-kiss&wifi_security=WPA&\
+             logo_corner=top_right&logo_width_pct=30",
+            enc("Anna & Ben's <wedding>")
+        )
+    };
+    // Refused: said, and nothing changes.
+    let r = post_form(&d, "/admin/settings", &origin, &form("2"));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().contains("The countdown is 3 to 10 seconds"),
+        "{}",
+        r.text()
+    );
+    let evil = format!("{cookie}Origin: http://evil.example\r\n");
+    assert_eq!(
+        post_form(&d, "/admin/settings", &evil, &form("5")).status,
+        403,
+        "another site"
+    );
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["event"]["countdown_s"], 3, "{s}");
+    // Saved: the kiosk hears it at once.
+    let r = post_form(&d, "/admin/settings", &origin, &form("5"));
+    assert_eq!(r.status, 303, "{}", r.text());
+    let (_, s) = d.get_json("/api/status");
+    assert_eq!(s["event"]["name"], "Anna & Ben's <wedding>", "{s}");
+    assert_eq!(s["event"]["countdown_s"], 5, "{s}");
+    assert_eq!(s["event"]["retention_hours"], 2.0, "{s}");
+    assert_eq!(s["wifi"], true, "{s}");
+    assert_eq!(get(&d, "/api/wifi-qr.svg", "").status, 200);
+    let again = get(&d, "/admin/settings", &cookie).text();
+    assert!(
+        again.contains("Anna &amp; Ben&#39;s &lt;wedding&gt;"),
+        "escaped on the page"
+    );
+
+    // The logo: only a PNG, only with the token, not too large.
+    let mut logo = image::RgbaImage::from_pixel(64, 32, image::Rgba([230, 20, 30, 255]));
+    logo.put_pixel(0, 0, image::Rgba([0, 0, 0, 0]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgba8(logo)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let (ct, body) = multipart("wrong", &png);
+    assert_eq!(post_upload(&d, &origin, &ct, &body).status, 403);
+    let jpeg = std::fs::read(fixture("mona_lisa.jpg")).unwrap();
+    let (ct, body) = multipart(&csrf, &jpeg);
+    let r = post_upload(&d, &origin, &ct, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not a PNG"), "{}", r.text());
+    let (ct, body) = multipart(&csrf, &vec![0u8; 3 << 20]);
+    assert_eq!(post_upload(&d, &origin, &ct, &body).status, 413);
+    let (ct, body) = multipart(&csrf, &png);
+    let r = post_upload(&d, &origin, &ct, &body);
+    assert_eq!(r.status, 303, "{}", r.text());
+    // The preview: a portrait frame with the logo top right.
+    let r = get(&d, "/admin/logo/preview.jpg", &cookie);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    let preview = image::load_from_memory(&r.body).unwrap().to_rgb8();
+    assert_eq!(preview.dimensions(), (720, 1280));
+    let [red, green, _] = mean_rgb(&preview, 650, 20, 40, 20);
+    assert!(
+        red > 180.0 && green < 80.0,
+        "no red logo top right: {red} {green}"
+    );
+    assert!(
+        get(&d, "/admin/settings", &cookie)
+            .text()
+            .contains("/admin/logo/preview.jpg")
+    );
+
+    // The next clip: 3 s, portrait 720x1280, the logo on its frames and its poster.
+    let (id, url) = d.make_video();
+    let dir = d.data.path().join(format!("sessions/{id}"));
+    let p = probe(&dir.join("video.mp4"));
+    assert_eq!(p["streams"][0]["width"], 720, "{p}");
+    assert_eq!(p["streams"][0]["height"], 1280, "{p}");
+    let secs: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((secs - 3.0).abs() < 0.3, "{secs}");
+    let poster = image::open(dir.join("video.jpg")).unwrap().to_rgb8();
+    let [red, green, _] = mean_rgb(&poster, 650, 20, 40, 20);
+    assert!(
+        red > 180.0 && green < 80.0,
+        "no logo on the poster: {red} {green}"
+    );
+    let frame = dir.join("first.png");
+    let o = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(dir.join("video.mp4"))
+        .args(["-frames:v", "1"])
+        .arg(&frame)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let first = image::open(&frame).unwrap().to_rgb8();
+    std::fs::remove_file(&frame).unwrap();
+    let [red, green, _] = mean_rgb(&first, 650, 20, 40, 20);
+    assert!(
+        red > 150.0 && green < 100.0,
+        "no logo on the clip: {red} {green}"
+    );
+    // The retention the operator chose bounds the link.
+    let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
+    let left = v["expires_at"].as_i64().unwrap() - now_unix();
+    assert!(left <= 2 * 3600 && left > 3600, "{left}");
+    // The guests' page names the event (escaped).
+    let page = get(&d, &url[url.find("/d/").unwrap()..], "").text();
+    assert!(
+        page.contains("Anna &amp; Ben&#39;s &lt;wedding&gt;"),
+        "{page}"
+    );
+
+    // Removing the logo: the next clip goes without it.
+    let r = post_form(&d, "/admin/logo/remove", &origin, &format!("csrf={csrf}"));
+    assert_eq!(r.status, 303);
+    assert_eq!(get(&d, "/admin/logo/preview.jpg", &cookie).status, 404);
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -143,6 +143,10 @@ pub struct Booth {
     /// after a restart the kiosk shows no QR code for older clips, while the phones that
     /// scanned one keep their link.
     links: Mutex<HashMap<String, KioskLink>>,
+    /// The event's settings (admin page), applied to the next session.
+    settings: RwLock<crate::settings::EventSettings>,
+    /// The branding logo at its placement, when one is uploaded.
+    logo: RwLock<Option<Arc<kissbooth_media::Overlay>>>,
     /// Wrong short codes recently typed by phones (see [`crate::link::Guesses`]).
     pub short_guesses: Mutex<crate::link::Guesses>,
     /// Guest downloads in flight, by session, and when the last one moved.
@@ -222,7 +226,10 @@ impl Booth {
             soft_limit_c: cfg.thermal.soft_limit_c,
             hard_limit_c: cfg.thermal.hard_limit_c,
         });
+        let settings = crate::settings::EventSettings::load(&store, &cfg);
         let booth = Arc::new(Booth {
+            logo: RwLock::new(load_logo(&cfg.data, &settings)),
+            settings: RwLock::new(settings),
             diffusion,
             generator,
             store,
@@ -353,7 +360,7 @@ impl Booth {
                     .unwrap_or_else(|| {
                         let created = old.as_ref().map_or(now_s(), |s| s.created_at);
                         (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
-                            .min(created + (p.retention_hours * 3600.0) as i64)
+                            .min(created + (self.settings().retention_hours * 3600.0) as i64)
                     });
                 self.store.transition(
                     &session,
@@ -515,6 +522,62 @@ impl Booth {
         if let Err(e) = self.store.bump(key) {
             tracing::warn!(counter = key, error = %format!("{e:#}"), "cannot count");
         }
+    }
+
+    /// The event's settings now.
+    pub fn settings(&self) -> crate::settings::EventSettings {
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Checks and saves the event's settings; the next session uses them, the kiosk hears of
+    /// them at once.
+    pub fn set_settings(&self, new: crate::settings::EventSettings) -> anyhow::Result<()> {
+        new.save(&self.store)?;
+        *self.logo.write().map_err(|_| anyhow!("logo lock"))? = load_logo(&self.cfg.data, &new);
+        *self
+            .settings
+            .write()
+            .map_err(|_| anyhow!("settings lock"))? = new;
+        self.store.audit("settings_changed", None, "");
+        let _ = self
+            .events
+            .send(json!({"type": "status", "status": self.status_json()}).to_string());
+        Ok(())
+    }
+
+    /// Takes an uploaded branding logo (a PNG, checked as the encoder will use it), or removes
+    /// it (`None`). Written atomically; the next clip carries it.
+    pub fn set_logo(&self, png: Option<&[u8]>) -> anyhow::Result<()> {
+        let path = crate::settings::logo_path(&self.cfg.data);
+        match png {
+            Some(bytes) => {
+                kissbooth_media::Overlay::from_png_bytes(
+                    bytes,
+                    std::path::Path::new("logo.png"),
+                    self.settings().branding.placement(),
+                )?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                write_atomic(&path, bytes)?;
+                self.store
+                    .audit("logo_uploaded", None, &format!("{} bytes", bytes.len()));
+            }
+            None => {
+                if path.exists() {
+                    std::fs::remove_file(&path)?;
+                }
+                self.store.audit("logo_removed", None, "");
+            }
+        }
+        *self.logo.write().map_err(|_| anyhow!("logo lock"))? =
+            load_logo(&self.cfg.data, &self.settings());
+        Ok(())
+    }
+
+    /// The branding logo now, if any.
+    pub fn logo(&self) -> Option<Arc<kissbooth_media::Overlay>> {
+        self.logo.read().ok().and_then(|l| l.clone())
     }
 
     /// Whether the operator closed the booth (no new sessions; nothing is deleted).
@@ -753,7 +816,7 @@ impl Booth {
             };
             let p = &self.cfg.privacy;
             let expires = (now_s() + (p.token_ttl_hours * 3600.0).ceil() as i64)
-                .min(s.created_at + (p.retention_hours * 3600.0) as i64);
+                .min(s.created_at + (self.settings().retention_hours * 3600.0) as i64);
             self.moved(
                 id,
                 SessionEvent::Queue,
@@ -981,19 +1044,27 @@ impl Booth {
             faces: [*a, *b],
         };
         let r = &self.cfg.render;
+        let event = self.settings();
+        // The operator's shape; the configured size when it is of that shape.
+        let (w, h) = if event.shape == crate::settings::Shape::of(r.width, r.height) {
+            (r.width, r.height)
+        } else {
+            event.shape.size()
+        };
         let throttle = self.throttle();
-        let (width, height) =
-            crate::thermal::render_size(r.width, r.height, throttle, &self.cfg.thermal);
+        let (width, height) = crate::thermal::render_size(w, h, throttle, &self.cfg.thermal);
         if throttle != Throttle::Normal {
             self.store.audit(
                 "render_reduced",
                 Some(&s.id),
-                &format!("{width}x{height} instead of {}x{}", r.width, r.height),
+                &format!("{width}x{height} instead of {w}x{h}"),
             );
         }
         let mut settings = r.clip_settings(seed_of(&s.id), Some(s.created_at));
         settings.morph.width = width;
         settings.morph.height = height;
+        settings.timeline.seconds = event.clip_seconds;
+        settings.overlay = self.logo.read().ok().and_then(|l| l.clone());
         let out = self.store.session_dir(&s.id).join("video.mp4");
         let mut last_pub = Instant::now();
         let id = s.id.clone();
@@ -1202,7 +1273,7 @@ impl Booth {
                     Some(rt.iter().sum::<f64>() / rt.len() as f64)
                 }
             })
-            .unwrap_or(f64::from(self.cfg.render.seconds) * 0.5 + 1.0);
+            .unwrap_or(f64::from(self.settings().clip_seconds) * 0.5 + 1.0);
         match s.state {
             SessionState::Rendering => Some(per_clip * (1.0 - s.progress).max(0.0)),
             // How long cooling takes is not known: no estimate rather than a wrong one.
@@ -1313,7 +1384,7 @@ impl Booth {
     /// while posing for over an hour. Returns how many sessions were purged.
     pub fn purge_expired(&self) -> anyhow::Result<usize> {
         let now = now_s();
-        let keep = (self.cfg.privacy.retention_hours * 3600.0) as i64;
+        let keep = (self.settings().retention_hours * 3600.0) as i64;
         let due: Vec<SessionRow> = self
             .store
             .sessions_in(&[
@@ -1600,6 +1671,7 @@ impl Booth {
     }
 
     pub fn status_json(&self) -> serde_json::Value {
+        let settings = self.settings();
         let camera = match self.camera.status() {
             CameraStatus::Live { .. } if self.camera_stalled() => json!({
                 "state": "stalled",
@@ -1628,7 +1700,7 @@ impl Booth {
             .read()
             .map(|p| p.camera.clone())
             .unwrap_or_default();
-        json!({"closed": self.closed(), "camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !self.cfg.wifi.ssid.is_empty(), "thermal": self.thermal_state(), "generator": self.generator})
+        json!({"closed": self.closed(), "camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !settings.wifi.ssid.is_empty(), "event": {"name": settings.event_name, "countdown_s": settings.countdown_s, "retention_hours": settings.retention_hours, "clip_seconds": settings.clip_seconds, "shape": settings.shape, "wifi_key": &token_hash(&format!("{}\n{}\n{}", settings.wifi.ssid, settings.wifi.password, settings.wifi.security))[..12]}, "thermal": self.thermal_state(), "generator": self.generator})
     }
 }
 
@@ -1983,6 +2055,25 @@ impl Drop for DownloadGuard {
         {
             x.in_flight = x.in_flight.saturating_sub(1);
             x.last = Instant::now();
+        }
+    }
+}
+
+/// The uploaded logo at the settings' placement; none when there is none (or it no longer
+/// reads: said in the log).
+fn load_logo(
+    data: &std::path::Path,
+    settings: &crate::settings::EventSettings,
+) -> Option<Arc<kissbooth_media::Overlay>> {
+    let path = crate::settings::logo_path(data);
+    if !path.is_file() {
+        return None;
+    }
+    match kissbooth_media::Overlay::from_png(&path, settings.branding.placement()) {
+        Ok(o) => Some(Arc::new(o)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the branding logo does not read; clips go without it");
+            None
         }
     }
 }

@@ -154,7 +154,7 @@ pub struct PrivacyConfig {
 }
 
 /// The booth's own Wi-Fi, shown as a second QR code for guests not on the venue network.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WifiConfig {
     pub ssid: String,
@@ -230,6 +230,8 @@ pub struct ClipSettings {
     pub encoder: EncoderConfig,
     /// Creation time written into the MP4 (the capture's time), so a render is reproducible.
     pub created_unix_s: Option<i64>,
+    /// The branding logo, on every frame and the poster (under the AI-generated mark).
+    pub overlay: Option<std::sync::Arc<kissbooth_media::Overlay>>,
 }
 
 impl ClipSettings {
@@ -266,6 +268,7 @@ impl RenderConfig {
                 ..EncoderConfig::default()
             },
             created_unix_s,
+            overlay: None,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod render_cmd;
 pub mod serve_cmd;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod sys;
 mod telemetry;

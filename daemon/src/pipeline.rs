@@ -335,7 +335,7 @@ fn render_once(
         .join()
         .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
     let t = Instant::now();
-    let (video, poster_file) = finish_clip(encoder, poster, output)?;
+    let (video, poster_file) = finish_clip(encoder, poster, output, settings)?;
     encode_ms += ms(t);
     let report = RenderReport {
         output: video.path,
@@ -380,7 +380,9 @@ fn start_encoder(
         created_unix_s: settings.created_unix_s,
         ..VideoMetadata::default()
     };
-    Ok(settings.encoder.build(&spec, output, &meta)?)
+    let mut encoder = settings.encoder.build(&spec, output, &meta)?;
+    encoder.set_overlay(settings.overlay.clone());
+    Ok(encoder)
 }
 
 /// Finishes the video, then writes the poster beside it; a poster that cannot be written takes
@@ -389,8 +391,12 @@ fn finish_clip(
     encoder: kissbooth_media::Encoder,
     poster: Option<image::RgbImage>,
     output: &Path,
+    settings: &ClipSettings,
 ) -> anyhow::Result<(kissbooth_media::EncodedVideo, std::path::PathBuf)> {
-    let poster = poster.ok_or_else(|| anyhow!("no contact frame was made"))?;
+    let mut poster = poster.ok_or_else(|| anyhow!("no contact frame was made"))?;
+    if let Some(logo) = &settings.overlay {
+        logo.apply(&mut poster);
+    }
     let video = encoder.finish()?;
     let poster_file = poster_path(output);
     if let Err(e) = write_poster(&poster, &poster_file, 90) {
@@ -482,7 +488,7 @@ pub fn render_diffusion_clip(
     }
     let render_ms = ms(t_gen) - encode_ms;
     let t = Instant::now();
-    let (video, poster_file) = finish_clip(encoder, poster, output)?;
+    let (video, poster_file) = finish_clip(encoder, poster, output, settings)?;
     encode_ms += ms(t);
     tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
     Ok(RenderReport {

@@ -211,6 +211,7 @@ pub fn render(
         morph,
         encoder: encoder_cfg,
         created_unix_s,
+        overlay: None,
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
     // The diffusion generator when asked for and usable; otherwise morph, saying why.

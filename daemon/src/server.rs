@@ -102,9 +102,10 @@ pub fn router(state: AppState) -> Router {
         .merge(kiosk)
         .merge(guest)
         .with_state(state.clone())
+        .layer(RequestBodyLimitLayer::new(16 * 1024))
+        // The admin pages set their own limits (a logo upload is larger than a form).
         .merge(crate::admin::router(state))
         .fallback(|| async { not_found() })
-        .layer(RequestBodyLimitLayer::new(16 * 1024))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -469,7 +470,7 @@ async fn qr_png(State(b): State<AppState>, Path(id): Path<String>) -> Result<Res
 }
 
 async fn wifi_qr(State(b): State<AppState>) -> Response {
-    let w = &b.cfg.wifi;
+    let w = &b.settings().wifi;
     if w.ssid.is_empty() {
         return (
             StatusCode::NOT_FOUND,
@@ -586,6 +587,8 @@ async fn phone_page(State(b): State<AppState>, Path(key): Path<String>) -> Respo
         .replace("{{TOKEN}}", &key)
         .replace("{{STATE}}", s.state.name())
         .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string())
+        // Last: the operator's text is never read for placeholders.
+        .replace("{{EVENT}}", &crate::admin::esc(&b.settings().event_name))
         .replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
     let csp = format!("{PHONE_CSP} script-src 'nonce-{nonce}'");
     let mut r = ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response();

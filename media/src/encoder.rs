@@ -157,7 +157,7 @@ pub struct Encoder {
     temp: PathBuf,
     /// Declared after `pipeline`: removed only once the pipeline has let go (see `Drop`).
     temps: TempFiles,
-    overlay: Option<Overlay>,
+    overlay: Option<std::sync::Arc<Overlay>>,
     /// Whether every frame carries the visible AI mark.
     label: bool,
     frames: u64,
@@ -282,8 +282,8 @@ impl Encoder {
     }
 
     /// Composites `overlay` onto every frame pushed from now on.
-    pub fn set_overlay(&mut self, overlay: Option<Overlay>) {
-        self.overlay = overlay;
+    pub fn set_overlay(&mut self, overlay: Option<impl Into<std::sync::Arc<Overlay>>>) {
+        self.overlay = overlay.map(Into::into);
     }
 
     /// Sets how long [`Encoder::finish`] waits for the pipeline to drain. By default 10 s plus

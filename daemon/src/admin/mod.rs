@@ -47,7 +47,9 @@ const PER_PEER_FAILURES: usize = 5;
 /// Failed logins from all addresses together within the window before everyone must wait.
 const GLOBAL_FAILURES: usize = 30;
 
-const PAGE: &str = include_str!("../../kiosk-ui/admin.html");
+mod settings_page;
+
+const PAGE: &str = include_str!("../../../kiosk-ui/admin.html");
 
 /// Why a new password is refused, in words for the operator.
 pub fn check_new_password(password: &str, confirm: &str) -> Result<(), String> {
@@ -312,6 +314,9 @@ pub struct AdminState {
     pub auth: Arc<Auth>,
 }
 
+/// The largest logo upload request: the PNG and the form around it.
+const UPLOAD_LIMIT: usize = crate::settings::MAX_LOGO_BYTES + (64 << 10);
+
 pub fn router(booth: Arc<Booth>) -> Router {
     let state = AdminState {
         booth,
@@ -326,6 +331,20 @@ pub fn router(booth: Arc<Booth>) -> Router {
         .route("/admin/end-of-event", post(end_of_event))
         .route("/admin/captures", post(captures))
         .route("/admin/open", post(open_or_close))
+        .route(
+            "/admin/settings",
+            get(settings_page::settings_page).post(settings_page::save_settings),
+        )
+        .route("/admin/logo/remove", post(settings_page::remove_logo))
+        .route("/admin/logo/preview.jpg", get(settings_page::logo_preview))
+        // Forms are small; only the logo upload may be larger.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
+        .merge(
+            Router::new()
+                .route("/admin/logo", post(settings_page::upload_logo))
+                .layer(axum::extract::DefaultBodyLimit::max(UPLOAD_LIMIT))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(UPLOAD_LIMIT)),
+        )
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
@@ -365,7 +384,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     r
@@ -1005,7 +1024,8 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
          <label class=\"check\"><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> Yes, delete everything</label>\
          <button type=\"submit\" class=\"danger\">End of event</button></form></section>\
          <section><h2>Recent events</h2>{log}</section>\
-         <section class=\"row\"><a class=\"btn secondary\" href=\"/admin/password\">Change password</a>\
+         <section class=\"row\"><a class=\"btn\" href=\"/admin/settings\">Event settings</a>\
+         <a class=\"btn secondary\" href=\"/admin/password\">Change password</a>\
          <form method=\"post\" action=\"/admin/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\" class=\"secondary\">Log out</button></form></section>"
     );
