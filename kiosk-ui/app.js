@@ -135,11 +135,18 @@ function reset() {
 }
 
 $("start").onclick = async () => {
-  try { session = await api("POST", "/api/sessions"); show("consent"); } catch (e) { problem(e.message); }
+  try {
+    session = await api("POST", "/api/sessions");
+    $("album").checked = false; // each couple decides for themselves
+    show("consent");
+  } catch (e) { problem(e.message); }
 };
 $("decline").onclick = () => reset();
 $("agree").onclick = async () => {
-  try { session = await api("POST", `/api/sessions/${session.id}/consent`, { people: 2, accepted: true }); show("pose"); }
+  try {
+    session = await api("POST", `/api/sessions/${session.id}/consent`, { people: 2, accepted: true, album: $("album").checked });
+    show("pose");
+  }
   catch (e) { problem(e.message); }
 };
 $("pose-cancel").onclick = () => reset();

@@ -257,6 +257,19 @@ async fn the_couple_and_the_guest(c: &Chromium, d: &Daemon, stills: &Path) {
             "consent text lacks {words:?}: {facts}"
         );
     }
+    // The hosts' album is an optional third line, off unless the couple ticks it.
+    let album = js(
+        &kiosk,
+        "({ checked: document.getElementById('album').checked, shown: document.getElementById('album').getClientRects().length > 0, \
+            text: document.querySelector('.album-opt').textContent })",
+    )
+    .await;
+    assert_eq!(album["checked"], false, "{album}");
+    assert_eq!(album["shown"], true, "{album}");
+    assert!(
+        album["text"].as_str().unwrap().contains("event album"),
+        "{album}"
+    );
     kiosk_shot(&kiosk, "02-consent", true).await;
 
     // Left alone, a screen first asks "Still there?" with a countdown (the wait before it

@@ -96,6 +96,23 @@ pub fn set_admin_password(data: &std::path::Path, password: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Logs in as the operator (the default [`ADMIN_PASSWORD`]); returns the `Cookie` header value.
+pub fn admin_cookie(d: &Daemon) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let r = agent
+        .post(&d.url("/admin/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("password={}", ADMIN_PASSWORD.replace(' ', "+")))
+        .unwrap();
+    assert_eq!(r.status(), 303, "admin login");
+    let c = r.headers()["set-cookie"].to_str().unwrap();
+    c.split(';').next().unwrap().to_string()
+}
+
 /// The newest one-time set-up code the daemon wrote to its log (only while no admin password
 /// is set), as the operator reads it in the journal: `1234-5678`.
 pub fn setup_code_in_log(log: &str) -> Option<String> {

@@ -379,3 +379,113 @@ fn a_render_interrupted_twice_is_failed_with_a_message_not_retried_for_ever() {
     let (_, v) = d.get_json("/api/status");
     assert_eq!(v["queue"], 0, "{v}");
 }
+
+/// The hosts' album holds only the clips whose couples ticked the optional line on the consent
+/// screen; the operator downloads it as a ZIP (logged in only), and the end of the event
+/// leaves nothing to download.
+#[test]
+fn the_hosts_album_holds_only_the_clips_whose_couples_agreed() {
+    if !have_models("the_hosts_album_holds_only_the_clips_whose_couples_agreed") {
+        return;
+    }
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        cfg_dir.path(),
+        "[render]\nseconds = 3.0\nfps = 8\nwidth = 256\nheight = 256\n",
+    );
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &["--config", &cfg]);
+    let zip = |cookie: Option<&str>| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        let mut req = agent.get(&d.url("/admin/album.zip"));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let mut r = req.call().unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap();
+        (r.status().as_u16(), ct, body)
+    };
+    let cookie = admin_cookie(&d);
+    assert_eq!(zip(Some(&cookie)).0, 404, "no album before anyone agreed");
+
+    // One couple agrees to the album, the next does not (the default).
+    let mut made = Vec::new();
+    for album in [true, false] {
+        let id = d.new_session();
+        let (st, v) = d.post_json(
+            &format!("/api/sessions/{id}/consent"),
+            &serde_json::json!({"people": 2, "accepted": true, "album": album}),
+        );
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = d.post(&format!("/api/sessions/{id}/capture"));
+        assert_eq!(
+            (st, &v["verdict"]["ok"]),
+            (200, &serde_json::json!(true)),
+            "{v}"
+        );
+        let (st, _) = d.post(&format!("/api/sessions/{id}/render"));
+        assert_eq!(st, 202);
+        d.wait_done(&id, 180);
+        made.push(id);
+    }
+    assert_eq!(zip(None).0, 303, "only the operator");
+    let (st, ct, body) = zip(Some(&cookie));
+    assert_eq!(st, 200);
+    assert_eq!(ct.as_deref(), Some("application/zip"));
+    // The ZIP's central directory: one entry, the agreeing couple's clip, byte for byte.
+    let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(body[i..i + 4].try_into().unwrap()) as usize;
+    let end = body.len() - 22;
+    assert_eq!(u32_at(end), 0x0605_4b50, "a ZIP file");
+    assert_eq!(
+        u16_at(end + 10),
+        1,
+        "exactly the one clip whose couple agreed"
+    );
+    let cd = u32_at(end + 16);
+    let size = u32_at(cd + 20);
+    let local = u32_at(cd + 42);
+    let data = local + 30 + u16_at(local + 26) + u16_at(local + 28);
+    let agreed = std::fs::read(
+        d.data
+            .path()
+            .join(format!("sessions/{}/video.mp4", made[0])),
+    )
+    .unwrap();
+    assert_eq!(&body[data..data + size], &agreed[..]);
+    let health = agent()
+        .get(&d.url("/admin"))
+        .header("cookie", &cookie)
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(
+        health.contains("1 video(s) whose couples agreed"),
+        "{health}"
+    );
+    // Nothing of the export stays on the booth.
+    let left: Vec<_> = std::fs::read_dir(d.data.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("album"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // After the end of the event there is nothing left to export.
+    let (st, _) = d.post("/api/end-of-event");
+    assert_eq!(st, 200);
+    assert_eq!(zip(Some(&cookie)).0, 404);
+}

@@ -524,6 +524,32 @@ impl Booth {
         }
     }
 
+    /// The finished clips whose couples agreed to the hosts' album, oldest first.
+    pub fn album(&self) -> anyhow::Result<Vec<crate::album::Entry>> {
+        let mut done: Vec<SessionRow> = self
+            .store
+            .sessions_in(&[SessionState::Done])?
+            .into_iter()
+            .filter(|s| s.album)
+            .collect();
+        done.sort_by_key(|s| s.created_at);
+        Ok(done
+            .into_iter()
+            .filter_map(|s| {
+                let path = PathBuf::from(s.video_path?);
+                path.is_file().then(|| crate::album::Entry {
+                    name: format!(
+                        "kissbooth-{}-{}.mp4",
+                        crate::sys::local_stamp(s.created_at),
+                        &s.id[..s.id.len().min(6)]
+                    ),
+                    path,
+                    created_unix_s: s.created_at,
+                })
+            })
+            .collect())
+    }
+
     /// The event's settings now.
     pub fn settings(&self) -> crate::settings::EventSettings {
         self.settings.read().map(|s| s.clone()).unwrap_or_default()
@@ -605,7 +631,15 @@ impl Booth {
         Ok(())
     }
 
-    pub fn consent(&self, id: &str, people: i64, accepted: bool) -> BoothResult<SessionView> {
+    /// Both people agree on screen; `album`: they also agree that the hosts may keep a copy for
+    /// the event album (an optional third line, off unless ticked).
+    pub fn consent(
+        &self,
+        id: &str,
+        people: i64,
+        accepted: bool,
+        album: bool,
+    ) -> BoothResult<SessionView> {
         let s = self.session(id)?;
         let refused = |from: SessionState| {
             BoothError::Conflict(format!(
@@ -622,7 +656,11 @@ impl Booth {
         self.moved(
             id,
             SessionEvent::Consent,
-            &[("consent_at", now_s().into()), ("people", people.into())],
+            &[
+                ("consent_at", now_s().into()),
+                ("people", people.into()),
+                ("album", i64::from(album).into()),
+            ],
         )?
         .map_err(|from| refused(from.unwrap_or(s.state)))?;
         self.store.audit("consent_given", Some(id), "people=2");
@@ -1929,7 +1967,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         let id = b.new_session().unwrap().id;
-        b.consent(&id, 2, true).unwrap();
+        b.consent(&id, 2, true, false).unwrap();
         // A burst of five frames from a camera giving one every 200 ms, each analysed: the
         // cancel lands in the middle of it.
         let capture = {

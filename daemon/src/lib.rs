@@ -3,6 +3,7 @@
 //! call the parsers through [`fuzz`].
 
 pub mod admin;
+mod album;
 pub mod attract;
 pub mod bench;
 mod bench_quality;

@@ -292,6 +292,9 @@ async fn get_session(
 struct ConsentBody {
     people: i64,
     accepted: bool,
+    /// Optional: the hosts may keep a copy for the event album.
+    #[serde(default)]
+    album: bool,
 }
 
 async fn consent(
@@ -309,7 +312,7 @@ async fn consent(
             return Ok((e.status(), Json(json!({ "error": error }))).into_response());
         }
     };
-    let v = blocking(move || b.consent(&id, c.people, c.accepted)).await?;
+    let v = blocking(move || b.consent(&id, c.people, c.accepted, c.album)).await?;
     Ok(Json(v).into_response())
 }
 

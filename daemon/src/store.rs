@@ -74,6 +74,10 @@ CREATE UNIQUE INDEX sessions_short_hash ON sessions(short_hash);
 CREATE INDEX sessions_old_token_hash ON sessions(old_token_hash);
 CREATE INDEX sessions_old_short_hash ON sessions(old_short_hash);
 "#,
+    // The couple agreed that the hosts may keep a copy for the event album (off unless ticked).
+    r#"
+ALTER TABLE sessions ADD COLUMN album INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 pub fn now_s() -> i64 {
@@ -102,6 +106,8 @@ pub struct SessionRow {
     pub token_expires_at: Option<i64>,
     pub progress: f64,
     pub error: Option<String>,
+    /// The couple agreed that the hosts may keep a copy for the event album.
+    pub album: bool,
 }
 
 #[derive(Clone)]
@@ -543,6 +549,7 @@ fn row_to_session(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         token_expires_at: r.get("token_expires_at")?,
         progress: r.get("progress")?,
         error: r.get("error")?,
+        album: r.get::<_, i64>("album")? != 0,
     })
 }
 

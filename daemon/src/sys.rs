@@ -44,6 +44,22 @@ fn local_tm(unix_s: i64) -> Option<libc::tm> {
     ok.then_some(tm)
 }
 
+/// (year, month 1-12, day, hour, minute, second) of a Unix time, local (the epoch when the
+/// time cannot be converted).
+pub fn local_parts(unix_s: i64) -> (i32, u32, u32, u32, u32, u32) {
+    match local_tm(unix_s) {
+        Some(tm) => (
+            tm.tm_year + 1900,
+            (tm.tm_mon + 1) as u32,
+            tm.tm_mday as u32,
+            tm.tm_hour as u32,
+            tm.tm_min as u32,
+            tm.tm_sec.clamp(0, 59) as u32,
+        ),
+        None => (1970, 1, 1, 0, 0, 0),
+    }
+}
+
 /// `YYYY-MM-DD-HHMM` of a Unix time, local: for file names.
 pub fn local_stamp(unix_s: i64) -> String {
     let Some(tm) = local_tm(unix_s) else {

@@ -47,6 +47,7 @@ const PER_PEER_FAILURES: usize = 5;
 /// Failed logins from all addresses together within the window before everyone must wait.
 const GLOBAL_FAILURES: usize = 30;
 
+mod album_export;
 mod settings_page;
 
 const PAGE: &str = include_str!("../../../kiosk-ui/admin.html");
@@ -336,6 +337,7 @@ pub fn router(booth: Arc<Booth>) -> Router {
             get(settings_page::settings_page).post(settings_page::save_settings),
         )
         .route("/admin/logo/remove", post(settings_page::remove_logo))
+        .route("/admin/album.zip", get(album_export::album_zip))
         .route("/admin/logo/preview.jpg", get(settings_page::logo_preview))
         // Forms are small; only the logo upload may be larger.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
@@ -871,13 +873,14 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let b = st.booth.clone();
-    let Some((states, audit, readings, counts, closed)) = blocking(move || {
+    let Some((states, audit, readings, counts, closed, album)) = blocking(move || {
         (
             b.store.count_by_state().unwrap_or_default(),
             b.store.recent_audit(12).unwrap_or_default(),
             b.readings(),
             b.store.counters().unwrap_or_default(),
             b.closed(),
+            b.album().map(|a| a.len()).unwrap_or(0),
         )
     })
     .await
@@ -926,6 +929,17 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
              made finish, takes no new couples, and deletes nothing.",
             "no",
             "Close the booth",
+        )
+    };
+    let album_html = if album == 0 {
+        "<p class=\"small\">No video for the album yet: only couples who tick \"the hosts may keep \
+         a copy\" on the consent screen go in it.</p>"
+            .to_string()
+    } else {
+        format!(
+            "<p>{album} video(s) whose couples agreed that the hosts may keep a copy. Download \
+             them before the end of the event: it deletes them with the rest.</p>\
+             <p><a class=\"btn secondary\" href=\"/admin/album.zip\">Download the album (ZIP)</a></p>"
         )
     };
     let sessions = table(
@@ -1006,6 +1020,7 @@ async fn health_page(State(st): State<AdminState>, headers: HeaderMap) -> Respon
          <input type=\"hidden\" name=\"open\" value=\"{open_next}\">\
          <button type=\"submit\" class=\"secondary\">{open_button}</button></form></section>\
          <section><h2>This event</h2>{event}</section>\
+         <section><h2>Hosts' album</h2>{album_html}</section>\
          <section><h2>Sessions by state</h2>{sessions}</section>\
          <section><h2>Render times</h2>{renders}</section>\
          <section><h2>Temperatures</h2>{temps}</section>\
