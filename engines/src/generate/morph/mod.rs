@@ -68,6 +68,10 @@ pub struct MorphConfig {
     /// Smoothing of the background rebuilt behind the people, in inter-ocular distances times
     /// ten, 0..=0.2 (0: the fill as rebuilt).
     pub background_blur: f32,
+    /// Unsharp mask over each face after the warp, 0..=1.5 (0: none): resampling a face to
+    /// the clip's size softens its finest detail (measured: the painted faces kept 49-67 % of
+    /// their captured detail without it, 66-105 % at 0.5; see the README).
+    pub sharpen: f32,
 }
 
 impl Default for MorphConfig {
@@ -78,6 +82,7 @@ impl Default for MorphConfig {
             feather: 0.08,
             harmonise: 0.5,
             background_blur: 0.08,
+            sharpen: 0.5,
         }
     }
 }
@@ -95,6 +100,8 @@ pub enum MorphConfigError {
     HarmoniseOutOfRange(f32),
     #[error("background_blur = {0} is outside 0..=0.2")]
     BackgroundBlurOutOfRange(f32),
+    #[error("sharpen = {0} is outside 0..=1.5")]
+    SharpenOutOfRange(f32),
 }
 
 impl MorphConfig {
@@ -117,6 +124,9 @@ impl MorphConfig {
             return Err(MorphConfigError::BackgroundBlurOutOfRange(
                 self.background_blur,
             ));
+        }
+        if !(0.0..=1.5).contains(&self.sharpen) {
+            return Err(MorphConfigError::SharpenOutOfRange(self.sharpen));
         }
         Ok(())
     }
@@ -436,7 +446,7 @@ impl MorphGenerator {
                 layer.prepare(face, &view, nearer, (w, h), None).ok();
             }
         }
-        let out = composite(
+        let mut out = composite(
             &self.people,
             &self.plate,
             &self.beyond,
@@ -447,6 +457,11 @@ impl MorphGenerator {
         let landmarks: [Landmarks; 2] = std::array::from_fn(|k| {
             Landmarks(self.people[k].expressed.0.map(|p| view.to_output(p)))
         });
+        if self.cfg.sharpen > 0.0 {
+            for l in &landmarks {
+                pixels::sharpen_face(&mut out, l, self.cfg.sharpen);
+            }
+        }
         self.info = Some(FrameInfo {
             index,
             phase: plan.phase,
