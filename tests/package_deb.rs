@@ -137,6 +137,8 @@ fn the_deb_holds_the_booth_with_its_units_config_and_scripts() {
         "gstreamer1.0-plugins-good",
         "gstreamer1.0-plugins-ugly",
         "gstreamer1.0-plugins-bad",
+        // The event's title in portrait clips is set in DejaVu Sans Bold.
+        "fonts-dejavu-core",
         "adduser",
     ] {
         assert!(

@@ -1270,6 +1270,15 @@ fn the_operator_sets_up_the_event_and_the_next_clip_follows() {
         red > 150.0 && green < 100.0,
         "no logo on the clip: {red} {green}"
     );
+    // The event's name is set above the couple in the portrait clip, in gold.
+    let gold = (0..180)
+        .flat_map(|y| (60..660).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let [r, g, b] = first.get_pixel(x, y).0;
+            r > 200 && g > 150 && b < 170
+        })
+        .count();
+    assert!(gold > 300, "no title above the couple: {gold} gold pixels");
     // The retention the operator chose bounds the link.
     let (_, v) = d.get_json(&format!("/api/sessions/{id}"));
     let left = v["expires_at"].as_i64().unwrap() - now_unix();

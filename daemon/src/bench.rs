@@ -258,6 +258,7 @@ fn render(
                 generator: "morph".into(),
                 pack: None,
                 memory_budget_mb: None,
+                title: None,
                 json: false,
             };
             let report = render_cmd::render(common, &args, |_, _| Ok(()))?;

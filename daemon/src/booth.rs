@@ -1103,6 +1103,11 @@ impl Booth {
         settings.morph.height = height;
         settings.timeline.seconds = event.clip_seconds;
         settings.overlay = self.logo.read().ok().and_then(|l| l.clone());
+        settings.title = crate::title::title(&event.event_name, width, height)
+            .and_then(|l| {
+                kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok()
+            })
+            .map(Arc::new);
         let out = self.store.session_dir(&s.id).join("video.mp4");
         let mut last_pub = Instant::now();
         let id = s.id.clone();

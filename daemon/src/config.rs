@@ -232,6 +232,8 @@ pub struct ClipSettings {
     pub created_unix_s: Option<i64>,
     /// The branding logo, on every frame and the poster (under the AI-generated mark).
     pub overlay: Option<std::sync::Arc<kissbooth_media::Overlay>>,
+    /// The event's name above the couple, in clips with room for it (see `title.rs`).
+    pub title: Option<std::sync::Arc<kissbooth_media::Overlay>>,
 }
 
 impl ClipSettings {
@@ -269,6 +271,7 @@ impl RenderConfig {
             },
             created_unix_s,
             overlay: None,
+            title: None,
         }
     }
 }

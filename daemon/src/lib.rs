@@ -29,6 +29,7 @@ pub mod store;
 pub mod sys;
 mod telemetry;
 mod thermal;
+mod title;
 
 /// An error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {

@@ -164,6 +164,7 @@ fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow:
         generator: "morph".into(),
         pack: None,
         memory_budget_mb: None,
+        title: None,
         json: false,
     };
     let r = crate::render_cmd::render(common, &args, |_, _| Ok(()))

@@ -382,6 +382,9 @@ fn start_encoder(
     };
     let mut encoder = settings.encoder.build(&spec, output, &meta)?;
     encoder.set_overlay(settings.overlay.clone());
+    if let Some(t) = &settings.title {
+        encoder.add_overlay(t.clone());
+    }
     Ok(encoder)
 }
 
@@ -394,8 +397,8 @@ fn finish_clip(
     settings: &ClipSettings,
 ) -> anyhow::Result<(kissbooth_media::EncodedVideo, std::path::PathBuf)> {
     let mut poster = poster.ok_or_else(|| anyhow!("no contact frame was made"))?;
-    if let Some(logo) = &settings.overlay {
-        logo.apply(&mut poster);
+    for layer in settings.overlay.iter().chain(settings.title.iter()) {
+        layer.apply(&mut poster);
     }
     let video = encoder.finish()?;
     let poster_file = poster_path(output);

@@ -54,6 +54,9 @@ pub struct RenderArgs {
     /// of a discrete GPU); a pack that does not fit is refused and morph renders.
     #[arg(long)]
     pub memory_budget_mb: Option<u64>,
+    /// The event's name, set above the couple in a portrait clip (as the booth does).
+    #[arg(long)]
+    pub title: Option<String>,
     /// Progress and the result as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
@@ -206,12 +209,19 @@ pub fn render(
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64);
+    let title = args
+        .title
+        .as_deref()
+        .and_then(|t| crate::title::title(t, morph.width, morph.height))
+        .and_then(|l| kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok())
+        .map(std::sync::Arc::new);
     let settings = crate::config::ClipSettings {
         timeline,
         morph,
         encoder: encoder_cfg,
         created_unix_s,
         overlay: None,
+        title,
     };
     let cancel = std::sync::atomic::AtomicBool::new(false);
     // The diffusion generator when asked for and usable; otherwise morph, saying why.

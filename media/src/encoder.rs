@@ -157,7 +157,8 @@ pub struct Encoder {
     temp: PathBuf,
     /// Declared after `pipeline`: removed only once the pipeline has let go (see `Drop`).
     temps: TempFiles,
-    overlay: Option<std::sync::Arc<Overlay>>,
+    /// Composited in order onto every frame (a branding logo, a title), under the AI mark.
+    overlays: Vec<std::sync::Arc<Overlay>>,
     /// Whether every frame carries the visible AI mark.
     label: bool,
     frames: u64,
@@ -234,7 +235,7 @@ impl Encoder {
             target,
             temp,
             temps,
-            overlay: None,
+            overlays: Vec::new(),
             label: meta.visible_label,
             frames: 0,
             finish_timeout: None,
@@ -281,9 +282,14 @@ impl Encoder {
         self.frames
     }
 
-    /// Composites `overlay` onto every frame pushed from now on.
+    /// Composites `overlay` onto every frame pushed from now on (instead of any before).
     pub fn set_overlay(&mut self, overlay: Option<impl Into<std::sync::Arc<Overlay>>>) {
-        self.overlay = overlay.map(Into::into);
+        self.overlays = overlay.map(Into::into).into_iter().collect();
+    }
+
+    /// Composites `overlay` onto every frame pushed from now on, over those set before.
+    pub fn add_overlay(&mut self, overlay: impl Into<std::sync::Arc<Overlay>>) {
+        self.overlays.push(overlay.into());
     }
 
     /// Sets how long [`Encoder::finish`] waits for the pipeline to drain. By default 10 s plus
@@ -304,7 +310,7 @@ impl Encoder {
                 height: self.spec.height,
             });
         }
-        if self.overlay.is_none() && !self.label {
+        if self.overlays.is_empty() && !self.label {
             return self.push_packed(rgb);
         }
         let mut frame = RgbImage::from_raw(self.spec.width, self.spec.height, rgb.to_vec()).ok_or(
@@ -315,7 +321,7 @@ impl Encoder {
                 height: self.spec.height,
             },
         )?;
-        if let Some(overlay) = &self.overlay {
+        for overlay in &self.overlays {
             overlay.apply(&mut frame);
         }
         if self.label {
