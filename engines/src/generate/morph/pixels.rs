@@ -167,7 +167,7 @@ pub fn sharpen_face(img: &mut image::RgbImage, face: &crate::Landmarks, amount: 
     }
     let bx0 = ((x0 - 0.12 * bw).floor() as i64).clamp(1, iw - 1);
     let bx1 = ((x1 + 0.12 * bw).ceil() as i64).clamp(1, iw - 1);
-    let by0 = ((y0 - 0.35 * bh).floor() as i64).clamp(1, ih - 1);
+    let by0 = ((y0 - 0.25 * bh).floor() as i64).clamp(1, ih - 1);
     let by1 = ((y1 + 0.08 * bh).ceil() as i64).clamp(1, ih - 1);
     if bx1 - bx0 < 4 || by1 - by0 < 4 {
         return;
@@ -194,34 +194,46 @@ pub fn sharpen_face(img: &mut image::RgbImage, face: &crate::Landmarks, amount: 
         let from = (ry0 + y) * stride + rx0 * 3;
         src[y * rw * 3..(y + 1) * rw * 3].copy_from_slice(&buf[from..from + rw * 3]);
     }
-    // The blur's vertical pass (1 2 1) per row, then the horizontal one while writing.
-    let mut vert = vec![0u16; rw * 3];
-    let mut k256 = vec![0i32; wx.len()];
-    for (j, &ky) in wy.iter().enumerate() {
-        let y = j + 1;
-        let (up, mid, down) = (
-            &src[(y - 1) * rw * 3..y * rw * 3],
-            &src[y * rw * 3..(y + 1) * rw * 3],
-            &src[(y + 1) * rw * 3..(y + 2) * rw * 3],
-        );
-        for i in 0..rw * 3 {
-            vert[i] = u16::from(up[i]) + 2 * u16::from(mid[i]) + u16::from(down[i]);
-        }
-        // Fixed point: the weight in 1/256, the blur in 1/16 (integers all the way).
-        for (i, &kx) in wx.iter().enumerate() {
-            k256[i] = (amount * kx.min(ky) * 256.0).round() as i32;
-        }
-        let row = &mut buf[(ry0 + y) * stride + rx0 * 3..(ry0 + y) * stride + (rx0 + rw) * 3];
-        for (i, &k) in k256.iter().enumerate() {
-            let at = (i + 1) * 3;
-            for c in at..at + 3 {
-                let sum = i32::from(vert[c - 3] + 2 * vert[c] + vert[c + 3]);
-                let v = i32::from(mid[c]);
-                let out = v + ((k * (16 * v - sum) + 2048) >> 12);
-                row[c] = out.clamp(0, 255) as u8;
+    // The region's rows in two bands, one per core: each band writes only its own rows and
+    // reads only the untouched copy.
+    let band = |rows: std::ops::Range<usize>, out: &mut [u8], out_row0: usize| {
+        // The blur's vertical pass (1 2 1) per row, then the horizontal one while writing.
+        let mut vert = vec![0u16; rw * 3];
+        let mut k256 = vec![0i32; wx.len()];
+        for j in rows {
+            let y = j + 1;
+            let (up, mid, down) = (
+                &src[(y - 1) * rw * 3..y * rw * 3],
+                &src[y * rw * 3..(y + 1) * rw * 3],
+                &src[(y + 1) * rw * 3..(y + 2) * rw * 3],
+            );
+            for i in 0..rw * 3 {
+                vert[i] = u16::from(up[i]) + 2 * u16::from(mid[i]) + u16::from(down[i]);
+            }
+            // Fixed point: the weight in 1/256, the blur in 1/16 (integers all the way).
+            for (i, &kx) in wx.iter().enumerate() {
+                k256[i] = (amount * kx.min(wy[j]) * 256.0).round() as i32;
+            }
+            let at_row = (ry0 + y - out_row0) * stride + rx0 * 3;
+            let row = &mut out[at_row..at_row + rw * 3];
+            for (i, &k) in k256.iter().enumerate() {
+                let at = (i + 1) * 3;
+                for c in at..at + 3 {
+                    let sum = i32::from(vert[c - 3] + 2 * vert[c] + vert[c + 3]);
+                    let v = i32::from(mid[c]);
+                    let out = v + ((k * (16 * v - sum) + 2048) >> 12);
+                    row[c] = out.clamp(0, 255) as u8;
+                }
             }
         }
-    }
+    };
+    let half = wy.len() / 2;
+    let split = ry0 + half + 1;
+    let (top, bottom) = buf.split_at_mut(split * stride);
+    std::thread::scope(|s| {
+        s.spawn(|| band(0..half, top, 0));
+        band(half..wy.len(), bottom, split);
+    });
 }
 
 /// The cubic convolution kernel's four weights for a sample `t` (0..1) past its second tap,
