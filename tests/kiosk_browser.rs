@@ -953,13 +953,7 @@ fn admin_post(d: &Daemon, path: &str, form: &str) -> u16 {
         .max_redirects(0)
         .build()
         .into();
-    let r = agent
-        .post(&d.url("/admin/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send(format!("password={}", ADMIN_PASSWORD.replace(' ', "+")))
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
+    let cookie = admin_cookie(d);
     let mut page = agent
         .get(&d.url("/admin"))
         .header("cookie", &cookie)
