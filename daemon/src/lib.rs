@@ -30,6 +30,7 @@ pub mod sys;
 mod telemetry;
 mod thermal;
 mod title;
+mod window;
 
 /// An error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {

@@ -96,16 +96,7 @@ pub struct Guesses {
 
 impl Guesses {
     fn prune(&mut self, now: Instant) {
-        let old = |q: &mut VecDeque<Instant>| {
-            while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-                q.pop_front();
-            }
-        };
-        old(&mut self.all);
-        self.by_peer.retain(|_, q| {
-            old(q);
-            !q.is_empty()
-        });
+        crate::window::prune(&mut self.by_peer, &mut self.all, now, WINDOW);
     }
 
     /// Whether `ip` may try a short code now.

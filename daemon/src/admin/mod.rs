@@ -119,16 +119,7 @@ struct Failures {
 
 impl Failures {
     fn prune(&mut self, now: Instant) {
-        let old = |q: &mut VecDeque<Instant>| {
-            while q.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-                q.pop_front();
-            }
-        };
-        old(&mut self.all);
-        self.by_peer.retain(|_, q| {
-            old(q);
-            !q.is_empty()
-        });
+        crate::window::prune(&mut self.by_peer, &mut self.all, now, WINDOW);
     }
 
     /// Seconds to wait before `ip` may try again, when it must.
