@@ -568,6 +568,7 @@ mod tests {
             bias: (0..n).map(|_| rnd() - 0.5).collect(),
             alt: (0..n).map(|_| rnd() < 0.3).collect(),
             sharp: vec![false; n],
+            empty: vec![false; n],
         };
         // Moved by up to 14 px (folds included), the border too, so some pixels stay uncovered.
         let dest: Vec<[f32; 2]> = source

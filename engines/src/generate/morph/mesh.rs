@@ -8,7 +8,7 @@
 //! nearer parts of the face. It draws one canvas row at a time, so rows can be drawn in
 //! parallel and composited while they are hot.
 
-use super::pixels::{sample_rgba_cubic, sample_rgba_fixed};
+use super::pixels::{sample_rgba_cubic, sample_rgba_fixed, sample_span_fixed};
 
 /// A triangulated mesh over the whole canvas: source vertices and every triangle.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct Mesh {
     pub alt: Vec<bool>,
     /// Per triangle: sampled bicubically (the face), not bilinearly.
     pub sharp: Vec<bool>,
+    /// Per triangle: its source (and the pixels a sample there reads) is wholly transparent,
+    /// so it draws transparent pixels without sampling (see [`Mesh::mark_empty`]).
+    pub empty: Vec<bool>,
 }
 
 impl Mesh {
@@ -57,7 +60,46 @@ impl Mesh {
             bias: vec![0.0; n],
             alt: vec![false; n],
             sharp: vec![false; n],
+            empty: vec![false; n],
         })
+    }
+
+    /// Marks the triangles whose source, with the two pixels around it a bicubic sample reads,
+    /// has alpha 0 everywhere in `source`: whatever their colour, they draw fully transparent
+    /// pixels, which the warp then writes without sampling. Most of a person layer's canvas is
+    /// background, and it was sampled every frame for nothing.
+    pub fn mark_empty(&mut self, source: &Source) {
+        let (w, h) = (source.width, source.height);
+        if w == 0 || h == 0 || source.rgba.len() < w * h * 4 {
+            return;
+        }
+        // Summed-area table of the opaque pixels, (w + 1) x (h + 1).
+        let mut sat = vec![0u32; (w + 1) * (h + 1)];
+        for y in 0..h {
+            let mut run = 0u32;
+            for x in 0..w {
+                run += u32::from(source.rgba[(y * w + x) * 4 + 3] != 0);
+                sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1] + run;
+            }
+        }
+        const MARGIN: f32 = 3.0;
+        for (t, tri) in self.triangles.iter().enumerate() {
+            let p = tri.map(|v| self.source[v as usize]);
+            let lo = |c: usize| {
+                (p[0][c].min(p[1][c]).min(p[2][c]) - MARGIN)
+                    .floor()
+                    .max(0.0)
+            };
+            let hi = |c: usize, n: usize| {
+                ((p[0][c].max(p[1][c]).max(p[2][c]) + MARGIN).ceil().max(0.0) as usize).min(n)
+            };
+            let (x0, y0) = ((lo(0) as usize).min(w - 1), (lo(1) as usize).min(h - 1));
+            let (x1, y1) = (hi(0, w).max(x0 + 1), hi(1, h).max(y0 + 1));
+            let opaque = sat[y1 * (w + 1) + x1] + sat[y0 * (w + 1) + x0]
+                - sat[y0 * (w + 1) + x1]
+                - sat[y1 * (w + 1) + x0];
+            self.empty[t] = opaque == 0;
+        }
     }
 }
 
@@ -83,6 +125,8 @@ struct Job {
     alt: u32,
     /// Sampled bicubically.
     sharp: bool,
+    /// Draws transparent pixels (see [`Mesh::empty`]).
+    empty: bool,
     /// The triangle's vertices in the mesh.
     tri: [u32; 3],
     /// Depth across the triangle: `z = a·x + b·y + c` (see [`Warper::prepare_depth`]).
@@ -146,6 +190,7 @@ impl Warper {
                     0
                 },
                 sharp: mesh.sharp.get(t).copied().unwrap_or(false),
+                empty: mesh.empty.get(t).copied().unwrap_or(false),
                 tri: *tri,
                 z: [0.0; 3],
             });
@@ -172,6 +217,7 @@ impl Warper {
     /// Draws the pixels `xs` (a range of columns) of canvas row `y` into `rgba` (colour and
     /// mask, sampled where each pixel comes from, blending in `alt` where asked) and marks them
     /// in `covered`. Pixels outside `xs`, or that no triangle covers, are left as they were.
+    #[cfg(test)]
     pub fn draw_row(
         &self,
         source: &Source,
@@ -180,6 +226,24 @@ impl Warper {
         xs: std::ops::Range<usize>,
         rgba: &mut [[u8; 4]],
         covered: &mut [bool],
+    ) {
+        self.draw_row_with_depth(source, alt, y, xs, rgba, covered, None);
+    }
+
+    /// [`Warper::draw_row`], also writing into `zbuf` the depth of what it draws (as
+    /// [`Warper::draw_depth_row`] does) where it draws something opaque: one pass over the
+    /// row's triangles for both. Where a transparent triangle is drawn last the depth is left
+    /// as it was, since nothing there is compared.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_row_with_depth(
+        &self,
+        source: &Source,
+        alt: &Source,
+        y: usize,
+        xs: std::ops::Range<usize>,
+        rgba: &mut [[u8; 4]],
+        covered: &mut [bool],
+        mut zbuf: Option<&mut [f32]>,
     ) {
         let width = self
             .width
@@ -206,18 +270,24 @@ impl Warper {
                 continue;
             }
             let [a, b, c, d, e, f] = job.map;
-            if job.alt == 0 && job.sharp {
+            if let Some(zbuf) = zbuf.as_deref_mut().filter(|_| !job.empty) {
+                let [za, zb, zc] = job.z;
+                for (x, z) in (first..last).zip(&mut zbuf[first..last]) {
+                    *z = za * (x as f32 + 0.5) + zb * yc + zc;
+                }
+            }
+            if job.empty {
+                rgba[first..last].fill([0; 4]);
+            } else if job.alt == 0 && job.sharp {
                 for (x, out) in (first..last).zip(&mut rgba[first..last]) {
                     let xc = x as f32 + 0.5;
                     let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
                     *out = sample_rgba_cubic(src, sw, sh, sx, sy);
                 }
             } else if job.alt == 0 {
-                for (x, out) in (first..last).zip(&mut rgba[first..last]) {
-                    let xc = x as f32 + 0.5;
-                    let (sx, sy) = (a * xc + b * yc + c, d * xc + e * yc + f);
-                    *out = sample_rgba_fixed(src, sw, sh, sx, sy);
-                }
+                let xc = first as f32 + 0.5;
+                let start = [a * xc + b * yc + c, d * xc + e * yc + f];
+                sample_span_fixed(src, sw, sh, start, [a, d], &mut rgba[first..last]);
             } else {
                 let (asrc, aw, ah) = (&alt.rgba[..], alt.width, alt.height);
                 for (x, out) in (first..last).zip(&mut rgba[first..last]) {
@@ -432,6 +502,7 @@ mod tests {
             bias: vec![0.0; 4],
             alt: vec![false; 4],
             sharp: vec![false; 4],
+            empty: vec![false; 4],
         };
         let shifted: Vec<u8> = rgba.iter().map(|v| v.wrapping_add(1)).collect();
         let shifted = Source {
@@ -485,6 +556,7 @@ mod tests {
             bias: vec![0.0; 4],
             alt: vec![false; 4],
             sharp: vec![false; 4],
+            empty: vec![false; 4],
         };
         let mut warper = Warper::default();
         warper.prepare(&mesh, &dest, &[0.0; 5], 0.0, (w, h));
@@ -501,5 +573,96 @@ mod tests {
         warper.prepare(&mesh, &dest, &[0.0; 5], 0.5, (w, h));
         warper.draw_row(&source, &dark, 8, 0..w, &mut row, &mut covered);
         assert_eq!(row[11], [128, 128, 128, 128]);
+    }
+
+    /// Triangles over wholly transparent source are marked and drawn transparent without
+    /// sampling; one near an opaque pixel (within a bicubic sample's reach) is not marked; and
+    /// the drawing, with the depth written in the same pass, matches the plain drawing where it
+    /// is opaque.
+    #[test]
+    fn transparent_triangles_are_skipped_and_the_drawing_is_unchanged() {
+        let (w, h) = (40usize, 20usize);
+        // Opaque only in a blob around (30, 10); colour everywhere.
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let a = if (x - 30.0).abs() < 4.0 && (y - 10.0).abs() < 4.0 {
+                    255
+                } else {
+                    0
+                };
+                [(i * 7 % 251) as u8, (i * 3 % 253) as u8, 90, a]
+            })
+            .collect();
+        let source = Source {
+            rgba,
+            width: w,
+            height: h,
+        };
+        // Left half: two triangles far from the blob; right half: two over it; a sliver whose
+        // source ends 2 px short of the blob, within a bicubic sample's reach.
+        let pts = vec![
+            [0.0, 0.0],
+            [18.0, 0.0],
+            [18.0, 20.0],
+            [0.0, 20.0],
+            [40.0, 0.0],
+            [40.0, 20.0],
+            [25.0, 10.0],
+        ];
+        let triangles = vec![
+            [0, 1, 2],
+            [0, 2, 3],
+            [1, 4, 6],
+            [4, 5, 6],
+            [1, 6, 2],
+            [6, 5, 2],
+        ];
+        let n = triangles.len();
+        let mut mesh = Mesh {
+            source: pts.clone(),
+            triangles,
+            bias: vec![0.0; n],
+            alt: vec![false; n],
+            sharp: vec![false; n],
+            empty: vec![false; n],
+        };
+        let plain = mesh.clone();
+        mesh.mark_empty(&source);
+        assert_eq!(mesh.empty, vec![true, true, false, false, false, false]);
+        // Moved a little, with depth across it.
+        let dest: Vec<[f32; 2]> = pts
+            .iter()
+            .map(|p| [p[0] * 0.9 + 1.5, p[1] * 0.95 + 0.7])
+            .collect();
+        let depth: Vec<f32> = (0..pts.len()).map(|i| i as f32).collect();
+        let (mut marked, mut unmarked) = (Warper::default(), Warper::default());
+        marked.prepare(&mesh, &dest, &depth, 0.0, (w, h));
+        unmarked.prepare(&plain, &dest, &depth, 0.0, (w, h));
+        marked.prepare_depth(&depth);
+        unmarked.prepare_depth(&depth);
+        for y in 0..h {
+            let (mut a, mut ca, mut za) = (vec![[1u8; 4]; w], vec![false; w], vec![-1.0f32; w]);
+            let (mut b, mut cb, mut zb) = (vec![[1u8; 4]; w], vec![false; w], vec![-1.0f32; w]);
+            marked.draw_row_with_depth(&source, &source, y, 0..w, &mut a, &mut ca, Some(&mut za));
+            unmarked.draw_row(&source, &source, y, 0..w, &mut b, &mut cb);
+            unmarked.draw_depth_row(y, &mut zb);
+            assert_eq!(ca, cb, "row {y}: the same pixels covered");
+            for x in 0..w {
+                assert_eq!(a[x][3], b[x][3], "row {y} column {x}: the same alpha");
+                if b[x][3] > 0 {
+                    assert_eq!(a[x], b[x], "row {y} column {x}: the same colour");
+                    assert_eq!(za[x], zb[x], "row {y} column {x}: the same depth");
+                }
+            }
+            // Something opaque was drawn on the blob's rows, and transparent pixels elsewhere.
+            if (8..12).contains(&y) {
+                assert!(a.iter().any(|p| p[3] == 255), "row {y}");
+            }
+            assert!(
+                (2..10).all(|x| !ca[x] || a[x] == [0; 4]),
+                "row {y}: skipped as transparent"
+            );
+        }
     }
 }

@@ -522,6 +522,7 @@ impl PersonLayer {
             // The face keeps its finest detail: bicubic sampling.
             mesh.sharp[t] = tri.iter().all(|&v| (v as usize) < n_face);
         }
+        mesh.mark_empty(&source);
         let face = if dense {
             smooth_depth(face, &mesh.triangles)
         } else {
@@ -715,16 +716,23 @@ impl PersonLayer {
     /// pixel into `zbuf`; pixels no triangle covers are left uncovered.
     pub fn draw_row(&self, y: usize, rgba: &mut [[u8; 4]], covered: &mut [bool], zbuf: &mut [f32]) {
         covered.fill(false);
-        self.warper.draw_depth_row(y, zbuf);
         if let Some((all, all_covered)) = &self.device {
+            self.warper.draw_depth_row(y, zbuf);
             let width = rgba.len();
             rgba.copy_from_slice(&all[y * width..(y + 1) * width]);
             covered.copy_from_slice(&all_covered[y * width..(y + 1) * width]);
             return;
         }
         let width = rgba.len();
-        self.warper
-            .draw_row(&self.source, &self.source, y, 0..width, rgba, covered);
+        self.warper.draw_row_with_depth(
+            &self.source,
+            &self.source,
+            y,
+            0..width,
+            rgba,
+            covered,
+            Some(zbuf),
+        );
     }
 
     /// The farthest the head's outline moves in `plans`, pixels.
