@@ -590,63 +590,122 @@ fn composite(
     let xs: Vec<f32> = (0..w)
         .map(|x| view.to_scene([x as f32 + 0.5, 0.0])[0])
         .collect();
-    let soft = soft.max(1e-3);
+    // The camera only scales and shifts: where each column samples the plate, once a frame.
+    let columns: Vec<Option<PlateTap>> = xs
+        .iter()
+        .map(|&sx| (sx >= 0.0 && sx < pw).then(|| PlateTap::at(sx, plate.width() as usize)))
+        .collect();
+    let any_column_outside = columns.iter().any(Option::is_none);
+    let inv_soft = 1.0 / soft.max(1e-3);
+    let raw = plate.as_raw();
+    let stride = plate.width() as usize * 3;
     let mut out = vec![0u8; w * h * 3];
     person::draw_rows(people, &mut out, w, |y, a, b, row| {
         let sy = view.to_scene([0.0, y as f32 + 0.5])[1];
-        // A row wholly above or below the scene: `Beyond` is smooth, so every 8th pixel is
-        // computed and the rest interpolated.
-        let outside_row: Option<Vec<[f32; 3]>> = (sy < 0.0 || sy >= ph).then(|| {
-            const STEP: usize = 8;
-            let knots: Vec<[f32; 3]> = (0..=w.div_ceil(STEP))
+        let inside_row = (0.0..ph).contains(&sy);
+        // Past the scene's edge `Beyond` is smooth: every 8th pixel of the row is computed and
+        // the rest interpolated.
+        const STEP: usize = 8;
+        let knots: Vec<[f32; 3]> = if !inside_row || any_column_outside {
+            (0..=w.div_ceil(STEP))
                 .map(|k| beyond.at([view.to_scene([(k * STEP) as f32 + 0.5, 0.0])[0], sy]))
-                .collect();
-            (0..w)
-                .map(|x| {
-                    let (k, f) = (x / STEP, (x % STEP) as f32 / STEP as f32);
-                    std::array::from_fn(|c| knots[k][c] + (knots[k + 1][c] - knots[k][c]) * f)
-                })
                 .collect()
-        });
-        for x in 0..w {
-            let sx = xs[x];
-            let bg: [f32; 3] = if let Some(r) = &outside_row {
-                r[x]
-            } else if sx >= 0.0 && sx < pw {
-                pixels::sample_rgb(plate, [sx, sy])
-            } else {
-                beyond.at([sx, sy])
-            };
-            let alpha = |r: &person::Row| {
-                if r.covered[x] {
-                    r.rgba[x][3] as f32 * (1.0 / 255.0)
-                } else {
-                    0.0
+        } else {
+            Vec::new()
+        };
+        let row_tap = inside_row.then(|| PlateTap::at(sy, plate.height() as usize));
+        // The background at column `x`, in 65536ths of a grey level.
+        let background = |x: usize| -> [u32; 3] {
+            match (&row_tap, &columns[x]) {
+                (Some(ty), Some(tx)) => {
+                    let (r0, r1) = (ty.i0 * stride, ty.i1 * stride);
+                    let (c0, c1) = (tx.i0 * 3, tx.i1 * 3);
+                    std::array::from_fn(|c| {
+                        let top = tx.lerp(raw[r0 + c0 + c], raw[r0 + c1 + c]);
+                        let bottom = tx.lerp(raw[r1 + c0 + c], raw[r1 + c1 + c]);
+                        top * (256 - ty.t) + bottom * ty.t
+                    })
                 }
-            };
-            let over = |under: [f32; 3], px: [u8; 4], a: f32| -> [f32; 3] {
-                std::array::from_fn(|c| under[c] + (px[c] as f32 - under[c]) * a)
-            };
-            let (aa, ab) = (alpha(a), alpha(b));
-            // a over b when a is nearer, b over a otherwise; blended where they cross.
-            let a_on_top = (0.5 + (b.z[x] - a.z[x]) / soft).clamp(0.0, 1.0);
-            let px: [f32; 3] = if aa <= 0.0 && ab <= 0.0 {
-                bg
-            } else if ab <= 0.0 {
-                over(bg, a.rgba[x], aa)
-            } else if aa <= 0.0 {
-                over(bg, b.rgba[x], ab)
-            } else {
-                let ab_first = over(over(bg, b.rgba[x], ab), a.rgba[x], aa);
-                let aa_first = over(over(bg, a.rgba[x], aa), b.rgba[x], ab);
-                std::array::from_fn(|c| aa_first[c] + (ab_first[c] - aa_first[c]) * a_on_top)
-            };
-            for c in 0..3 {
-                row[x * 3 + c] = (px[c] + 0.5).clamp(0.0, 255.0) as u8;
+                _ => {
+                    let (k, f) = (x / STEP, (x % STEP) as f32 / STEP as f32);
+                    std::array::from_fn(|c| {
+                        let v = knots[k][c] + (knots[k + 1][c] - knots[k][c]) * f;
+                        (v.clamp(0.0, 255.0) * 65536.0) as u32
+                    })
+                }
+            }
+        };
+        let alpha = |r: &person::Row, x: usize| if r.covered[x] { r.rgba[x][3] } else { 0 };
+        for x in 0..w {
+            let out = &mut row[x * 3..x * 3 + 3];
+            let (ia, ib) = (alpha(a, x), alpha(b, x));
+            match (ia, ib) {
+                (0, 0) => {
+                    let bg = background(x);
+                    for c in 0..3 {
+                        out[c] = ((bg[c] + 32768) >> 16).min(255) as u8;
+                    }
+                }
+                (255, 0) => out.copy_from_slice(&a.rgba[x][..3]),
+                (0, 255) => out.copy_from_slice(&b.rgba[x][..3]),
+                _ => {
+                    let bg = background(x).map(|v| v as f32 * (1.0 / 65536.0));
+                    let (aa, ab) = (ia as f32 * (1.0 / 255.0), ib as f32 * (1.0 / 255.0));
+                    let px: [f32; 3] = if ib == 0 {
+                        over(bg, a.rgba[x], aa)
+                    } else if ia == 0 {
+                        over(bg, b.rgba[x], ab)
+                    } else {
+                        // a over b when a is nearer, b over a otherwise; blended where they
+                        // cross.
+                        let a_on_top = (0.5 + (b.z[x] - a.z[x]) * inv_soft).clamp(0.0, 1.0);
+                        let ab_first = over(over(bg, b.rgba[x], ab), a.rgba[x], aa);
+                        let aa_first = over(over(bg, a.rgba[x], aa), b.rgba[x], ab);
+                        std::array::from_fn(|c| {
+                            aa_first[c] + (ab_first[c] - aa_first[c]) * a_on_top
+                        })
+                    };
+                    for c in 0..3 {
+                        out[c] = (px[c] + 0.5).clamp(0.0, 255.0) as u8;
+                    }
+                }
             }
         }
     });
     RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
+}
+
+/// `px` over `under` by `a` (0..=1).
+#[inline]
+fn over(under: [f32; 3], px: [u8; 4], a: f32) -> [f32; 3] {
+    std::array::from_fn(|c| under[c] + (px[c] as f32 - under[c]) * a)
+}
+
+/// Where a column (or row) of the output samples the plate: the two pixels to blend and the
+/// weight of the second, in 256ths (bilinear, clamped to the border like
+/// [`pixels::sample_rgb`]).
+struct PlateTap {
+    i0: usize,
+    i1: usize,
+    t: u32,
+}
+
+impl PlateTap {
+    fn at(s: f32, n: usize) -> Self {
+        let f = (s - 0.5).clamp(0.0, (n.max(1) - 1) as f32);
+        let i0 = f as usize;
+        Self {
+            i0,
+            i1: (i0 + 1).min(n.max(1) - 1),
+            t: ((f - i0 as f32) * 256.0).round() as u32,
+        }
+    }
+
+    /// `p` toward `q`, scaled by 256.
+    #[inline]
+    fn lerp(&self, p: u8, q: u8) -> u32 {
+        u32::from(p) * (256 - self.t) + u32::from(q) * self.t
+    }
 }
 
 /// Moves both portraits' colours partway toward their common mean and spread, measured on the
