@@ -686,7 +686,7 @@ mod tests {
         }
         let x264 = pipeline_description("x264enc", &config, &spec);
         assert!(
-            x264.contains("bitrate=4000 speed-preset=veryfast key-int-max=24 threads=1"),
+            x264.contains("bitrate=4000 speed-preset=superfast key-int-max=24 threads=1"),
             "{x264}"
         );
         let open = pipeline_description("openh264enc", &config, &spec);

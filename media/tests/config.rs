@@ -20,7 +20,7 @@ fn config_from_toml_snippet_with_defaults() {
     assert_eq!(cfg.bitrate_kbps, 2500);
     assert_eq!(cfg.encoder, EncoderChoice::Auto);
     assert_eq!(cfg.keyframe_interval_s, 1.0);
-    assert_eq!(cfg.x264_preset, "veryfast");
+    assert_eq!(cfg.x264_preset, "superfast");
     cfg.validate().unwrap();
 
     let empty = parse("[encoder]\n").unwrap();
