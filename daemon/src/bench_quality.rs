@@ -16,11 +16,13 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use image::RgbImage;
+use kissbooth_engines::Landmarks;
 use kissbooth_engines::face::{FaceAnalyzer, FaceConfig, image_io};
 use kissbooth_engines::generate::{
     GuideModels, MorphConfig, MorphGenerator, MorphInputs, TimelineConfig,
 };
 use kissbooth_engines::quality::{ClipJudge, ClipScore, flicker};
+use kissbooth_media::{EncoderConfig, VideoMetadata, VideoSpec};
 use serde::Serialize;
 
 use crate::paths::Common;
@@ -73,6 +75,8 @@ struct CaseResult {
     lip_gap_at_contact_iod: f32,
     flicker: f32,
     render_s: f64,
+    /// Of which detection, landmarks, mesh and segmentation, seconds.
+    analysis_s: f64,
     sheet: PathBuf,
 }
 
@@ -223,7 +227,11 @@ fn run_case(
     };
     let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
     let g = guides.guides([f0, f1], [a, b]);
+    let analysis_s = t0.elapsed().as_secs_f64();
+    // The references for judging are not part of the render.
+    let t_refs = Instant::now();
     let refs = judge.references([f0, f1], [a, b])?;
+    let refs_time = t_refs.elapsed();
     let inputs = match frames.len() {
         1 => MorphInputs::Couple {
             frame: frames.remove(0),
@@ -245,21 +253,45 @@ fn run_case(
     let mut generator = MorphGenerator::plan_with(morph, timeline, shape, inputs, &g)?;
     let n = generator.frame_count();
     let contact = generator.timeline().contact_frame();
+    // Rendered on a worker thread and encoded here, as the booth does: the render time is the
+    // whole clip's, encoder included.
+    let spec = VideoSpec::new(size.0, size.1, fps);
+    let clip = out.join(format!("{}.mp4", case.name));
+    let mut encoder = EncoderConfig::default().build(&spec, &clip, &VideoMetadata::default())?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(RgbImage, [Landmarks; 2], f32)>(4);
+    let worker = std::thread::spawn(move || -> anyhow::Result<()> {
+        for i in 0..n {
+            let frame = generator.render(i)?;
+            let info = generator.last_info().context("no frame info")?;
+            let gap = if i == contact {
+                info.lip_gap() / info.inter_ocular().max(1e-3)
+            } else {
+                f32::NAN
+            };
+            if tx.send((frame, info.landmarks, gap)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
     let mut rendered = Vec::with_capacity(n);
     let mut drawn = Vec::with_capacity(n);
     let mut lip_gap = f32::NAN;
-    let mut judge_ms = 0.0;
-    let mut judged = Vec::new();
-    for i in 0..n {
-        let frame = generator.render(i)?;
-        let info = generator.last_info().context("no frame info")?.clone();
-        if i == contact {
-            lip_gap = info.lip_gap() / info.inter_ocular().max(1e-3);
+    for (frame, landmarks, gap) in rx.iter() {
+        encoder.push(&frame)?;
+        if !gap.is_nan() {
+            lip_gap = gap;
         }
         rendered.push(frame);
-        drawn.push(info.landmarks);
+        drawn.push(landmarks);
     }
-    let render_s = t0.elapsed().as_secs_f64();
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the render thread stopped unexpectedly"))??;
+    encoder.finish()?;
+    let mut judge_ms = 0.0;
+    let mut judged = Vec::new();
+    let render_s = t0.elapsed().saturating_sub(refs_time).as_secs_f64();
     for i in (0..n).filter(|i| i % every == 0 || *i + 1 == n) {
         let t = Instant::now();
         judged.push(judge.judge(&refs, &rendered[i], &drawn[i], i, i as f32 / fps as f32)?);
@@ -282,6 +314,7 @@ fn run_case(
         lip_gap_at_contact_iod: lip_gap,
         flicker: flick,
         render_s,
+        analysis_s,
         sheet,
     })
 }
