@@ -639,3 +639,63 @@ fn a_couple_photo_stored_sideways_renders_upright() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.is_file());
 }
+
+/// `bench quality` on the couple frame, small and short: both people are recognised at the
+/// start and end, the lips meet, and the case's contact sheet and clip are written.
+#[test]
+fn bench_quality_scores_the_couple_and_writes_its_sheet_and_clip() {
+    if !have_models("bench_quality_scores_the_couple_and_writes_its_sheet_and_clip") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quality");
+    let o = kissbooth()
+        .args([
+            "bench",
+            "quality",
+            "--json",
+            "--seconds",
+            "3",
+            "--size",
+            "360x640",
+        ])
+        .args(["--every", "6", "--out"])
+        .arg(&out)
+        .arg(fixture("couple_1280x720.jpg"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let people = r["score"]["people"].as_array().unwrap();
+    assert_eq!(people.len(), 2, "{r}");
+    for p in people {
+        assert_eq!(p["recognised_at_ends"], true, "{r}");
+        assert!(p["recognised_share"].as_f64().unwrap() >= 0.9, "{r}");
+    }
+    assert!(r["lip_gap_at_contact_iod"].as_f64().unwrap() <= 0.15, "{r}");
+    let (analysis, render) = (
+        r["analysis_s"].as_f64().unwrap(),
+        r["render_s"].as_f64().unwrap(),
+    );
+    assert!(analysis > 0.0 && render > analysis, "{r}");
+    assert_eq!(r["case"], "couple_1280x720", "{r}");
+    let sheet = image::open(out.join("couple_1280x720.png")).unwrap();
+    // Twelve portrait frames, 240 pixels high, four a row.
+    assert!(
+        sheet.height() >= 3 * 240 && sheet.width() >= 4 * 135,
+        "a 4x3 grid: {}x{}",
+        sheet.width(),
+        sheet.height()
+    );
+    let p = probe(&out.join("couple_1280x720.mp4"));
+    let frames: i64 = p["streams"][0]["nb_read_frames"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (frames - 72).abs() <= 1,
+        "{frames} frames for 3 s at 24 fps"
+    );
+}
