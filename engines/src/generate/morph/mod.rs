@@ -596,6 +596,16 @@ fn composite(
         .map(|&sx| (sx >= 0.0 && sx < pw).then(|| PlateTap::at(sx, plate.width() as usize)))
         .collect();
     let any_column_outside = columns.iter().any(Option::is_none);
+    // Past the scene's edge `Beyond` is smooth: every STEP-th pixel of a row is computed and
+    // the rest interpolated; within the scene's rows only the knots beside a column past its
+    // edge are needed.
+    const STEP: usize = 8;
+    let knot_outside: Vec<bool> = (0..=w.div_ceil(STEP))
+        .map(|k| {
+            let near = (k * STEP).saturating_sub(STEP)..((k + 1) * STEP).min(w);
+            columns[near].iter().any(Option::is_none)
+        })
+        .collect();
     let inv_soft = 1.0 / soft.max(1e-3);
     let raw = plate.as_raw();
     let stride = plate.width() as usize * 3;
@@ -603,12 +613,15 @@ fn composite(
     person::draw_rows(people, &mut out, w, |y, a, b, row| {
         let sy = view.to_scene([0.0, y as f32 + 0.5])[1];
         let inside_row = (0.0..ph).contains(&sy);
-        // Past the scene's edge `Beyond` is smooth: every 8th pixel of the row is computed and
-        // the rest interpolated.
-        const STEP: usize = 8;
         let knots: Vec<[f32; 3]> = if !inside_row || any_column_outside {
             (0..=w.div_ceil(STEP))
-                .map(|k| beyond.at([view.to_scene([(k * STEP) as f32 + 0.5, 0.0])[0], sy]))
+                .map(|k| {
+                    if inside_row && !knot_outside[k] {
+                        [0.0; 3]
+                    } else {
+                        beyond.at([view.to_scene([(k * STEP) as f32 + 0.5, 0.0])[0], sy])
+                    }
+                })
                 .collect()
         } else {
             Vec::new()
