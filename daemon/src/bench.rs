@@ -247,19 +247,10 @@ fn render(
         let mut warp = None;
         for _ in 0..repeat.max(1) {
             let args = RenderArgs {
-                inputs: vec![image.clone()],
-                output: dir.path().join("bench.mp4"),
                 seconds,
                 fps,
                 size,
-                seed: 0,
-                intensity: 0.8,
-                encoder: kissbooth_media::EncoderChoice::Auto,
-                generator: "morph".into(),
-                pack: None,
-                memory_budget_mb: None,
-                title: None,
-                json: false,
+                ..RenderArgs::new(vec![image.clone()], dir.path().join("bench.mp4"))
             };
             let report = render_cmd::render(common, &args, |_, _| Ok(()))?;
             warp = report.warp;

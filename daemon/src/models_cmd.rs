@@ -153,19 +153,10 @@ fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow:
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let args = crate::render_cmd::RenderArgs {
-        inputs,
-        output: output.clone(),
         seconds,
         fps: 24,
         size,
-        seed: 0,
-        intensity: 0.8,
-        encoder: kissbooth_media::EncoderChoice::Auto,
-        generator: "morph".into(),
-        pack: None,
-        memory_budget_mb: None,
-        title: None,
-        json: false,
+        ..crate::render_cmd::RenderArgs::new(inputs, output.clone())
     };
     let r = crate::render_cmd::render(common, &args, |_, _| Ok(()))
         .context("the demo clip could not be rendered")?;

@@ -62,6 +62,23 @@ pub struct RenderArgs {
     pub json: bool,
 }
 
+impl RenderArgs {
+    /// A render of `inputs` to `output` with every other setting at the command line's default.
+    pub fn new(inputs: Vec<PathBuf>, output: PathBuf) -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: RenderArgs,
+        }
+        let mut args = <Defaults as clap::Parser>::try_parse_from(["render", "-o", "-", "-"])
+            .expect("the render command's defaults parse")
+            .args;
+        args.inputs = inputs;
+        args.output = output;
+        args
+    }
+}
+
 pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
@@ -327,4 +344,19 @@ fn progress(args: &RenderArgs, tty: bool, done: usize, total: usize) -> anyhow::
         e.flush()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_render_made_in_code_has_the_command_lines_defaults() {
+        let a = RenderArgs::new(vec![PathBuf::from("in.jpg")], PathBuf::from("out.mp4"));
+        assert_eq!(a.inputs, [PathBuf::from("in.jpg")]);
+        assert_eq!(a.output, PathBuf::from("out.mp4"));
+        assert_eq!((a.seconds, a.fps, a.size, a.seed), (5.0, 24, (512, 512), 0));
+        assert_eq!((a.intensity, a.generator.as_str()), (0.8, "morph"));
+        assert!(a.pack.is_none() && a.title.is_none() && !a.json);
+    }
 }
