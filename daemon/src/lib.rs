@@ -20,6 +20,7 @@ mod net;
 mod notify;
 pub mod paths;
 mod pipeline;
+pub mod provenance;
 pub mod render_cmd;
 pub mod serve_cmd;
 pub mod server;
@@ -29,6 +30,7 @@ pub mod store;
 pub mod sys;
 mod telemetry;
 mod thermal;
+pub mod verify_cmd;
 
 /// An error and its causes on one line.
 pub fn one_line(e: &anyhow::Error) -> String {

@@ -165,6 +165,9 @@ fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow:
         pack: None,
         memory_budget_mb: None,
         json: false,
+        // Played on the kiosk only, never a guest's clip: it carries no credentials, so making
+        // it at install time makes no signing key.
+        sign: false,
     };
     let r = crate::render_cmd::render(common, &args, |_, _| Ok(()))
         .context("the demo clip could not be rendered")?;
