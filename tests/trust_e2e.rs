@@ -1,6 +1,7 @@
 //! A night unattended: videos deleted on the timer and at boot, "end of event", download links
 //! kept out of the database, and a daemon killed in the middle of a render that heals on
-//! restart without ever serving a partial file.
+//! restart without ever serving a partial file; Content Credentials in every published clip, and
+//! the clip still published when the booth cannot sign it.
 
 mod support;
 
@@ -488,4 +489,139 @@ fn the_hosts_album_holds_only_the_clips_whose_couples_agreed() {
     let (st, _) = d.post("/api/end-of-event");
     assert_eq!(st, 200);
     assert_eq!(zip(Some(&cookie)).0, 404);
+}
+
+/// A clip as a guest's phone downloads it.
+fn download(url: &str) -> Vec<u8> {
+    let mut r = agent().get(url).call().unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap()
+}
+
+/// `kissbooth verify --json` of `clip` on the booth whose data folder is `data`.
+fn verify_json(data: &Path, clip: &Path) -> (i32, serde_json::Value, String) {
+    let o = kissbooth()
+        .arg("--data")
+        .arg(data)
+        .args(["verify", "--json"])
+        .arg(clip)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        serde_json::from_slice(&o.stdout).unwrap_or_default(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Every audit event name in the booth's database.
+fn audit_events(data: &Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(data.join("kissbooth.sqlite")).unwrap();
+    let mut st = c.prepare("SELECT event FROM audit ORDER BY id").unwrap();
+    st.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn every_clip_the_booth_publishes_carries_content_credentials() {
+    if !have_models("every_clip_the_booth_publishes_carries_content_credentials") {
+        return;
+    }
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    // The booth's key is made at its first start, before any clip, for its user only.
+    use std::os::unix::fs::PermissionsExt;
+    let key = d.data.path().join("c2pa/signer.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(
+        d.log()
+            .contains("made this booth's Content Credentials key"),
+        "{}",
+        d.log()
+    );
+
+    let (id, url) = d.make_video();
+    let clip = d.data.path().join("downloaded.mp4");
+    std::fs::write(&clip, download(&format!("{url}/video.mp4"))).unwrap();
+    let (code, v, err) = verify_json(d.data.path(), &clip);
+    assert_eq!(code, 0, "{v} {err} {}", d.log());
+    assert_eq!(v["integrity"], "valid", "{v}");
+    assert_eq!(v["this_booth"], true, "{v}");
+    assert_eq!(
+        v["digital_source_type"],
+        "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+    );
+    assert!(
+        v["claim_generator"]
+            .as_str()
+            .unwrap()
+            .starts_with("Kissbooth/"),
+        "{v}"
+    );
+    // Signed in place: no temporary left beside the clip.
+    let session = d.data.path().join(format!("sessions/{id}"));
+    let left: Vec<String> = files_under(&session)
+        .into_iter()
+        .filter(|f| f.contains(".partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let events = audit_events(d.data.path());
+    assert!(events.iter().any(|e| e == "c2pa_key_made"), "{events:?}");
+    assert!(
+        !events.iter().any(|e| e.starts_with("c2pa_sign")),
+        "{events:?}"
+    );
+
+    // After a restart the booth signs with the same key.
+    let data = d.kill();
+    let d = Daemon::start_in(data, &[]);
+    assert!(!d.log().contains("made this booth's"), "{}", d.log());
+    let (_, url) = d.make_video();
+    let clip = d.data.path().join("second.mp4");
+    std::fs::write(&clip, download(&format!("{url}/video.mp4"))).unwrap();
+    let (code, v, err) = verify_json(d.data.path(), &clip);
+    assert_eq!((code, &v["this_booth"]), (0, &true.into()), "{v} {err}");
+}
+
+#[test]
+fn a_booth_whose_key_is_damaged_still_publishes_clips_and_says_why() {
+    if !have_models("a_booth_whose_key_is_damaged_still_publishes_clips_and_says_why") {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let stills = data.path().join("stills");
+    std::fs::create_dir_all(&stills).unwrap();
+    std::fs::copy(fixture("couple_1280x720.jpg"), stills.join("000.jpg")).unwrap();
+    let keys = data.path().join("c2pa");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::write(keys.join("signer.key"), "not a key").unwrap();
+    std::fs::write(keys.join("signer-chain.pem"), "not a certificate").unwrap();
+    let d = Daemon::start_in(data, &[]);
+    assert!(
+        d.log()
+            .contains("clips will be published without Content Credentials"),
+        "{}",
+        d.log()
+    );
+    // The couple still get their clip; it just carries no credentials.
+    let (_, url) = d.make_video();
+    let clip = d.data.path().join("downloaded.mp4");
+    std::fs::write(&clip, download(&format!("{url}/video.mp4"))).unwrap();
+    let (code, v, err) = verify_json(d.data.path(), &clip);
+    assert_eq!((code, &v["integrity"]), (1, &"missing".into()), "{v} {err}");
+    assert!(err.contains("no Content Credentials"), "{err}");
+    assert!(
+        audit_events(d.data.path())
+            .iter()
+            .any(|e| e == "c2pa_unavailable")
+    );
+    // The damaged key is left for the operator, not replaced behind their back.
+    let key = d.data.path().join("c2pa/signer.key");
+    assert_eq!(std::fs::read_to_string(key).unwrap(), "not a key");
 }

@@ -153,6 +153,9 @@ pub struct Booth {
     downloads: Arc<Mutex<HashMap<String, Downloads>>>,
     /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
     stall_after: Duration,
+    /// The booth's Content Credentials key (`DATA/c2pa`); `None` when it is unusable, and then
+    /// clips are published unsigned.
+    signer: Option<crate::provenance::BoothSigner>,
 }
 
 /// How old the newest picture of a live camera may be before the booth says the camera has
@@ -227,6 +230,7 @@ impl Booth {
             hard_limit_c: cfg.thermal.hard_limit_c,
         });
         let settings = crate::settings::EventSettings::load(&store, &cfg);
+        let signer = open_signer(&cfg.data, &store);
         let booth = Arc::new(Booth {
             logo: RwLock::new(load_logo(&cfg.data, &settings)),
             settings: RwLock::new(settings),
@@ -261,6 +265,7 @@ impl Booth {
             downloads: Arc::default(),
             short_guesses: Mutex::default(),
             stall_after: stall_after(&spec),
+            signer,
             cfg,
         });
         booth.recover()?;
@@ -1120,7 +1125,7 @@ impl Booth {
             }
             Ok(())
         };
-        let report = match (&self.diffusion, inputs) {
+        let mut report = match (&self.diffusion, inputs) {
             (Some(g), MorphInputs::Couple { frame, faces }) => {
                 let mut g = g.lock().map_err(|_| anyhow!("diffusion generator lock"))?;
                 crate::pipeline::render_diffusion_clip(
@@ -1159,7 +1164,26 @@ impl Booth {
         };
         self.store
             .audit("render_generator", Some(&s.id), &report.generator);
+        self.sign(&s.id, &mut report);
         Ok((report.output, report.poster))
+    }
+
+    /// Adds the booth's Content Credentials to a finished clip before it is published. A clip
+    /// that cannot be signed is still published, unsigned (the visible mark and the metadata tag
+    /// say it is AI-generated): the error goes to the log and the audit, never silently.
+    fn sign(&self, id: &str, report: &mut crate::pipeline::RenderReport) {
+        let Some(signer) = &self.signer else {
+            tracing::warn!(session = %id, "no usable signing key: the clip is published without Content Credentials");
+            return;
+        };
+        match crate::pipeline::sign_clip(signer, report) {
+            Ok(()) => tracing::info!(session = %id, ms = report.ms.sign, "clip signed"),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!(session = %id, error = %msg, "cannot add Content Credentials: the clip is published without them");
+                self.store.audit("c2pa_sign_failed", Some(id), &msg);
+            }
+        }
     }
 
     /// Marks a queued or rendering session failed with the kiosk's message; one that moved on
@@ -1863,6 +1887,30 @@ fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
         crate::draw::frame_box(&mut small, b.map(|v| (v * scale).round() as i64), 3, c);
     }
     kissbooth_capture::jpeg_encode(&small, 75)
+}
+
+/// The booth's Content Credentials key, made at the first start; `None`, said on stderr, in the
+/// log and the audit, when it cannot be made or read (clips are then published unsigned).
+fn open_signer(data: &std::path::Path, store: &Store) -> Option<crate::provenance::BoothSigner> {
+    match crate::provenance::BoothSigner::open_or_create(data) {
+        Ok((signer, made)) => {
+            if made {
+                eprintln!(
+                    "kissbooth: made this booth's Content Credentials key in {}",
+                    crate::provenance::key_dir(data).display()
+                );
+                store.audit("c2pa_key_made", None, "");
+            }
+            Some(signer)
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("kissbooth: clips will be published without Content Credentials: {msg}");
+            tracing::error!(error = %msg, "no usable signing key: clips are published without Content Credentials");
+            store.audit("c2pa_unavailable", None, &msg);
+            None
+        }
+    }
 }
 
 /// The render's self-check embedder, or `None` (said once in the log) when none is installed.

@@ -174,6 +174,8 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
         r.ok("clock", format!("{} s since the epoch", now));
     }
 
+    c2pa_key(&mut r, &common.data);
+
     match crate::net::lan_address() {
         Some(ip) => r.ok("network", format!("guests reach the booth at {ip}")),
         None => r.fix("network", "no network address: guests cannot download; connect Ethernet or enable the booth's Wi-Fi hotspot"),
@@ -185,4 +187,36 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
     }
     println!("all good");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The booth's Content Credentials key: there and usable, not made yet, or what to do.
+fn c2pa_key(r: &mut Report, data: &Path) {
+    use crate::provenance::{BoothSigner, key_dir, key_path};
+    let dir = key_dir(data);
+    // The key is readable by the daemon's user only.
+    let not_ours = || {
+        std::fs::File::open(key_path(data))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+    };
+    match BoothSigner::open(data) {
+        Ok(Some(_)) => r.ok("c2pa", format!("Content Credentials key in {}", dir.display())),
+        Ok(None) => r.warn(
+            "c2pa",
+            "no Content Credentials key yet: the daemon makes one at its first start",
+        ),
+        Err(_) if not_ours() => r.warn(
+            "c2pa",
+            format!(
+                "the key in {} is readable by the daemon's user only: run doctor as that user to check it",
+                dir.display()
+            ),
+        ),
+        Err(e) => r.fix(
+            "c2pa",
+            format!(
+                "{e:#}: clips are published without Content Credentials; move {} aside and restart the daemon to make a new key",
+                dir.display()
+            ),
+        ),
+    }
 }

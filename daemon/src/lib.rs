@@ -20,6 +20,7 @@ mod net;
 mod notify;
 pub mod paths;
 mod pipeline;
+pub mod provenance;
 pub mod render_cmd;
 pub mod serve_cmd;
 pub mod server;
@@ -30,6 +31,7 @@ pub mod sys;
 mod telemetry;
 mod thermal;
 mod title;
+pub mod verify_cmd;
 mod window;
 
 /// An error and its causes on one line.

@@ -6,12 +6,14 @@
 //! - `kissbooth models install [--from DIR]`: install and verify the face model pack.
 //! - `kissbooth admin set-password`: choose the admin pages' password (read from stdin).
 //! - `kissbooth bench faces`: speed of face analysis against the Python reference.
+//! - `kissbooth verify CLIP.mp4`: check a clip's Content Credentials (C2PA).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kissbooth::{
     admin, bench, doctor_cmd, faces_cmd, models_cmd, one_line, paths, render_cmd, serve_cmd,
+    verify_cmd,
 };
 
 #[derive(Parser)]
@@ -35,7 +37,10 @@ enum Command {
     Faces(faces_cmd::FacesArgs),
     /// Render the kiss video (MP4 and poster) from one couple frame or two portraits.
     Render(render_cmd::RenderArgs),
-    /// Check camera, encoders, runtime and providers, models, disk, clock and network.
+    /// Check a clip's Content Credentials (C2PA): who made it, how, and whether it is unchanged.
+    Verify(verify_cmd::VerifyArgs),
+    /// Check camera, encoders, runtime and providers, models, disk, clock, the Content
+    /// Credentials key and network.
     Doctor {
         /// Also open this camera and wait for a frame.
         #[arg(long)]
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::run(&cli.common, args),
         Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
         Command::Render(args) => render_cmd::run(&cli.common, args),
+        Command::Verify(args) => verify_cmd::run(&cli.common, args),
         Command::Doctor { camera } => doctor_cmd::run(&cli.common, camera),
         Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
         Command::Bench(cmd) => bench::run(&cli.common, cmd),

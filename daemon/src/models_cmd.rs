@@ -152,6 +152,8 @@ fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow:
     if let Some(dir) = output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // Played on the kiosk only, never a guest's clip: it carries no credentials (`sign` stays
+    // false), so making it at install time makes no signing key.
     let args = crate::render_cmd::RenderArgs {
         seconds,
         fps: 24,

@@ -47,6 +47,8 @@ pub struct RenderReport {
     /// The identity self-check (each person against their capture), when an embedder is
     /// installed.
     pub self_check: Option<SelfCheckReport>,
+    /// Whether the clip carries Content Credentials signed with the booth's key.
+    pub signed: bool,
     pub ms: StageMs,
 }
 
@@ -58,6 +60,8 @@ pub struct StageMs {
     pub render: f64,
     /// Busy time of the encoder (push and finish), on the calling thread.
     pub encode: f64,
+    /// Adding the Content Credentials (sign, read back, rename), after the encode.
+    pub sign: f64,
     pub total: f64,
 }
 
@@ -353,11 +357,13 @@ fn render_once(
         fallback: None,
         memory: None,
         self_check: None,
+        signed: false,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,
             render: render_ms,
             encode: encode_ms,
+            sign: 0.0,
             total: ms(t0),
         },
     };
@@ -407,6 +413,20 @@ fn finish_clip(
         return Err(e).context("cannot write the poster; the video was removed");
     }
     Ok((video, poster_file))
+}
+
+/// Adds the booth's Content Credentials to a finished clip (in place, atomically), recording the
+/// time it took in `report`.
+pub fn sign_clip(
+    signer: &crate::provenance::BoothSigner,
+    report: &mut RenderReport,
+) -> anyhow::Result<()> {
+    let t = Instant::now();
+    report.bytes = signer.sign_in_place(&report.output)?;
+    report.signed = true;
+    report.ms.sign = ms(t);
+    report.ms.total += report.ms.sign;
+    Ok(())
 }
 
 /// The mean 3D face shape of the installed pack (`face3d-68.csv` in the models folder).
@@ -510,11 +530,13 @@ pub fn render_diffusion_clip(
         fallback: None,
         memory: Some(generator.pack().memory.clone()),
         self_check: None,
+        signed: false,
         ms: StageMs {
             analysis: 0.0,
             plan: plan_ms,
             render: render_ms,
             encode: encode_ms,
+            sign: 0.0,
             total: ms(t0),
         },
     })

@@ -60,6 +60,10 @@ pub struct RenderArgs {
     /// Progress and the result as JSON lines on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Add Content Credentials (C2PA) signed with the booth's key in DATA/c2pa, making the key
+    /// when there is none; a clip that cannot be signed is an error (left in place, unsigned).
+    #[arg(long)]
+    pub sign: bool,
 }
 
 impl RenderArgs {
@@ -108,7 +112,7 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
         println!("{v}");
     } else {
         println!(
-            "wrote {} ({} frames, {:.1} s, {} bytes, {}) and {} in {:.1} s (analysis {:.0} ms, render {:.0} ms, encode {:.0} ms)",
+            "wrote {} ({} frames, {:.1} s, {} bytes, {}) and {} in {:.1} s (analysis {:.0} ms, render {:.0} ms, encode {:.0} ms{})",
             r.output.display(),
             r.frames,
             r.duration_s,
@@ -118,15 +122,46 @@ pub fn run(common: &Common, args: RenderArgs) -> anyhow::Result<ExitCode> {
             r.ms.total / 1000.0,
             r.ms.analysis,
             r.ms.render,
-            r.ms.encode
+            r.ms.encode,
+            if r.signed {
+                format!(", Content Credentials {:.0} ms", r.ms.sign)
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Renders `args.inputs` to `args.output` and its poster, calling `on_frame(done, total)` as
-/// frames are encoded.
+/// frames are encoded; with `args.sign`, then adds the booth's Content Credentials.
 pub fn render(
+    common: &Common,
+    args: &RenderArgs,
+    on_frame: impl FnMut(usize, usize) -> anyhow::Result<()>,
+) -> anyhow::Result<RenderReport> {
+    // The key first: a booth that cannot sign says so before the render, not after.
+    let signer = if args.sign {
+        let (signer, made) = crate::provenance::BoothSigner::open_or_create(&common.data)?;
+        if made {
+            eprintln!(
+                "kissbooth: made this booth's Content Credentials key in {}",
+                crate::provenance::key_dir(&common.data).display()
+            );
+        }
+        Some(signer)
+    } else {
+        None
+    };
+    let mut report = render_unsigned(common, args, on_frame)?;
+    if let Some(signer) = &signer {
+        crate::pipeline::sign_clip(signer, &mut report)
+            .with_context(|| format!("{} is written but not signed", report.output.display()))?;
+    }
+    Ok(report)
+}
+
+fn render_unsigned(
     common: &Common,
     args: &RenderArgs,
     mut on_frame: impl FnMut(usize, usize) -> anyhow::Result<()>,
