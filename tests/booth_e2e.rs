@@ -542,3 +542,74 @@ fn the_link_works_from_the_queue_and_short_codes_are_limited() {
     let (st, _, _) = bytes(&url, None);
     assert_eq!(st, 200, "the long link is not limited");
 }
+
+/// The kiosk's live preview, `/api/preview.mjpg`: JPEG frames one after another in a multipart
+/// stream, the next sent as soon as the daemon makes it, each a picture of the camera's size
+/// with the frames' sequence moving on.
+#[test]
+fn the_live_preview_streams_a_new_jpeg_as_each_is_made() {
+    if !have_models("the_live_preview_streams_a_new_jpeg_as_each_is_made") {
+        return;
+    }
+    use std::io::Read;
+    let d = Daemon::start(&[fixture("couple_1280x720.jpg")], &[]);
+    let mut r = agent().get(&d.url("/api/preview.mjpg")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let kind = r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        kind.starts_with("multipart/x-mixed-replace; boundary=frame"),
+        "{kind}"
+    );
+    let mut body = r.body_mut().as_reader();
+    let t0 = std::time::Instant::now();
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while frames.len() < 4 && t0.elapsed() < std::time::Duration::from_secs(20) {
+        let n = body.read(&mut chunk).unwrap();
+        assert!(n > 0, "the stream ended after {} frame(s)", frames.len());
+        buf.extend_from_slice(&chunk[..n]);
+        // Parts: "--frame\r\nContent-Type: image/jpeg\r\nContent-Length: N\r\n\r\n" JPEG "\r\n".
+        while let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            assert!(
+                head.starts_with("--frame\r\nContent-Type: image/jpeg"),
+                "{head}"
+            );
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let start = head_end + 4;
+            if buf.len() < start + len + 2 {
+                break;
+            }
+            frames.push((t0.elapsed(), buf[start..start + len].to_vec()));
+            buf.drain(..start + len + 2);
+        }
+    }
+    assert_eq!(frames.len(), 4, "four frames within 20 s");
+    for (_, jpeg) in &frames {
+        let img = image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).unwrap();
+        assert!(
+            img.width() >= 320 && img.height() >= 180,
+            "{}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    // Frames come at the preview's pace (about 10 a second), not one per keep-alive second.
+    let span = frames[3].0 - frames[0].0;
+    assert!(
+        span < std::time::Duration::from_millis(2500),
+        "three frames took {span:?}"
+    );
+}

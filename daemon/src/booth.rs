@@ -134,6 +134,9 @@ pub struct Booth {
     /// The generator clips are made with, and why it is not the configured one.
     pub generator: GeneratorChoice,
     pub shutdown: Shutdown,
+    /// The sequence number of the newest preview frame, sent as each one is made: the MJPEG
+    /// stream waits on it instead of polling.
+    pub preview_made: tokio::sync::watch::Sender<u64>,
     pub started: Instant,
     /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
     pub net: Arc<crate::connections::NetStats>,
@@ -259,6 +262,7 @@ impl Booth {
             readings: Mutex::new(readings),
             thermal,
             shutdown,
+            preview_made: tokio::sync::watch::channel(0).0,
             started: Instant::now(),
             net: Arc::default(),
             links: Mutex::new(HashMap::new()),
@@ -1642,6 +1646,7 @@ impl Booth {
                 p.jpeg = Some(Arc::new(jpeg));
                 p.seq = frame.seq;
             }
+            self.preview_made.send_replace(frame.seq);
         }
     }
 

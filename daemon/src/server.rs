@@ -746,13 +746,10 @@ use futures::StreamExt;
 
 async fn preview_jpg(State(b): State<AppState>) -> Response {
     b.want_preview();
-    // A first request may come before any frame was made: wait for one briefly.
-    for _ in 0..20 {
-        if b.preview.read().map(|p| p.jpeg.is_some()).unwrap_or(false) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A first request may come before any frame was made: wait up to 2 s for one.
+    let made = || b.preview.read().map(|p| p.jpeg.is_some()).unwrap_or(false);
+    let mut rx = b.preview_made.subscribe();
+    let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|_| made())).await;
     match b.preview.read().ok().and_then(|p| p.jpeg.clone()) {
         Some(j) => (
             [
@@ -768,9 +765,9 @@ async fn preview_jpg(State(b): State<AppState>) -> Response {
 
 /// The live preview as an MJPEG stream (multipart/x-mixed-replace), about 10 frames a second.
 async fn preview_mjpg(State(b): State<AppState>) -> Response {
-    let s = stream::unfold((b, 0u64), |(b, last)| async move {
+    let rx = b.preview_made.subscribe();
+    let s = stream::unfold((b, rx, 0u64), |(b, mut rx, last)| async move {
         loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
             b.want_preview();
             let (seq, jpeg) = match b.preview.read() {
                 Ok(p) => (p.seq, p.jpeg.clone()),
@@ -786,7 +783,12 @@ async fn preview_mjpg(State(b): State<AppState>) -> Response {
                 .into_bytes();
                 part.extend_from_slice(&j);
                 part.extend_from_slice(b"\r\n");
-                return Some((Ok::<_, std::convert::Infallible>(part), (b, seq)));
+                return Some((Ok::<_, std::convert::Infallible>(part), (b, rx, seq)));
+            }
+            // The next frame as soon as it is made. The preview is made only while a kiosk
+            // watches, so meanwhile the stream says it still watches once a second.
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await {
+                return None;
             }
         }
     });
