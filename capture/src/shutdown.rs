@@ -26,6 +26,8 @@ struct Inner {
 struct State {
     triggered: bool,
     children: Vec<Weak<Inner>>,
+    /// Run once when triggered, for waiters on other conditions.
+    hooks: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Inner {
@@ -42,15 +44,21 @@ impl Shutdown {
 
     /// Asks everything watching this signal (and its children) to stop. Idempotent.
     pub fn trigger(&self) {
-        let children = {
+        let (children, hooks) = {
             let mut state = self.inner.lock();
             if state.triggered {
                 return;
             }
             state.triggered = true;
-            std::mem::take(&mut state.children)
+            (
+                std::mem::take(&mut state.children),
+                std::mem::take(&mut state.hooks),
+            )
         };
         self.inner.cond.notify_all();
+        for hook in hooks {
+            hook();
+        }
         for child in children.iter().filter_map(Weak::upgrade) {
             Shutdown { inner: child }.trigger();
         }
@@ -78,6 +86,18 @@ impl Shutdown {
                 .0;
         }
         state.triggered
+    }
+
+    /// Runs `hook` once when this signal is triggered (at once when it already is): for a
+    /// thread that waits on a condition variable of its own, which the hook notifies.
+    pub fn on_trigger(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut state = self.inner.lock();
+        if state.triggered {
+            drop(state);
+            hook();
+        } else {
+            state.hooks.push(Box::new(hook));
+        }
     }
 
     /// A new signal that is triggered with this one (or on its own).
@@ -119,6 +139,31 @@ mod tests {
         parent.trigger();
         assert!(b.is_triggered());
         assert!(parent.child().is_triggered());
+    }
+
+    #[test]
+    fn hooks_run_once_when_triggered_or_at_once_after() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let parent = Shutdown::new();
+        let child = parent.child();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        child.on_trigger(move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        parent.trigger();
+        child.trigger();
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "once, through the parent");
+        let r = runs.clone();
+        child.on_trigger(move || {
+            r.fetch_add(10, Ordering::SeqCst);
+        });
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            11,
+            "at once when already triggered"
+        );
     }
 
     #[test]

@@ -273,6 +273,14 @@ impl Booth {
             cfg,
         });
         booth.recover()?;
+        // The render worker waits on the queue's condition variable: shutdown wakes it there.
+        let weak = Arc::downgrade(&booth);
+        booth.shutdown.on_trigger(move || {
+            if let Some(b) = weak.upgrade() {
+                let _queue = b.queue.lock();
+                b.queue_cv.notify_all();
+            }
+        });
         // Expired captures and videos go at boot, before anything is served. Their links are
         // dead already (expiry), so a folder that resists is retried by the sweep rather than
         // keeping the booth down all night.
@@ -449,7 +457,12 @@ impl Booth {
         let _ = self
             .events
             .send(json!({"type": "status", "status": self.status_json()}).to_string());
-        self.queue_cv.notify_all();
+        {
+            // Under the queue's lock, so the render worker cannot miss it between checking
+            // the throttle and waiting.
+            let _queue = self.queue.lock();
+            self.queue_cv.notify_all();
+        }
         let waiting = self.queue.lock().map(|q| q.clone()).unwrap_or_default();
         for id in waiting {
             let _ = self.view_and_publish(&id);
@@ -903,8 +916,10 @@ impl Booth {
                     {
                         break id;
                     }
-                    q = match self.queue_cv.wait_timeout(q, Duration::from_millis(500)) {
-                        Ok((q, _)) => q,
+                    // Woken by a new job, a change of the thermal state and shutdown, each
+                    // notified under the queue's lock.
+                    q = match self.queue_cv.wait(q) {
+                        Ok(q) => q,
                         Err(_) => return,
                     };
                 }
