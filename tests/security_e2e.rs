@@ -584,7 +584,7 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     // The audit log has the logins, failures, lockout, password change and end of event.
     let (st, _) = d.get_json("/api/status");
     assert_eq!(st, 200);
-    let db = rusqlite_events(&d);
+    let db = audit_events(d.data.path());
     for e in [
         "admin_login",
         "admin_login_failed",
@@ -613,16 +613,6 @@ fn strangers_on_the_network_cannot_guess_traverse_overflow_or_log_in() {
     ] {
         assert!(!log.contains(secret), "the log holds {what}");
     }
-}
-
-/// Every audit event name, from the daemon's own database file.
-fn rusqlite_events(d: &Daemon) -> Vec<String> {
-    let c = rusqlite::Connection::open(d.data.path().join("kissbooth.sqlite")).unwrap();
-    let mut st = c.prepare("SELECT event FROM audit ORDER BY id").unwrap();
-    st.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
 }
 
 #[test]

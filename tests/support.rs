@@ -508,3 +508,13 @@ pub fn in_private_network(test: &str, body: impl FnOnce() + Send + 'static) -> b
     });
     t.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
+
+/// Every audit event name in the booth's database (in the data folder `data`), oldest first.
+pub fn audit_events(data: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(data.join("kissbooth.sqlite")).unwrap();
+    let mut st = c.prepare("SELECT event FROM audit ORDER BY id").unwrap();
+    st.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}

@@ -518,16 +518,6 @@ fn verify_json(data: &Path, clip: &Path) -> (i32, serde_json::Value, String) {
     )
 }
 
-/// Every audit event name in the booth's database.
-fn audit_events(data: &Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(data.join("kissbooth.sqlite")).unwrap();
-    let mut st = c.prepare("SELECT event FROM audit ORDER BY id").unwrap();
-    st.query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[test]
 fn every_clip_the_booth_publishes_carries_content_credentials() {
     if !have_models("every_clip_the_booth_publishes_carries_content_credentials") {
