@@ -272,7 +272,8 @@ impl Warper {
             let [a, b, c, d, e, f] = job.map;
             if let Some(zbuf) = zbuf.as_deref_mut().filter(|_| !job.empty) {
                 let [za, zb, zc] = job.z;
-                for (x, z) in (first..last).zip(&mut zbuf[first..last]) {
+                let zlast = last.min(zbuf.len());
+                for (x, z) in (first..zlast).zip(&mut zbuf[first.min(zlast)..zlast]) {
                     *z = za * (x as f32 + 0.5) + zb * yc + zc;
                 }
             }

@@ -595,7 +595,6 @@ fn composite(
         .iter()
         .map(|&sx| (sx >= 0.0 && sx < pw).then(|| PlateTap::at(sx, plate.width() as usize)))
         .collect();
-    let any_column_outside = columns.iter().any(Option::is_none);
     // Past the scene's edge `Beyond` is smooth: every STEP-th pixel of a row is computed and
     // the rest interpolated; within the scene's rows only the knots beside a column past its
     // edge are needed.
@@ -606,6 +605,7 @@ fn composite(
             columns[near].iter().any(Option::is_none)
         })
         .collect();
+    let any_column_outside = knot_outside.iter().any(|k| *k);
     let inv_soft = 1.0 / soft.max(1e-3);
     let raw = plate.as_raw();
     let stride = plate.width() as usize * 3;

@@ -287,27 +287,9 @@ pub fn sample_rgba_cubic(src: &[u8], width: usize, height: usize, x: f32, y: f32
 /// multiply: the warp's inner loop. Exact at pixel centres.
 #[inline(always)]
 pub fn sample_rgba_fixed(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [u8; 4] {
-    const M: u32 = 0x00FF_00FF;
-    let fx = ((x - 0.5).clamp(0.0, (width - 1) as f32) * 256.0 + 0.5) as u32;
-    let fy = ((y - 0.5).clamp(0.0, (height - 1) as f32) * 256.0 + 0.5) as u32;
-    let (x0, y0) = ((fx >> 8) as usize, (fy >> 8) as usize);
-    let (ax, ay) = (fx & 255, fy & 255);
-    let (dx, dy) = (
-        usize::from(x0 + 1 < width) * 4,
-        usize::from(y0 + 1 < height) * width * 4,
-    );
-    let i = (y0 * width + x0) * 4;
-    let at = |i: usize| u32::from_le_bytes(src[i..i + 4].try_into().expect("4 bytes"));
-    let (p00, p10, p01, p11) = (at(i), at(i + dx), at(i + dy), at(i + dy + dx));
-    // lerp of the two 16-bit lanes (channels 0 and 2, or 1 and 3) of `a` and `b` by t/256.
-    let lerp = |a: u32, b: u32, t: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
-    let rb = lerp(lerp(p00 & M, p10 & M, ax), lerp(p01 & M, p11 & M, ax), ay);
-    let ga = lerp(
-        lerp((p00 >> 8) & M, (p10 >> 8) & M, ax),
-        lerp((p01 >> 8) & M, (p11 >> 8) & M, ax),
-        ay,
-    );
-    (rb | (ga << 8)).to_le_bytes()
+    let x8 = ((x - 0.5).clamp(0.0, (width - 1) as f32) * 256.0 + 0.5) as usize;
+    let y8 = ((y - 0.5).clamp(0.0, (height - 1) as f32) * 256.0 + 0.5) as usize;
+    bilinear_fixed(src.as_chunks::<4>().0, width, height, x8, y8)
 }
 
 /// [`sample_rgba_fixed`] along a line: `out[k]` samples `start + k·step` (source pixels). The
@@ -321,7 +303,6 @@ pub fn sample_span_fixed(
     step: [f32; 2],
     out: &mut [[u8; 4]],
 ) {
-    const M: u32 = 0x00FF_00FF;
     if width == 0 || height == 0 || src.len() < width * height * 4 {
         return;
     }
@@ -329,31 +310,46 @@ pub fn sample_span_fixed(
     let (mut fx, mut fy) = (fixed(start[0] - 0.5), fixed(start[1] - 0.5));
     let (sx, sy) = (fixed(step[0]), fixed(step[1]));
     let (xmax, ymax) = (((width - 1) as i64) << 16, ((height - 1) as i64) << 16);
-    let (pixels, _) = src.as_chunks::<4>();
-    let at = |i: usize| u32::from_le_bytes(pixels[i]);
-    let lerp = |a: u32, b: u32, t: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
+    let pixels = src.as_chunks::<4>().0;
     for px in out {
         // 1/256 pixel, rounded as `sample_rgba_fixed` rounds.
         let x8 = ((fx.clamp(0, xmax) + 128) >> 8) as usize;
         let y8 = ((fy.clamp(0, ymax) + 128) >> 8) as usize;
         fx += sx;
         fy += sy;
-        let (x0, y0) = (x8 >> 8, y8 >> 8);
-        let (ax, ay) = ((x8 & 255) as u32, (y8 & 255) as u32);
-        let (dx, dy) = (
-            usize::from(x0 + 1 < width),
-            usize::from(y0 + 1 < height) * width,
-        );
-        let i = y0 * width + x0;
-        let (p00, p10, p01, p11) = (at(i), at(i + dx), at(i + dy), at(i + dy + dx));
-        let rb = lerp(lerp(p00 & M, p10 & M, ax), lerp(p01 & M, p11 & M, ax), ay);
-        let ga = lerp(
-            lerp((p00 >> 8) & M, (p10 >> 8) & M, ax),
-            lerp((p01 >> 8) & M, (p11 >> 8) & M, ax),
-            ay,
-        );
-        *px = (rb | (ga << 8)).to_le_bytes();
+        *px = bilinear_fixed(pixels, width, height, x8, y8);
     }
+}
+
+/// The bilinear sample of `pixels` (`width` x `height`) at (`x8`, `y8`) in 1/256 pixel, within
+/// the picture: the kernel of [`sample_rgba_fixed`] and [`sample_span_fixed`].
+#[inline(always)]
+fn bilinear_fixed(
+    pixels: &[[u8; 4]],
+    width: usize,
+    height: usize,
+    x8: usize,
+    y8: usize,
+) -> [u8; 4] {
+    const M: u32 = 0x00FF_00FF;
+    let (x0, y0) = (x8 >> 8, y8 >> 8);
+    let (ax, ay) = ((x8 & 255) as u32, (y8 & 255) as u32);
+    let (dx, dy) = (
+        usize::from(x0 + 1 < width),
+        usize::from(y0 + 1 < height) * width,
+    );
+    let i = y0 * width + x0;
+    let at = |i: usize| u32::from_le_bytes(pixels[i]);
+    let (p00, p10, p01, p11) = (at(i), at(i + dx), at(i + dy), at(i + dy + dx));
+    // lerp of the two 16-bit lanes (channels 0 and 2, or 1 and 3) of `a` and `b` by t/256.
+    let lerp = |a: u32, b: u32, t: u32| ((a * (256 - t) + b * t + 0x0080_0080) >> 8) & M;
+    let rb = lerp(lerp(p00 & M, p10 & M, ax), lerp(p01 & M, p11 & M, ax), ay);
+    let ga = lerp(
+        lerp((p00 >> 8) & M, (p10 >> 8) & M, ax),
+        lerp((p01 >> 8) & M, (p11 >> 8) & M, ax),
+        ay,
+    );
+    (rb | (ga << 8)).to_le_bytes()
 }
 
 /// Bilinear sample of an RGB image at continuous coordinates, clamped to the border.
