@@ -1,13 +1,191 @@
 //! The daemon's configuration: a TOML file, then environment overrides, then command-line flags.
 //! Every field has a default that runs on a fresh machine.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use kissbooth_capture::{CameraSpec, SpecError};
 use kissbooth_engines::generate::{MorphConfig, TimelineConfig};
 use kissbooth_media::{EncoderConfig, VideoSpec};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What is wrong with a configuration, said with the key to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value outside its range: `{key} must be {range}`.
+    #[error("{key} must be {range}")]
+    Range {
+        key: &'static str,
+        range: &'static str,
+    },
+    #[error("render.seconds must be 3 to 8, not {0}")]
+    Seconds(f32),
+    /// Render settings the renderer or the encoder would refuse.
+    #[error("[render]: {0:#}")]
+    Render(anyhow::Error),
+    #[error("public_url must start with http:// or https://")]
+    PublicUrl,
+    #[error("camera {input:?}: {source}")]
+    Camera { input: String, source: SpecError },
+    #[error("wifi.security must be WPA, WEP or nopass, not {0:?}")]
+    WifiSecurity(String),
+}
+
+fn range(key: &'static str, range: &'static str) -> ConfigError {
+    ConfigError::Range { key, range }
+}
+
+/// The camera the booth opens: the one its spec names, or (`""`) the first V4L2 camera, else
+/// the stills in `DATA/demo`, else the test pattern. Written in the file as the spec's string
+/// and parsed when the file is read, so a mistyped camera stops the booth before it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum CameraChoice {
+    #[default]
+    Auto,
+    Spec(CameraSpec),
+}
+
+impl FromStr for CameraChoice {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Ok(CameraChoice::Auto);
+        }
+        s.parse()
+            .map(CameraChoice::Spec)
+            .map_err(|source| ConfigError::Camera {
+                input: s.to_string(),
+                source,
+            })
+    }
+}
+
+impl fmt::Display for CameraChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CameraChoice::Auto => Ok(()),
+            CameraChoice::Spec(spec) => write!(f, "{spec}"),
+        }
+    }
+}
+
+/// Reads and writes a typed value as its string form.
+macro_rules! serde_as_string {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.to_string())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_string!(CameraChoice);
+serde_as_string!(WifiSecurity);
+
+/// How clips are made: `morph` (the landmark mesh warp, runs anywhere) or `diffusion` (a model
+/// pack).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GeneratorKind {
+    #[default]
+    Morph,
+    Diffusion,
+}
+
+impl GeneratorKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GeneratorKind::Morph => "morph",
+            GeneratorKind::Diffusion => "diffusion",
+        }
+    }
+}
+
+impl fmt::Display for GeneratorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The generator with what it needs, from `[render]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GeneratorConfig {
+    Morph,
+    Diffusion(DiffusionConfig),
+}
+
+/// A diffusion model pack and the memory it may use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffusionConfig {
+    /// The pack's folder; empty when the file names none (the booth then says so once and
+    /// renders with morph).
+    pub pack: PathBuf,
+    /// MiB the pack may use; `None`: what is free at start-up.
+    pub memory_budget_mib: Option<u64>,
+}
+
+/// The security of the booth's own Wi-Fi, as the `WIFI:` QR code says it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WifiSecurity {
+    /// Not said (`""`): the QR code says WPA.
+    #[default]
+    Unset,
+    Wpa,
+    Wep,
+    /// An open network (`nopass`).
+    Open,
+}
+
+impl WifiSecurity {
+    pub const CHOICES: [WifiSecurity; 3] =
+        [WifiSecurity::Wpa, WifiSecurity::Wep, WifiSecurity::Open];
+
+    /// The name in the file and in the `WIFI:` URI.
+    pub fn name(self) -> &'static str {
+        match self {
+            WifiSecurity::Unset => "",
+            WifiSecurity::Wpa => "WPA",
+            WifiSecurity::Wep => "WEP",
+            WifiSecurity::Open => "nopass",
+        }
+    }
+}
+
+impl FromStr for WifiSecurity {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [WifiSecurity::Unset]
+            .into_iter()
+            .chain(WifiSecurity::CHOICES)
+            .find(|w| w.name() == s)
+            .ok_or_else(|| ConfigError::WifiSecurity(s.to_string()))
+    }
+}
+
+impl fmt::Display for WifiSecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl PartialEq<&str> for WifiSecurity {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -17,7 +195,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Camera: `stills:FOLDER`, `v4l2:/dev/videoN`, `gst:PIPELINE` or `test`. Empty: the first
     /// V4L2 camera, else the stills in `DATA/demo`, else the test pattern.
-    pub camera: String,
+    pub camera: CameraChoice,
     /// Data folder: database, captures, videos.
     pub data: PathBuf,
     /// Base address put in the QR codes (e.g. `http://192.168.4.1:8080`). Empty: the booth's
@@ -131,7 +309,7 @@ pub struct RenderConfig {
     pub encoder: kissbooth_media::EncoderChoice,
     /// `morph` (landmark mesh warp, runs anywhere) or `diffusion` (the model pack in `pack`;
     /// when it is unusable the daemon says why once at start-up and renders with morph).
-    pub generator: String,
+    pub generator: GeneratorKind,
     /// The diffusion model pack folder.
     pub pack: PathBuf,
     /// Memory the diffusion pack may use, in MiB; 0: MemAvailable (or a discrete GPU's free
@@ -160,7 +338,7 @@ pub struct WifiConfig {
     pub ssid: String,
     pub password: String,
     /// `WPA`, `WEP` or `nopass`.
-    pub security: String,
+    pub security: WifiSecurity,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,7 +352,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            camera: String::new(),
+            camera: CameraChoice::Auto,
             data: PathBuf::from("data"),
             public_url: String::new(),
             render: RenderConfig::default(),
@@ -198,7 +376,7 @@ impl Default for RenderConfig {
             intensity: 0.8,
             queue: 4,
             encoder: kissbooth_media::EncoderChoice::Auto,
-            generator: "morph".into(),
+            generator: GeneratorKind::Morph,
             pack: PathBuf::new(),
             memory_budget_mb: 0,
         }
@@ -251,6 +429,17 @@ impl ClipSettings {
 }
 
 impl RenderConfig {
+    /// The generator and what it needs.
+    pub fn generator_config(&self) -> GeneratorConfig {
+        match self.generator {
+            GeneratorKind::Morph => GeneratorConfig::Morph,
+            GeneratorKind::Diffusion => GeneratorConfig::Diffusion(DiffusionConfig {
+                pack: self.pack.clone(),
+                memory_budget_mib: (self.memory_budget_mb > 0).then_some(self.memory_budget_mb),
+            }),
+        }
+    }
+
     /// The settings a clip is rendered with.
     pub(crate) fn clip_settings(&self, seed: u64, created_unix_s: Option<i64>) -> ClipSettings {
         ClipSettings {
@@ -293,7 +482,7 @@ impl Config {
                 .with_context(|| format!("KISSBOOTH_LISTEN={v:?}"))?;
         }
         if let Ok(v) = std::env::var("KISSBOOTH_CAMERA") {
-            cfg.camera = v;
+            cfg.camera = v.parse().context("KISSBOOTH_CAMERA")?;
         }
         if let Ok(v) = std::env::var("KISSBOOTH_PUBLIC_URL") {
             cfg.public_url = v;
@@ -301,77 +490,96 @@ impl Config {
         Ok(cfg)
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(3.0..=8.0).contains(&self.render.seconds) {
-            bail!("render.seconds must be 3 to 8, not {}", self.render.seconds);
+            return Err(ConfigError::Seconds(self.render.seconds));
         }
         // fps, size and intensity as the renderer and the encoder check them, so a booth never
         // starts with settings that would fail every couple's render.
         self.render
             .clip_settings(0, None)
             .validate()
-            .context("[render]")?;
-        if self.render.queue == 0 || self.render.queue > 64 {
-            bail!("render.queue must be 1 to 64");
-        }
-        if !["morph", "diffusion"].contains(&self.render.generator.as_str()) {
-            bail!(
-                "render.generator must be \"morph\" or \"diffusion\", not {:?}",
-                self.render.generator
-            );
-        }
-        if self.capture.burst == 0 || self.capture.burst > 30 {
-            bail!("capture.burst must be 1 to 30");
-        }
-        if !(0.0002..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours) {
-            bail!("privacy.token_ttl_hours must be between 0.0002 and 720");
-        }
-        if !(0.0002..=24.0 * 30.0).contains(&self.privacy.retention_hours) {
-            bail!("privacy.retention_hours must be between 0.0002 and 720");
-        }
-        if !(1..=3600).contains(&self.privacy.purge_interval_s) {
-            bail!("privacy.purge_interval_s must be 1 to 3600");
-        }
-        let t = &self.thermal;
-        if !(t.soft_limit_c < t.hard_limit_c && (20.0..=150.0).contains(&t.hard_limit_c)) {
-            bail!("thermal.soft_limit_c must be under thermal.hard_limit_c (20 to 150)");
-        }
-        if !(0.0..=30.0).contains(&t.hysteresis_c) {
-            bail!("thermal.hysteresis_c must be 0 to 30");
-        }
-        if !(0.25..=1.0).contains(&t.soft_scale) {
-            bail!("thermal.soft_scale must be 0.25 to 1");
-        }
-        if !(100..=60_000).contains(&t.poll_ms) {
-            bail!("thermal.poll_ms must be 100 to 60000");
+            .map_err(ConfigError::Render)?;
+        let checks: [(bool, &'static str, &'static str); 11] = [
+            (
+                (1..=64).contains(&self.render.queue),
+                "render.queue",
+                "1 to 64",
+            ),
+            (
+                (1..=30).contains(&self.capture.burst),
+                "capture.burst",
+                "1 to 30",
+            ),
+            (
+                (0.0002..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours),
+                "privacy.token_ttl_hours",
+                "between 0.0002 and 720",
+            ),
+            (
+                (0.0002..=24.0 * 30.0).contains(&self.privacy.retention_hours),
+                "privacy.retention_hours",
+                "between 0.0002 and 720",
+            ),
+            (
+                (1..=3600).contains(&self.privacy.purge_interval_s),
+                "privacy.purge_interval_s",
+                "1 to 3600",
+            ),
+            (
+                self.thermal.soft_limit_c < self.thermal.hard_limit_c
+                    && (20.0..=150.0).contains(&self.thermal.hard_limit_c),
+                "thermal.soft_limit_c",
+                "under thermal.hard_limit_c (20 to 150)",
+            ),
+            (
+                (0.0..=30.0).contains(&self.thermal.hysteresis_c),
+                "thermal.hysteresis_c",
+                "0 to 30",
+            ),
+            (
+                (0.25..=1.0).contains(&self.thermal.soft_scale),
+                "thermal.soft_scale",
+                "0.25 to 1",
+            ),
+            (
+                (100..=60_000).contains(&self.thermal.poll_ms),
+                "thermal.poll_ms",
+                "100 to 60000",
+            ),
+            (
+                (1..=100_000).contains(&self.server.guest_connections),
+                "server.guest_connections",
+                "1 to 100000",
+            ),
+            (
+                (4..=10_000).contains(&self.server.kiosk_connections),
+                "server.kiosk_connections",
+                "4 to 10000",
+            ),
+        ];
+        if let Some((_, key, r)) = checks.into_iter().find(|(ok, _, _)| !ok) {
+            return Err(range(key, r));
         }
         let sv = &self.server;
-        for (name, v) in [
-            ("header_read_timeout_s", sv.header_read_timeout_s),
-            ("idle_timeout_s", sv.idle_timeout_s),
-            ("tcp_keepalive_s", sv.tcp_keepalive_s),
+        for (key, v) in [
+            ("server.header_read_timeout_s", sv.header_read_timeout_s),
+            ("server.idle_timeout_s", sv.idle_timeout_s),
+            ("server.tcp_keepalive_s", sv.tcp_keepalive_s),
         ] {
             if !(1..=3600).contains(&v) {
-                bail!("server.{name} must be 1 to 3600");
+                return Err(range(key, "1 to 3600"));
             }
         }
-        if !(1..=100_000).contains(&sv.guest_connections) {
-            bail!("server.guest_connections must be 1 to 100000");
-        }
         if !(1..=sv.guest_connections).contains(&sv.connections_per_guest) {
-            bail!("server.connections_per_guest must be 1 to server.guest_connections");
-        }
-        if !(4..=10_000).contains(&sv.kiosk_connections) {
-            bail!("server.kiosk_connections must be 4 to 10000");
+            return Err(range(
+                "server.connections_per_guest",
+                "1 to server.guest_connections",
+            ));
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("public_url must start with http:// or https://");
-        }
-        if !self.wifi.ssid.is_empty()
-            && !["WPA", "WEP", "nopass", ""].contains(&self.wifi.security.as_str())
-        {
-            bail!("wifi.security must be WPA, WEP or nopass");
+            return Err(ConfigError::PublicUrl);
         }
         Ok(())
     }
@@ -409,16 +617,50 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
-        let c: Config = toml::from_str("[render]\ngenerator = \"gan\"\n").unwrap();
+        // Named choices are refused when the file is read, with the key and what it may be.
+        let err = toml::from_str::<Config>("[render]\ngenerator = \"gan\"\n").unwrap_err();
+        let msg = err.to_string();
         assert!(
-            c.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("render.generator")
+            msg.contains("generator") && msg.contains("diffusion"),
+            "{msg}"
         );
+        let err = toml::from_str::<Config>("camera = \"webcam:0\"\n").unwrap_err();
+        assert!(err.to_string().contains("webcam:0"), "{err}");
+        let err =
+            toml::from_str::<Config>("[wifi]\nssid = \"b\"\nsecurity = \"WPA3\"\n").unwrap_err();
+        assert!(err.to_string().contains("wifi.security"), "{err}");
         let c: Config =
             toml::from_str("[render]\ngenerator = \"diffusion\"\npack = \"/p\"\n").unwrap();
         c.validate().unwrap();
+        assert_eq!(
+            c.render.generator_config(),
+            GeneratorConfig::Diffusion(DiffusionConfig {
+                pack: "/p".into(),
+                memory_budget_mib: None
+            })
+        );
+        let c: Config =
+            toml::from_str("camera = \"v4l2:2\"\n[wifi]\nsecurity = \"nopass\"\n").unwrap();
+        assert_eq!(
+            c.camera,
+            CameraChoice::Spec(CameraSpec::v4l2("/dev/video2"))
+        );
+        assert_eq!(c.wifi.security, WifiSecurity::Open);
+        // Written back as the strings they were read from.
+        let back: Config = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(
+            (back.camera, back.wifi.security),
+            (c.camera, c.wifi.security)
+        );
+        assert!(matches!(
+            toml::from_str::<Config>("[render]\nqueue = 0\n")
+                .unwrap()
+                .validate(),
+            Err(ConfigError::Range {
+                key: "render.queue",
+                ..
+            })
+        ));
         let c: Config = toml::from_str("[render]\nseconds = 12.0\n").unwrap();
         assert!(
             c.validate()

@@ -12,9 +12,9 @@ use axum::http::{Request, StatusCode, header};
 use kissbooth_capture::CameraSpec;
 use tower::ServiceExt;
 
+use crate::booth::link::Key;
 use crate::booth::{Booth, live_session};
 use crate::config::Config;
-use crate::link::Key;
 use crate::store::{Store, now_s, token_hash};
 
 /// The configuration file: TOML text → [`Config`] → [`Config::validate`], then the camera
@@ -28,8 +28,8 @@ pub fn config(data: &[u8]) {
     let Ok(cfg) = toml::from_str::<Config>(text) else {
         return;
     };
-    if !cfg.camera.is_empty() {
-        camera_spec(&cfg.camera);
+    if let crate::config::CameraChoice::Spec(spec) = &cfg.camera {
+        camera_spec(&spec.to_string());
     }
     if cfg.validate().is_err() {
         return;
@@ -77,7 +77,7 @@ impl TokenStore {
         let store = Store::open(dir.path())?;
         let mut dead = Vec::new();
         let mut live = String::new();
-        use crate::session::SessionState;
+        use crate::booth::session::SessionState;
         for (i, (state, expires)) in [
             (SessionState::Done, 3600),
             (SessionState::Done, -10),
@@ -156,7 +156,7 @@ impl RangeServer {
         let dir = tempfile::tempdir()?;
         let cfg = Config {
             data: dir.path().join("data"),
-            camera: "test:64x48@1".into(),
+            camera: "test:64x48@1".parse()?,
             public_url: "http://127.0.0.1:8080".into(),
             ..Config::default()
         };
@@ -175,7 +175,7 @@ impl RangeServer {
         let token = "0123456789abcdef0123456789abcdef".to_string();
         booth.store.force_state(
             id,
-            crate::session::SessionState::Done,
+            crate::booth::session::SessionState::Done,
             &[
                 ("video_path", path.display().to_string().into()),
                 ("token_hash", token_hash(&token).into()),
@@ -185,7 +185,7 @@ impl RangeServer {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let app = crate::server::router(booth.clone());
+        let app = crate::http::router(booth.clone());
         Ok(RangeServer {
             _dir: dir,
             _booth: booth,

@@ -11,10 +11,8 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kissbooth::{
-    admin, bench, doctor_cmd, faces_cmd, models_cmd, one_line, paths, render_cmd, serve_cmd,
-    verify_cmd,
-};
+use kissbooth::cli::{admin, bench, doctor, faces, models, render, serve, verify};
+use kissbooth::{one_line, paths};
 
 #[derive(Parser)]
 #[command(
@@ -32,13 +30,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the booth: camera, kiosk screens, render queue and download pages.
-    Serve(serve_cmd::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Find faces, landmarks and the quality verdict in images.
-    Faces(faces_cmd::FacesArgs),
+    Faces(faces::FacesArgs),
     /// Render the kiss video (MP4 and poster) from one couple frame or two portraits.
-    Render(render_cmd::RenderArgs),
+    Render(render::RenderArgs),
     /// Check a clip's Content Credentials (C2PA): who made it, how, and whether it is unchanged.
-    Verify(verify_cmd::VerifyArgs),
+    Verify(verify::VerifyArgs),
     /// Check camera, encoders, runtime and providers, models, disk, clock, the Content
     /// Credentials key and network.
     Doctor {
@@ -48,7 +46,7 @@ enum Command {
     },
     /// Install or check model packs.
     #[command(subcommand)]
-    Models(models_cmd::ModelsCommand),
+    Models(models::ModelsCommand),
     /// The admin pages' password.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -77,12 +75,12 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
-        Command::Serve(args) => serve_cmd::run(&cli.common, args),
-        Command::Faces(args) => faces_cmd::run(&cli.common, args, started),
-        Command::Render(args) => render_cmd::run(&cli.common, args),
-        Command::Verify(args) => verify_cmd::run(&cli.common, args),
-        Command::Doctor { camera } => doctor_cmd::run(&cli.common, camera),
-        Command::Models(cmd) => models_cmd::run(&cli.common, cmd),
+        Command::Serve(args) => serve::run(&cli.common, args),
+        Command::Faces(args) => faces::run(&cli.common, args, started),
+        Command::Render(args) => render::run(&cli.common, args),
+        Command::Verify(args) => verify::run(&cli.common, args),
+        Command::Doctor { camera } => doctor::run(&cli.common, camera),
+        Command::Models(cmd) => models::run(&cli.common, cmd),
         Command::Bench(cmd) => bench::run(&cli.common, cmd),
         Command::Admin(cmd) => admin::run(&cli.common, cmd),
     };

@@ -1,15 +1,15 @@
 //! The booth's storage: SQLite (WAL) for sessions, render jobs and an audit log; media files in
 //! `DATA/sessions/{id}/`, always written to a temporary name, fsynced and renamed.
 
+use crate::clock::{Clock, SharedClock};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use crate::session::{Refused, SessionEvent, SessionState, apply};
+use crate::booth::session::{Refused, SessionEvent, SessionState, apply};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -80,11 +80,9 @@ ALTER TABLE sessions ADD COLUMN album INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
+/// The system's time in Unix seconds (see [`Store::now_s`] for the booth's own clock).
 pub fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::SystemClock.now_s()
 }
 
 /// A session as stored.
@@ -114,10 +112,16 @@ pub struct SessionRow {
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     root: PathBuf,
+    clock: SharedClock,
 }
 
 impl Store {
     pub fn open(data: &Path) -> anyhow::Result<Store> {
+        Store::open_with_clock(data, crate::clock::system())
+    }
+
+    /// The store at `data`, timestamping with `clock`.
+    pub fn open_with_clock(data: &Path, clock: SharedClock) -> anyhow::Result<Store> {
         std::fs::create_dir_all(data.join("sessions"))
             .with_context(|| format!("cannot create {}", data.display()))?;
         let db = data.join("kissbooth.sqlite");
@@ -140,7 +144,13 @@ impl Store {
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
             root: data.to_path_buf(),
+            clock,
         })
+    }
+
+    /// Unix seconds by the booth's clock.
+    pub fn now_s(&self) -> i64 {
+        self.clock.now_s()
     }
 
     pub fn session_dir(&self, id: &str) -> PathBuf {
@@ -159,7 +169,7 @@ impl Store {
         let _ = self.with(|c| {
             c.execute(
                 "INSERT INTO audit(at, event, session_id, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![now_s(), event, session, detail],
+                params![self.now_s(), event, session, detail],
             )
         });
     }
@@ -235,7 +245,7 @@ impl Store {
     }
 
     pub fn create_session(&self, id: &str) -> anyhow::Result<()> {
-        let t = now_s();
+        let t = self.now_s();
         self.with(|c| {
             c.execute(
                 "INSERT INTO sessions(id, created_at, updated_at, state) VALUES (?1, ?2, ?2, ?3)",
@@ -287,10 +297,10 @@ impl Store {
     }
 
     /// The session a download link names, by its token or its short code.
-    pub fn by_link(&self, key: &crate::link::Key) -> anyhow::Result<Option<SessionRow>> {
+    pub fn by_link(&self, key: &crate::booth::link::Key) -> anyhow::Result<Option<SessionRow>> {
         match key {
-            crate::link::Key::Token(t) => self.by_token(t),
-            crate::link::Key::Short(c) => self.by_short(c),
+            crate::booth::link::Key::Token(t) => self.by_token(t),
+            crate::booth::link::Key::Short(c) => self.by_short(c),
         }
     }
 
@@ -315,7 +325,7 @@ impl Store {
             sets.iter().all(|(col, _)| *col != "state"),
             "a session's state changes only by a transition"
         );
-        self.with(|c| update_where(c, id, None, sets))?;
+        self.with(|c| update_where(c, self.now_s(), id, None, sets))?;
         Ok(())
     }
 
@@ -348,7 +358,7 @@ impl Store {
             let mut all: Vec<(&str, rusqlite::types::Value)> =
                 vec![("state", to.name().to_string().into())];
             all.extend(sets.iter().cloned());
-            Ok(match update_where(c, id, Some(from), &all)? {
+            Ok(match update_where(c, self.now_s(), id, Some(from), &all)? {
                 1 => Transition::Moved { from, to },
                 _ => Transition::Refused(Refused { from, event }),
             })
@@ -366,7 +376,7 @@ impl Store {
         let mut all: Vec<(&str, rusqlite::types::Value)> =
             vec![("state", state.name().to_string().into())];
         all.extend(sets.iter().cloned());
-        self.with(|c| update_where(c, id, None, &all))?;
+        self.with(|c| update_where(c, self.now_s(), id, None, &all))?;
         Ok(())
     }
 
@@ -374,14 +384,14 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "INSERT INTO jobs(session_id, state, created_at) VALUES (?1, 'queued', ?2)",
-                params![session, now_s()],
+                params![session, self.now_s()],
             )?;
             Ok(c.last_insert_rowid())
         })
     }
 
     pub fn job_started(&self, job: i64) -> anyhow::Result<()> {
-        self.with(|c| c.execute("UPDATE jobs SET state = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1", params![job, now_s()]))?;
+        self.with(|c| c.execute("UPDATE jobs SET state = 'running', started_at = ?2, attempts = attempts + 1 WHERE id = ?1", params![job, self.now_s()]))?;
         Ok(())
     }
 
@@ -395,7 +405,7 @@ impl Store {
         self.with(|c| {
             c.execute(
                 "UPDATE jobs SET state = ?2, finished_at = ?3, error = ?4, render_ms = ?5 WHERE id = ?1",
-                params![job, state, now_s(), error, render_ms],
+                params![job, state, self.now_s(), error, render_ms],
             )
         })?;
         Ok(())
@@ -466,12 +476,13 @@ impl Transition {
 
 fn update_where(
     c: &Connection,
+    now: i64,
     id: &str,
     from: Option<SessionState>,
     sets: &[(&str, rusqlite::types::Value)],
 ) -> rusqlite::Result<usize> {
     let mut sql = String::from("UPDATE sessions SET updated_at = ?1");
-    let mut values: Vec<rusqlite::types::Value> = vec![now_s().into()];
+    let mut values: Vec<rusqlite::types::Value> = vec![now.into()];
     for (i, (col, v)) in sets.iter().enumerate() {
         debug_assert!(col.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
         sql.push_str(&format!(", {col} = ?{}", i + 2));

@@ -95,7 +95,7 @@ pub fn run(
     let (seconds, fps) = (timeline.seconds, timeline.fps);
     let models = common.models_dir();
     let rt = common.runtime()?;
-    let shape = crate::pipeline::mean_shape(&models)?;
+    let shape = crate::clip::mean_shape(&models)?;
     let Some(mut judge) = ClipJudge::open(rt, &models)? else {
         bail!(
             "no identity embedder in {}: install face-identity-faceres.onnx or face-identity-mobileface.onnx",

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{AdminState, blocking, esc, guarded, not_done, page, session};
-use crate::settings::{Branding, Corner, EventSettings, MAX_LOGO_BYTES, Shape};
+use crate::booth::settings::{
+    Branding, Corner, EventSettings, MAX_LOGO_BYTES, SettingsError, Shape,
+};
 
 fn form_page(
     csrf: &str,
@@ -170,6 +172,15 @@ pub(super) struct SettingsForm {
     logo_width_pct: String,
 }
 
+/// A settings error as a sentence for the operator.
+fn sentence(e: &SettingsError) -> String {
+    let mut m = e.to_string();
+    if let Some(c) = m.get_mut(0..1) {
+        c.make_ascii_uppercase();
+    }
+    m + "."
+}
+
 impl SettingsForm {
     /// The settings the form asks for, or what is wrong with it.
     fn settings(&self) -> Result<EventSettings, String> {
@@ -189,20 +200,17 @@ impl SettingsForm {
             wifi: crate::config::WifiConfig {
                 ssid: self.wifi_ssid.trim().to_string(),
                 password: self.wifi_password.clone(),
-                security: self.wifi_security.clone(),
+                security: self
+                    .wifi_security
+                    .parse()
+                    .map_err(|_| sentence(&SettingsError::WifiSecurity))?,
             },
             branding: Branding {
                 corner: Corner::parse(&self.logo_corner).ok_or("Choose a corner for the logo.")?,
                 width_pct: num(&self.logo_width_pct, "The logo's width")?.round() as u32,
             },
         };
-        s.validate().map_err(|e| {
-            let mut m = e.to_string();
-            if let Some(c) = m.get_mut(0..1) {
-                c.make_ascii_uppercase();
-            }
-            m + "."
-        })?;
+        s.validate().map_err(|e| sentence(&e))?;
         Ok(s)
     }
 }
@@ -324,7 +332,7 @@ pub(super) async fn logo_preview(State(st): State<AdminState>, headers: HeaderMa
     let jpeg = blocking(move || -> Option<Vec<u8>> {
         let logo = b.logo()?;
         let (w, h) = b.settings().shape.size();
-        let poster = crate::attract::clip_path(&b.cfg.data).with_extension("jpg");
+        let poster = crate::clip::attract::clip_path(&b.cfg.data).with_extension("jpg");
         let mut frame = image::open(&poster)
             .map(|i| {
                 image::imageops::resize(&i.to_rgb8(), w, h, image::imageops::FilterType::Triangle)

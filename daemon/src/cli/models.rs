@@ -58,7 +58,7 @@ pub enum ModelsCommand {
         #[arg(long)]
         from: PathBuf,
         /// Output size, WxH (the booth's default shape).
-        #[arg(long, default_value = "720x720", value_parser = crate::render_cmd::parse_size)]
+        #[arg(long, default_value = "720x720", value_parser = crate::cli::render::parse_size)]
         size: (u32, u32),
         /// Duration in seconds (3 to 8).
         #[arg(long, default_value_t = 5.0)]
@@ -147,20 +147,20 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
 
 /// `models demo`: the attract screen's clip, from the bundled paintings only.
 fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow::Result<ExitCode> {
-    let inputs = crate::attract::paintings_in(from)?;
-    let output = crate::attract::clip_path(&common.data);
+    let inputs = crate::clip::attract::paintings_in(from)?;
+    let output = crate::clip::attract::clip_path(&common.data);
     if let Some(dir) = output.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     // Played on the kiosk only, never a guest's clip: it carries no credentials (`sign` stays
     // false), so making it at install time makes no signing key.
-    let args = crate::render_cmd::RenderArgs {
+    let args = crate::cli::render::RenderArgs {
         seconds,
         fps: 24,
         size,
-        ..crate::render_cmd::RenderArgs::new(inputs, output.clone())
+        ..crate::cli::render::RenderArgs::new(inputs, output.clone())
     };
-    let r = crate::render_cmd::render(common, &args, |_, _| Ok(()))
+    let r = crate::cli::render::render(common, &args, |_, _| Ok(()))
         .context("the demo clip could not be rendered")?;
     println!(
         "wrote the attract screen's demo clip {} ({}x{}, {:.1} s, {} bytes) from {} and {}",
@@ -169,8 +169,8 @@ fn demo(common: &Common, from: &Path, size: (u32, u32), seconds: f32) -> anyhow:
         size.1,
         r.duration_s,
         r.bytes,
-        crate::attract::PAINTINGS[0].title,
-        crate::attract::PAINTINGS[1].title
+        crate::clip::attract::PAINTINGS[0].title,
+        crate::clip::attract::PAINTINGS[1].title
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
+use crate::clip::provenance::{self, BoothSigner, Integrity};
 use crate::paths::Common;
-use crate::provenance::{self, BoothSigner, Integrity};
 
 #[derive(Args)]
 pub struct VerifyArgs {

@@ -35,15 +35,15 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
         cfg.listen = l;
     }
     if let Some(c) = args.camera {
-        cfg.camera = c;
+        cfg.camera = c.parse().context("--camera")?;
     }
     if let Some(u) = args.public_url {
         cfg.public_url = u;
     }
     let rt = common.runtime()?;
     let booth = Booth::start(cfg.clone(), common.models_dir(), rt)?;
-    if crate::admin::setup_needed(&booth.store) {
-        crate::admin::announce_setup_code(&booth.store)?;
+    if crate::http::admin::setup_needed(&booth.store) {
+        crate::http::admin::announce_setup_code(&booth.store)?;
     }
     let tokio_rt = server_runtime()?;
     tokio_rt.block_on(async move {
@@ -56,7 +56,7 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
             addr.port(),
             booth.public_base
         );
-        let app = crate::server::router(booth.clone());
+        let app = crate::http::router(booth.clone());
         let heartbeat = crate::notify::Heartbeat::default();
         let since = std::time::Instant::now();
         let hb = heartbeat.clone();
@@ -72,7 +72,7 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 } else if !told {
                     tracing::error!(
                         "not accepting connections for {} s; the systemd watchdog is no longer fed",
-                        crate::connections::ACCEPT_BROKEN_AFTER.as_secs()
+                        crate::http::connections::ACCEPT_BROKEN_AFTER.as_secs()
                     );
                     told = true;
                 }
@@ -82,16 +82,23 @@ pub fn run(common: &Common, args: ServeArgs) -> anyhow::Result<ExitCode> {
         crate::notify::start_watchdog(heartbeat, since);
         crate::notify::notify("READY=1");
         let shutdown = booth.shutdown.clone();
-        crate::connections::serve(listener, app, &cfg.server, booth.net.clone(), async move {
-            let ctrl_c = tokio::signal::ctrl_c();
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => return,
-                };
-            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-            shutdown.trigger();
-        })
+        crate::http::connections::serve(
+            listener,
+            app,
+            &cfg.server,
+            booth.net.clone(),
+            async move {
+                let ctrl_c = tokio::signal::ctrl_c();
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(t) => t,
+                        Err(_) => return,
+                    };
+                tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+                shutdown.trigger();
+            },
+        )
         .await;
         anyhow::Ok(())
     })?;

@@ -72,7 +72,7 @@ pub enum BenchCommand {
         /// fixture and two portrait pairs, each also mirrored).
         cases: Vec<String>,
         /// Output size, WxH.
-        #[arg(long, default_value = "720x1280", value_parser = crate::render_cmd::parse_size)]
+        #[arg(long, default_value = "720x1280", value_parser = crate::cli::render::parse_size)]
         size: (u32, u32),
         #[arg(long, default_value_t = 5.0)]
         seconds: f32,
@@ -178,14 +178,14 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let cases = if cases.is_empty() {
-                crate::bench_quality::default_cases(&fixtures_dir())
+                crate::cli::bench_quality::default_cases(&fixtures_dir())
             } else {
                 cases
                     .iter()
                     .flat_map(|c| {
                         let images: Vec<PathBuf> = c.split(',').map(PathBuf::from).collect();
                         let flips: &[bool] = if mirrored { &[false, true] } else { &[false] };
-                        flips.iter().map(move |&m| crate::bench_quality::Case {
+                        flips.iter().map(move |&m| crate::cli::bench_quality::Case {
                             name: format!(
                                 "{}{}",
                                 images
@@ -208,7 +208,7 @@ pub fn run(common: &Common, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
                 intensity,
                 ..Default::default()
             };
-            crate::bench_quality::run(common, cases, size, &timeline, every, &out, json)
+            crate::cli::bench_quality::run(common, cases, size, &timeline, every, &out, json)
         }
         BenchCommand::Diffusion {
             pack,
@@ -232,11 +232,11 @@ fn render(
     fps: u32,
     repeat: usize,
 ) -> anyhow::Result<ExitCode> {
-    use crate::render_cmd::{self, RenderArgs};
+    use crate::cli::render::{self, RenderArgs};
     let image = image.unwrap_or_else(|| fixtures_dir().join("couple_1280x720.jpg"));
     let dir = tempfile::tempdir()?;
     // Signed as the booth signs, with a key of the benchmark's own.
-    let (signer, _) = crate::provenance::BoothSigner::open_or_create(dir.path())?;
+    let (signer, _) = crate::clip::provenance::BoothSigner::open_or_create(dir.path())?;
     println!(
         "render end to end: {seconds} s at {fps} fps, median of {} run(s)",
         repeat.max(1)
@@ -255,8 +255,8 @@ fn render(
                 size,
                 ..RenderArgs::new(vec![image.clone()], dir.path().join("bench.mp4"))
             };
-            let mut report = render_cmd::render(common, &args, |_, _| Ok(()))?;
-            crate::pipeline::sign_clip(&signer, &mut report)?;
+            let mut report = render::render(common, &args, |_, _| Ok(()))?;
+            crate::clip::sign_clip(&signer, &mut report)?;
             warp = report.warp;
             runs.push(report.ms);
         }
@@ -740,18 +740,20 @@ fn booth(
     let base = format!("http://127.0.0.1:{port}");
     let cfg = crate::config::Config {
         listen: format!("127.0.0.1:{port}").parse()?,
-        camera: format!("stills:{}", stills.display()),
+        camera: crate::config::CameraChoice::Spec(kissbooth_capture::CameraSpec::stills(
+            stills.clone(),
+        )),
         data: data.path().to_path_buf(),
         public_url: base.clone(),
         ..Default::default()
     };
     let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
-    let rt = crate::serve_cmd::server_runtime()?;
-    let app = crate::server::router(booth.clone());
+    let rt = crate::cli::serve::server_runtime()?;
+    let app = crate::http::router(booth.clone());
     let net = booth.net.clone();
     rt.spawn(async move {
         if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
-            crate::connections::serve(l, app, &cfg.server, net, std::future::pending()).await;
+            crate::http::connections::serve(l, app, &cfg.server, net, std::future::pending()).await;
         }
     });
     let agent: ureq::Agent = ureq::Agent::config_builder()

@@ -2,6 +2,9 @@
 //! pages at `/d/{token}` (anyone on the network). One `Router`, state in one `AppState`, short
 //! handlers that delegate to [`Booth`].
 
+pub mod admin;
+pub mod connections;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,18 +27,18 @@ use tower_http::services::ServeFile;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::booth::link::Key;
 use crate::booth::{Booth, BoothError};
-use crate::connections::LocalAddr;
-use crate::link::Key;
+use crate::http::connections::LocalAddr;
 
 pub type AppState = Arc<Booth>;
 
-const INDEX: &str = include_str!("../../kiosk-ui/index.html");
-const APP_JS: &str = include_str!("../../kiosk-ui/app.js");
-const STYLE: &str = include_str!("../../kiosk-ui/style.css");
-const PHONE: &str = include_str!("../../kiosk-ui/phone.html");
-const NOT_FOUND: &str = include_str!("../../kiosk-ui/notfound.html");
-const DELETED: &str = include_str!("../../kiosk-ui/deleted.html");
+const INDEX: &str = include_str!("../../../kiosk-ui/index.html");
+const APP_JS: &str = include_str!("../../../kiosk-ui/app.js");
+const STYLE: &str = include_str!("../../../kiosk-ui/style.css");
+const PHONE: &str = include_str!("../../../kiosk-ui/phone.html");
+const NOT_FOUND: &str = include_str!("../../../kiosk-ui/notfound.html");
+const DELETED: &str = include_str!("../../../kiosk-ui/deleted.html");
 const OPENAPI: &str = include_str!("openapi.json");
 
 pub fn router(state: AppState) -> Router {
@@ -75,7 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/wifi-qr.svg", get(wifi_qr))
         .route("/api/attract.mp4", get(attract_clip))
         .route("/api/end-of-event", post(end_of_event))
-        .route("/api/admin/setup", post(crate::admin::setup))
+        .route("/api/admin/setup", post(crate::http::admin::setup))
         .route("/api/preview.jpg", get(preview_jpg))
         .route("/readyz", get(readyz))
         // A request that takes longer than this is answered 408 rather than left hanging.
@@ -104,7 +107,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(16 * 1024))
         // The admin pages set their own limits (a logo upload is larger than a form).
-        .merge(crate::admin::router(state))
+        .merge(crate::http::admin::router(state))
         .fallback(|| async { not_found() })
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -132,7 +135,7 @@ async fn loopback_only(
         Some("This address is for the booth's own screen.")
     } else if !local.is_some_and(|Extension(LocalAddr(l))| addressed_to_loopback(&req, l.port())) {
         Some("The booth's screen is reached at a loopback address (127.0.0.1, localhost).")
-    } else if !crate::admin::same_origin(req.headers()) {
+    } else if !crate::http::admin::same_origin(req.headers()) {
         Some("Requests from other sites are refused.")
     } else {
         None
@@ -265,11 +268,11 @@ async fn metrics(State(b): State<AppState>) -> Result<Response, BoothError> {
 async fn status(State(b): State<AppState>) -> Json<serde_json::Value> {
     let mut v = b.status_json();
     let b2 = b.clone();
-    let needed = tokio::task::spawn_blocking(move || crate::admin::setup_needed(&b2.store))
+    let needed = tokio::task::spawn_blocking(move || crate::http::admin::setup_needed(&b2.store))
         .await
         .unwrap_or(false);
     v["admin_setup_needed"] = json!(needed);
-    v["attract_clip"] = json!(crate::attract::clip_path(&b.cfg.data).is_file());
+    v["attract_clip"] = json!(crate::clip::attract::clip_path(&b.cfg.data).is_file());
     v["admin_url"] = json!(format!("{}/admin", b.public_base));
     Json(v)
 }
@@ -366,8 +369,8 @@ async fn short_code_limits(State(b): State<AppState>, req: Request, next: Next) 
         .map(|rest| rest.split('/').next().unwrap_or(""))
         .map(percent_decode);
     let short = matches!(
-        key.as_deref().and_then(crate::link::Key::parse),
-        Some(crate::link::Key::Short(_))
+        key.as_deref().and_then(crate::booth::link::Key::parse),
+        Some(crate::booth::link::Key::Short(_))
     );
     if !short {
         return next.run(req).await;
@@ -481,7 +484,11 @@ async fn wifi_qr(State(b): State<AppState>) -> Response {
         )
             .into_response();
     }
-    match crate::net::qr_svg(&crate::net::wifi_uri(&w.ssid, &w.password, &w.security)) {
+    match crate::net::qr_svg(&crate::net::wifi_uri(
+        &w.ssid,
+        &w.password,
+        w.security.name(),
+    )) {
         Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
         None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
@@ -510,7 +517,7 @@ async fn kiosk_video(
     // Once the couple left the result screen, the kiosk shows nothing of their clip.
     let path = row
         .video_path
-        .filter(|_| row.state == crate::session::SessionState::Done && b.on_kiosk(&row.id))
+        .filter(|_| row.state == crate::booth::session::SessionState::Done && b.on_kiosk(&row.id))
         .ok_or(BoothError::NotFound)?;
     serve_file(path.into(), req).await
 }
@@ -518,7 +525,7 @@ async fn kiosk_video(
 /// The attract screen's demo clip (made at install time from the bundled paintings; never a
 /// guest's clip).
 async fn attract_clip(State(b): State<AppState>, req: Request) -> Result<Response, BoothError> {
-    serve_file(crate::attract::clip_path(&b.cfg.data), req).await
+    serve_file(crate::clip::attract::clip_path(&b.cfg.data), req).await
 }
 
 /// Serves a finished file with Range support (iOS Safari needs it) and its content type.
@@ -570,7 +577,7 @@ fn not_found() -> Response {
 /// The phone page: progress while the clip is made (the QR code is shown as soon as it is
 /// queued), the clip once it is done, or what became of it.
 async fn phone_page(State(b): State<AppState>, Path(key): Path<String>) -> Response {
-    use crate::session::SessionState as S;
+    use crate::booth::session::SessionState as S;
     let Some((key, s)) = linked(&b, &key).await else {
         return not_found();
     };
@@ -581,7 +588,7 @@ async fn phone_page(State(b): State<AppState>, Path(key): Path<String>) -> Respo
     }
     // The page's one script runs by a nonce fresh for every answer; nothing else may run, load
     // from elsewhere, or frame the page.
-    let nonce = crate::link::new_token();
+    let nonce = crate::booth::link::new_token();
     let key = match key {
         Key::Token(t) => t,
         Key::Short(c) => c,
@@ -591,7 +598,10 @@ async fn phone_page(State(b): State<AppState>, Path(key): Path<String>) -> Respo
         .replace("{{STATE}}", s.state.name())
         .replace("{{EXPIRES}}", &s.token_expires_at.unwrap_or(0).to_string())
         // Last: the operator's text is never read for placeholders.
-        .replace("{{EVENT}}", &crate::admin::esc(&b.settings().event_name))
+        .replace(
+            "{{EVENT}}",
+            &crate::http::admin::esc(&b.settings().event_name),
+        )
         .replacen("<script>", &format!("<script nonce=\"{nonce}\">"), 1);
     let csp = format!("{PHONE_CSP} script-src 'nonce-{nonce}'");
     let mut r = ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response();

@@ -24,14 +24,14 @@ pub(super) async fn album_zip(State(st): State<AdminState>, headers: HeaderMap) 
             let path = b
                 .cfg
                 .data
-                .join(format!(".album-{}.zip", crate::link::new_token()));
+                .join(format!(".album-{}.zip", crate::booth::link::new_token()));
             let result = (|| {
                 let mut f = std::fs::File::options()
                     .create_new(true)
                     .read(true)
                     .write(true)
                     .open(&path)?;
-                crate::album::write_zip(&entries, &mut std::io::BufWriter::new(&mut f))?;
+                crate::booth::album::write_zip(&entries, &mut std::io::BufWriter::new(&mut f))?;
                 let len = f.metadata()?.len();
                 anyhow::Ok((f, len))
             })();

@@ -191,7 +191,7 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
 
 /// The booth's Content Credentials key: there and usable, not made yet, or what to do.
 fn c2pa_key(r: &mut Report, data: &Path) {
-    use crate::provenance::{BoothSigner, key_dir, key_path};
+    use crate::clip::provenance::{BoothSigner, key_dir, key_path};
     let dir = key_dir(data);
     // The key is readable by the daemon's user only.
     let not_ours = || {

@@ -294,8 +294,8 @@ mod tests {
 
     #[test]
     fn the_openapi_document_lists_exactly_these_states() {
-        let doc: serde_json::Value =
-            serde_json::from_str(include_str!("openapi.json")).expect("openapi.json parses");
+        let doc: serde_json::Value = serde_json::from_str(include_str!("../http/openapi.json"))
+            .expect("openapi.json parses");
         let mut lists = Vec::new();
         fn walk(v: &serde_json::Value, out: &mut Vec<Vec<String>>) {
             match v {
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn the_kiosk_handles_every_state() {
         // app.js declares what the kiosk does in each state: `const SESSION_STATES = {...}`.
-        let js = include_str!("../../kiosk-ui/app.js");
+        let js = include_str!("../../../kiosk-ui/app.js");
         let start = js
             .find("const SESSION_STATES = {")
             .expect("app.js declares SESSION_STATES");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, WifiConfig};
+use crate::config::{Config, WifiConfig, WifiSecurity};
 use crate::store::Store;
 
 /// The settings row that holds them (JSON).
@@ -215,12 +215,12 @@ impl EventSettings {
             return Err(SettingsError::WifiName);
         }
         if !w.ssid.is_empty() {
-            match w.security.as_str() {
-                "WPA" if !(8..=63).contains(&w.password.chars().count()) => {
+            match w.security {
+                WifiSecurity::Wpa if !(8..=63).contains(&w.password.chars().count()) => {
                     return Err(SettingsError::WifiPassword);
                 }
-                "WPA" | "WEP" | "nopass" => {}
-                _ => return Err(SettingsError::WifiSecurity),
+                WifiSecurity::Wpa | WifiSecurity::Wep | WifiSecurity::Open => {}
+                WifiSecurity::Unset => return Err(SettingsError::WifiSecurity),
             }
         }
         if !(5..=40).contains(&self.branding.width_pct) {
@@ -300,7 +300,7 @@ mod tests {
         assert_eq!(
             with(&|s| {
                 s.wifi.ssid = "Booth".into();
-                s.wifi.security = "WPA".into();
+                s.wifi.security = WifiSecurity::Wpa;
                 s.wifi.password = "short".into();
             }),
             Err(SettingsError::WifiPassword)
@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(
             with(&|s| {
                 s.wifi.ssid = "Booth".into();
-                s.wifi.security = "WPA3?".into();
+                s.wifi.security = WifiSecurity::Unset;
             }),
             Err(SettingsError::WifiSecurity)
         );

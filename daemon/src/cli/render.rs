@@ -14,8 +14,9 @@ use kissbooth_engines::generate::{MorphConfig, MorphInputs, TimelineConfig};
 use kissbooth_media::{EncoderChoice, EncoderConfig, VideoSpec};
 use serde_json::json;
 
+use crate::clip::{RenderReport, ms};
+use crate::config::GeneratorKind;
 use crate::paths::Common;
-use crate::pipeline::{RenderReport, ms};
 
 #[derive(Args)]
 pub struct RenderArgs {
@@ -45,8 +46,8 @@ pub struct RenderArgs {
     pub encoder: EncoderChoice,
     /// Generator: morph (landmark mesh warp, runs anywhere) or diffusion (needs --pack; falls
     /// back to morph, saying why, when the pack is unusable).
-    #[arg(long, default_value = "morph", value_parser = ["morph", "diffusion"])]
-    pub generator: String,
+    #[arg(long, value_enum, default_value_t = GeneratorKind::Morph)]
+    pub generator: GeneratorKind,
     /// Diffusion model pack folder (a manifest.toml and its ONNX components).
     #[arg(long)]
     pub pack: Option<PathBuf>,
@@ -142,11 +143,11 @@ pub fn render(
 ) -> anyhow::Result<RenderReport> {
     // The key first: a booth that cannot sign says so before the render, not after.
     let signer = if args.sign {
-        let (signer, made) = crate::provenance::BoothSigner::open_or_create(&common.data)?;
+        let (signer, made) = crate::clip::provenance::BoothSigner::open_or_create(&common.data)?;
         if made {
             eprintln!(
                 "kissbooth: made this booth's Content Credentials key in {}",
-                crate::provenance::key_dir(&common.data).display()
+                crate::clip::provenance::key_dir(&common.data).display()
             );
         }
         Some(signer)
@@ -155,7 +156,7 @@ pub fn render(
     };
     let mut report = render_unsigned(common, args, on_frame)?;
     if let Some(signer) = &signer {
-        crate::pipeline::sign_clip(signer, &mut report)
+        crate::clip::sign_clip(signer, &mut report)
             .with_context(|| format!("{} is written but not signed", report.output.display()))?;
     }
     Ok(report)
@@ -167,7 +168,7 @@ fn render_unsigned(
     mut on_frame: impl FnMut(usize, usize) -> anyhow::Result<()>,
 ) -> anyhow::Result<RenderReport> {
     let t0 = Instant::now();
-    if args.generator == "diffusion" && args.pack.is_none() {
+    if args.generator == GeneratorKind::Diffusion && args.pack.is_none() {
         bail!("--generator diffusion needs --pack DIR (a diffusion model pack)");
     }
     let (width, height) = args.size;
@@ -195,7 +196,7 @@ fn render_unsigned(
 
     // Analysis: the gate must pass on every input.
     let models = common.models_dir();
-    let shape = crate::pipeline::mean_shape(&models)?;
+    let shape = crate::clip::mean_shape(&models)?;
     let mut cfg = FaceConfig::default();
     cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
     let rt = common.runtime()?;
@@ -264,7 +265,7 @@ fn render_unsigned(
     let title = args
         .title
         .as_deref()
-        .and_then(|t| crate::title::title(t, morph.width, morph.height))
+        .and_then(|t| crate::clip::title::title(t, morph.width, morph.height))
         .and_then(|l| kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok())
         .map(std::sync::Arc::new);
     let settings = crate::config::ClipSettings {
@@ -281,7 +282,7 @@ fn render_unsigned(
     if let Some(dir) = args
         .pack
         .as_deref()
-        .filter(|_| args.generator == "diffusion")
+        .filter(|_| args.generator == GeneratorKind::Diffusion)
     {
         let options = kissbooth_engines::diffusion::LoadOptions {
             memory_budget_mib: args.memory_budget_mb,
@@ -292,7 +293,7 @@ fn render_unsigned(
         ) {
             (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
                 let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
-                let mut report = crate::pipeline::render_diffusion_clip(
+                let mut report = crate::clip::render_diffusion_clip(
                     &settings,
                     &shape,
                     &mut generator,
@@ -320,8 +321,8 @@ fn render_unsigned(
     let check = judge
         .as_mut()
         .zip(refs)
-        .map(|(judge, refs)| crate::pipeline::SelfCheck { judge, refs });
-    let mut report = crate::pipeline::render_clip(
+        .map(|(judge, refs)| crate::clip::SelfCheck { judge, refs });
+    let mut report = crate::clip::render_clip(
         &settings,
         &shape,
         inputs,
@@ -391,7 +392,7 @@ mod tests {
         assert_eq!(a.inputs, [PathBuf::from("in.jpg")]);
         assert_eq!(a.output, PathBuf::from("out.mp4"));
         assert_eq!((a.seconds, a.fps, a.size, a.seed), (5.0, 24, (512, 512), 0));
-        assert_eq!((a.intensity, a.generator.as_str()), (0.8, "morph"));
+        assert_eq!((a.intensity, a.generator), (0.8, GeneratorKind::Morph));
         assert!(a.pack.is_none() && a.title.is_none() && !a.json);
     }
 }

@@ -306,7 +306,7 @@ pub fn annotate(mut img: RgbImage, a: &Analysis, meshes: &[FaceMesh]) -> RgbImag
                 Rgb([255, 230, 0])
             };
             let (x, y) = (p[0].round() as i64, p[1].round() as i64);
-            crate::draw::dot(&mut img, x, y, thick / 2, colour);
+            crate::clip::draw::dot(&mut img, x, y, thick / 2, colour);
         }
     }
     for (i, f) in a.faces.iter().enumerate() {
@@ -317,9 +317,9 @@ pub fn annotate(mut img: RgbImage, a: &Analysis, meshes: &[FaceMesh]) -> RgbImag
         } else {
             Rgb([240, 180, 30])
         };
-        crate::draw::frame_box(&mut img, f.bbox.map(|v| v.round() as i64), thick, colour);
+        crate::clip::draw::frame_box(&mut img, f.bbox.map(|v| v.round() as i64), thick, colour);
         for p in &f.landmarks.0 {
-            crate::draw::dot(
+            crate::clip::draw::dot(
                 &mut img,
                 p[0].round() as i64,
                 p[1].round() as i64,

@@ -2,6 +2,11 @@
 //! on a worker thread, encode them as they come, then write the poster. Exit paths leave either
 //! a complete video and poster or nothing.
 
+pub mod attract;
+pub mod draw;
+pub mod provenance;
+pub mod title;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -418,7 +423,7 @@ fn finish_clip(
 /// Adds the booth's Content Credentials to a finished clip (in place, atomically), recording the
 /// time it took in `report`.
 pub fn sign_clip(
-    signer: &crate::provenance::BoothSigner,
+    signer: &crate::clip::provenance::BoothSigner,
     report: &mut RenderReport,
 ) -> anyhow::Result<()> {
     let t = Instant::now();

@@ -1,0 +1,189 @@
+//! The live preview: while a kiosk watches, the newest camera frame with the face gate's boxes,
+//! as a JPEG, and the gate's verdict.
+
+use image::RgbImage;
+use kissbooth_engines::face::Verdict;
+use serde_json::json;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+
+/// The live preview: the newest JPEG with the gate's boxes drawn, and the verdict.
+#[derive(Default)]
+pub struct Preview {
+    /// When a kiosk last asked for a preview frame; the preview is made only while watched.
+    pub wanted_at: Option<Instant>,
+    pub jpeg: Option<Arc<Vec<u8>>>,
+    pub seq: u64,
+    pub verdict: Option<Verdict>,
+    pub camera: String,
+}
+
+/// Wakes the preview thread when a kiosk starts watching, or the booth shuts down.
+#[derive(Default)]
+pub struct PreviewWake {
+    asked: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl PreviewWake {
+    pub fn notify(&self) {
+        if let Ok(mut asked) = self.asked.lock() {
+            *asked = true;
+            self.cv.notify_all();
+        }
+    }
+
+    /// Waits for a [`PreviewWake::notify`] or the timeout.
+    fn wait(&self, timeout: Duration) {
+        let Ok(asked) = self.asked.lock() else {
+            return;
+        };
+        if let Ok((mut asked, _)) = self.cv.wait_timeout_while(asked, timeout, |a| !*a) {
+            *asked = false;
+        }
+    }
+}
+
+/// The longest the preview thread sleeps without news, when no stall can be due sooner.
+const PREVIEW_IDLE: Duration = Duration::from_secs(1);
+
+/// A preview frame at most 960 px wide with the face boxes drawn (green: fine, amber: the gate's
+/// complaint is about this face).
+pub(super) fn preview_jpeg(img: &RgbImage, boxes: &[([f32; 4], bool)]) -> Vec<u8> {
+    let scale = (960.0 / img.width() as f32).min(1.0);
+    let mut small = if scale < 1.0 {
+        image::imageops::resize(
+            img,
+            (img.width() as f32 * scale) as u32,
+            (img.height() as f32 * scale) as u32,
+            image::imageops::FilterType::Triangle,
+        )
+    } else {
+        img.clone()
+    };
+    for (b, good) in boxes {
+        let c = if *good {
+            image::Rgb([60, 220, 110])
+        } else {
+            image::Rgb([255, 170, 40])
+        };
+        crate::clip::draw::frame_box(&mut small, b.map(|v| (v * scale).round() as i64), 3, c);
+    }
+    kissbooth_capture::jpeg_encode(&small, 75)
+}
+
+impl Booth {
+    /// Keeps the preview JPEG and the gate's verdict fresh: about 10 frames and 4 analyses a
+    /// second.
+    /// How long until the camera counts as stalled if no picture comes (a little past the
+    /// moment, so the check then sees it); [`PREVIEW_IDLE`] when that is not the question.
+    fn until_stall(&self) -> Duration {
+        if !matches!(self.camera.status(), CameraStatus::Live { .. }) {
+            return PREVIEW_IDLE;
+        }
+        let Some(newest) = self.camera.latest().map(|f| f.captured_at) else {
+            return PREVIEW_IDLE;
+        };
+        let due = newest + self.stall_after + Duration::from_millis(20);
+        due.duration_since(SystemTime::now())
+            .unwrap_or(PREVIEW_IDLE)
+            .clamp(Duration::from_millis(10), PREVIEW_IDLE)
+    }
+
+    /// The preview thread. It sleeps until something happens: a new picture while a kiosk
+    /// watches, a kiosk starting to watch, the moment the camera would count as stalled, the
+    /// first picture after a stall, or shutdown.
+    pub(super) fn preview_loop(self: Arc<Self>) {
+        let mut last_seq = 0;
+        let mut n = 0u64;
+        let mut boxes: Vec<([f32; 4], bool)> = Vec::new();
+        let mut was_stalled = false;
+        while !self.shutdown.is_triggered() {
+            // A camera that stops sending pictures without an error: the kiosk hears of it at
+            // once (and again when it recovers), not at its next status poll.
+            let is_stalled = self.camera_stalled();
+            if is_stalled != was_stalled {
+                was_stalled = is_stalled;
+                if is_stalled {
+                    tracing::warn!("camera stalled: no picture for {:?}", self.stall_after);
+                } else {
+                    tracing::info!("camera sending pictures again");
+                }
+                let _ = self
+                    .events
+                    .send(json!({"type": "status", "status": self.status_json()}).to_string());
+            }
+            // Only while a kiosk watches (the pose screen): idle screens cost nothing.
+            let watched = self
+                .preview
+                .read()
+                .ok()
+                .and_then(|p| p.wanted_at)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(3));
+            if matches!(self.camera.status(), CameraStatus::Stopped) {
+                self.preview_wake.wait(PREVIEW_IDLE);
+                continue;
+            }
+            if is_stalled {
+                // The first picture after the stall says the camera is back.
+                let newest = self.camera.latest().map_or(0, |f| f.seq);
+                let _ = self.camera.wait_newer(newest, PREVIEW_IDLE);
+                continue;
+            }
+            if !watched {
+                self.preview_wake.wait(self.until_stall());
+                continue;
+            }
+            let Some(frame) = self.camera.wait_newer(last_seq, self.until_stall()) else {
+                continue;
+            };
+            last_seq = frame.seq;
+            n += 1;
+            if n % 3 == 1
+                && let Ok(mut an) = self.analyzer.try_lock()
+                && let Ok(a) = an.analyze(&frame.image)
+            {
+                drop(an);
+                boxes = a
+                    .faces
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.bbox, a.verdict.ok || !a.verdict.faces.contains(&i)))
+                    .collect();
+                let changed = self
+                    .preview
+                    .read()
+                    .map(|p| p.verdict.as_ref() != Some(&a.verdict))
+                    .unwrap_or(true);
+                if let Ok(mut p) = self.preview.write() {
+                    p.verdict = Some(a.verdict.clone());
+                }
+                if changed {
+                    let _ = self
+                        .events
+                        .send(json!({"type": "preview", "verdict": a.verdict}).to_string());
+                }
+            }
+            let jpeg = preview_jpeg(&frame.image, &boxes);
+            if let Ok(mut p) = self.preview.write() {
+                p.jpeg = Some(Arc::new(jpeg));
+                p.seq = frame.seq;
+            }
+            self.preview_made.send_replace(frame.seq);
+        }
+    }
+
+    /// Marks the preview as watched (called by the preview endpoints).
+    pub fn want_preview(&self) {
+        let was = if let Ok(mut p) = self.preview.write() {
+            p.wanted_at.replace(Instant::now())
+        } else {
+            return;
+        };
+        if was.is_none_or(|t| t.elapsed() >= Duration::from_secs(3)) {
+            self.preview_wake.notify();
+        }
+    }
+}
