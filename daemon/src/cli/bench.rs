@@ -925,11 +925,7 @@ fn diffusion(
     let rt = common.runtime()?;
     let pack = Pack::load(pack_dir, rt)
         .with_context(|| format!("diffusion pack {}", pack_dir.display()))?;
-    let provider = pack
-        .sessions
-        .get("denoiser")
-        .map(|(_, i)| i.provider.to_string())
-        .unwrap_or_default();
+    let provider = pack.sessions.denoiser.1.provider.to_string();
     let m = pack.manifest.clone();
     let mut g = DiffusionGenerator::new(pack);
     // A synthetic capture and two faces drifting together (the figures do not depend on them).

@@ -24,13 +24,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use ndarray::{Array, ArrayD, IxDyn};
 use ort::memory::Allocator;
 use ort::session::{IoBinding, SessionInputValue};
 use ort::value::{Tensor, TensorRef};
 use thiserror::Error;
 
-use super::pack::{Pack, Role};
+use super::pack::{IdentityWiring, Pack, Role, Wiring};
 use super::scheduler::{NoiseRng, SchedulerError, cfg};
 use crate::face::align::align_arcface;
 use crate::types::Landmarks;
@@ -148,187 +147,148 @@ impl DiffusionGenerator {
         cancel: &AtomicBool,
         on_frame: &mut dyn FnMut(usize, RgbImage),
     ) -> Result<GenerationStats, DiffusionError> {
-        let m = self.pack.manifest.clone();
-        let (lh, lw) = m.latent.latent_size();
-        let (fr, ch) = (m.latent.frames, m.latent.channels);
-        let (ph, pw) = (m.latent.height, m.latent.width);
-        if request.targets.is_empty() || request.width == 0 || request.height == 0 {
-            return Err(DiffusionError::Request(
-                "need at least one target frame and a non-empty size".into(),
-            ));
-        }
-        if request.capture.width() == 0 || request.capture.height() == 0 {
-            return Err(DiffusionError::Request("the capture is empty".into()));
-        }
+        let request = Checked::new(request)?;
         let mut stats = GenerationStats::default();
-
-        // 1. first-frame latents
         let t0 = Instant::now();
-        // Bilinear resize, [-1, 1], NCHW: on the GPU when there is one (same arithmetic).
+        let first = self.first_frame_latents(&request)?;
+        stats.encode = t0.elapsed();
+        let t0 = Instant::now();
+        let identity = match &self.pack.wiring.identity {
+            Some(id) if self.pack.manifest.conditioning.identity_embedding => {
+                Some(self.identity_embedding(&id.clone(), &request)?)
+            }
+            _ => None,
+        };
+        stats.identity = t0.elapsed();
+        let t0 = Instant::now();
+        let pose = self.pose_maps(&request);
+        stats.pose_maps = t0.elapsed();
+        let conditions = Conditions {
+            first,
+            pose,
+            identity,
+        };
+        let latents = self.denoise(&request, &conditions, progress, cancel, &mut stats)?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DiffusionError::Cancelled);
+        }
+        let t0 = Instant::now();
+        let video = self.decode(latents)?;
+        stats.decode = t0.elapsed();
+        let t0 = Instant::now();
+        self.deliver(&request, &video, on_frame);
+        stats.postprocess = t0.elapsed();
+        Ok(stats)
+    }
+
+    /// 1. The capture at the pack's working size, [-1, 1], NCHW (on the GPU when there is
+    ///    one: same arithmetic), encoded by `vae_encoder` and scaled.
+    fn first_frame_latents(&mut self, request: &Checked) -> Result<Vec<f32>, DiffusionError> {
+        let m = &self.pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let ch = m.latent.channels;
+        let (pw, ph) = (m.latent.width as usize, m.latent.height as usize);
         let (cw, chh) = request.capture.dimensions();
-        let (cw, chh, pwu, phu) = (cw as usize, chh as usize, pw as usize, ph as usize);
+        let (cw, chh) = (cw as usize, chh as usize);
         let raw = request.capture.as_raw();
         let on_gpu = self
             .gpu
             .as_ref()
-            .map(|g| g.preprocess(raw, cw, chh, pwu, phu));
+            .map(|g| g.preprocess(raw, cw, chh, pw, ph));
         let pixels = match on_gpu {
             Some(Ok(v)) => v,
             other => {
                 if let Some(Err(why)) = other {
                     tracing::warn!(%why, "GPU pre-processing failed; using the CPU path");
                 }
-                let mut v = vec![0.0f32; 3 * phu * pwu];
-                crate::gpu::preprocess_cpu(raw, cw, chh, pwu, phu, &mut v);
+                let mut v = vec![0.0f32; 3 * ph * pw];
+                crate::gpu::preprocess_cpu(raw, cw, chh, pw, ph, &mut v);
                 v
             }
         };
-        let img = Array::from_shape_vec((1, 3, phu, pwu), pixels).expect("shape");
-        let enc = &m.components.vae_encoder;
-        let (in_name, out_name) = (
-            enc.input(Role::Image).unwrap().name.clone(),
-            enc.output(Role::Latents).unwrap().name.clone(),
-        );
-        let first = {
-            let s = self.pack.session("vae_encoder").expect("loaded");
-            let out = s
-                .run(vec![(
-                    in_name,
-                    SessionInputValue::from(
-                        TensorRef::from_array_view(&img).map_err(model_err("vae_encoder"))?,
-                    ),
-                )])
-                .map_err(model_err("vae_encoder"))?;
-            let (_, v) = out[out_name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(model_err("vae_encoder"))?;
-            if v.len() != ch * lh * lw {
-                return Err(DiffusionError::Model {
-                    component: "vae_encoder".into(),
-                    message: format!("{} values out, expected {}", v.len(), ch * lh * lw),
-                });
-            }
-            v.iter()
-                .map(|x| x * m.latent.scaling_factor)
-                .collect::<Vec<f32>>()
-        };
-        stats.encode = t0.elapsed();
+        let e = model_err("vae_encoder");
+        let img =
+            TensorRef::from_array_view(([1usize, 3, ph, pw], pixels.as_slice())).map_err(&e)?;
+        let w = &self.pack.wiring;
+        let out = self
+            .pack
+            .sessions
+            .vae_encoder
+            .0
+            .run(vec![(
+                w.encoder_image.clone(),
+                SessionInputValue::from(img),
+            )])
+            .map_err(&e)?;
+        let (_, v) = out[w.encoder_latents.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(&e)?;
+        if v.len() != ch * lh * lw {
+            return Err(DiffusionError::Model {
+                component: "vae_encoder".into(),
+                message: format!("{} values out, expected {}", v.len(), ch * lh * lw),
+            });
+        }
+        let scale = m.latent.scaling_factor;
+        Ok(v.iter().map(|x| x * scale).collect())
+    }
 
-        // 1b. identity embedding, once per clip
-        let t0 = Instant::now();
-        let identity = match (
-            m.conditioning.identity_embedding,
-            &m.components.identity_encoder,
-        ) {
-            (true, Some(id)) => Some(self.identity_embedding(id, request)?),
-            _ => None,
-        };
-        stats.identity = t0.elapsed();
-
-        // 2. pose maps, one per latent frame
-        let t0 = Instant::now();
+    /// 2. A pose map per latent frame: Gaussian dots at the target landmarks of the timeline
+    ///    frame it stands for.
+    fn pose_maps(&self, request: &Checked) -> Vec<f32> {
+        let m = &self.pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let fr = m.latent.frames;
         let sx = lw as f32 / request.capture.width() as f32;
         let sy = lh as f32 / request.capture.height() as f32;
         let mut pose = vec![0.0f32; fr * lh * lw];
-        for f in 0..fr {
+        for (f, map) in pose.chunks_exact_mut(lh * lw).enumerate() {
             let target = &request.targets[time_index(f, fr, request.targets.len())];
-            render_pose_map(
-                &mut pose[f * lh * lw..(f + 1) * lh * lw],
-                lw,
-                lh,
-                target,
-                sx,
-                sy,
-            );
+            render_pose_map(map, lw, lh, target, sx, sy);
         }
-        stats.pose_maps = t0.elapsed();
+        pose
+    }
 
-        // 3. denoise
+    /// 3. Seeded noise denoised over the scheduler's timesteps. Every tensor of the loop is
+    ///    allocated once and bound once (ort IoBinding): a step writes the scaled latents and
+    ///    the timestep in place and runs; the model output lands in a preallocated tensor,
+    ///    guidance and the scheduler work in place.
+    fn denoise(
+        &mut self,
+        request: &Checked,
+        conditions: &Conditions,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        stats: &mut GenerationStats,
+    ) -> Result<Vec<f32>, DiffusionError> {
+        let m = &self.pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let (fr, ch) = (m.latent.frames, m.latent.channels);
         let mut scheduler = m.scheduler.build()?;
         scheduler.set_timesteps(request.steps.unwrap_or(m.sampling.steps))?;
         let mut rng = NoiseRng::new(request.seed);
         let n = fr * ch * lh * lw;
         let mut latents = rng.gaussian(n, scheduler.init_noise_sigma());
         let timesteps = scheduler.timesteps().to_vec();
-        let den = &m.components.denoiser;
-        let lat_shape = [1, fr, ch, lh, lw];
         let guidance = m.sampling.guidance_scale;
         let guided = guidance > 1.0;
         let e = model_err("denoiser");
-        // Every tensor of the loop is allocated once and bound once (ort IoBinding): a step
-        // writes the scaled latents and the timestep in place and runs; the model output lands
-        // in a preallocated tensor, guidance and the scheduler work in place.
-        let shape = |dims: &[usize]| dims.iter().map(|&d| d as i64).collect::<Vec<i64>>();
-        let owned = |dims: &[usize], v: Vec<f32>| Tensor::from_array((shape(dims), v)).map_err(&e);
-        let ff_shape = [1, ch, lh, lw];
-        let pm_shape = [1, fr, 1, lh, lw];
-        let mut lat_t = owned(&lat_shape, vec![0.0; n])?;
-        let mut ts_t = owned(&[1], vec![0.0])?;
-        let cond_ff = owned(&ff_shape, first.clone())?;
-        let cond_pm = owned(&pm_shape, pose.clone())?;
-        let zero_ff = owned(&ff_shape, vec![0.0; first.len()])?;
-        let zero_pm = owned(&pm_shape, vec![0.0; pose.len()])?;
-        // The unconditional pass sees a zero embedding.
-        let (cond_id, zero_id) = match (&identity, den.input(Role::IdentityEmbedding)) {
-            (Some(v), Some(spec)) => {
-                let dims = fixed_dims(&spec.shape).ok_or_else(|| {
-                    DiffusionError::Request(format!(
-                        "denoiser input `{}` needs a fixed shape",
-                        spec.name
-                    ))
-                })?;
-                (
-                    Some(owned(&dims, v.clone())?),
-                    Some(owned(&dims, vec![0.0; v.len()])?),
-                )
-            }
-            _ => (None, None),
-        };
+        let lat_shape = [1, fr, ch, lh, lw];
+        let tensors = DenoiserTensors::new(m, &self.pack.wiring, conditions, &e)?;
+        let mut lat_t = owned(&lat_shape, vec![0.0; n], &e)?;
+        let mut ts_t = owned(&[1], vec![0.0], &e)?;
         let alloc = Allocator::default();
-        let mut out_cond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
-        let mut out_uncond = Tensor::<f32>::new(&alloc, shape(&lat_shape)).map_err(&e)?;
-        let out_name = &den.output(Role::ModelOutput).expect("validated").name;
-        let session = self.pack.session("denoiser").expect("loaded");
-        let bind = |uncond: bool,
-                    out: &mut Tensor<f32>,
-                    lat: &Tensor<f32>,
-                    ts: &Tensor<f32>|
-         -> Result<IoBinding, DiffusionError> {
-            let mut b = session.create_binding().map_err(&e)?;
-            for spec in &den.inputs {
-                let v = match (spec.role, uncond) {
-                    (Role::Latents, _) => lat,
-                    (Role::Timestep, _) => ts,
-                    (Role::FirstFrameLatents, false) => &cond_ff,
-                    (Role::FirstFrameLatents, true) => &zero_ff,
-                    (Role::PoseMaps, false) => &cond_pm,
-                    (Role::PoseMaps, true) => &zero_pm,
-                    (Role::IdentityEmbedding, false) if cond_id.is_some() => {
-                        cond_id.as_ref().expect("checked")
-                    }
-                    (Role::IdentityEmbedding, true) if zero_id.is_some() => {
-                        zero_id.as_ref().expect("checked")
-                    }
-                    (other, _) => {
-                        return Err(DiffusionError::Request(format!(
-                            "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
-                            spec.name
-                        )));
-                    }
-                };
-                b.bind_input(spec.name.as_str(), v).map_err(&e)?;
-            }
-            b.bind_output(out_name.as_str(), out).map_err(&e)?;
-            Ok(b)
-        };
-        let mut cond_b = bind(false, &mut out_cond, &lat_t, &ts_t)?;
+        let mut out_cond = Tensor::<f32>::new(&alloc, dims_i64(&lat_shape)).map_err(&e)?;
+        let mut out_uncond = Tensor::<f32>::new(&alloc, dims_i64(&lat_shape)).map_err(&e)?;
+        let den = &m.components.denoiser;
+        let w = &self.pack.wiring;
+        let session = &mut self.pack.sessions.denoiser.0;
+        let mut cond_b = tensors.bind(session, den, w, false, &mut out_cond, &lat_t, &ts_t, &e)?;
         let mut uncond_b = if guided {
-            Some(bind(true, &mut out_uncond, &lat_t, &ts_t)?)
+            Some(tensors.bind(session, den, w, true, &mut out_uncond, &lat_t, &ts_t, &e)?)
         } else {
             None
         };
-        let lat_name = den.input(Role::Latents).expect("validated").name.as_str();
-        let ts_name = den.input(Role::Timestep).expect("validated").name.as_str();
         let mut noise = vec![0.0f32; if scheduler.needs_noise() { n } else { 0 }];
         for (i, &t) in timesteps.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
@@ -350,8 +310,10 @@ impl DiffusionGenerator {
             for b in std::iter::once(&mut cond_b).chain(uncond_b.as_mut()) {
                 // Re-binding the changed inputs makes the new values visible whether or not the
                 // runtime aliases the bound buffers (no copy on the CPU).
-                b.bind_input(lat_name, &lat_t).map_err(&e)?;
-                b.bind_input(ts_name, &ts_t).map_err(&e)?;
+                b.bind_input(w.denoiser_latents.as_str(), &lat_t)
+                    .map_err(&e)?;
+                b.bind_input(w.denoiser_timestep.as_str(), &ts_t)
+                    .map_err(&e)?;
                 let t0 = Instant::now();
                 drop(session.run_binding(b).map_err(&e)?);
                 onnx += t0.elapsed();
@@ -376,51 +338,64 @@ impl DiffusionGenerator {
                 onnx,
             });
         }
-        if cancel.load(Ordering::Relaxed) {
-            return Err(DiffusionError::Cancelled);
-        }
+        Ok(latents)
+    }
 
-        // 4. decode
-        let t0 = Instant::now();
-        let dec = &m.components.vae_decoder;
+    /// 4. `vae_decoder` turns the latents into frames `[1, F, 3, H, W]` in [-1, 1].
+    fn decode(&mut self, mut latents: Vec<f32>) -> Result<Vec<f32>, DiffusionError> {
+        let m = &self.pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let (fr, ch) = (m.latent.frames, m.latent.channels);
         let inv = 1.0 / m.latent.scaling_factor;
-        let lat =
-            ArrayD::from_shape_vec(IxDyn(&lat_shape), latents.iter().map(|x| x * inv).collect())
-                .expect("shape");
+        latents.iter_mut().for_each(|x| *x *= inv);
+        let e = model_err("vae_decoder");
+        let lat = TensorRef::from_array_view(([1usize, fr, ch, lh, lw], latents.as_slice()))
+            .map_err(&e)?;
+        let w = &self.pack.wiring;
+        let out = self
+            .pack
+            .sessions
+            .vae_decoder
+            .0
+            .run(vec![(
+                w.decoder_latents.clone(),
+                SessionInputValue::from(lat),
+            )])
+            .map_err(&e)?;
+        let (shape, v) = out[w.decoder_frames.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(&e)?;
         let vf = m.latent.video_frames();
-        let video: Vec<f32> = {
-            let e = model_err("vae_decoder");
-            let s = self.pack.session("vae_decoder").expect("loaded");
-            let out = s
-                .run(vec![(
-                    dec.input(Role::Latents).unwrap().name.clone(),
-                    SessionInputValue::from(TensorRef::from_array_view(&lat).map_err(&e)?),
-                )])
-                .map_err(&e)?;
-            let (shape, v) = out[dec.output(Role::Frames).unwrap().name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(&e)?;
-            let want = [1, vf as i64, 3, ph as i64, pw as i64];
-            if shape[..] != want[..] {
-                return Err(DiffusionError::Model {
-                    component: "vae_decoder".into(),
-                    message: format!("frames of shape {shape:?}, expected {want:?}"),
-                });
-            }
-            v.to_vec()
-        };
-        stats.decode = t0.elapsed();
+        let want = [
+            1,
+            vf as i64,
+            3,
+            m.latent.height as i64,
+            m.latent.width as i64,
+        ];
+        if shape[..] != want[..] {
+            return Err(DiffusionError::Model {
+                component: "vae_decoder".into(),
+                message: format!("frames of shape {shape:?}, expected {want:?}"),
+            });
+        }
+        Ok(v.to_vec())
+    }
 
-        // 5. frames: to RGB, resampled in time, resized
-        let t0 = Instant::now();
+    /// 5. Frames to RGB, resampled in time to the targets and resized, handed out in order.
+    fn deliver(&self, request: &Checked, video: &[f32], on_frame: &mut dyn FnMut(usize, RgbImage)) {
+        let m = &self.pack.manifest;
+        let (ph, pw) = (m.latent.height, m.latent.width);
+        let vf = m.latent.video_frames();
         let plane = (ph * pw) as usize;
-        let decoded: Vec<RgbImage> = (0..vf)
-            .map(|f| {
-                let base = f * 3 * plane;
+        let decoded: Vec<RgbImage> = video
+            .chunks_exact(3 * plane)
+            .take(vf)
+            .map(|frame| {
                 RgbImage::from_fn(pw, ph, |x, y| {
                     let i = (y * pw + x) as usize;
                     let px = |c: usize| {
-                        ((video[base + c * plane + i] + 1.0) * 127.5)
+                        ((frame[c * plane + i] + 1.0) * 127.5)
                             .round()
                             .clamp(0.0, 255.0) as u8
                     };
@@ -430,7 +405,7 @@ impl DiffusionGenerator {
             .collect();
         let count = request.targets.len();
         for j in 0..count {
-            let frame = &decoded[time_index(j, count, vf)];
+            let frame = &decoded[time_index(j, count, decoded.len())];
             let out = if (frame.width(), frame.height()) == (request.width, request.height) {
                 frame.clone()
             } else {
@@ -443,56 +418,38 @@ impl DiffusionGenerator {
             };
             on_frame(j, out);
         }
-        stats.postprocess = t0.elapsed();
-        Ok(stats)
     }
-}
 
-impl DiffusionGenerator {
     /// Aligns both faces of the capture (`request.faces`, else `request.targets[0]`) to the
-    /// identity encoder's input
-    /// and runs it; returns the embedding's values.
+    /// identity encoder's input and runs it; returns the embedding's values.
     fn identity_embedding(
         &mut self,
-        id: &super::pack::Component,
-        request: &DiffusionRequest,
+        id: &IdentityWiring,
+        request: &Checked,
     ) -> Result<Vec<f32>, DiffusionError> {
         let e = model_err("identity_encoder");
-        let faces_spec = id.input(Role::Faces).expect("validated");
-        let size = match faces_spec.shape.get(2) {
-            Some(super::pack::Dim::Fixed(n)) if *n > 0 => *n as usize,
-            _ => {
-                return Err(DiffusionError::Request(format!(
-                    "identity_encoder input `{}` needs a fixed size",
-                    faces_spec.name
-                )));
-            }
+        let Some((session, _)) = self.pack.sessions.identity_encoder.as_mut() else {
+            return Err(DiffusionError::Model {
+                component: "identity_encoder".into(),
+                message: "not loaded".into(),
+            });
         };
+        let size = id.size;
         let plane = 3 * size * size;
         let mut crops = vec![0.0f32; 2 * plane];
         let faces = request.faces.unwrap_or(&request.targets[0]);
-        for (k, face) in faces.iter().enumerate() {
-            align_face(
-                request.capture,
-                face,
-                size,
-                &mut crops[k * plane..(k + 1) * plane],
-            )
-            .map_err(|why| DiffusionError::Request(format!("face {}: {why}", k + 1)))?;
+        for (k, (face, out)) in faces.iter().zip(crops.chunks_exact_mut(plane)).enumerate() {
+            align_face(request.capture, face, size, out)
+                .map_err(|why| DiffusionError::Request(format!("face {}: {why}", k + 1)))?;
         }
-        let crops = Array::from_shape_vec((2, 3, size, size), crops).expect("shape");
-        let out_name = id.output(Role::Embedding).expect("validated").name.as_str();
-        let want: usize = fixed_dims(&id.output(Role::Embedding).expect("validated").shape)
-            .map(|d| d.iter().product())
-            .unwrap_or(0);
-        let s = self.pack.session("identity_encoder").expect("loaded");
-        let out = s
-            .run(vec![(
-                faces_spec.name.clone(),
-                SessionInputValue::from(TensorRef::from_array_view(&crops).map_err(&e)?),
-            )])
+        let crops =
+            TensorRef::from_array_view(([2usize, 3, size, size], crops.as_slice())).map_err(&e)?;
+        let out = session
+            .run(vec![(id.faces.clone(), SessionInputValue::from(crops))])
             .map_err(&e)?;
+        let out_name = id.embedding.as_str();
         let (_, v) = out[out_name].try_extract_tensor::<f32>().map_err(&e)?;
+        let want = id.values;
         if v.len() != want || v.iter().any(|x| !x.is_finite()) {
             return Err(DiffusionError::Model {
                 component: "identity_encoder".into(),
@@ -507,15 +464,120 @@ impl DiffusionGenerator {
     }
 }
 
-/// The dimensions of a shape whose every dimension is fixed and positive.
-fn fixed_dims(shape: &[super::pack::Dim]) -> Option<Vec<usize>> {
-    shape
-        .iter()
-        .map(|d| match d {
-            super::pack::Dim::Fixed(n) if *n > 0 => Some(*n as usize),
+/// A request whose targets are not empty and whose capture and output size are not empty: the
+/// stages index `targets[0]` and divide by the capture's size without checking again.
+struct Checked<'r, 'a>(&'r DiffusionRequest<'a>);
+
+impl<'r, 'a> Checked<'r, 'a> {
+    fn new(request: &'r DiffusionRequest<'a>) -> Result<Self, DiffusionError> {
+        if request.targets.is_empty() || request.width == 0 || request.height == 0 {
+            return Err(DiffusionError::Request(
+                "need at least one target frame and a non-empty size".into(),
+            ));
+        }
+        if request.capture.width() == 0 || request.capture.height() == 0 {
+            return Err(DiffusionError::Request("the capture is empty".into()));
+        }
+        Ok(Checked(request))
+    }
+}
+
+impl<'a> std::ops::Deref for Checked<'_, 'a> {
+    type Target = DiffusionRequest<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+/// What the denoiser is conditioned on, computed once per clip.
+struct Conditions {
+    first: Vec<f32>,
+    pose: Vec<f32>,
+    identity: Option<Vec<f32>>,
+}
+
+fn dims_i64(dims: &[usize]) -> Vec<i64> {
+    dims.iter().map(|&d| d as i64).collect()
+}
+
+fn owned(
+    dims: &[usize],
+    v: Vec<f32>,
+    e: &impl Fn(ort::Error) -> DiffusionError,
+) -> Result<Tensor<f32>, DiffusionError> {
+    Tensor::from_array((dims_i64(dims), v)).map_err(e)
+}
+
+/// The denoiser's conditioning inputs for both passes of guidance: the conditional pass sees
+/// the clip's, the unconditional one zeros of the same shapes.
+struct DenoiserTensors {
+    first: [Tensor<f32>; 2],
+    pose: [Tensor<f32>; 2],
+    identity: Option<[Tensor<f32>; 2]>,
+}
+
+impl DenoiserTensors {
+    fn new(
+        m: &super::pack::Manifest,
+        w: &Wiring,
+        c: &Conditions,
+        e: &impl Fn(ort::Error) -> DiffusionError,
+    ) -> Result<Self, DiffusionError> {
+        let (lh, lw) = m.latent.latent_size();
+        let (fr, ch) = (m.latent.frames, m.latent.channels);
+        let pair = |dims: &[usize], v: &[f32]| -> Result<[Tensor<f32>; 2], DiffusionError> {
+            Ok([
+                owned(dims, v.to_vec(), e)?,
+                owned(dims, vec![0.0; v.len()], e)?,
+            ])
+        };
+        let identity = match (&c.identity, &w.identity) {
+            (Some(v), Some(id)) => Some(pair(&id.denoiser_dims, v)?),
             _ => None,
+        };
+        Ok(DenoiserTensors {
+            first: pair(&[1, ch, lh, lw], &c.first)?,
+            pose: pair(&[1, fr, 1, lh, lw], &c.pose)?,
+            identity,
         })
-        .collect()
+    }
+
+    /// A binding of every denoiser input and its output, for the conditional pass or (with
+    /// `uncond`) the unconditional one.
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        &self,
+        session: &mut ort::session::Session,
+        den: &super::pack::Component,
+        w: &Wiring,
+        uncond: bool,
+        out: &mut Tensor<f32>,
+        lat: &Tensor<f32>,
+        ts: &Tensor<f32>,
+        e: &impl Fn(ort::Error) -> DiffusionError,
+    ) -> Result<IoBinding, DiffusionError> {
+        let k = usize::from(uncond);
+        let mut b = session.create_binding().map_err(e)?;
+        for spec in &den.inputs {
+            let v = match (spec.role, &self.identity) {
+                (Role::Latents, _) => lat,
+                (Role::Timestep, _) => ts,
+                (Role::FirstFrameLatents, _) => &self.first[k],
+                (Role::PoseMaps, _) => &self.pose[k],
+                (Role::IdentityEmbedding, Some(id)) => &id[k],
+                (other, _) => {
+                    return Err(DiffusionError::Request(format!(
+                        "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
+                        spec.name
+                    )));
+                }
+            };
+            b.bind_input(spec.name.as_str(), v).map_err(e)?;
+        }
+        b.bind_output(w.denoiser_output.as_str(), out).map_err(e)?;
+        Ok(b)
+    }
 }
 
 /// Writes the face with `landmarks` in `capture`, aligned to the ArcFace template scaled to

@@ -15,7 +15,6 @@
 //! the pack folder per device; a component may list precompiled EP-context models (see
 //! [`super::tensorrt`]).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ort::session::Session;
@@ -204,19 +203,46 @@ pub struct Conditioning {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Components {
-    pub vae_encoder: Component,
-    pub denoiser: Component,
-    pub vae_decoder: Component,
-    #[serde(default)]
-    pub image_encoder: Option<Component>,
-    #[serde(default)]
-    pub identity_encoder: Option<Component>,
+pub struct Components<C = Component> {
+    pub vae_encoder: C,
+    pub denoiser: C,
+    pub vae_decoder: C,
+    #[serde(default = "none")]
+    pub image_encoder: Option<C>,
+    #[serde(default = "none")]
+    pub identity_encoder: Option<C>,
 }
 
-impl Components {
+fn none<C>() -> Option<C> {
+    None
+}
+
+impl<C> Components<C> {
+    /// The same components, each made into a `D` by `f(name, component)`; the first error
+    /// stops it.
+    pub fn try_map<D, E>(
+        &self,
+        mut f: impl FnMut(&'static str, &C) -> Result<D, E>,
+    ) -> Result<Components<D>, E> {
+        Ok(Components {
+            vae_encoder: f("vae_encoder", &self.vae_encoder)?,
+            denoiser: f("denoiser", &self.denoiser)?,
+            vae_decoder: f("vae_decoder", &self.vae_decoder)?,
+            image_encoder: self
+                .image_encoder
+                .as_ref()
+                .map(|c| f("image_encoder", c))
+                .transpose()?,
+            identity_encoder: self
+                .identity_encoder
+                .as_ref()
+                .map(|c| f("identity_encoder", c))
+                .transpose()?,
+        })
+    }
+
     /// `(name, component)` for every component present.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Component)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &C)> {
         [
             ("vae_encoder", Some(&self.vae_encoder)),
             ("denoiser", Some(&self.denoiser)),
@@ -287,6 +313,24 @@ pub enum Role {
     /// Both faces of the capture aligned to the identity encoder's template, `[2, 3, S, S]` in
     /// [-1, 1], RGB (identity encoder input).
     Faces,
+}
+
+impl Role {
+    /// The name in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Image => "image",
+            Role::Latents => "latents",
+            Role::Timestep => "timestep",
+            Role::FirstFrameLatents => "first_frame_latents",
+            Role::PoseMaps => "pose_maps",
+            Role::IdentityEmbedding => "identity_embedding",
+            Role::ModelOutput => "model_output",
+            Role::Frames => "frames",
+            Role::Embedding => "embedding",
+            Role::Faces => "faces",
+        }
+    }
 }
 
 /// One tensor of a component.
@@ -422,6 +466,16 @@ impl Manifest {
                     .map_err(|e| PackError::Invalid(format!("component `{name}`: {e}")))?;
             }
         }
+        self.wiring()?;
+        Ok(())
+    }
+
+    /// The tensors the generator binds, resolved from the components' roles; an error names a
+    /// role the generator needs and the pack lacks, or an identity wiring whose shapes do not
+    /// fit.
+    pub fn wiring(&self) -> Result<Wiring, PackError> {
+        let c = &self.components;
+        let bad = |m: String| Err(PackError::Invalid(m));
         let need = |name: &str, comp: &Component, input: bool, role: Role| {
             let found = if input {
                 comp.input(role)
@@ -429,21 +483,24 @@ impl Manifest {
                 comp.output(role)
             };
             match found {
-                Some(_) => Ok(()),
+                Some(spec) => Ok(spec.name.clone()),
                 None => Err(PackError::Invalid(format!(
                     "component `{name}` needs an {} with role `{}`",
                     if input { "input" } else { "output" },
-                    serde_json::to_value(role).unwrap().as_str().unwrap_or("?")
+                    role.name()
                 ))),
             }
         };
-        need("vae_encoder", &c.vae_encoder, true, Role::Image)?;
-        need("vae_encoder", &c.vae_encoder, false, Role::Latents)?;
-        need("denoiser", &c.denoiser, true, Role::Latents)?;
-        need("denoiser", &c.denoiser, true, Role::Timestep)?;
-        need("denoiser", &c.denoiser, false, Role::ModelOutput)?;
-        need("vae_decoder", &c.vae_decoder, true, Role::Latents)?;
-        need("vae_decoder", &c.vae_decoder, false, Role::Frames)?;
+        let mut w = Wiring {
+            encoder_image: need("vae_encoder", &c.vae_encoder, true, Role::Image)?,
+            encoder_latents: need("vae_encoder", &c.vae_encoder, false, Role::Latents)?,
+            denoiser_latents: need("denoiser", &c.denoiser, true, Role::Latents)?,
+            denoiser_timestep: need("denoiser", &c.denoiser, true, Role::Timestep)?,
+            denoiser_output: need("denoiser", &c.denoiser, false, Role::ModelOutput)?,
+            decoder_latents: need("vae_decoder", &c.vae_decoder, true, Role::Latents)?,
+            decoder_frames: need("vae_decoder", &c.vae_decoder, false, Role::Frames)?,
+            identity: None,
+        };
         let cond = &self.conditioning;
         if cond.first_frame_latents {
             need("denoiser", &c.denoiser, true, Role::FirstFrameLatents)?;
@@ -458,34 +515,41 @@ impl Manifest {
             };
             need("identity_encoder", id, true, Role::Faces)?;
             need("identity_encoder", id, false, Role::Embedding)?;
-            let faces = id.input(Role::Faces).expect("checked");
-            let fixed = |d: &Dim, want: Option<i64>| match d {
-                Dim::Fixed(n) => want.is_none_or(|w| *n == w) && *n > 0,
-                Dim::Named(_) => false,
+            let (Some(faces), Some(emb), Some(den)) = (
+                id.input(Role::Faces),
+                id.output(Role::Embedding),
+                c.denoiser.input(Role::IdentityEmbedding),
+            ) else {
+                return bad("identity wiring incomplete".into());
             };
             let s = &faces.shape;
-            if !(s.len() == 4
-                && fixed(&s[0], Some(2))
-                && fixed(&s[1], Some(3))
-                && fixed(&s[2], None)
-                && s[2] == s[3])
-            {
-                return bad(format!(
-                    "component `identity_encoder`: input `{}` must have the fixed shape [2, 3, S, S] (both faces, RGB, square), not {}",
-                    faces.name,
-                    fmt_shape(s)
-                ));
-            }
-            let emb = id.output(Role::Embedding).expect("checked");
-            let den = c.denoiser.input(Role::IdentityEmbedding).expect("checked");
-            let count = |spec: &TensorSpec| -> Option<i64> {
-                spec.shape.iter().try_fold(1i64, |acc, d| match d {
-                    Dim::Fixed(n) if *n > 0 => Some(acc * n),
-                    _ => None,
-                })
+            let size = match (s.len(), s.first(), s.get(1), s.get(2), s.get(3)) {
+                (4, Some(Dim::Fixed(2)), Some(Dim::Fixed(3)), Some(Dim::Fixed(n)), Some(m))
+                    if *n > 0 && s[2] == *m =>
+                {
+                    *n as usize
+                }
+                _ => {
+                    return bad(format!(
+                        "component `identity_encoder`: input `{}` must have the fixed shape [2, 3, S, S] (both faces, RGB, square), not {}",
+                        faces.name,
+                        fmt_shape(s)
+                    ));
+                }
             };
-            match (count(emb), count(den)) {
-                (Some(a), Some(b)) if a == b => {}
+            match (fixed_dims(&emb.shape), fixed_dims(&den.shape)) {
+                (Some(a), Some(b))
+                    if a.iter().product::<usize>() == b.iter().product::<usize>() =>
+                {
+                    w.identity = Some(IdentityWiring {
+                        faces: faces.name.clone(),
+                        size,
+                        embedding: emb.name.clone(),
+                        values: a.iter().product(),
+                        denoiser_input: den.name.clone(),
+                        denoiser_dims: b,
+                    });
+                }
                 _ => {
                     return bad(format!(
                         "identity_encoder output `{}` {} and denoiser input `{}` {} must have fixed shapes with the same number of values",
@@ -502,8 +566,50 @@ impl Manifest {
                 spec.name
             ));
         }
-        Ok(())
+        Ok(w)
     }
+}
+
+/// The dimensions of a shape whose every dimension is fixed and positive.
+pub fn fixed_dims(shape: &[Dim]) -> Option<Vec<usize>> {
+    shape
+        .iter()
+        .map(|d| match d {
+            Dim::Fixed(n) if *n > 0 => Some(*n as usize),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tensors the generator binds, by name, resolved from the manifest's roles
+/// ([`Manifest::wiring`]). A [`Pack`] holds one, so a loaded pack always has every tensor the
+/// generator feeds and reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wiring {
+    pub encoder_image: String,
+    pub encoder_latents: String,
+    pub denoiser_latents: String,
+    pub denoiser_timestep: String,
+    pub denoiser_output: String,
+    pub decoder_latents: String,
+    pub decoder_frames: String,
+    /// When the pack conditions on identity.
+    pub identity: Option<IdentityWiring>,
+}
+
+/// The identity encoder's tensors and the denoiser's input for its embedding, with their
+/// fixed shapes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityWiring {
+    /// The encoder's input: both faces, `[2, 3, size, size]`.
+    pub faces: String,
+    pub size: usize,
+    /// The encoder's output, `values` numbers.
+    pub embedding: String,
+    pub values: usize,
+    /// The denoiser's input for the embedding, and its dimensions (as many values).
+    pub denoiser_input: String,
+    pub denoiser_dims: Vec<usize>,
 }
 
 /// A loaded, verified pack: the manifest and one open session per component.
@@ -511,7 +617,9 @@ impl Manifest {
 pub struct Pack {
     pub dir: PathBuf,
     pub manifest: Manifest,
-    pub sessions: BTreeMap<&'static str, (Session, SessionInfo)>,
+    pub sessions: Components<(Session, SessionInfo)>,
+    /// The tensors the generator binds (every one is there).
+    pub wiring: Wiring,
     /// The memory plan the pack was loaded under.
     pub memory: MemoryPlan,
     /// The device TensorRT engines are built for, when the TensorRT provider is in use.
@@ -568,8 +676,8 @@ impl Pack {
         let (manifest, memory) = check(dir, options, gpu)?;
         memory.check()?;
         let device = trt.then(DeviceIdentity::probe);
-        let mut sessions = BTreeMap::new();
-        for (name, comp) in manifest.components.iter() {
+        let wiring = manifest.wiring()?;
+        let sessions = manifest.components.try_map(|name, comp| {
             let path = dir.join(&comp.file);
             let runtime_err = |source| PackError::Runtime {
                 component: name.into(),
@@ -602,20 +710,21 @@ impl Pack {
                 None => runtime.session(&path).map_err(runtime_err)?,
             };
             check_interface(name, &path, comp, &session)?;
-            sessions.insert(name, (session, info));
-        }
+            Ok::<_, PackError>((session, info))
+        })?;
         Ok(Pack {
             dir: dir.to_path_buf(),
             manifest,
             sessions,
+            wiring,
             memory,
             tensorrt_device: device,
         })
     }
 
-    /// The session of a component.
-    pub fn session(&mut self, component: &str) -> Option<&mut Session> {
-        self.sessions.get_mut(component).map(|(s, _)| s)
+    /// The denoiser's session.
+    pub fn denoiser(&mut self) -> &mut Session {
+        &mut self.sessions.denoiser.0
     }
 }
 
@@ -719,4 +828,30 @@ fn check_interface(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_the_manifests_names() {
+        for role in [
+            Role::Image,
+            Role::Latents,
+            Role::Timestep,
+            Role::FirstFrameLatents,
+            Role::PoseMaps,
+            Role::IdentityEmbedding,
+            Role::ModelOutput,
+            Role::Frames,
+            Role::Embedding,
+            Role::Faces,
+        ] {
+            assert_eq!(
+                serde_json::to_value(role).unwrap().as_str(),
+                Some(role.name())
+            );
+        }
+    }
 }
