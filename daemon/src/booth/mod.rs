@@ -254,11 +254,10 @@ impl Booth {
     /// The booth's threads: retention sweeps, thermal readings, the render worker and the live
     /// preview. Each stops at shutdown.
     fn spawn_workers(self: &Arc<Self>) -> std::io::Result<()> {
-        let booth = self;
         // The render worker and the preview thread wait on condition variables: shutdown wakes
         // them there.
-        let weak = Arc::downgrade(&booth);
-        booth.shutdown.on_trigger(move || {
+        let weak = Arc::downgrade(self);
+        self.shutdown.on_trigger(move || {
             if let Some(b) = weak.upgrade() {
                 b.queue.wake();
                 b.preview_wake.notify();
@@ -267,11 +266,11 @@ impl Booth {
         // Expired captures and videos go at boot, before anything is served. Their links are
         // dead already (expiry), so a folder that resists is retried by the sweep rather than
         // keeping the booth down all night.
-        if let Err(e) = booth.purge_expired() {
+        if let Err(e) = self.purge_expired() {
             eprintln!("kissbooth: retention purge at start: {e:#}");
             tracing::error!(error = %format!("{e:#}"), "retention purge at start failed");
         }
-        let b = booth.clone();
+        let b = self.clone();
         std::thread::Builder::new()
             .name("retention".into())
             .spawn(move || {
@@ -283,7 +282,7 @@ impl Booth {
                     }
                 }
             })?;
-        let b = booth.clone();
+        let b = self.clone();
         std::thread::Builder::new()
             .name("thermal".into())
             .spawn(move || {
@@ -292,11 +291,11 @@ impl Booth {
                     b.thermal_tick();
                 }
             })?;
-        let b = booth.clone();
+        let b = self.clone();
         std::thread::Builder::new()
             .name("render".into())
             .spawn(move || b.render_worker())?;
-        let b = booth.clone();
+        let b = self.clone();
         std::thread::Builder::new()
             .name("preview".into())
             .spawn(move || b.preview_loop())?;
