@@ -21,6 +21,22 @@ pub fn live_session(store: &Store, key: &str) -> Option<SessionRow> {
     live.then_some(s)
 }
 
+/// The guests' side of the booth in memory: the kiosk's copy of each clip's link, the downloads
+/// in flight, and the wrong short codes phones typed recently.
+#[derive(Default)]
+pub struct GuestLinks {
+    /// The download link of each clip queued since the daemon started (session → link), for
+    /// the kiosk's QR code, until the couple leaves the kiosk's screens. The database keeps only
+    /// the sha256 of the token and short code, so nobody can read a working link out of it;
+    /// after a restart the kiosk shows no QR code for older clips, while the phones that
+    /// scanned one keep their link.
+    pub(super) links: Mutex<HashMap<String, KioskLink>>,
+    /// Guest downloads in flight, by session, and when the last one moved.
+    pub(super) downloads: Arc<Mutex<HashMap<String, Downloads>>>,
+    /// Wrong short codes recently typed by phones (see [`crate::booth::link::Guesses`]).
+    pub short_guesses: Mutex<crate::booth::link::Guesses>,
+}
+
 /// A clip's link as the kiosk holds it in memory (the database has only its hashes).
 #[derive(Clone)]
 pub(super) struct KioskLink {
@@ -96,7 +112,7 @@ impl Booth {
     /// Counts a guest download of `id` in flight until the guard is dropped (the kiosk keeps
     /// the result screen up meanwhile).
     pub fn downloading(&self, id: &str) -> DownloadGuard {
-        if let Ok(mut d) = self.downloads.lock() {
+        if let Ok(mut d) = self.guests.downloads.lock() {
             d.retain(|_, x| x.now() > 0);
             let x = d.entry(id.to_string()).or_insert(Downloads {
                 in_flight: 0,
@@ -106,7 +122,7 @@ impl Booth {
             x.last = Instant::now();
         }
         DownloadGuard {
-            downloads: self.downloads.clone(),
+            downloads: self.guests.downloads.clone(),
             id: id.to_string(),
         }
     }

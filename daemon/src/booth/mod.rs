@@ -40,9 +40,9 @@ use anyhow::{Context, anyhow};
 use image::RgbImage;
 use kissbooth_capture::{CameraContext, CameraHandle, CameraStatus, Shutdown};
 use kissbooth_engines::Landmarks;
-use kissbooth_engines::diffusion::DiffusionGenerator;
-use kissbooth_engines::face::{Analysis, FaceAnalyzer, FaceConfig, Verdict};
-use kissbooth_engines::generate::MeanShape;
+
+use kissbooth_engines::face::{Analysis, Verdict};
+
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::json;
@@ -122,14 +122,12 @@ pub struct Booth {
     pub cfg: Config,
     pub store: Store,
     pub camera: CameraHandle,
-    pub analyzer: Mutex<FaceAnalyzer>,
-    /// The dense face mesh and person segmentation that guide the morph, when installed.
-    pub guides: Mutex<kissbooth_engines::generate::GuideModels>,
-    /// The identity embedder of the render's self-check, when installed.
-    pub judge: Mutex<Option<kissbooth_engines::quality::ClipJudge>>,
-    pub shape: Arc<MeanShape>,
+    /// The face models, generator and signing key.
+    pub studio: Studio,
+    /// Kiosk events (JSON lines) for the server-sent event stream.
     pub events: broadcast::Sender<String>,
-    pub preview: RwLock<Preview>,
+    /// The live preview and the face gate's verdict.
+    pub live: LivePreview,
     pub public_base: String,
     /// Sessions waiting for their clip, the one rendering, and recent render times.
     queue: RenderQueue,
@@ -138,38 +136,16 @@ pub struct Booth {
     unsaved_failures: Mutex<HashMap<String, String>>,
     /// The sensors and the throttling they call for.
     thermal: crate::booth::thermal::ThermalWatch,
-    /// The diffusion generator when `render.generator` is `diffusion` and its pack loaded.
-    diffusion: Option<Mutex<DiffusionGenerator>>,
-    /// The generator clips are made with, and why it is not the configured one.
-    pub generator: GeneratorChoice,
+    /// Links, downloads and short-code guesses.
+    pub guests: GuestLinks,
     pub shutdown: Shutdown,
-    /// The sequence number of the newest preview frame, sent as each one is made: the MJPEG
-    /// stream waits on it instead of polling.
-    pub preview_made: tokio::sync::watch::Sender<u64>,
-    /// Wakes the preview thread when a kiosk starts watching.
-    preview_wake: PreviewWake,
     pub started: Instant,
     /// The HTTP server's connections and accept failures, for `/metrics` and `/healthz`.
     pub net: Arc<crate::http::connections::NetStats>,
-    /// The download link of each clip queued since the daemon started (session → link), for
-    /// the kiosk's QR code, until the couple leaves the kiosk's screens. The database keeps only
-    /// the sha256 of the token and short code, so nobody can read a working link out of it;
-    /// after a restart the kiosk shows no QR code for older clips, while the phones that
-    /// scanned one keep their link.
-    links: Mutex<HashMap<String, KioskLink>>,
     /// The event's settings (admin page), applied to the next session.
     settings: RwLock<crate::booth::settings::EventSettings>,
     /// The branding logo at its placement, when one is uploaded.
     logo: RwLock<Option<Arc<kissbooth_media::Overlay>>>,
-    /// Wrong short codes recently typed by phones (see [`crate::booth::link::Guesses`]).
-    pub short_guesses: Mutex<crate::booth::link::Guesses>,
-    /// Guest downloads in flight, by session, and when the last one moved.
-    downloads: Arc<Mutex<HashMap<String, Downloads>>>,
-    /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
-    stall_after: Duration,
-    /// The booth's Content Credentials key (`DATA/c2pa`); `None` when it is unusable, and then
-    /// clips are published unsigned.
-    signer: Option<crate::clip::provenance::BoothSigner>,
 }
 
 impl Booth {
@@ -190,9 +166,7 @@ impl Booth {
     ) -> anyhow::Result<Arc<Booth>> {
         cfg.validate()?;
         let store = Store::open_with_clock(&cfg.data, clock)?;
-        let shape = crate::clip::mean_shape(&models)?;
-        let analyzer = FaceAnalyzer::open(runtime, &models, FaceConfig::default())
-            .context("cannot load the face models")?;
+        let studio = Studio::open(&cfg, &models, runtime, &store)?;
         let spec = camera_spec(&cfg)?;
         let shutdown = Shutdown::new();
         // A camera that is not there yet (unplugged, an empty stills folder) does not stop the
@@ -205,45 +179,27 @@ impl Booth {
         } else {
             cfg.public_url.trim_end_matches('/').to_string()
         };
-        let (diffusion, generator) = load_generator(&cfg, runtime);
         let (events, _) = broadcast::channel(256);
         let thermal = crate::booth::thermal::ThermalWatch::open(&cfg.thermal);
         // One line whatever the log filter, like the "serving on" line.
         eprintln!("kissbooth: telemetry source: {}", thermal.describe());
         let settings = crate::booth::settings::EventSettings::load(&store, &cfg);
-        let signer = open_signer(&cfg.data, &store);
         let booth = Arc::new(Booth {
             logo: RwLock::new(load_logo(&cfg.data, &settings)),
             settings: RwLock::new(settings),
-            diffusion,
-            generator,
+            studio,
             store,
             camera,
-            analyzer: Mutex::new(analyzer),
-            guides: Mutex::new(kissbooth_engines::generate::GuideModels::open(
-                runtime, &models,
-            )),
-            judge: Mutex::new(open_judge(runtime, &models)),
-            shape: Arc::new(shape),
             events,
-            preview: RwLock::new(Preview {
-                camera: spec.to_string(),
-                ..Preview::default()
-            }),
+            live: LivePreview::new(&spec),
             public_base,
             queue: RenderQueue::default(),
             unsaved_failures: Mutex::new(HashMap::new()),
             thermal,
+            guests: GuestLinks::default(),
             shutdown,
-            preview_made: tokio::sync::watch::channel(0).0,
-            preview_wake: PreviewWake::default(),
             started: Instant::now(),
             net: Arc::default(),
-            links: Mutex::new(HashMap::new()),
-            downloads: Arc::default(),
-            short_guesses: Mutex::default(),
-            stall_after: stall_after(&spec),
-            signer,
             cfg,
         });
         booth.recover()?;
@@ -260,7 +216,7 @@ impl Booth {
         self.shutdown.on_trigger(move || {
             if let Some(b) = weak.upgrade() {
                 b.queue.wake();
-                b.preview_wake.notify();
+                b.live.wake();
             }
         });
         // Expired captures and videos go at boot, before anything is served. Their links are
@@ -398,7 +354,7 @@ impl Booth {
                 ("short_hash", token_hash(&link.short).into()),
             ],
         )?;
-        if let Ok(mut links) = self.links.lock() {
+        if let Ok(mut links) = self.guests.links.lock() {
             links.insert(session.to_string(), link);
         }
         self.queue.push(session)?;
@@ -524,6 +480,7 @@ impl Booth {
             };
             seq = frame.seq;
             let a = self
+                .studio
                 .analyzer
                 .lock()
                 .map_err(|_| anyhow!("analyzer lock"))?
@@ -693,6 +650,7 @@ impl Booth {
         // The link while the clip is on its way or done, and only while the database still
         // holds its hash (deletion and expiry clear it).
         let link = self
+            .guests
             .links
             .lock()
             .ok()
@@ -731,6 +689,7 @@ impl Booth {
                 .as_ref()
                 .map(|l| format!("{host}/d/{}", short_display(&l.short))),
             downloading: self
+                .guests
                 .downloads
                 .lock()
                 .ok()
@@ -760,7 +719,7 @@ impl Booth {
     /// QR code, no video), while the phones that have the link keep it.
     pub fn release(&self, id: &str) -> BoothResult<SessionView> {
         self.session(id)?;
-        if let Ok(mut links) = self.links.lock() {
+        if let Ok(mut links) = self.guests.links.lock() {
             links.remove(id);
         }
         self.view(id)
@@ -768,7 +727,7 @@ impl Booth {
 
     /// Whether the kiosk may still show this session's clip (its couple has not left).
     pub fn on_kiosk(&self, id: &str) -> bool {
-        self.links.lock().is_ok_and(|l| l.contains_key(id))
+        self.guests.links.lock().is_ok_and(|l| l.contains_key(id))
     }
 }
 

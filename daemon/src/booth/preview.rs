@@ -2,9 +2,10 @@
 //! as a JPEG, and the gate's verdict.
 
 use image::RgbImage;
+use kissbooth_capture::CameraSpec;
 use kissbooth_engines::face::Verdict;
 use serde_json::json;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
@@ -18,6 +19,38 @@ pub struct Preview {
     pub seq: u64,
     pub verdict: Option<Verdict>,
     pub camera: String,
+}
+
+/// The live preview as a part of the booth: the newest frame and verdict, the signal the MJPEG
+/// stream waits on, and what wakes the preview thread.
+pub struct LivePreview {
+    pub state: RwLock<Preview>,
+    /// The sequence number of the newest preview frame, sent as each one is made: the MJPEG
+    /// stream waits on it instead of polling.
+    pub made: tokio::sync::watch::Sender<u64>,
+    /// Wakes the preview thread when a kiosk starts watching.
+    wake: PreviewWake,
+    /// A live camera whose newest picture is older than this has stalled (see [`stall_after`]).
+    pub(super) stall_after: Duration,
+}
+
+impl LivePreview {
+    pub fn new(camera: &CameraSpec) -> LivePreview {
+        LivePreview {
+            state: RwLock::new(Preview {
+                camera: camera.to_string(),
+                ..Preview::default()
+            }),
+            made: tokio::sync::watch::channel(0).0,
+            wake: PreviewWake::default(),
+            stall_after: stall_after(camera),
+        }
+    }
+
+    /// Wakes the preview thread (shutdown).
+    pub fn wake(&self) {
+        self.wake.notify();
+    }
 }
 
 /// Wakes the preview thread when a kiosk starts watching, or the booth shuts down.
@@ -86,7 +119,7 @@ impl Booth {
         let Some(newest) = self.camera.latest().map(|f| f.captured_at) else {
             return PREVIEW_IDLE;
         };
-        let due = newest + self.stall_after + Duration::from_millis(20);
+        let due = newest + self.live.stall_after + Duration::from_millis(20);
         due.duration_since(SystemTime::now())
             .unwrap_or(PREVIEW_IDLE)
             .clamp(Duration::from_millis(10), PREVIEW_IDLE)
@@ -107,7 +140,7 @@ impl Booth {
             if is_stalled != was_stalled {
                 was_stalled = is_stalled;
                 if is_stalled {
-                    tracing::warn!("camera stalled: no picture for {:?}", self.stall_after);
+                    tracing::warn!("camera stalled: no picture for {:?}", self.live.stall_after);
                 } else {
                     tracing::info!("camera sending pictures again");
                 }
@@ -117,13 +150,14 @@ impl Booth {
             }
             // Only while a kiosk watches (the pose screen): idle screens cost nothing.
             let watched = self
-                .preview
+                .live
+                .state
                 .read()
                 .ok()
                 .and_then(|p| p.wanted_at)
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(3));
             if matches!(self.camera.status(), CameraStatus::Stopped) {
-                self.preview_wake.wait(PREVIEW_IDLE);
+                self.live.wake.wait(PREVIEW_IDLE);
                 continue;
             }
             if is_stalled {
@@ -133,7 +167,7 @@ impl Booth {
                 continue;
             }
             if !watched {
-                self.preview_wake.wait(self.until_stall());
+                self.live.wake.wait(self.until_stall());
                 continue;
             }
             let Some(frame) = self.camera.wait_newer(last_seq, self.until_stall()) else {
@@ -142,7 +176,7 @@ impl Booth {
             last_seq = frame.seq;
             n += 1;
             if n % 3 == 1
-                && let Ok(mut an) = self.analyzer.try_lock()
+                && let Ok(mut an) = self.studio.analyzer.try_lock()
                 && let Ok(a) = an.analyze(&frame.image)
             {
                 drop(an);
@@ -153,11 +187,12 @@ impl Booth {
                     .map(|(i, f)| (f.bbox, a.verdict.ok || !a.verdict.faces.contains(&i)))
                     .collect();
                 let changed = self
-                    .preview
+                    .live
+                    .state
                     .read()
                     .map(|p| p.verdict.as_ref() != Some(&a.verdict))
                     .unwrap_or(true);
-                if let Ok(mut p) = self.preview.write() {
+                if let Ok(mut p) = self.live.state.write() {
                     p.verdict = Some(a.verdict.clone());
                 }
                 if changed {
@@ -167,23 +202,23 @@ impl Booth {
                 }
             }
             let jpeg = preview_jpeg(&frame.image, &boxes);
-            if let Ok(mut p) = self.preview.write() {
+            if let Ok(mut p) = self.live.state.write() {
                 p.jpeg = Some(Arc::new(jpeg));
                 p.seq = frame.seq;
             }
-            self.preview_made.send_replace(frame.seq);
+            self.live.made.send_replace(frame.seq);
         }
     }
 
     /// Marks the preview as watched (called by the preview endpoints).
     pub fn want_preview(&self) {
-        let was = if let Ok(mut p) = self.preview.write() {
+        let was = if let Ok(mut p) = self.live.state.write() {
             p.wanted_at.replace(Instant::now())
         } else {
             return;
         };
         if was.is_none_or(|t| t.elapsed() >= Duration::from_secs(3)) {
-            self.preview_wake.notify();
+            self.live.wake();
         }
     }
 }

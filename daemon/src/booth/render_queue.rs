@@ -54,7 +54,7 @@ impl Booth {
                     ],
                 )?
                 .map_err(|from| refused(from.unwrap_or(s.state)))?;
-                if let Ok(mut links) = self.links.lock() {
+                if let Ok(mut links) = self.guests.links.lock() {
                     links.insert(id.to_string(), link);
                 }
                 if let Err(e) = self.store.enqueue_job(id) {
@@ -257,6 +257,7 @@ impl Booth {
             anyhow::bail!("the capture does not hold two faces")
         };
         let guides = self
+            .studio
             .guides
             .lock()
             .map_err(|_| anyhow!("guide models lock"))?
@@ -304,12 +305,12 @@ impl Booth {
             }
             Ok(())
         };
-        let mut report = match (&self.diffusion, inputs) {
+        let mut report = match (&self.studio.diffusion, inputs) {
             (Some(g), MorphInputs::Couple { frame, faces }) => {
                 let mut g = g.lock().map_err(|_| anyhow!("diffusion generator lock"))?;
                 crate::clip::render_diffusion_clip(
                     &settings,
-                    &self.shape,
+                    &self.studio.shape,
                     &mut g,
                     &frame,
                     &faces,
@@ -319,7 +320,11 @@ impl Booth {
                 )?
             }
             (_, inputs) => {
-                let mut judge = self.judge.lock().map_err(|_| anyhow!("self-check lock"))?;
+                let mut judge = self
+                    .studio
+                    .judge
+                    .lock()
+                    .map_err(|_| anyhow!("self-check lock"))?;
                 let check = match judge.as_mut() {
                     Some(j) => {
                         let frame = inputs.frame(0);
@@ -331,7 +336,7 @@ impl Booth {
                 };
                 render_clip(
                     &settings,
-                    &self.shape,
+                    &self.studio.shape,
                     inputs,
                     &guides,
                     &out,
@@ -351,7 +356,7 @@ impl Booth {
     /// that cannot be signed is still published, unsigned (the visible mark and the metadata tag
     /// say it is AI-generated): the error goes to the log and the audit, never silently.
     pub(super) fn sign(&self, id: &str, report: &mut crate::clip::RenderReport) {
-        let Some(signer) = &self.signer else {
+        let Some(signer) = &self.studio.signer else {
             tracing::warn!(session = %id, "no usable signing key: the clip is published without Content Credentials");
             return;
         };

@@ -140,7 +140,7 @@ impl Booth {
 
     /// Deletes a session's files and link, and moves it by `event` (expire, purge, delete).
     pub(super) fn purge(&self, s: &SessionRow, event: SessionEvent) -> anyhow::Result<()> {
-        if let Ok(mut links) = self.links.lock() {
+        if let Ok(mut links) = self.guests.links.lock() {
             links.remove(&s.id);
         }
         let dir = self.store.session_dir(&s.id);

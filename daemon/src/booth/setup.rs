@@ -5,7 +5,57 @@ use crate::config::Config;
 use crate::store::Store;
 use kissbooth_capture::CameraSpec;
 use kissbooth_engines::diffusion::DiffusionGenerator;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use kissbooth_engines::face::{FaceAnalyzer, FaceConfig};
+use kissbooth_engines::generate::MeanShape;
+
+/// What makes and checks clips: the face analyser (the capture gate and the preview), the mesh
+/// and segmentation guides, the self-check's embedder, the mean face shape, the diffusion
+/// generator when one is configured and loaded, and the booth's signing key.
+pub struct Studio {
+    pub analyzer: Mutex<FaceAnalyzer>,
+    /// The dense face mesh and person segmentation that guide the morph, when installed.
+    pub guides: Mutex<kissbooth_engines::generate::GuideModels>,
+    /// The identity embedder of the render's self-check, when installed.
+    pub judge: Mutex<Option<kissbooth_engines::quality::ClipJudge>>,
+    pub shape: Arc<MeanShape>,
+    /// The diffusion generator when `render.generator` is `diffusion` and its pack loaded.
+    pub(super) diffusion: Option<Mutex<DiffusionGenerator>>,
+    /// The generator clips are made with, and why it is not the configured one.
+    pub generator: GeneratorChoice,
+    /// The booth's Content Credentials key (`DATA/c2pa`); `None` when it is unusable, and then
+    /// clips are published unsigned.
+    pub(super) signer: Option<crate::clip::provenance::BoothSigner>,
+}
+
+impl Studio {
+    /// Loads the face models (required), the guides, embedder and generator (each optional,
+    /// said once when absent or unusable), and the signing key.
+    pub fn open(
+        cfg: &Config,
+        models: &std::path::Path,
+        runtime: &'static kissbooth_engines::runtime::Runtime,
+        store: &Store,
+    ) -> anyhow::Result<Studio> {
+        let shape = crate::clip::mean_shape(models)?;
+        let analyzer = FaceAnalyzer::open(runtime, models, FaceConfig::default())
+            .context("cannot load the face models")?;
+        let (diffusion, generator) = load_generator(cfg, runtime);
+        Ok(Studio {
+            analyzer: Mutex::new(analyzer),
+            guides: Mutex::new(kissbooth_engines::generate::GuideModels::open(
+                runtime, models,
+            )),
+            judge: Mutex::new(open_judge(runtime, models)),
+            shape: Arc::new(shape),
+            diffusion,
+            generator,
+            signer: open_signer(&cfg.data, store),
+        })
+    }
+}
 
 /// The generator in use, as `/api/status` reports it.
 #[derive(Debug, Clone, serde::Serialize)]

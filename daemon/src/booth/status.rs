@@ -38,7 +38,7 @@ impl Booth {
             &self.camera.status(),
             self.camera.latest().map(|f| f.captured_at),
             std::time::SystemTime::now(),
-            self.stall_after,
+            self.live.stall_after,
         )
     }
 
@@ -139,10 +139,11 @@ impl Booth {
         };
         let queue = self.queue.len();
         let source = self
-            .preview
+            .live
+            .state
             .read()
             .map(|p| p.camera.clone())
             .unwrap_or_default();
-        json!({"closed": self.closed(), "camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !settings.wifi.ssid.is_empty(), "event": {"name": settings.event_name, "countdown_s": settings.countdown_s, "retention_hours": settings.retention_hours, "clip_seconds": settings.clip_seconds, "shape": settings.shape, "wifi_key": &token_hash(&format!("{}\n{}\n{}", settings.wifi.ssid, settings.wifi.password, settings.wifi.security))[..12]}, "thermal": self.thermal_state(), "generator": self.generator})
+        json!({"closed": self.closed(), "camera": camera, "source": source, "queue": queue, "uptime_s": self.started.elapsed().as_secs(), "wifi": !settings.wifi.ssid.is_empty(), "event": {"name": settings.event_name, "countdown_s": settings.countdown_s, "retention_hours": settings.retention_hours, "clip_seconds": settings.clip_seconds, "shape": settings.shape, "wifi_key": &token_hash(&format!("{}\n{}\n{}", settings.wifi.ssid, settings.wifi.password, settings.wifi.security))[..12]}, "thermal": self.thermal_state(), "generator": self.studio.generator})
     }
 }

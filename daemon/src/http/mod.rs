@@ -383,6 +383,7 @@ async fn short_code_limits(State(b): State<AppState>, req: Request, next: Next) 
             c.0.ip().to_canonical()
         });
     let allowed = b
+        .guests
         .short_guesses
         .lock()
         .map(|mut g| g.allowed(ip, std::time::Instant::now()))
@@ -400,7 +401,7 @@ async fn short_code_limits(State(b): State<AppState>, req: Request, next: Next) 
     }
     let r = next.run(req).await;
     if r.status() == StatusCode::NOT_FOUND
-        && let Ok(mut g) = b.short_guesses.lock()
+        && let Ok(mut g) = b.guests.short_guesses.lock()
     {
         g.missed(ip, std::time::Instant::now());
     }
@@ -735,7 +736,7 @@ async fn events(
     let mut opening = vec![Ok(
         Event::default().data(json!({"type": "status", "status": b.status_json()}).to_string())
     )];
-    if let Some(v) = b.preview.read().ok().and_then(|p| p.verdict.clone()) {
+    if let Some(v) = b.live.state.read().ok().and_then(|p| p.verdict.clone()) {
         opening.push(Ok(
             Event::default().data(json!({"type": "preview", "verdict": v}).to_string())
         ));
@@ -757,10 +758,16 @@ use futures::StreamExt;
 async fn preview_jpg(State(b): State<AppState>) -> Response {
     b.want_preview();
     // A first request may come before any frame was made: wait up to 2 s for one.
-    let made = || b.preview.read().map(|p| p.jpeg.is_some()).unwrap_or(false);
-    let mut rx = b.preview_made.subscribe();
+    let made = || {
+        b.live
+            .state
+            .read()
+            .map(|p| p.jpeg.is_some())
+            .unwrap_or(false)
+    };
+    let mut rx = b.live.made.subscribe();
     let _ = tokio::time::timeout(Duration::from_secs(2), rx.wait_for(|_| made())).await;
-    match b.preview.read().ok().and_then(|p| p.jpeg.clone()) {
+    match b.live.state.read().ok().and_then(|p| p.jpeg.clone()) {
         Some(j) => (
             [
                 (header::CONTENT_TYPE, "image/jpeg"),
@@ -775,11 +782,11 @@ async fn preview_jpg(State(b): State<AppState>) -> Response {
 
 /// The live preview as an MJPEG stream (multipart/x-mixed-replace), about 10 frames a second.
 async fn preview_mjpg(State(b): State<AppState>) -> Response {
-    let rx = b.preview_made.subscribe();
+    let rx = b.live.made.subscribe();
     let s = stream::unfold((b, rx, 0u64), |(b, mut rx, last)| async move {
         loop {
             b.want_preview();
-            let (seq, jpeg) = match b.preview.read() {
+            let (seq, jpeg) = match b.live.state.read() {
                 Ok(p) => (p.seq, p.jpeg.clone()),
                 Err(_) => return None,
             };
