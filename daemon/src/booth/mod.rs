@@ -443,29 +443,10 @@ impl Booth {
     }
 
     /// Takes a burst, keeps the sharpest frame whose faces pass the gate. Returns the verdict.
-    pub fn capture(&self, id: &str) -> BoothResult<(Verdict, SessionView)> {
-        let s = self.session(id)?;
-        if s.consent_at.is_none() {
-            return Err(BoothError::Conflict(
-                "Both people must agree on screen before the booth takes a picture.".into(),
-            ));
-        }
-        if let Err(r) = apply(s.state, SessionEvent::Capture) {
-            return Err(BoothError::Conflict(format!(
-                "cannot capture: this session is {}",
-                r.from
-            )));
-        }
-        if let CameraStatus::Reconnecting { .. } | CameraStatus::Stopped = self.camera.status() {
-            return Err(BoothError::Busy(
-                "The camera is reconnecting. One moment please.".into(),
-            ));
-        }
-        if self.camera_stalled() {
-            return Err(BoothError::Busy(
-                "The camera has stopped sending pictures. One moment please.".into(),
-            ));
-        }
+    /// Takes `capture.burst` pictures and analyses each: the sharpest that passes the face
+    /// gate (its sharpness, picture and analysis), and the last analysis either way.
+    #[allow(clippy::type_complexity)]
+    fn burst(&self) -> anyhow::Result<(Option<(f32, Arc<RgbImage>, Analysis)>, Option<Analysis>)> {
         let mut best: Option<(f32, Arc<RgbImage>, Analysis)> = None;
         let mut last: Option<Analysis> = None;
         let mut seq = 0;
@@ -498,6 +479,33 @@ impl Booth {
             }
             last = Some(a);
         }
+        Ok((best, last))
+    }
+
+    pub fn capture(&self, id: &str) -> BoothResult<(Verdict, SessionView)> {
+        let s = self.session(id)?;
+        if s.consent_at.is_none() {
+            return Err(BoothError::Conflict(
+                "Both people must agree on screen before the booth takes a picture.".into(),
+            ));
+        }
+        if let Err(r) = apply(s.state, SessionEvent::Capture) {
+            return Err(BoothError::Conflict(format!(
+                "cannot capture: this session is {}",
+                r.from
+            )));
+        }
+        if let CameraStatus::Reconnecting { .. } | CameraStatus::Stopped = self.camera.status() {
+            return Err(BoothError::Busy(
+                "The camera is reconnecting. One moment please.".into(),
+            ));
+        }
+        if self.camera_stalled() {
+            return Err(BoothError::Busy(
+                "The camera has stopped sending pictures. One moment please.".into(),
+            ));
+        }
+        let (best, last) = self.burst()?;
         let Some((_, img, analysis)) = best else {
             let verdict = last.map(|a| a.verdict).ok_or_else(|| {
                 BoothError::Busy("No picture from the camera yet. One moment please.".into())

@@ -182,51 +182,7 @@ impl Booth {
         let secs = t.elapsed().as_secs_f64();
         match result {
             Ok((video, poster)) => {
-                produced.push(video.clone());
-                produced.push(poster.clone());
-                // Published only while the session is still rendering: a cancel or the end of
-                // the event during the last frames must not bring the clip back to life.
-                let published = !cancel.load(Ordering::Relaxed)
-                    && self
-                        .store
-                        .transition(
-                            id,
-                            SessionEvent::Finish,
-                            &[
-                                ("progress", 1.0f64.into()),
-                                ("video_path", video.display().to_string().into()),
-                                ("poster_path", poster.display().to_string().into()),
-                            ],
-                        )?
-                        .moved();
-                if !published {
-                    for p in produced.drain(..) {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    self.store.job_finished(
-                        job,
-                        Some("session cancelled while rendering"),
-                        secs * 1000.0,
-                    )?;
-                    self.store
-                        .audit("render_discarded", Some(id), "session moved on");
-                    let _ = self.view_and_publish(id);
-                    return Ok(());
-                }
-                produced.clear();
-                if let Err(e) = self.store.job_finished(job, None, secs * 1000.0) {
-                    // The video is done and served; only the job's bookkeeping is behind.
-                    tracing::error!(job, error = %format!("{e:#}"), "cannot record the finished job");
-                }
-                // The source capture is not needed once the video exists, unless the operator
-                // keeps captures (retention still deletes them).
-                if !self.keep_captures() {
-                    self.remove_capture(&s);
-                }
-                self.queue.record(secs);
-                self.store
-                    .audit("render_done", Some(id), &format!("{secs:.1}s"));
-                self.count("count_completed");
+                self.publish(&s, job, &cancel, video, poster, produced, secs)?;
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -245,27 +201,70 @@ impl Booth {
         Ok(())
     }
 
-    pub(super) fn render_files(
+    /// A finished clip: published (the `Finish` event) while its session still renders, or
+    /// discarded when the session moved on during the last frames; the job records which.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
         &self,
         s: &SessionRow,
+        job: i64,
         cancel: &AtomicBool,
-    ) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let capture = s.capture_path.as_deref().context("no capture to render")?;
-        let img = kissbooth_engines::face::image_io::load_rgb(std::path::Path::new(capture))?;
-        let faces: Vec<Landmarks> = serde_json::from_str(s.faces.as_deref().unwrap_or("[]"))?;
-        let [a, b] = faces.as_slice() else {
-            anyhow::bail!("the capture does not hold two faces")
-        };
-        let guides = self
-            .studio
-            .guides
-            .lock()
-            .map_err(|_| anyhow!("guide models lock"))?
-            .guides([&img, &img], [a, b]);
-        let inputs = MorphInputs::Couple {
-            frame: img,
-            faces: [*a, *b],
-        };
+        video: PathBuf,
+        poster: PathBuf,
+        produced: &mut Vec<PathBuf>,
+        secs: f64,
+    ) -> anyhow::Result<()> {
+        let id = s.id.as_str();
+        produced.push(video.clone());
+        produced.push(poster.clone());
+        // Published only while the session is still rendering: a cancel or the end of
+        // the event during the last frames must not bring the clip back to life.
+        let published = !cancel.load(Ordering::Relaxed)
+            && self
+                .store
+                .transition(
+                    id,
+                    SessionEvent::Finish,
+                    &[
+                        ("progress", 1.0f64.into()),
+                        ("video_path", video.display().to_string().into()),
+                        ("poster_path", poster.display().to_string().into()),
+                    ],
+                )?
+                .moved();
+        if !published {
+            for p in produced.drain(..) {
+                let _ = std::fs::remove_file(p);
+            }
+            self.store.job_finished(
+                job,
+                Some("session cancelled while rendering"),
+                secs * 1000.0,
+            )?;
+            self.store
+                .audit("render_discarded", Some(id), "session moved on");
+            return Ok(());
+        }
+        produced.clear();
+        if let Err(e) = self.store.job_finished(job, None, secs * 1000.0) {
+            // The video is done and served; only the job's bookkeeping is behind.
+            tracing::error!(job, error = %format!("{e:#}"), "cannot record the finished job");
+        }
+        // The source capture is not needed once the video exists, unless the operator
+        // keeps captures (retention still deletes them).
+        if !self.keep_captures() {
+            self.remove_capture(s);
+        }
+        self.queue.record(secs);
+        self.store
+            .audit("render_done", Some(id), &format!("{secs:.1}s"));
+        self.count("count_completed");
+        Ok(())
+    }
+
+    /// The settings of a session's clip: the operator's shape and length, smaller while the
+    /// booth runs hot (audited), the branding logo and the event's title.
+    fn clip_settings(&self, s: &SessionRow) -> crate::config::ClipSettings {
         let r = &self.cfg.render;
         let event = self.settings();
         // The operator's shape; the configured size when it is of that shape.
@@ -293,6 +292,31 @@ impl Booth {
                 kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok()
             })
             .map(Arc::new);
+        settings
+    }
+
+    pub(super) fn render_files(
+        &self,
+        s: &SessionRow,
+        cancel: &AtomicBool,
+    ) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let capture = s.capture_path.as_deref().context("no capture to render")?;
+        let img = kissbooth_engines::face::image_io::load_rgb(std::path::Path::new(capture))?;
+        let faces: Vec<Landmarks> = serde_json::from_str(s.faces.as_deref().unwrap_or("[]"))?;
+        let [a, b] = faces.as_slice() else {
+            anyhow::bail!("the capture does not hold two faces")
+        };
+        let guides = self
+            .studio
+            .guides
+            .lock()
+            .map_err(|_| anyhow!("guide models lock"))?
+            .guides([&img, &img], [a, b]);
+        let inputs = MorphInputs::Couple {
+            frame: img,
+            faces: [*a, *b],
+        };
+        let settings = self.clip_settings(s);
         let out = self.store.session_dir(&s.id).join("video.mp4");
         let mut last_pub = Instant::now();
         let id = s.id.clone();
