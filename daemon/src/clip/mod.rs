@@ -77,6 +77,36 @@ pub struct SelfCheck<'a> {
     pub refs: [Reference; 2],
 }
 
+impl SelfCheck<'_> {
+    /// The score of a rendered clip from its judged frames (index, picture, faces).
+    fn score(
+        &mut self,
+        judged: &[(usize, image::RgbImage, [Landmarks; 2])],
+        settings: &ClipSettings,
+    ) -> Result<ClipScore, kissbooth_engines::face::FaceError> {
+        let fps = settings.timeline.fps.max(1) as f32;
+        let frames = judged
+            .iter()
+            .map(|(i, frame, faces)| {
+                self.judge
+                    .judge(&self.refs, frame, faces, *i, *i as f32 / fps)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClipScore::of(
+            self.judge.name(),
+            self.judge.threshold(),
+            frames,
+            settings.timeline.seconds,
+        ))
+    }
+}
+
+/// Removes a clip and its poster (a render not kept).
+fn remove_clip(video: &Path) {
+    let _ = std::fs::remove_file(video);
+    let _ = std::fs::remove_file(poster_path(video));
+}
+
 /// Both people must be recognised in at least this share of the judged frames (and in every
 /// judged frame of the first and last half second), or the clip is rendered again, gentler.
 pub const KEEP_SHARE: f32 = 0.9;
@@ -133,7 +163,7 @@ pub fn render_clip(
     check: Option<SelfCheck>,
 ) -> anyhow::Result<RenderReport> {
     let t0 = Instant::now();
-    let Some(check) = check else {
+    let Some(mut check) = check else {
         let (report, _) = render_once(
             settings, shape, inputs, guides, output, on_frame, cancel, false,
         )?;
@@ -162,42 +192,25 @@ pub fn render_clip(
             // The gentler render failed: the first clip stands (a cancel still cancels).
             Err(why) if attempt > 0 && !cancel.load(Ordering::Relaxed) => {
                 tracing::warn!(%why, "the gentler render failed: keeping the first clip");
-                let _ = std::fs::remove_file(&retry_path);
-                let _ = std::fs::remove_file(poster_path(&retry_path));
+                remove_clip(&retry_path);
                 break;
             }
             Err(why) => return Err(why),
         };
         let t = Instant::now();
-        let fps = settings.timeline.fps.max(1) as f32;
-        let frames: Result<Vec<_>, _> = judged
-            .iter()
-            .map(|(i, frame, faces)| {
-                check
-                    .judge
-                    .judge(&check.refs, frame, faces, *i, *i as f32 / fps)
-            })
-            .collect();
-        let frames = match frames {
-            Ok(f) => f,
+        let score = match check.score(&judged, &settings) {
+            Ok(score) => score,
             Err(why) => {
                 // A check that cannot run never costs the couple their clip.
                 tracing::warn!(%why, "render self-check failed: publishing the clip unchecked");
                 if attempt > 0 {
-                    let _ = std::fs::remove_file(&retry_path);
-                    let _ = std::fs::remove_file(poster_path(&retry_path));
+                    remove_clip(&retry_path);
                 } else {
                     report = Some(r);
                 }
                 break;
             }
         };
-        let score = ClipScore::of(
-            check.judge.name(),
-            check.judge.threshold(),
-            frames,
-            settings.timeline.seconds,
-        );
         let kept = score.both_kept(KEEP_SHARE);
         tracing::info!(
             attempt,
@@ -231,8 +244,7 @@ pub fn render_clip(
                     ..r
                 });
             } else {
-                let _ = std::fs::remove_file(&retry_path);
-                let _ = std::fs::remove_file(poster_path(&retry_path));
+                remove_clip(&retry_path);
                 attempts.push(Attempt {
                     used: false,
                     ..this
@@ -258,48 +270,28 @@ pub fn render_clip(
     Ok(report)
 }
 
-/// One render and encode; with `judge`, also the frames to judge (about [`JUDGED_FRAMES`],
-/// the ends included) with each face's landmarks as drawn.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn render_once(
-    settings: &ClipSettings,
-    shape: &MeanShape,
-    inputs: MorphInputs,
-    guides: &MorphGuides,
-    output: &Path,
-    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
-    cancel: &AtomicBool,
-    judge: bool,
-) -> anyhow::Result<(RenderReport, Vec<(usize, image::RgbImage, [Landmarks; 2])>)> {
-    let t0 = Instant::now();
-    let t_plan = Instant::now();
-    let mut generator = MorphGenerator::plan_with(
-        settings.morph.clone(),
-        &settings.timeline,
-        shape,
-        inputs,
-        guides,
-    )?;
-    let total = generator.frame_count();
-    let warp = generator.warp_path();
-    let canvas_faces = generator.canvas_faces();
-    let contact = generator.timeline().contact_frame();
-    let plan_ms = ms(t_plan);
-    let half_second = (settings.timeline.fps as usize / 2).max(1);
+/// Whether frame `i` of `total` is judged by the self-check: every [`JUDGED_FRAMES`]th, and
+/// the first and last half second's edges.
+fn judged_frame(i: usize, total: usize, fps: u32) -> bool {
+    let half_second = (fps as usize / 2).max(1);
     let step = (total / JUDGED_FRAMES).max(1);
-    let judged = |i: usize| {
-        judge
-            && (i.is_multiple_of(step)
-                || i + 1 == total
-                || i == half_second
-                || i + 1 + half_second == total)
-    };
+    i.is_multiple_of(step) || i + 1 == total || i == half_second || i + 1 + half_second == total
+}
 
-    let mut encoder = start_encoder(settings, output)?;
-    let encoder_name = encoder.encoder_name().to_string();
+/// A rendered frame: its index, picture, mouth distance and lip gap, and both faces' landmarks.
+type Rendered = (usize, image::RgbImage, (f32, f32), [Landmarks; 2]);
 
-    // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
-    let (tx, rx) = mpsc::sync_channel::<(usize, image::RgbImage, (f32, f32), [Landmarks; 2])>(4);
+/// Renders every frame on a worker thread into a queue of 4 (which bounds memory); the thread
+/// returns its busy milliseconds, and stops when the queue's receiver goes.
+fn spawn_frames(
+    mut generator: MorphGenerator,
+    canvas_faces: [Landmarks; 2],
+) -> (
+    mpsc::Receiver<Rendered>,
+    std::thread::JoinHandle<anyhow::Result<f64>>,
+) {
+    let total = generator.frame_count();
+    let (tx, rx) = mpsc::sync_channel::<Rendered>(4);
     let worker = std::thread::spawn(move || -> anyhow::Result<f64> {
         let mut busy = 0.0;
         for i in 0..total {
@@ -317,6 +309,43 @@ fn render_once(
         }
         Ok(busy)
     });
+    (rx, worker)
+}
+
+/// One render and encode; with `judge`, also the frames to judge (about [`JUDGED_FRAMES`],
+/// the ends included) with each face's landmarks as drawn.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn render_once(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    inputs: MorphInputs,
+    guides: &MorphGuides,
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+    judge: bool,
+) -> anyhow::Result<(RenderReport, Vec<(usize, image::RgbImage, [Landmarks; 2])>)> {
+    let t0 = Instant::now();
+    let t_plan = Instant::now();
+    let generator = MorphGenerator::plan_with(
+        settings.morph.clone(),
+        &settings.timeline,
+        shape,
+        inputs,
+        guides,
+    )?;
+    let total = generator.frame_count();
+    let warp = generator.warp_path();
+    let canvas_faces = generator.canvas_faces();
+    let contact = generator.timeline().contact_frame();
+    let plan_ms = ms(t_plan);
+    let judged = |i: usize| judge && judged_frame(i, total, settings.timeline.fps);
+
+    let mut encoder = start_encoder(settings, output)?;
+    let encoder_name = encoder.encoder_name().to_string();
+
+    // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
+    let (rx, worker) = spawn_frames(generator, canvas_faces);
     let mut encode_ms = 0.0;
     let mut poster = None;
     let mut contact_mouth = (f32::NAN, f32::NAN);
