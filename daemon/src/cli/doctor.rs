@@ -28,7 +28,25 @@ impl Report {
 pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> {
     let mut r = Report { problems: 0 };
     println!("kissbooth {} doctor", env!("CARGO_PKG_VERSION"));
+    runtime_and_models(&mut r, common);
+    encoders(&mut r);
+    camera_check(&mut r, camera);
+    machine(&mut r, common);
+    c2pa_key(&mut r, &common.data);
+    match crate::net::lan_address() {
+        Some(ip) => r.ok("network", format!("guests reach the booth at {ip}")),
+        None => r.fix("network", "no network address: guests cannot download; connect Ethernet or enable the booth's Wi-Fi hotspot"),
+    }
+    if r.problems > 0 {
+        println!("{} thing(s) to fix", r.problems);
+        return Ok(ExitCode::from(1));
+    }
+    println!("all good");
+    Ok(ExitCode::SUCCESS)
+}
 
+/// ONNX Runtime, the face pack's files and the execution provider.
+fn runtime_and_models(r: &mut Report, common: &Common) {
     match common.runtime() {
         Ok(rt) => {
             r.ok(
@@ -82,7 +100,10 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
         }
         Err(e) => r.fix("runtime", format!("{e:#}")),
     }
+}
 
+/// GStreamer and its H.264 encoders.
+fn encoders(r: &mut Report) {
     match kissbooth_media::init() {
         Ok(()) => {
             let enc = kissbooth_media::available_encoders();
@@ -94,7 +115,10 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
         }
         Err(e) => r.fix("encoder", format!("GStreamer: {e}")),
     }
+}
 
+/// The camera named on the command line (a frame within 5 s), else the plugged-in ones.
+fn camera_check(r: &mut Report, camera: Option<String>) {
     let devices = kissbooth_capture::list_v4l2_devices();
     let spec = camera.unwrap_or_default();
     if !spec.is_empty() {
@@ -129,7 +153,10 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
             ),
         );
     }
+}
 
+/// Telemetry, free disk and the clock.
+fn machine(r: &mut Report, common: &Common) {
     // Health figures: NVML on a discrete GPU, else Jetson sysfs, else none (CPU only).
     let tel = crate::telemetry::Telemetry::open(Path::new("/"), true);
     match tel.read().hottest() {
@@ -173,20 +200,6 @@ pub fn run(common: &Common, camera: Option<String>) -> anyhow::Result<ExitCode> 
     } else {
         r.ok("clock", format!("{} s since the epoch", now));
     }
-
-    c2pa_key(&mut r, &common.data);
-
-    match crate::net::lan_address() {
-        Some(ip) => r.ok("network", format!("guests reach the booth at {ip}")),
-        None => r.fix("network", "no network address: guests cannot download; connect Ethernet or enable the booth's Wi-Fi hotspot"),
-    }
-
-    if r.problems > 0 {
-        println!("{} thing(s) to fix", r.problems);
-        return Ok(ExitCode::from(1));
-    }
-    println!("all good");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The booth's Content Credentials key: there and usable, not made yet, or what to do.

@@ -171,54 +171,14 @@ fn render_unsigned(
     if args.generator == GeneratorKind::Diffusion && args.pack.is_none() {
         bail!("--generator diffusion needs --pack DIR (a diffusion model pack)");
     }
-    let (width, height) = args.size;
-    let timeline = TimelineConfig {
-        seconds: args.seconds,
-        fps: args.fps,
-        intensity: args.intensity,
-        seed: args.seed,
-    };
-    timeline.validate().context("invalid motion settings")?;
-    let morph = MorphConfig {
-        width,
-        height,
-        ..MorphConfig::default()
-    };
-    morph.validate().context("invalid output size")?;
-    let encoder_cfg = EncoderConfig {
-        encoder: args.encoder,
-        ..EncoderConfig::default()
-    };
-    encoder_cfg.validate()?;
-    let spec = VideoSpec::new(width, height, args.fps);
-    spec.validate()?;
+    let settings = clip_settings(args)?;
     check_output(&args.output)?;
 
     // Analysis: the gate must pass on every input.
     let models = common.models_dir();
     let shape = crate::clip::mean_shape(&models)?;
-    let mut cfg = FaceConfig::default();
-    cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
     let rt = common.runtime()?;
-    let mut analyzer =
-        FaceAnalyzer::open(rt, &models, cfg).context("cannot load the face models")?;
-    let mut frames = Vec::new();
-    let mut faces = Vec::new();
-    for path in &args.inputs {
-        let img = image_io::load_rgb(path)?;
-        let a = analyzer.analyze(&img)?;
-        if !a.verdict.ok {
-            bail!(
-                "{}: {} ({:?}, {} face(s) found)",
-                path.display(),
-                a.verdict.message,
-                a.verdict.code,
-                a.verdict.face_count
-            );
-        }
-        faces.extend(a.faces.iter().map(|f| f.landmarks));
-        frames.push(img);
-    }
+    let (mut frames, faces) = analyse_inputs(args, rt, &models)?;
     // The dense mesh and person masks, when the face pack has them.
     let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, &models);
     for why in &guide_models.missing {
@@ -256,26 +216,6 @@ fn render_unsigned(
         _ => bail!("expected two faces in all"),
     };
 
-    // The video's creation time is the photo's: the same inputs and seed give the same file.
-    let created_unix_s = std::fs::metadata(&args.inputs[0])
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64);
-    let title = args
-        .title
-        .as_deref()
-        .and_then(|t| crate::clip::title::title(t, morph.width, morph.height))
-        .and_then(|l| kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok())
-        .map(std::sync::Arc::new);
-    let settings = crate::config::ClipSettings {
-        timeline,
-        morph,
-        encoder: encoder_cfg,
-        created_unix_s,
-        overlay: None,
-        title,
-    };
     let cancel = std::sync::atomic::AtomicBool::new(false);
     // The diffusion generator when asked for and usable; otherwise morph, saying why.
     let mut fallback = None;
@@ -336,6 +276,83 @@ fn render_unsigned(
     report.ms.analysis = analysis_ms;
     report.ms.total = ms(t0);
     Ok(report)
+}
+
+/// The clip's settings from the command line, each part checked as the renderer and the
+/// encoder will check it.
+fn clip_settings(args: &RenderArgs) -> anyhow::Result<crate::config::ClipSettings> {
+    let (width, height) = args.size;
+    let timeline = TimelineConfig {
+        seconds: args.seconds,
+        fps: args.fps,
+        intensity: args.intensity,
+        seed: args.seed,
+    };
+    timeline.validate().context("invalid motion settings")?;
+    let morph = MorphConfig {
+        width,
+        height,
+        ..MorphConfig::default()
+    };
+    morph.validate().context("invalid output size")?;
+    let encoder_cfg = EncoderConfig {
+        encoder: args.encoder,
+        ..EncoderConfig::default()
+    };
+    encoder_cfg.validate()?;
+    let spec = VideoSpec::new(width, height, args.fps);
+    spec.validate()?;
+    // The video's creation time is the photo's: the same inputs and seed give the same file.
+    let created_unix_s = std::fs::metadata(&args.inputs[0])
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    let title = args
+        .title
+        .as_deref()
+        .and_then(|t| crate::clip::title::title(t, morph.width, morph.height))
+        .and_then(|l| kissbooth_media::Overlay::from_rgba(l, kissbooth_media::Placement::Full).ok())
+        .map(std::sync::Arc::new);
+    Ok(crate::config::ClipSettings {
+        timeline,
+        morph,
+        encoder: encoder_cfg,
+        created_unix_s,
+        overlay: None,
+        title,
+    })
+}
+
+/// Each input analysed; the gate must pass on every one (two faces in a couple frame, one in
+/// each portrait). Returns the pictures and the faces' landmarks in order.
+fn analyse_inputs(
+    args: &RenderArgs,
+    rt: &'static kissbooth_engines::runtime::Runtime,
+    models: &Path,
+) -> anyhow::Result<(Vec<image::RgbImage>, Vec<kissbooth_engines::Landmarks>)> {
+    let mut cfg = FaceConfig::default();
+    cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
+    let mut analyzer =
+        FaceAnalyzer::open(rt, models, cfg).context("cannot load the face models")?;
+    let mut frames = Vec::new();
+    let mut faces = Vec::new();
+    for path in &args.inputs {
+        let img = image_io::load_rgb(path)?;
+        let a = analyzer.analyze(&img)?;
+        if !a.verdict.ok {
+            bail!(
+                "{}: {} ({:?}, {} face(s) found)",
+                path.display(),
+                a.verdict.message,
+                a.verdict.code,
+                a.verdict.face_count
+            );
+        }
+        faces.extend(a.faces.iter().map(|f| f.landmarks));
+        frames.push(img);
+    }
+    Ok((frames, faces))
 }
 
 fn check_output(out: &Path) -> anyhow::Result<()> {
