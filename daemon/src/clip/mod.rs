@@ -57,6 +57,40 @@ pub struct RenderReport {
     pub ms: StageMs,
 }
 
+impl RenderReport {
+    /// The report of a finished clip, before its self-check and signature: no mouth figures
+    /// (NaN), no warp path, no fallback, no memory plan.
+    fn new(
+        video: kissbooth_media::EncodedVideo,
+        poster: PathBuf,
+        encoder: String,
+        generator: &str,
+        contact_frame: usize,
+        canvas_faces: [Landmarks; 2],
+        ms: StageMs,
+    ) -> RenderReport {
+        RenderReport {
+            output: video.path,
+            poster,
+            frames: video.frames,
+            bytes: video.bytes,
+            duration_s: video.duration_s,
+            encoder,
+            contact_frame,
+            contact_mouth_distance_px: f32::NAN,
+            contact_lip_gap_iod: f32::NAN,
+            canvas_faces,
+            generator: generator.into(),
+            warp: None,
+            fallback: None,
+            memory: None,
+            self_check: None,
+            signed: false,
+            ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StageMs {
     pub analysis: f64,
@@ -376,30 +410,24 @@ fn render_once(
     let (video, poster_file) = finish_clip(encoder, poster, output, settings)?;
     encode_ms += ms(t);
     let report = RenderReport {
-        output: video.path,
-        poster: poster_file,
-        frames: video.frames,
-        bytes: video.bytes,
-        duration_s: video.duration_s,
-        encoder: encoder_name,
-        contact_frame: contact,
         contact_mouth_distance_px: contact_mouth.0,
         contact_lip_gap_iod: contact_mouth.1,
-        canvas_faces,
-        generator: "morph".into(),
         warp: Some(warp.into()),
-        fallback: None,
-        memory: None,
-        self_check: None,
-        signed: false,
-        ms: StageMs {
-            analysis: 0.0,
-            plan: plan_ms,
-            render: render_ms,
-            encode: encode_ms,
-            sign: 0.0,
-            total: ms(t0),
-        },
+        ..RenderReport::new(
+            video,
+            poster_file,
+            encoder_name,
+            "morph",
+            contact,
+            canvas_faces,
+            StageMs {
+                plan: plan_ms,
+                render: render_ms,
+                encode: encode_ms,
+                total: ms(t0),
+                ..StageMs::default()
+            },
+        )
     };
     Ok((report, samples))
 }
@@ -549,29 +577,21 @@ pub fn render_diffusion_clip(
     encode_ms += ms(t);
     tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
     Ok(RenderReport {
-        output: video.path,
-        poster: poster_file,
-        frames: video.frames,
-        bytes: video.bytes,
-        duration_s: video.duration_s,
-        encoder: encoder_name,
-        contact_frame: contact,
-        contact_mouth_distance_px: f32::NAN,
-        contact_lip_gap_iod: f32::NAN,
-        canvas_faces: *faces,
-        generator: "diffusion".into(),
-        warp: None,
-        fallback: None,
         memory: Some(generator.pack().memory.clone()),
-        self_check: None,
-        signed: false,
-        ms: StageMs {
-            analysis: 0.0,
-            plan: plan_ms,
-            render: render_ms,
-            encode: encode_ms,
-            sign: 0.0,
-            total: ms(t0),
-        },
+        ..RenderReport::new(
+            video,
+            poster_file,
+            encoder_name,
+            "diffusion",
+            contact,
+            *faces,
+            StageMs {
+                plan: plan_ms,
+                render: render_ms,
+                encode: encode_ms,
+                total: ms(t0),
+                ..StageMs::default()
+            },
+        )
     })
 }
