@@ -81,6 +81,9 @@ impl PreviewWake {
 
 /// The longest the preview thread sleeps without news, when no stall can be due sooner.
 const PREVIEW_IDLE: Duration = Duration::from_secs(1);
+/// At most one preview frame per this interval (10 a second): the preview shares the CPU with
+/// the render of the previous couple's clip.
+const PREVIEW_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A preview frame at most 960 px wide with the face boxes drawn (green: fine, amber: the gate's
 /// complaint is about this face).
@@ -133,6 +136,7 @@ impl Booth {
         let mut n = 0u64;
         let mut boxes: Vec<([f32; 4], bool)> = Vec::new();
         let mut was_stalled = false;
+        let mut last_made: Option<Instant> = None;
         while !self.shutdown.is_triggered() {
             // A camera that stops sending pictures without an error: the kiosk hears of it at
             // once (and again when it recovers), not at its next status poll.
@@ -170,9 +174,20 @@ impl Booth {
                 self.live.wake.wait(self.until_stall());
                 continue;
             }
-            let Some(frame) = self.camera.wait_newer(last_seq, self.until_stall()) else {
+            let Some(mut frame) = self.camera.wait_newer(last_seq, self.until_stall()) else {
                 continue;
             };
+            // Paced: a camera faster than the preview has its newest picture taken at the pace.
+            let since = last_made.map_or(PREVIEW_INTERVAL, |t| t.elapsed());
+            if since < PREVIEW_INTERVAL {
+                if self.shutdown.wait_timeout(PREVIEW_INTERVAL - since) {
+                    break;
+                }
+                if let Some(newer) = self.camera.latest().filter(|f| f.seq > frame.seq) {
+                    frame = newer;
+                }
+            }
+            last_made = Some(Instant::now());
             last_seq = frame.seq;
             n += 1;
             if n % 3 == 1
