@@ -210,19 +210,13 @@ impl DiffusionGenerator {
         let img =
             TensorRef::from_array_view(([1usize, 3, ph, pw], pixels.as_slice())).map_err(&e)?;
         let w = &self.pack.wiring;
-        let out = self
-            .pack
-            .sessions
-            .vae_encoder
-            .0
-            .run(vec![(
-                w.encoder_image.clone(),
-                SessionInputValue::from(img),
-            )])
-            .map_err(&e)?;
-        let (_, v) = out[w.encoder_latents.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(&e)?;
+        let (_, v) = run_one(
+            &mut self.pack.sessions.vae_encoder.0,
+            &w.encoder_image,
+            img,
+            &w.encoder_latents,
+            &e,
+        )?;
         if v.len() != ch * lh * lw {
             return Err(DiffusionError::Model {
                 component: "vae_encoder".into(),
@@ -352,19 +346,13 @@ impl DiffusionGenerator {
         let lat = TensorRef::from_array_view(([1usize, fr, ch, lh, lw], latents.as_slice()))
             .map_err(&e)?;
         let w = &self.pack.wiring;
-        let out = self
-            .pack
-            .sessions
-            .vae_decoder
-            .0
-            .run(vec![(
-                w.decoder_latents.clone(),
-                SessionInputValue::from(lat),
-            )])
-            .map_err(&e)?;
-        let (shape, v) = out[w.decoder_frames.as_str()]
-            .try_extract_tensor::<f32>()
-            .map_err(&e)?;
+        let (shape, v) = run_one(
+            &mut self.pack.sessions.vae_decoder.0,
+            &w.decoder_latents,
+            lat,
+            &w.decoder_frames,
+            &e,
+        )?;
         let vf = m.latent.video_frames();
         let want = [
             1,
@@ -379,7 +367,7 @@ impl DiffusionGenerator {
                 message: format!("frames of shape {shape:?}, expected {want:?}"),
             });
         }
-        Ok(v.to_vec())
+        Ok(v)
     }
 
     /// 5. Frames to RGB, resampled in time to the targets and resized, handed out in order.
@@ -444,11 +432,8 @@ impl DiffusionGenerator {
         }
         let crops =
             TensorRef::from_array_view(([2usize, 3, size, size], crops.as_slice())).map_err(&e)?;
-        let out = session
-            .run(vec![(id.faces.clone(), SessionInputValue::from(crops))])
-            .map_err(&e)?;
         let out_name = id.embedding.as_str();
-        let (_, v) = out[out_name].try_extract_tensor::<f32>().map_err(&e)?;
+        let (_, v) = run_one(session, &id.faces, crops, out_name, &e)?;
         let want = id.values;
         if v.len() != want || v.iter().any(|x| !x.is_finite()) {
             return Err(DiffusionError::Model {
@@ -460,8 +445,23 @@ impl DiffusionGenerator {
                 ),
             });
         }
-        Ok(v.to_vec())
+        Ok(v)
     }
+}
+
+/// Runs a component with one input and reads one output: its shape and values.
+fn run_one(
+    session: &mut ort::session::Session,
+    input: &str,
+    value: TensorRef<'_, f32>,
+    output: &str,
+    e: &impl Fn(ort::Error) -> DiffusionError,
+) -> Result<(Vec<i64>, Vec<f32>), DiffusionError> {
+    let out = session
+        .run(vec![(input.to_string(), SessionInputValue::from(value))])
+        .map_err(e)?;
+    let (shape, v) = out[output].try_extract_tensor::<f32>().map_err(e)?;
+    Ok((shape.to_vec(), v.to_vec()))
 }
 
 /// A request whose targets are not empty and whose capture and output size are not empty: the
