@@ -152,6 +152,16 @@ impl WifiSecurity {
     pub const CHOICES: [WifiSecurity; 3] =
         [WifiSecurity::Wpa, WifiSecurity::Wep, WifiSecurity::Open];
 
+    /// How the settings page offers it.
+    pub fn label(self) -> &'static str {
+        match self {
+            WifiSecurity::Unset => "Not set",
+            WifiSecurity::Wpa => "WPA/WPA2",
+            WifiSecurity::Wep => "WEP",
+            WifiSecurity::Open => "None (open)",
+        }
+    }
+
     /// The name in the file and in the `WIFI:` URI.
     pub fn name(self) -> &'static str {
         match self {

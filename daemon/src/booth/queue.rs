@@ -36,6 +36,7 @@ pub enum Refused<E> {
     Full,
     /// The admission step refused it.
     Admit(E),
+    Poisoned,
 }
 
 impl RenderQueue {
@@ -47,17 +48,15 @@ impl RenderQueue {
         id: &str,
         limit: usize,
         admit: impl FnOnce() -> Result<(), E>,
-    ) -> Result<Result<(), Refused<E>>, Poisoned> {
-        let mut q = self.waiting.lock()?;
+    ) -> Result<(), Refused<E>> {
+        let mut q = self.waiting.lock().map_err(|_| Refused::Poisoned)?;
         if q.len() >= limit {
-            return Ok(Err(Refused::Full));
+            return Err(Refused::Full);
         }
-        if let Err(e) = admit() {
-            return Ok(Err(Refused::Admit(e)));
-        }
+        admit().map_err(Refused::Admit)?;
         q.push_back(id.to_string());
         self.wake.notify_one();
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Queues `id` at the back whatever the limit (jobs recovered after a restart).
@@ -201,24 +200,18 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_and_an_admission_failure_queues_nothing() {
         let q = RenderQueue::default();
-        assert!(matches!(
-            q.push_within("a", 2, || Ok::<_, ()>(())),
-            Ok(Ok(()))
-        ));
+        assert!(matches!(q.push_within("a", 2, || Ok::<_, ()>(())), Ok(())));
         assert!(matches!(
             q.push_within("b", 2, || Err("no job")),
-            Ok(Err(Refused::Admit("no job")))
+            Err(Refused::Admit("no job"))
         ));
-        assert!(matches!(
-            q.push_within("b", 2, || Ok::<_, ()>(())),
-            Ok(Ok(()))
-        ));
+        assert!(matches!(q.push_within("b", 2, || Ok::<_, ()>(())), Ok(())));
         let mut admitted = false;
         let full = q.push_within("c", 2, || {
             admitted = true;
             Ok::<_, ()>(())
         });
-        assert!(matches!(full, Ok(Err(Refused::Full))));
+        assert!(matches!(full, Err(Refused::Full)));
         assert!(!admitted, "a full queue ran the admission step");
         assert_eq!(q.waiting(), ["a", "b"]);
         assert_eq!(q.position("b"), Some(1));

@@ -63,7 +63,7 @@ impl Booth {
                 }
                 Ok(())
             });
-        match admitted.map_err(anyhow::Error::from)? {
+        match admitted {
             Ok(()) => {}
             Err(Refused::Full) => {
                 return Err(BoothError::Busy(
@@ -71,6 +71,7 @@ impl Booth {
                 ));
             }
             Err(Refused::Admit(e)) => return Err(e),
+            Err(Refused::Poisoned) => return Err(Poisoned.into()),
         }
         self.store.audit("render_queued", Some(id), "");
         self.view_and_publish(id)

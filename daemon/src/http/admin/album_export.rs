@@ -84,7 +84,7 @@ pub(super) async fn album_zip(State(st): State<AdminState>, headers: HeaderMap) 
     }
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"kissbooth-album-{}.zip\"",
-        crate::sys::local_stamp(crate::store::now_s())
+        crate::sys::local_stamp(st.booth.store.now_s())
     )) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

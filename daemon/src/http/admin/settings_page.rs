@@ -47,23 +47,21 @@ fn form_page(
             )
         })
         .collect();
-    let security: String = [
-        ("WPA", "WPA/WPA2"),
-        ("WEP", "WEP"),
-        ("nopass", "None (open)"),
-    ]
-    .iter()
-    .map(|(v, l)| {
-        format!(
-            "<option value=\"{v}\"{}>{l}</option>",
-            if s.wifi.security == *v {
-                " selected"
-            } else {
-                ""
-            }
-        )
-    })
-    .collect();
+    let security: String = crate::config::WifiSecurity::CHOICES
+        .iter()
+        .map(|w| {
+            format!(
+                "<option value=\"{}\"{}>{}</option>",
+                w.name(),
+                if s.wifi.security == *w {
+                    " selected"
+                } else {
+                    ""
+                },
+                w.label()
+            )
+        })
+        .collect();
     let corners: String = Corner::ALL
         .iter()
         .map(|c| {
