@@ -700,6 +700,55 @@ fn bench_quality_scores_the_couple_and_writes_its_sheet_and_clip() {
     );
 }
 
+/// Two portraits where one looks far away from the other (the Pearl portrait mirrored, so she
+/// looks right, away from Castiglione on her left): she is laid out mirrored, so the two face
+/// each other, and both are recognised through the clip. As given, nobody is mirrored.
+#[test]
+fn a_portrait_looking_away_from_its_partner_is_laid_out_facing_them() {
+    if !have_models("a_portrait_looking_away_from_its_partner_is_laid_out_facing_them") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quality");
+    let pair = format!(
+        "{},{}",
+        fixture("Baldassare_Castiglione.jpg").display(),
+        fixture("Girl_with_a_Pearl_Earring.jpg").display()
+    );
+    let o = kissbooth()
+        .args([
+            "bench",
+            "quality",
+            "--json",
+            "--seconds",
+            "3",
+            "--size",
+            "360x640",
+        ])
+        .args(["--every", "6", "--mirrored", "--out"])
+        .arg(&out)
+        .arg(&pair)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let cases: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(cases.len(), 2, "{stdout}");
+    for r in &cases {
+        let mirrored = r["case"].as_str().unwrap().ends_with("-mirrored");
+        // Mirrored, Castiglione looks toward her and she looks away from him.
+        let expected = serde_json::json!([false, mirrored]);
+        assert_eq!(r["laid_out_mirrored"], expected, "{r}");
+        for p in r["score"]["people"].as_array().unwrap() {
+            assert_eq!(p["recognised_at_ends"], true, "{r}");
+            assert!(p["recognised_share"].as_f64().unwrap() >= 0.9, "{r}");
+        }
+    }
+}
+
 /// `kissbooth verify` of `clip` on the booth whose data folder is `data`: (exit code, stdout,
 /// stderr).
 fn verify(data: &Path, clip: &Path, json: bool) -> (i32, String, String) {

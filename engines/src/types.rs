@@ -5,6 +5,17 @@ use serde::{Deserialize, Serialize};
 /// Number of landmarks in the iBUG-300W scheme used throughout.
 pub const N_LANDMARKS: usize = 68;
 
+/// For each iBUG-300W landmark, its counterpart on the other side of the face (itself on the
+/// midline): jaw, brows, nose wings, eyes and lips reversed.
+const MIRROR: [usize; N_LANDMARKS] = [
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, // jaw
+    26, 25, 24, 23, 22, 21, 20, 19, 18, 17, // brows
+    27, 28, 29, 30, 35, 34, 33, 32, 31, // nose
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, // eyes
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, // outer lips
+    64, 63, 62, 61, 60, 67, 66, 65, // inner lips
+];
+
 /// 68 facial landmarks in image pixels, iBUG-300W order: jaw 0-16, brows 17-26, nose 27-35,
 /// eyes 36-47 (right eye of the person 36-41, left 42-47), mouth 48-67 (inner lips 60-67).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -28,6 +39,15 @@ impl Landmarks {
     /// Centre of the mouth (all 20 lip landmarks).
     pub fn mouth_centre(&self) -> [f32; 2] {
         self.mean_of(48..68)
+    }
+    /// The same face in the frame flipped left to right (`width` pixels wide): each point
+    /// mirrored, and renumbered so that every index keeps its meaning (landmark 36 is still
+    /// the outer corner of the eye on the image's left).
+    pub fn mirrored(&self, width: f32) -> Landmarks {
+        Landmarks(std::array::from_fn(|i| {
+            let p = self.0[MIRROR[i]];
+            [width - p[0], p[1]]
+        }))
     }
     /// Distance between the two eye centres, the scale unit for landmark errors.
     pub fn inter_ocular(&self) -> f32 {

@@ -78,6 +78,8 @@ struct CaseResult {
     /// Of which detection, landmarks, mesh and segmentation, seconds.
     analysis_s: f64,
     sheet: PathBuf,
+    /// Which of two portraits was laid out mirrored, looking away from its partner.
+    laid_out_mirrored: [bool; 2],
 }
 
 /// Runs the cases and prints the table (or JSON lines).
@@ -222,16 +224,24 @@ fn run_case(
         faces.extend(a.faces.iter().map(|f| f.landmarks));
         frames.push(img);
     }
-    let [a, b] = faces.as_slice() else {
+    if faces.len() != 2 {
         bail!("expected two faces in all, found {}", faces.len());
+    }
+    // The references for judging are the pictures as taken, and not part of the render.
+    let t_refs = Instant::now();
+    let refs = {
+        let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
+        judge.references([f0, f1], [&faces[0], &faces[1]])?
     };
+    let refs_time = t_refs.elapsed();
+    let laid_out_mirrored = match (frames.as_mut_slice(), faces.as_mut_slice()) {
+        ([l, r], [a, b]) => kissbooth_engines::generate::face_each_other([l, r], [a, b]),
+        _ => [false; 2],
+    };
+    let (a, b) = (&faces[0], &faces[1]);
     let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
     let g = guides.guides([f0, f1], [a, b]);
-    let analysis_s = t0.elapsed().as_secs_f64();
-    // The references for judging are not part of the render.
-    let t_refs = Instant::now();
-    let refs = judge.references([f0, f1], [a, b])?;
-    let refs_time = t_refs.elapsed();
+    let analysis_s = (t0.elapsed() - refs_time).as_secs_f64();
     let inputs = match frames.len() {
         1 => MorphInputs::Couple {
             frame: frames.remove(0),
@@ -316,6 +326,7 @@ fn run_case(
         render_s,
         analysis_s,
         sheet,
+        laid_out_mirrored,
     })
 }
 

@@ -178,18 +178,8 @@ fn render_unsigned(
     let models = common.models_dir();
     let shape = crate::clip::mean_shape(&models)?;
     let rt = common.runtime()?;
-    let (mut frames, faces) = analyse_inputs(args, rt, &models)?;
-    // The dense mesh and person masks, when the face pack has them.
-    let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, &models);
-    for why in &guide_models.missing {
-        eprintln!("kissbooth: {why}; rendering without it");
-    }
-    let guides = match (frames.as_slice(), faces.as_slice()) {
-        ([one], [a, b]) => guide_models.guides([one, one], [a, b]),
-        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b]),
-        _ => bail!("expected two faces in all"),
-    };
-    // The identity self-check, when an embedder is installed.
+    let (mut frames, mut faces) = analyse_inputs(args, rt, &models)?;
+    // The identity self-check, when an embedder is installed: against the pictures as taken.
     let mut judge = kissbooth_engines::quality::ClipJudge::open(rt, &models)?;
     let refs = match (judge.as_mut(), frames.as_slice(), faces.as_slice()) {
         (Some(j), [one], [a, b]) => Some(j.references([one, one], [a, b])?),
@@ -199,6 +189,25 @@ fn render_unsigned(
             None
         }
         _ => None,
+    };
+    if let ([l, r], [a, b]) = (frames.as_mut_slice(), faces.as_mut_slice()) {
+        let mirrored = kissbooth_engines::generate::face_each_other([l, r], [a, b]);
+        for (k, _) in mirrored.iter().enumerate().filter(|(_, m)| **m) {
+            eprintln!(
+                "kissbooth: {} looks away from the other face: laid out mirrored, so the two face each other",
+                args.inputs[k].display()
+            );
+        }
+    }
+    // The dense mesh and person masks, when the face pack has them.
+    let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, &models);
+    for why in &guide_models.missing {
+        eprintln!("kissbooth: {why}; rendering without it");
+    }
+    let guides = match (frames.as_slice(), faces.as_slice()) {
+        ([one], [a, b]) => guide_models.guides([one, one], [a, b]),
+        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b]),
+        _ => bail!("expected two faces in all"),
     };
     let analysis_ms = ms(t0);
     let inputs = match (frames.len(), faces.as_slice()) {
