@@ -108,6 +108,19 @@ pub fn plan(
         .collect()
 }
 
+/// Which of the scene's edges (top, bottom, left, right) any of `views` sees past.
+pub fn seen_past(views: &[View], width: usize, height: usize) -> [bool; 4] {
+    let mut past = [false; 4];
+    for v in views {
+        let (tl, br) = (v.to_scene([0.0, 0.0]), v.to_scene(v.size));
+        past[0] |= tl[1] < -0.5;
+        past[1] |= br[1] > height as f32 + 0.5;
+        past[2] |= tl[0] < -0.5;
+        past[3] |= br[0] > width as f32 + 0.5;
+    }
+    past
+}
+
 /// The region a frame must show around the two faces' landmarks (scene pixels).
 pub fn region(faces: &[&crate::types::Landmarks]) -> [f32; 4] {
     let mut r = [f32::MAX, f32::MAX, f32::MIN, f32::MIN];

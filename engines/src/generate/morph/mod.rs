@@ -334,6 +334,14 @@ impl MorphGenerator {
             (cfg.width, cfg.height),
             timeline.fps(),
         );
+        // Where the camera sees past the scene, the picture fades into what lies beyond.
+        let beyond = Beyond::new(&scene.plate, scene.backdrop);
+        let band = scene::SCENE_EDGE_FADE * 0.5 * (a.inter_ocular() + b.inter_ocular());
+        scene.soften_edges(
+            camera::seen_past(&views, scene.width, scene.height),
+            band,
+            |p| beyond.at(p),
+        );
         let rest = timeline
             .frame(0)
             .ok_or(GenerateError::FrameOutOfRange { index: 0, len: 0 })?;
@@ -359,7 +367,7 @@ impl MorphGenerator {
         }
         Ok(Self {
             scene_size: (scene.width, scene.height),
-            beyond: Beyond::new(&scene.plate, scene.backdrop),
+            beyond,
             plate: scene.plate,
             cfg,
             timeline,

@@ -34,6 +34,13 @@ const PORTRAIT_APART: f32 = 4.6;
 /// ...and the room kept beside the outer faces and above the heads, in inter-ocular distances.
 const PORTRAIT_SIDE: f32 = 3.6;
 const PORTRAIT_TOP: f32 = 3.2;
+/// Where a person is cut by the edge of their picture (a hat at a portrait's top, a shoulder
+/// at the capture's side, seen from beyond it), they fade out over this many inter-ocular
+/// distances instead of ending in a straight line.
+pub(crate) const EDGE_FADE: f32 = 0.8;
+/// Where the camera sees past the scene's edge, the picture fades into what it sees there over
+/// this many inter-ocular distances.
+pub(crate) const SCENE_EDGE_FADE: f32 = 1.5;
 /// Largest share of a portrait's height below the face that is kept (the rest is cut by the
 /// scene's bottom edge).
 const PORTRAIT_BODY: f32 = 6.0;
@@ -178,6 +185,7 @@ fn portraits(frames: &[RgbImage; 2], faces: &[Landmarks; 2], guides: &MorphGuide
     let background: [[f32; 3]; 2] =
         std::array::from_fn(|k| background_colour(&frames[k], &masks[k]));
     let plate = backdrop(width, height, background);
+    let band: [f32; 2] = std::array::from_fn(|k| EDGE_FADE * faces[k].inter_ocular().max(1.0));
     let layer = |k: usize| -> Source {
         let (fw, fh) = (frames[k].width() as usize, frames[k].height() as usize);
         let mut rgba = vec![0u8; width * height * 4];
@@ -190,7 +198,14 @@ fn portraits(frames: &[RgbImage; 2], faces: &[Landmarks; 2], guides: &MorphGuide
                         continue;
                     }
                     let rgb = pixels::sample_rgb(&frames[k], p);
-                    let a = sample_plane(&masks[k], fw, fh, p);
+                    // Faded toward the picture's top and sides; its bottom is below the scene's.
+                    let a = sample_plane(&masks[k], fw, fh, p)
+                        * edge_keep(
+                            p,
+                            (fw as f32, fh as f32),
+                            [true, false, true, true],
+                            band[k],
+                        );
                     for (o, v) in row[x * 4..x * 4 + 3].iter_mut().zip(rgb) {
                         *o = (v + 0.5).clamp(0.0, 255.0) as u8;
                     }
@@ -226,6 +241,64 @@ fn portraits(frames: &[RgbImage; 2], faces: &[Landmarks; 2], guides: &MorphGuide
         backdrop,
         portraits: true,
     }
+}
+
+impl Scene {
+    /// Fades the scene into what the camera sees past its `edges` (top, bottom, left, right)
+    /// over `band` scene pixels: the background toward `glow` (the soft continuation beyond the
+    /// edge, which it meets there), and the people's colours with it. No straight line where
+    /// the picture ends.
+    pub fn soften_edges(
+        &mut self,
+        edges: [bool; 4],
+        band: f32,
+        glow: impl Fn([f32; 2]) -> [f32; 3],
+    ) {
+        if !edges.iter().any(|e| *e) {
+            return;
+        }
+        let (w, h) = (self.width, self.height);
+        let size = (w as f32, h as f32);
+        for (x, y, px) in self.plate.enumerate_pixels_mut() {
+            let p = [x as f32 + 0.5, y as f32 + 0.5];
+            let keep = edge_keep(p, size, edges, band);
+            if keep < 1.0 {
+                let g = glow(p);
+                for c in 0..3 {
+                    let v = g[c] + (px[c] as f32 - g[c]) * keep;
+                    px[c] = (v + 0.5).clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        // The people fade in colour, not in cover: behind them is only the rebuilt background.
+        for person in &mut self.people {
+            let pw = person.width;
+            for (i, px) in person.rgba.chunks_exact_mut(4).enumerate() {
+                let p = [(i % pw) as f32 + 0.5, (i / pw) as f32 + 0.5];
+                let keep = edge_keep(p, size, edges, band);
+                if keep < 1.0 && px[3] > 0 {
+                    let g = glow(p);
+                    for c in 0..3 {
+                        let v = g[c] + (px[c] as f32 - g[c]) * keep;
+                        px[c] = (v + 0.5).clamp(0.0, 255.0) as u8;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How much of a picture `size` to keep at `p`: 1 farther than `band` from each of the chosen
+/// `edges` (top, bottom, left, right), falling smoothly to 0 on them.
+fn edge_keep(p: [f32; 2], size: (f32, f32), edges: [bool; 4], band: f32) -> f32 {
+    let dist = [p[1], size.1 - p[1], p[0], size.0 - p[0]];
+    let d = edges
+        .iter()
+        .zip(dist)
+        .filter(|(e, _)| **e)
+        .map(|(_, d)| d)
+        .fold(f32::MAX, f32::min);
+    smooth((d / band.max(1.0)).clamp(0.0, 1.0))
 }
 
 /// The background of a frame with the people removed: the hole (the person mask, grown a
