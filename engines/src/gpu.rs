@@ -59,6 +59,26 @@ pub struct WarpTables {
     pub width: usize,
 }
 
+impl WarpTables {
+    /// The number of bands when the tables are whole (every job index within `jobs`, band
+    /// offsets rising and ending at `band_jobs`' length, whole jobs, bands of at least one
+    /// row), which the device kernel relies on; `None` otherwise.
+    pub fn bands(&self) -> Option<usize> {
+        let whole = self.jobs.len().is_multiple_of(JOB_FLOATS)
+            && self.band > 0
+            && self
+                .band_jobs
+                .iter()
+                .all(|&j| (j as usize * JOB_FLOATS) < self.jobs.len())
+            && self
+                .band_start
+                .last()
+                .is_none_or(|&n| n as usize == self.band_jobs.len())
+            && self.band_start.windows(2).all(|w| w[0] <= w[1]);
+        whole.then(|| self.band_start.len().saturating_sub(1))
+    }
+}
+
 /// The CUDA source of the kernels (compiled by NVRTC at run time).
 pub const KERNELS: &str = r#"
 extern "C" __global__ void preprocess(const unsigned char* src, int sw, int sh,
@@ -187,7 +207,7 @@ mod cuda {
         CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
     };
 
-    use super::{JOB_FLOATS, WarpTables};
+    use super::WarpTables;
     use crate::generate::morph::mesh::Source;
 
     /// An open CUDA device with the kernels loaded.
@@ -328,19 +348,7 @@ mod cuda {
             if rgba.len() != width * height || covered.len() != rgba.len() {
                 return Err("canvas size".into());
             }
-            let n_bands = t.band_start.len().saturating_sub(1);
-            if !t.jobs.len().is_multiple_of(JOB_FLOATS)
-                || t.band == 0
-                || t.band_jobs
-                    .iter()
-                    .any(|&j| j as usize * JOB_FLOATS >= t.jobs.len())
-                || t.band_start
-                    .last()
-                    .is_some_and(|&n| n as usize != t.band_jobs.len())
-                || t.band_start.windows(2).any(|w| w[0] > w[1])
-            {
-                return Err("malformed warp tables".into());
-            }
+            let n_bands = t.bands().ok_or("malformed warp tables")?;
             let xs = super::warp_columns(t, source.width, width, &xs);
             let ys = ys.start.min(height)..ys.end.min(height);
             if xs.is_empty() || ys.is_empty() || t.band_jobs.is_empty() {
@@ -471,6 +479,44 @@ mod tests {
 
     fn image(w: usize, h: usize) -> Vec<u8> {
         (0..w * h * 3).map(|i| ((i * 37) % 256) as u8).collect()
+    }
+
+    #[test]
+    fn only_whole_warp_tables_count_their_bands() {
+        let whole = WarpTables {
+            jobs: vec![0.0; 2 * JOB_FLOATS],
+            band_start: vec![0, 1, 3],
+            band_jobs: vec![0, 0, 1],
+            band: 16,
+            width: 64,
+        };
+        assert_eq!(whole.bands(), Some(2));
+        let broken = [
+            WarpTables {
+                jobs: vec![0.0; 2 * JOB_FLOATS - 1],
+                ..whole.clone()
+            },
+            WarpTables {
+                band: 0,
+                ..whole.clone()
+            },
+            WarpTables {
+                band_jobs: vec![0, 0, 2],
+                ..whole.clone()
+            },
+            WarpTables {
+                band_start: vec![0, 1, 2],
+                ..whole.clone()
+            },
+            WarpTables {
+                band_start: vec![0, 2, 1, 3],
+                band_jobs: vec![0, 0, 1],
+                ..whole.clone()
+            },
+        ];
+        for t in broken {
+            assert_eq!(t.bands(), None, "{t:?}");
+        }
     }
 
     #[test]

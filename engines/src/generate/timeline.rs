@@ -246,157 +246,26 @@ impl Timeline {
                 height: frame_size.1,
             });
         }
-        let lift = |face: usize| {
-            super::check_landmarks(face, faces[face])?;
-            LiftedFace::lift(shape, faces[face])
-                .map_err(|e| GenerateError::DegenerateFace { face, reason: e.0 })
-        };
-        let lifted = [lift(0)?, lift(1)?];
-        let iod = [faces[0].inter_ocular(), faces[1].inter_ocular()];
-        let mean_iod = 0.5 * (iod[0] + iod[1]);
-        let rest_mouth = [faces[0].mouth_centre(), faces[1].mouth_centre()];
-        let dx = lifted[1].centre()[0] - lifted[0].centre()[0];
-        if dx.abs() < 0.5 * mean_iod {
-            return Err(GenerateError::FacesNotSideBySide { dx: dx.abs() });
-        }
-        // +1: the partner stands to the image right.
-        let toward = if dx > 0.0 {
-            [1.0f32, -1.0]
-        } else {
-            [-1.0, 1.0]
-        };
-
+        let pair = Pair::new(cfg, shape, faces)?;
         let n = cfg.frame_count();
         let last = (n - 1) as f32;
-        let var = Variation::draw(cfg);
-        let contact = ((var.schedule.contact * last).round() as usize).clamp(1, n - 1);
-        // Land the contact exactly on a frame, so the approach is complete there.
-        let schedule = Schedule {
-            contact: contact as f32 / last,
-            ..var.schedule
+        let contact = ((pair.var.schedule.contact * last).round() as usize).clamp(1, n - 1);
+        let front = pair.front();
+        let (targets, _, approach) = pair.contact_pose(front);
+        let kiss = Kiss {
+            // Land the contact exactly on a frame, so the approach is complete there.
+            schedule: Schedule {
+                contact: contact as f32 / last,
+                ..pair.var.schedule
+            },
+            contact,
+            last,
+            front,
+            targets,
+            approach,
+            sway_amp: (SWAY * pair.mean_iod).clamp(SWAY_PIXELS.0, SWAY_PIXELS.1),
         };
-
-        // The heads tilt opposite ways on screen, the tops apart and the mouths together: the
-        // noses pass, and each face's eyes stay clear of the other face.
-        // Never turn a head away from its partner (one already turned further keeps its turn),
-        // nor by more than MAX_TURN: a 2D warp of a large turn squeezes the face to a sliver.
-        // The face in front turns further and the face behind less, so the one behind stays
-        // turned toward the camera and shows more of itself past the other.
-        let targets = |front: usize| -> [HeadAngles; 2] {
-            std::array::from_fn(|k| {
-                let rest = lifted[k].angles();
-                let from = toward[k] * rest.yaw;
-                let share = if k == front { FRONT_TURN } else { BACK_TURN };
-                HeadAngles {
-                    yaw: toward[k]
-                        * (share * var.yaw[k])
-                            .max(from)
-                            .min(from + MAX_TURN * restraint(cfg.intensity)),
-                    pitch: rest.pitch,
-                    roll: -toward[k] * var.roll,
-                }
-            })
-        };
-        // The puckered lips come together at the midline between the two faces: each mouth's
-        // edge that faces the partner stops just short of it.
-        let mid = [
-            0.5 * (rest_mouth[0][0] + rest_mouth[1][0]),
-            0.5 * (rest_mouth[0][1] + rest_mouth[1][1]),
-        ];
-        // Each face at the peak of the kiss (turned, eyes closed, lips puckered) and the move
-        // that brings its lips to the midline.
-        let contact_pose = |front: usize| -> ([HeadAngles; 2], [Landmarks; 2], [[f32; 2]; 2]) {
-            let angles = targets(front);
-            let peak: [Landmarks; 2] = std::array::from_fn(|k| {
-                Expression {
-                    eye_closure: eye_peak(cfg.intensity),
-                    pucker: pucker_amount(cfg.intensity),
-                    smile: 0.0,
-                }
-                .apply(&lifted[k].turned(angles[k]), &lifted[k].axes(angles[k]))
-            });
-            let approach = std::array::from_fn(|k| {
-                let m = peak[k].mouth_centre();
-                let edge = peak[k].0[48..60]
-                    .iter()
-                    .map(|p| toward[k] * p[0])
-                    .fold(f32::MIN, f32::max);
-                let goal = toward[k] * mid[0] - 0.5 * CONTACT_GAP * mean_iod;
-                [toward[k] * (goal - edge), mid[1] - m[1]]
-            });
-            (angles, peak, approach)
-        };
-        // The face in front is the one that hides less of the other's eyes and nose at contact
-        // (a face captured turned away shows its features on its far side, and stays clear of
-        // a partner in front of it); the seed decides when both hide as much.
-        let hidden = |front: usize| -> f32 {
-            let (_, peak, approach) = contact_pose(front);
-            let at = |k: usize| -> Landmarks {
-                Landmarks(
-                    peak[k]
-                        .0
-                        .map(|p| [p[0] + approach[k][0], p[1] + approach[k][1]]),
-                )
-            };
-            let (near, far) = (at(front), at(1 - front));
-            let outline: Vec<[f32; 2]> = near.0[..17]
-                .iter()
-                .chain(near.0[17..27].iter().rev())
-                .copied()
-                .collect();
-            FEATURES
-                .clone()
-                .filter(|&i| point_in_polygon(far.0[i], &outline))
-                .count() as f32
-        };
-        let (h0, h1) = (hidden(0), hidden(1));
-        let front = if (h0 - h1).abs() < 1.0 {
-            var.front
-        } else if h0 < h1 {
-            0
-        } else {
-            1
-        };
-        let (targets, _, approach) = contact_pose(front);
-
-        let sway_amp = (SWAY * mean_iod).clamp(SWAY_PIXELS.0, SWAY_PIXELS.1);
-        let frames = (0..n)
-            .map(|index| {
-                let t = index as f32 / last;
-                let c = Curves::at(t, &schedule, cfg.intensity);
-                // Both heads sway alike, so the mouths stay together; nothing at contact.
-                let sway: [f32; 2] = std::array::from_fn(|a| {
-                    let phase = std::f32::consts::TAU * t * cfg.seconds / SWAY_PERIOD[a];
-                    let amp = if a == 0 { sway_amp } else { 0.6 * sway_amp };
-                    c.hold * amp * (phase + var.sway_phase[a]).sin()
-                });
-                let faces = std::array::from_fn(|k| {
-                    let angles = lifted[k].angles().lerp(&targets[k], c.turn);
-                    let translation = [
-                        c.approach * approach[k][0] + sway[0],
-                        c.approach * approach[k][1] + sway[1],
-                    ];
-                    let motion = lifted[k].motion_to(angles, translation);
-                    let (landmarks, depth) = lifted[k].apply(&motion);
-                    FacePlan {
-                        landmarks,
-                        depth,
-                        motion,
-                        axes: lifted[k].axes(angles),
-                        expression: c.expression,
-                        angles,
-                    }
-                });
-                let phase = schedule.phase(t, index, contact);
-                FramePlan {
-                    index,
-                    t,
-                    phase,
-                    faces,
-                    front,
-                }
-            })
-            .collect();
+        let frames = (0..n).map(|index| kiss.frame(&pair, index)).collect();
         Ok(Self {
             frames,
             contact,
@@ -472,6 +341,201 @@ impl Schedule {
             Phase::LeanIn
         } else {
             Phase::EyesClose
+        }
+    }
+}
+
+/// The two faces being planned: lifted to 3D, which way each one's partner stands, and the
+/// midline between their mouths where the lips meet.
+struct Pair<'a> {
+    cfg: &'a TimelineConfig,
+    var: Variation,
+    lifted: [LiftedFace; 2],
+    /// +1: the partner stands to the image right.
+    toward: [f32; 2],
+    mean_iod: f32,
+    mid: [f32; 2],
+}
+
+/// One face's head angles, landmarks at the peak of the kiss, and the move to the midline,
+/// for both faces.
+type ContactPose = ([HeadAngles; 2], [Landmarks; 2], [[f32; 2]; 2]);
+
+impl<'a> Pair<'a> {
+    fn new(
+        cfg: &'a TimelineConfig,
+        shape: &MeanShape,
+        faces: [&Landmarks; 2],
+    ) -> Result<Self, GenerateError> {
+        let lift = |face: usize| {
+            super::check_landmarks(face, faces[face])?;
+            LiftedFace::lift(shape, faces[face])
+                .map_err(|e| GenerateError::DegenerateFace { face, reason: e.0 })
+        };
+        let lifted = [lift(0)?, lift(1)?];
+        let mean_iod = 0.5 * (faces[0].inter_ocular() + faces[1].inter_ocular());
+        let rest_mouth = [faces[0].mouth_centre(), faces[1].mouth_centre()];
+        let dx = lifted[1].centre()[0] - lifted[0].centre()[0];
+        if dx.abs() < 0.5 * mean_iod {
+            return Err(GenerateError::FacesNotSideBySide { dx: dx.abs() });
+        }
+        Ok(Self {
+            cfg,
+            var: Variation::draw(cfg),
+            lifted,
+            toward: if dx > 0.0 { [1.0, -1.0] } else { [-1.0, 1.0] },
+            mean_iod,
+            // The puckered lips come together at the midline between the two faces.
+            mid: [
+                0.5 * (rest_mouth[0][0] + rest_mouth[1][0]),
+                0.5 * (rest_mouth[0][1] + rest_mouth[1][1]),
+            ],
+        })
+    }
+
+    /// The heads' angles at contact with `front` in front. The heads tilt opposite ways on
+    /// screen, the tops apart and the mouths together: the noses pass, and each face's eyes
+    /// stay clear of the other face. Never turn a head away from its partner (one already
+    /// turned further keeps its turn), nor by more than MAX_TURN: a 2D warp of a large turn
+    /// squeezes the face to a sliver. The face in front turns further and the face behind
+    /// less, so the one behind stays turned toward the camera and shows more of itself past
+    /// the other.
+    fn targets(&self, front: usize) -> [HeadAngles; 2] {
+        let (cfg, var, toward) = (self.cfg, &self.var, self.toward);
+        std::array::from_fn(|k| {
+            let rest = self.lifted[k].angles();
+            let from = toward[k] * rest.yaw;
+            let share = if k == front { FRONT_TURN } else { BACK_TURN };
+            HeadAngles {
+                yaw: toward[k]
+                    * (share * var.yaw[k])
+                        .max(from)
+                        .min(from + MAX_TURN * restraint(cfg.intensity)),
+                pitch: rest.pitch,
+                roll: -toward[k] * var.roll,
+            }
+        })
+    }
+
+    /// Each face at the peak of the kiss (turned, eyes closed, lips puckered) and the move
+    /// that brings its lips to the midline: each mouth's edge that faces the partner stops
+    /// just short of it.
+    fn contact_pose(&self, front: usize) -> ContactPose {
+        let (cfg, toward, mid) = (self.cfg, self.toward, self.mid);
+        let angles = self.targets(front);
+        let peak: [Landmarks; 2] = std::array::from_fn(|k| {
+            Expression {
+                eye_closure: eye_peak(cfg.intensity),
+                pucker: pucker_amount(cfg.intensity),
+                smile: 0.0,
+            }
+            .apply(
+                &self.lifted[k].turned(angles[k]),
+                &self.lifted[k].axes(angles[k]),
+            )
+        });
+        let approach = std::array::from_fn(|k| {
+            let m = peak[k].mouth_centre();
+            let edge = peak[k].0[48..60]
+                .iter()
+                .map(|p| toward[k] * p[0])
+                .fold(f32::MIN, f32::max);
+            let goal = toward[k] * mid[0] - 0.5 * CONTACT_GAP * self.mean_iod;
+            [toward[k] * (goal - edge), mid[1] - m[1]]
+        });
+        (angles, peak, approach)
+    }
+
+    /// How many of the far face's eyes, brows and nose points the face in `front` covers at
+    /// contact.
+    fn hidden(&self, front: usize) -> f32 {
+        let (_, peak, approach) = self.contact_pose(front);
+        let at = |k: usize| -> Landmarks {
+            Landmarks(
+                peak[k]
+                    .0
+                    .map(|p| [p[0] + approach[k][0], p[1] + approach[k][1]]),
+            )
+        };
+        let (near, far) = (at(front), at(1 - front));
+        let outline: Vec<[f32; 2]> = near.0[..17]
+            .iter()
+            .chain(near.0[17..27].iter().rev())
+            .copied()
+            .collect();
+        FEATURES
+            .clone()
+            .filter(|&i| point_in_polygon(far.0[i], &outline))
+            .count() as f32
+    }
+
+    /// The face in front: the one that hides less of the other's eyes and nose at contact (a
+    /// face captured turned away shows its features on its far side, and stays clear of a
+    /// partner in front of it); the seed decides when both hide as much.
+    fn front(&self) -> usize {
+        let (h0, h1) = (self.hidden(0), self.hidden(1));
+        if (h0 - h1).abs() < 1.0 {
+            self.var.front
+        } else if h0 < h1 {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// The kiss as planned: when, who is in front, and where each head goes.
+struct Kiss {
+    schedule: Schedule,
+    contact: usize,
+    /// The last frame's index.
+    last: f32,
+    front: usize,
+    targets: [HeadAngles; 2],
+    approach: [[f32; 2]; 2],
+    sway_amp: f32,
+}
+
+impl Kiss {
+    /// Frame `index`'s plan.
+    fn frame(&self, pair: &Pair, index: usize) -> FramePlan {
+        let (cfg, var) = (pair.cfg, &pair.var);
+        let t = index as f32 / self.last;
+        let c = Curves::at(t, &self.schedule, cfg.intensity);
+        // Both heads sway alike, so the mouths stay together; nothing at contact.
+        let sway: [f32; 2] = std::array::from_fn(|a| {
+            let phase = std::f32::consts::TAU * t * cfg.seconds / SWAY_PERIOD[a];
+            let amp = if a == 0 {
+                self.sway_amp
+            } else {
+                0.6 * self.sway_amp
+            };
+            c.hold * amp * (phase + var.sway_phase[a]).sin()
+        });
+        let faces = std::array::from_fn(|k| {
+            let lifted = &pair.lifted[k];
+            let angles = lifted.angles().lerp(&self.targets[k], c.turn);
+            let translation = [
+                c.approach * self.approach[k][0] + sway[0],
+                c.approach * self.approach[k][1] + sway[1],
+            ];
+            let motion = lifted.motion_to(angles, translation);
+            let (landmarks, depth) = lifted.apply(&motion);
+            FacePlan {
+                landmarks,
+                depth,
+                motion,
+                axes: lifted.axes(angles),
+                expression: c.expression,
+                angles,
+            }
+        });
+        FramePlan {
+            index,
+            t,
+            phase: self.schedule.phase(t, index, self.contact),
+            faces,
+            front: self.front,
         }
     }
 }

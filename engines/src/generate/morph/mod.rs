@@ -594,75 +594,18 @@ fn composite(
     soft: f32,
     (w, h): (usize, usize),
 ) -> RgbImage {
-    let (pw, ph) = (plate.width() as f32, plate.height() as f32);
-    let xs: Vec<f32> = (0..w)
-        .map(|x| view.to_scene([x as f32 + 0.5, 0.0])[0])
-        .collect();
-    // The camera only scales and shifts: where each column samples the plate, once a frame.
-    let columns: Vec<Option<PlateTap>> = xs
-        .iter()
-        .map(|&sx| (sx >= 0.0 && sx < pw).then(|| PlateTap::at(sx, plate.width() as usize)))
-        .collect();
-    // Past the scene's edge `Beyond` is smooth: every STEP-th pixel of a row is computed and
-    // the rest interpolated; within the scene's rows only the knots beside a column past its
-    // edge are needed.
-    const STEP: usize = 8;
-    let knot_outside: Vec<bool> = (0..=w.div_ceil(STEP))
-        .map(|k| {
-            let near = (k * STEP).saturating_sub(STEP)..((k + 1) * STEP).min(w);
-            columns[near].iter().any(Option::is_none)
-        })
-        .collect();
-    let any_column_outside = knot_outside.iter().any(|k| *k);
+    let backdrop = Backdrop::new(plate, beyond, view, w);
     let inv_soft = 1.0 / soft.max(1e-3);
-    let raw = plate.as_raw();
-    let stride = plate.width() as usize * 3;
     let mut out = vec![0u8; w * h * 3];
     person::draw_rows(people, &mut out, w, |y, a, b, row| {
-        let sy = view.to_scene([0.0, y as f32 + 0.5])[1];
-        let inside_row = (0.0..ph).contains(&sy);
-        let knots: Vec<[f32; 3]> = if !inside_row || any_column_outside {
-            (0..=w.div_ceil(STEP))
-                .map(|k| {
-                    if inside_row && !knot_outside[k] {
-                        [0.0; 3]
-                    } else {
-                        beyond.at([view.to_scene([(k * STEP) as f32 + 0.5, 0.0])[0], sy])
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let row_tap = inside_row.then(|| PlateTap::at(sy, plate.height() as usize));
-        // The background at column `x`, in 65536ths of a grey level.
-        let background = |x: usize| -> [u32; 3] {
-            match (&row_tap, &columns[x]) {
-                (Some(ty), Some(tx)) => {
-                    let (r0, r1) = (ty.i0 * stride, ty.i1 * stride);
-                    let (c0, c1) = (tx.i0 * 3, tx.i1 * 3);
-                    std::array::from_fn(|c| {
-                        let top = tx.lerp(raw[r0 + c0 + c], raw[r0 + c1 + c]);
-                        let bottom = tx.lerp(raw[r1 + c0 + c], raw[r1 + c1 + c]);
-                        top * (256 - ty.t) + bottom * ty.t
-                    })
-                }
-                _ => {
-                    let (k, f) = (x / STEP, (x % STEP) as f32 / STEP as f32);
-                    std::array::from_fn(|c| {
-                        let v = knots[k][c] + (knots[k + 1][c] - knots[k][c]) * f;
-                        (v.clamp(0.0, 255.0) * 65536.0) as u32
-                    })
-                }
-            }
-        };
+        let background = backdrop.row(y);
         let alpha = |r: &person::Row, x: usize| if r.covered[x] { r.rgba[x][3] } else { 0 };
         for x in 0..w {
             let out = &mut row[x * 3..x * 3 + 3];
             let (ia, ib) = (alpha(a, x), alpha(b, x));
             match (ia, ib) {
                 (0, 0) => {
-                    let bg = background(x);
+                    let bg = background.at(x);
                     for c in 0..3 {
                         out[c] = ((bg[c] + 32768) >> 16).min(255) as u8;
                     }
@@ -670,22 +613,8 @@ fn composite(
                 (255, 0) => out.copy_from_slice(&a.rgba[x][..3]),
                 (0, 255) => out.copy_from_slice(&b.rgba[x][..3]),
                 _ => {
-                    let bg = background(x).map(|v| v as f32 * (1.0 / 65536.0));
-                    let (aa, ab) = (ia as f32 * (1.0 / 255.0), ib as f32 * (1.0 / 255.0));
-                    let px: [f32; 3] = if ib == 0 {
-                        over(bg, a.rgba[x], aa)
-                    } else if ia == 0 {
-                        over(bg, b.rgba[x], ab)
-                    } else {
-                        // a over b when a is nearer, b over a otherwise; blended where they
-                        // cross.
-                        let a_on_top = (0.5 + (b.z[x] - a.z[x]) * inv_soft).clamp(0.0, 1.0);
-                        let ab_first = over(over(bg, b.rgba[x], ab), a.rgba[x], aa);
-                        let aa_first = over(over(bg, a.rgba[x], aa), b.rgba[x], ab);
-                        std::array::from_fn(|c| {
-                            aa_first[c] + (ab_first[c] - aa_first[c]) * a_on_top
-                        })
-                    };
+                    let bg = background.at(x).map(|v| v as f32 * (1.0 / 65536.0));
+                    let px = two_people(bg, (a, ia), (b, ib), x, inv_soft);
                     for c in 0..3 {
                         out[c] = (px[c] + 0.5).clamp(0.0, 255.0) as u8;
                     }
@@ -694,6 +623,137 @@ fn composite(
         }
     });
     RgbImage::from_raw(w as u32, h as u32, out).unwrap_or_default()
+}
+
+/// Both people's pixels at column `x` over the background `bg`, each with its alpha (not both
+/// 0): a over b when a is nearer, b over a otherwise; blended where they cross.
+#[inline]
+fn two_people(
+    bg: [f32; 3],
+    (a, ia): (&person::Row, u8),
+    (b, ib): (&person::Row, u8),
+    x: usize,
+    inv_soft: f32,
+) -> [f32; 3] {
+    let (aa, ab) = (ia as f32 * (1.0 / 255.0), ib as f32 * (1.0 / 255.0));
+    if ib == 0 {
+        over(bg, a.rgba[x], aa)
+    } else if ia == 0 {
+        over(bg, b.rgba[x], ab)
+    } else {
+        let a_on_top = (0.5 + (b.z[x] - a.z[x]) * inv_soft).clamp(0.0, 1.0);
+        let ab_first = over(over(bg, b.rgba[x], ab), a.rgba[x], aa);
+        let aa_first = over(over(bg, a.rgba[x], aa), b.rgba[x], ab);
+        std::array::from_fn(|c| aa_first[c] + (ab_first[c] - aa_first[c]) * a_on_top)
+    }
+}
+
+/// The background of one frame through the camera: the plate where the camera sees the
+/// scene, [`Beyond`] past its edge.
+struct Backdrop<'a> {
+    plate: &'a RgbImage,
+    beyond: &'a Beyond,
+    view: &'a View,
+    width: usize,
+    /// The camera only scales and shifts: where each column samples the plate, once a frame.
+    columns: Vec<Option<PlateTap>>,
+    /// Whether a knot of `Beyond` (every STEP-th pixel) lies beside a column past the edge.
+    knot_outside: Vec<bool>,
+    any_column_outside: bool,
+}
+
+/// One output row's background.
+struct RowBackdrop<'a> {
+    backdrop: &'a Backdrop<'a>,
+    knots: Vec<[f32; 3]>,
+    row_tap: Option<PlateTap>,
+}
+
+impl<'a> Backdrop<'a> {
+    /// Past the scene's edge `Beyond` is smooth: every STEP-th pixel of a row is computed and
+    /// the rest interpolated; within the scene's rows only the knots beside a column past its
+    /// edge are needed.
+    const STEP: usize = 8;
+
+    fn new(plate: &'a RgbImage, beyond: &'a Beyond, view: &'a View, w: usize) -> Self {
+        let pw = plate.width() as f32;
+        let columns: Vec<Option<PlateTap>> = (0..w)
+            .map(|x| view.to_scene([x as f32 + 0.5, 0.0])[0])
+            .map(|sx| (sx >= 0.0 && sx < pw).then(|| PlateTap::at(sx, plate.width() as usize)))
+            .collect();
+        let knot_outside: Vec<bool> = (0..=w.div_ceil(Self::STEP))
+            .map(|k| {
+                let near =
+                    (k * Self::STEP).saturating_sub(Self::STEP)..((k + 1) * Self::STEP).min(w);
+                columns[near].iter().any(Option::is_none)
+            })
+            .collect();
+        let any_column_outside = knot_outside.iter().any(|k| *k);
+        Self {
+            plate,
+            beyond,
+            view,
+            width: w,
+            columns,
+            knot_outside,
+            any_column_outside,
+        }
+    }
+
+    /// Output row `y`'s background.
+    fn row(&'a self, y: usize) -> RowBackdrop<'a> {
+        let sy = self.view.to_scene([0.0, y as f32 + 0.5])[1];
+        let inside_row = (0.0..self.plate.height() as f32).contains(&sy);
+        let knots: Vec<[f32; 3]> = if !inside_row || self.any_column_outside {
+            (0..=self.width.div_ceil(Self::STEP))
+                .map(|k| {
+                    if inside_row && !self.knot_outside[k] {
+                        [0.0; 3]
+                    } else {
+                        let sx = self.view.to_scene([(k * Self::STEP) as f32 + 0.5, 0.0])[0];
+                        self.beyond.at([sx, sy])
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RowBackdrop {
+            backdrop: self,
+            knots,
+            row_tap: inside_row.then(|| PlateTap::at(sy, self.plate.height() as usize)),
+        }
+    }
+}
+
+impl RowBackdrop<'_> {
+    /// The background at column `x`, in 65536ths of a grey level.
+    #[inline]
+    fn at(&self, x: usize) -> [u32; 3] {
+        let bd = self.backdrop;
+        match (&self.row_tap, &bd.columns[x]) {
+            (Some(ty), Some(tx)) => {
+                let raw = bd.plate.as_raw();
+                let stride = bd.plate.width() as usize * 3;
+                let (r0, r1) = (ty.i0 * stride, ty.i1 * stride);
+                let (c0, c1) = (tx.i0 * 3, tx.i1 * 3);
+                std::array::from_fn(|c| {
+                    let top = tx.lerp(raw[r0 + c0 + c], raw[r0 + c1 + c]);
+                    let bottom = tx.lerp(raw[r1 + c0 + c], raw[r1 + c1 + c]);
+                    top * (256 - ty.t) + bottom * ty.t
+                })
+            }
+            _ => {
+                let step = Backdrop::STEP;
+                let (k, f) = (x / step, (x % step) as f32 / step as f32);
+                let knots = &self.knots;
+                std::array::from_fn(|c| {
+                    let v = knots[k][c] + (knots[k + 1][c] - knots[k][c]) * f;
+                    (v.clamp(0.0, 255.0) * 65536.0) as u32
+                })
+            }
+        }
+    }
 }
 
 /// `px` over `under` by `a` (0..=1).

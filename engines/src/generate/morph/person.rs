@@ -358,89 +358,20 @@ impl PersonLayer {
         let skull = skull_offset(rest);
         let ellipse = head_ellipse(&frame, skull);
 
-        let dense =
-            mesh.is_some_and(|m| m.len() >= 468 && m.iter().flatten().all(|v| v.is_finite()));
-        let (face, rig): (Vec<[f32; 3]>, Rig) = if dense {
-            let m = mesh.unwrap_or_default();
-            // The mesh's depth, on the same scale and mean as the landmarks' lifted depth.
-            let mean_z = m[..468].iter().map(|p| p[2]).sum::<f32>() / 468.0;
-            let lifted_mean = rest.depth.iter().sum::<f32>() / N_LANDMARKS as f32;
-            (
-                m[..468]
-                    .iter()
-                    .map(|p| [p[0], p[1], p[2] - mean_z + lifted_mean])
-                    .collect(),
-                Rig::dense(),
-            )
-        } else {
-            (
-                (0..N_LANDMARKS)
-                    .map(|i| [lm.0[i][0], lm.0[i][1], rest.depth[i]])
-                    .collect(),
-                Rig::landmarks68(),
-            )
-        };
+        let (face, rig, dense) = face_vertices(rest, mesh);
         let n_face = face.len();
-        // The face's outline: what the head around it moves with, at the outline's own depth
-        // (so the hair beside a turned face turns with the face's edge and never folds).
-        let outline: Vec<[f32; 3]> = if dense {
-            dense::FACE_OVAL.iter().map(|&i| face[i]).collect()
-        } else {
-            (0..17).map(|i| face[i]).collect()
-        };
-        let nearest = |p: [f32; 2]| -> [f32; 3] {
-            outline
-                .iter()
-                .min_by(|a, b| {
-                    let da = (a[0] - p[0]).powi(2) + (a[1] - p[1]).powi(2);
-                    let db = (b[0] - p[0]).powi(2) + (b[1] - p[1]).powi(2);
-                    da.total_cmp(&db)
-                })
-                .copied()
-                .unwrap_or([p[0], p[1], head_z])
-        };
-        // The edge's depth around `p`, smoothly weighted (a nearest point alone would jump from
-        // one edge point's depth to the next and fold the ring around the face).
-        let spread = (0.6 * frame.iod).max(1.0);
-        let depth_near = |p: [f32; 2]| -> f32 {
-            let d2min = outline
-                .iter()
-                .map(|q| (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2))
-                .fold(f32::MAX, f32::min);
-            let (mut sum, mut wsum) = (0.0f32, 0.0f32);
-            for q in &outline {
-                let d2 = (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2);
-                let w = (-(d2.sqrt() - d2min.sqrt()) / spread).exp();
-                sum += w * q[2];
-                wsum += w;
-            }
-            if wsum > 0.0 { sum / wsum } else { head_z }
-        };
+        let outline = Outline::of(&face, dense, &frame, head_z);
         let mut points: Vec<[f32; 2]> = face.iter().map(|p| [p[0], p[1]]).collect();
         let mut follow = Vec::new();
-        // The head around the face, and the ears.
-        let head = head_outline(&frame, skull);
-        let ears = [0, 16].map(|i| {
-            let p = frame.out(lm.0[i], EAR_OUT);
-            let q = [p[0] + skull[0], p[1] + skull[1]];
-            let side = if i == 0 { -1.0 } else { 1.0 };
-            let out = frame.local(lm.0[i], q)[0] * side;
-            if out < 0.05 * frame.half_width {
-                frame.out(lm.0[i], 0.05)
-            } else {
-                q
-            }
-        });
-        let ears: &[[f32; 2]] = if dense { &[] } else { &ears };
-        for p in head.iter().chain(ears.iter()) {
-            points.push(*p);
+        for p in head_points(&frame, skull, &lm, dense) {
+            points.push(p);
             // With the dense mesh, the head around the face moves as the nearest point of the
             // face's edge does, so the two never fold into each other.
             follow.push(if dense {
-                let q = nearest(*p);
+                let q = outline.nearest(p);
                 Follow::Fade {
                     anchor: [q[0], q[1]],
-                    z: depth_near([q[0], q[1]]),
+                    z: outline.depth_near([q[0], q[1]]),
                     weight: [1.0, 1.0],
                 }
             } else {
@@ -448,80 +379,21 @@ impl PersonLayer {
             });
         }
         // Everything else fades.
-        let fade = (FADE_PER_TRAVEL * travel).max(FADE_MIN_RADII * ellipse.radius());
-        let spacing = (w.max(h) as f32 / GRID_CELLS).max(8.0);
-        let fading = |p: [f32; 2]| -> Follow {
-            let (_, anchor) = ellipse.radius_and_anchor(p);
-            let near = 1.0 - smoothstep(ellipse.beyond(p) / fade);
-            // Nothing moves across the scene's edges: a body cut by the frame stays cut there.
-            let edge_x = smoothstep(p[0].min(w as f32 - p[0]) / (1.5 * spacing));
-            let edge_y = smoothstep(p[1].min(h as f32 - p[1]) / (1.5 * spacing));
-            let to_bottom = (h as f32 - p[1]).max(0.0) / (h as f32 - frame.chin[1]).max(spacing);
-            // The body leans: less motion toward the bottom, none across it.
-            let body = 0.35 + 0.65 * smoothstep(to_bottom);
-            Follow::Fade {
-                anchor,
-                z: depth_near(anchor),
-                weight: [near * edge_x.max(0.0) * body, near * edge_y],
-            }
+        let fading = Fading {
+            ellipse: &ellipse,
+            outline: &outline,
+            fade: (FADE_PER_TRAVEL * travel).max(FADE_MIN_RADII * ellipse.radius()),
+            spacing: (w.max(h) as f32 / GRID_CELLS).max(8.0),
+            size: (w as f32, h as f32),
+            chin_y: frame.chin[1],
         };
-        let inside = |p: [f32; 2], margin: f32| {
-            p[0] > margin && p[0] < w as f32 - margin && p[1] > margin && p[1] < h as f32 - margin
-        };
-        let mut extra: Vec<[f32; 2]> = neck(&frame, skull);
-        for (radius, count) in RINGS {
-            extra.extend((0..count).map(|i| {
-                let t = (i as f32 + 0.5) * std::f32::consts::TAU / count as f32;
-                let (s, c) = t.sin_cos();
-                let (a, u) = (radius * ellipse.axes[0] * c, radius * ellipse.axes[1] * s);
-                [
-                    ellipse.centre[0] + a * ellipse.right[0] + u * ellipse.up[0],
-                    ellipse.centre[1] + a * ellipse.right[1] + u * ellipse.up[1],
-                ]
-            }));
-        }
-        extra.retain(|p| inside(*p, 0.3 * spacing));
-        let (nx, ny) = (
-            ((w as f32 / spacing).round() as usize).max(2),
-            ((h as f32 / spacing).round() as usize).max(2),
-        );
-        let near_points = |p: [f32; 2], pts: &[[f32; 2]]| {
-            pts.iter()
-                .any(|q| (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) < (0.55 * spacing).powi(2))
-        };
-        for j in 0..=ny {
-            for i in 0..=nx {
-                let p = [
-                    i as f32 * w as f32 / nx as f32,
-                    j as f32 * h as f32 / ny as f32,
-                ];
-                let border = i == 0 || j == 0 || i == nx || j == ny;
-                if !border
-                    && (ellipse.beyond(p) < 0.5 * spacing
-                        || near_points(p, &extra)
-                        || near_points(p, &points))
-                {
-                    continue;
-                }
-                extra.push(p);
-            }
-        }
-        for p in extra {
+        for p in fill_points(&frame, skull, &ellipse, &points, fading.spacing, (w, h)) {
             points.push(p);
-            follow.push(fading(p));
+            follow.push(fading.at(p));
         }
         let mut mesh = Mesh::triangulate(points, n_face)
             .ok_or(GenerateError::Triangulation { face: index })?;
-        for (t, tri) in mesh.triangles.iter().enumerate() {
-            let interior = rig
-                .interiors
-                .iter()
-                .any(|ring| tri.iter().all(|&v| ring.contains(&(v as usize))));
-            // The eyes' and mouth's interiors go under everything.
-            mesh.bias[t] = if interior { 4.0 * FAR } else { 0.0 };
-            // The face keeps its finest detail: bicubic sampling.
-            mesh.sharp[t] = tri.iter().all(|&v| (v as usize) < n_face);
-        }
+        mark_triangles(&mut mesh, &rig, n_face);
         mesh.mark_empty(&source);
         let face = if dense {
             smooth_depth(face, &mesh.triangles)
@@ -861,6 +733,204 @@ fn head_ellipse(frame: &Frame, skull: [f32; 2]) -> HeadEllipse {
             HEAD[0][0].abs() * frame.half_width,
             0.5 * (top - bottom) * frame.height,
         ],
+    }
+}
+
+/// The face's vertices at rest (scene pixels with depth) and its rig: the dense mesh's 468
+/// points with their own depth, brought to the mean of the landmarks' lifted depth, when the
+/// mesh is there and finite; else the 68 landmarks on the lifted depth. Also whether dense.
+fn face_vertices(rest: &FacePlan, mesh: Option<&[[f32; 3]]>) -> (Vec<[f32; 3]>, Rig, bool) {
+    match mesh.filter(|m| m.len() >= 468 && m.iter().flatten().all(|v| v.is_finite())) {
+        Some(m) => {
+            let mean_z = m[..468].iter().map(|p| p[2]).sum::<f32>() / 468.0;
+            let lifted_mean = rest.depth.iter().sum::<f32>() / N_LANDMARKS as f32;
+            let face = m[..468]
+                .iter()
+                .map(|p| [p[0], p[1], p[2] - mean_z + lifted_mean])
+                .collect();
+            (face, Rig::dense(), true)
+        }
+        None => {
+            let lm = &rest.landmarks;
+            let face = (0..N_LANDMARKS)
+                .map(|i| [lm.0[i][0], lm.0[i][1], rest.depth[i]])
+                .collect();
+            (face, Rig::landmarks68(), false)
+        }
+    }
+}
+
+/// The face's outline: what the head around it moves with, at the outline's own depth (so the
+/// hair beside a turned face turns with the face's edge and never folds).
+struct Outline {
+    points: Vec<[f32; 3]>,
+    /// How quickly the weight of an edge point falls with its distance, pixels.
+    spread: f32,
+    head_z: f32,
+}
+
+impl Outline {
+    fn of(face: &[[f32; 3]], dense: bool, frame: &Frame, head_z: f32) -> Self {
+        let points = if dense {
+            dense::FACE_OVAL.iter().map(|&i| face[i]).collect()
+        } else {
+            (0..17).map(|i| face[i]).collect()
+        };
+        Self {
+            points,
+            spread: (0.6 * frame.iod).max(1.0),
+            head_z,
+        }
+    }
+
+    /// The outline's point nearest to `p`.
+    fn nearest(&self, p: [f32; 2]) -> [f32; 3] {
+        self.points
+            .iter()
+            .min_by(|a, b| {
+                let da = (a[0] - p[0]).powi(2) + (a[1] - p[1]).powi(2);
+                let db = (b[0] - p[0]).powi(2) + (b[1] - p[1]).powi(2);
+                da.total_cmp(&db)
+            })
+            .copied()
+            .unwrap_or([p[0], p[1], self.head_z])
+    }
+
+    /// The edge's depth around `p`, smoothly weighted (a nearest point alone would jump from
+    /// one edge point's depth to the next and fold the ring around the face).
+    fn depth_near(&self, p: [f32; 2]) -> f32 {
+        let d2min = self
+            .points
+            .iter()
+            .map(|q| (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2))
+            .fold(f32::MAX, f32::min);
+        let (mut sum, mut wsum) = (0.0f32, 0.0f32);
+        for q in &self.points {
+            let d2 = (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2);
+            let w = (-(d2.sqrt() - d2min.sqrt()) / self.spread).exp();
+            sum += w * q[2];
+            wsum += w;
+        }
+        if wsum > 0.0 { sum / wsum } else { self.head_z }
+    }
+}
+
+/// The head around the face, and with the 68 landmarks the ears.
+fn head_points(frame: &Frame, skull: [f32; 2], lm: &Landmarks, dense: bool) -> Vec<[f32; 2]> {
+    let mut points = head_outline(frame, skull);
+    if !dense {
+        points.extend([0, 16].map(|i| {
+            let p = frame.out(lm.0[i], EAR_OUT);
+            let q = [p[0] + skull[0], p[1] + skull[1]];
+            let side = if i == 0 { -1.0 } else { 1.0 };
+            let out = frame.local(lm.0[i], q)[0] * side;
+            if out < 0.05 * frame.half_width {
+                frame.out(lm.0[i], 0.05)
+            } else {
+                q
+            }
+        }));
+    }
+    points
+}
+
+/// How a point away from the face follows it: fully near the head, less with distance, less
+/// toward the scene's bottom (the body leans), and not at all across the scene's edges.
+struct Fading<'a> {
+    ellipse: &'a HeadEllipse,
+    outline: &'a Outline,
+    /// Distance beyond the head's ellipse over which the motion fades out, pixels.
+    fade: f32,
+    /// The spacing of the grid of points filling the scene, pixels.
+    spacing: f32,
+    size: (f32, f32),
+    chin_y: f32,
+}
+
+impl Fading<'_> {
+    fn at(&self, p: [f32; 2]) -> Follow {
+        let (w, h) = self.size;
+        let (_, anchor) = self.ellipse.radius_and_anchor(p);
+        let near = 1.0 - smoothstep(self.ellipse.beyond(p) / self.fade);
+        // Nothing moves across the scene's edges: a body cut by the frame stays cut there.
+        let edge_x = smoothstep(p[0].min(w - p[0]) / (1.5 * self.spacing));
+        let edge_y = smoothstep(p[1].min(h - p[1]) / (1.5 * self.spacing));
+        let to_bottom = (h - p[1]).max(0.0) / (h - self.chin_y).max(self.spacing);
+        // The body leans: less motion toward the bottom, none across it.
+        let body = 0.35 + 0.65 * smoothstep(to_bottom);
+        Follow::Fade {
+            anchor,
+            z: self.outline.depth_near(anchor),
+            weight: [near * edge_x.max(0.0) * body, near * edge_y],
+        }
+    }
+}
+
+/// The points that fill the rest of the layer: the neck, rings around the head, and a grid
+/// over the scene (`w` x `h`) `spacing` apart, keeping clear of each other and of `points`
+/// (the face and head), with the scene's border always in.
+fn fill_points(
+    frame: &Frame,
+    skull: [f32; 2],
+    ellipse: &HeadEllipse,
+    points: &[[f32; 2]],
+    spacing: f32,
+    (w, h): (usize, usize),
+) -> Vec<[f32; 2]> {
+    let inside = |p: [f32; 2], margin: f32| {
+        p[0] > margin && p[0] < w as f32 - margin && p[1] > margin && p[1] < h as f32 - margin
+    };
+    let mut extra: Vec<[f32; 2]> = neck(frame, skull);
+    for (radius, count) in RINGS {
+        extra.extend((0..count).map(|i| {
+            let t = (i as f32 + 0.5) * std::f32::consts::TAU / count as f32;
+            let (s, c) = t.sin_cos();
+            let (a, u) = (radius * ellipse.axes[0] * c, radius * ellipse.axes[1] * s);
+            [
+                ellipse.centre[0] + a * ellipse.right[0] + u * ellipse.up[0],
+                ellipse.centre[1] + a * ellipse.right[1] + u * ellipse.up[1],
+            ]
+        }));
+    }
+    extra.retain(|p| inside(*p, 0.3 * spacing));
+    let (nx, ny) = (
+        ((w as f32 / spacing).round() as usize).max(2),
+        ((h as f32 / spacing).round() as usize).max(2),
+    );
+    let near_points = |p: [f32; 2], pts: &[[f32; 2]]| {
+        pts.iter()
+            .any(|q| (q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2) < (0.55 * spacing).powi(2))
+    };
+    for j in 0..=ny {
+        for i in 0..=nx {
+            let p = [
+                i as f32 * w as f32 / nx as f32,
+                j as f32 * h as f32 / ny as f32,
+            ];
+            let border = i == 0 || j == 0 || i == nx || j == ny;
+            if !border
+                && (ellipse.beyond(p) < 0.5 * spacing
+                    || near_points(p, &extra)
+                    || near_points(p, points))
+            {
+                continue;
+            }
+            extra.push(p);
+        }
+    }
+    extra
+}
+
+/// Marks the triangles inside the eyes and mouth to go under everything, and the face's own
+/// (all three vertices among the first `n_face`) for bicubic sampling, its finest detail.
+fn mark_triangles(mesh: &mut Mesh, rig: &Rig, n_face: usize) {
+    for (t, tri) in mesh.triangles.iter().enumerate() {
+        let interior = rig
+            .interiors
+            .iter()
+            .any(|ring| tri.iter().all(|&v| ring.contains(&(v as usize))));
+        mesh.bias[t] = if interior { 4.0 * FAR } else { 0.0 };
+        mesh.sharp[t] = tri.iter().all(|&v| (v as usize) < n_face);
     }
 }
 

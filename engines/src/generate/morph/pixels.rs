@@ -149,11 +149,10 @@ pub fn sample_rgba(src: &[u8], width: usize, height: usize, x: f32, y: f32) -> [
     })
 }
 
-/// Restores the finest detail of a face that resampling softened: an unsharp mask (the
-/// difference from a 3x3 binomial blur, times `amount`) over the face's box and forehead,
-/// fading to nothing over its outer eighth so no edge of the box shows.
-pub fn sharpen_face(img: &mut image::RgbImage, face: &crate::Landmarks, amount: f32) {
-    let (iw, ih) = (img.width() as i64, img.height() as i64);
+/// The box [`sharpen_face`] works on, `[x0, x1, y0, y1]` inside a one-pixel border of an
+/// `iw` x `ih` image: the landmarks' box, wider by an eighth, with the forehead above. `None`
+/// for a face too small to sharpen.
+fn sharpen_box(face: &crate::Landmarks, iw: i64, ih: i64) -> Option<[i64; 4]> {
     let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
     for p in face.0.iter() {
         x0 = x0.min(p[0]);
@@ -163,15 +162,23 @@ pub fn sharpen_face(img: &mut image::RgbImage, face: &crate::Landmarks, amount: 
     }
     let (bw, bh) = (x1 - x0, y1 - y0);
     if !(bw > 4.0 && bh > 4.0) {
-        return;
+        return None;
     }
     let bx0 = ((x0 - 0.12 * bw).floor() as i64).clamp(1, iw - 1);
     let bx1 = ((x1 + 0.12 * bw).ceil() as i64).clamp(1, iw - 1);
     let by0 = ((y0 - 0.25 * bh).floor() as i64).clamp(1, ih - 1);
     let by1 = ((y1 + 0.08 * bh).ceil() as i64).clamp(1, ih - 1);
-    if bx1 - bx0 < 4 || by1 - by0 < 4 {
+    (bx1 - bx0 >= 4 && by1 - by0 >= 4).then_some([bx0, bx1, by0, by1])
+}
+
+/// Restores the finest detail of a face that resampling softened: an unsharp mask (the
+/// difference from a 3x3 binomial blur, times `amount`) over the face's box and forehead,
+/// fading to nothing over its outer eighth so no edge of the box shows.
+pub fn sharpen_face(img: &mut image::RgbImage, face: &crate::Landmarks, amount: f32) {
+    let (iw, ih) = (img.width() as i64, img.height() as i64);
+    let Some([bx0, bx1, by0, by1]) = sharpen_box(face, iw, ih) else {
         return;
-    }
+    };
     let fade = (0.125 * (bx1 - bx0).min(by1 - by0) as f32).max(2.0);
     // The weight fades in from each side: per column and per row, the pixel's is the smaller.
     let ramp = |d: i64| {

@@ -185,38 +185,9 @@ fn portraits(frames: &[RgbImage; 2], faces: &[Landmarks; 2], guides: &MorphGuide
     let background: [[f32; 3]; 2] =
         std::array::from_fn(|k| background_colour(&frames[k], &masks[k]));
     let plate = backdrop(width, height, background);
-    let band: [f32; 2] = std::array::from_fn(|k| EDGE_FADE * faces[k].inter_ocular().max(1.0));
     let layer = |k: usize| -> Source {
-        let (fw, fh) = (frames[k].width() as usize, frames[k].height() as usize);
-        let mut rgba = vec![0u8; width * height * 4];
-        rgba.par_chunks_mut(width * 4)
-            .enumerate()
-            .for_each(|(y, row)| {
-                for x in 0..width {
-                    let p = place[k].to_input([x as f32 + 0.5, y as f32 + 0.5]);
-                    if p[0] < 0.0 || p[1] < 0.0 || p[0] >= fw as f32 || p[1] >= fh as f32 {
-                        continue;
-                    }
-                    let rgb = pixels::sample_rgb(&frames[k], p);
-                    // Faded toward the picture's top and sides; its bottom is below the scene's.
-                    let a = sample_plane(&masks[k], fw, fh, p)
-                        * edge_keep(
-                            p,
-                            (fw as f32, fh as f32),
-                            [true, false, true, true],
-                            band[k],
-                        );
-                    for (o, v) in row[x * 4..x * 4 + 3].iter_mut().zip(rgb) {
-                        *o = (v + 0.5).clamp(0.0, 255.0) as u8;
-                    }
-                    row[x * 4 + 3] = (a * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
-                }
-            });
-        Source {
-            rgba,
-            width,
-            height,
-        }
+        let band = EDGE_FADE * faces[k].inter_ocular().max(1.0);
+        portrait_layer(&frames[k], &masks[k], place[k], band, (width, height))
     };
     let faces_in_scene: [Landmarks; 2] =
         std::array::from_fn(|k| Landmarks(faces[k].0.map(|p| place[k].to_scene(p))));
@@ -299,6 +270,42 @@ fn edge_keep(p: [f32; 2], size: (f32, f32), edges: [bool; 4], band: f32) -> f32 
         .map(|(_, d)| d)
         .fold(f32::MAX, f32::min);
     smooth((d / band.max(1.0)).clamp(0.0, 1.0))
+}
+
+/// One portrait's layer on a `width` x `height` scene where it stands at `place`: its colours,
+/// alpha its mask, fading over `band` input pixels toward the picture's top and sides (its
+/// bottom is below the scene's).
+fn portrait_layer(
+    frame: &RgbImage,
+    mask: &[f32],
+    place: Placement,
+    band: f32,
+    (width, height): (usize, usize),
+) -> Source {
+    let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+    let mut rgba = vec![0u8; width * height * 4];
+    rgba.par_chunks_mut(width * 4)
+        .enumerate()
+        .for_each(|(y, row)| {
+            for x in 0..width {
+                let p = place.to_input([x as f32 + 0.5, y as f32 + 0.5]);
+                if p[0] < 0.0 || p[1] < 0.0 || p[0] >= fw as f32 || p[1] >= fh as f32 {
+                    continue;
+                }
+                let rgb = pixels::sample_rgb(frame, p);
+                let a = sample_plane(mask, fw, fh, p)
+                    * edge_keep(p, (fw as f32, fh as f32), [true, false, true, true], band);
+                for (o, v) in row[x * 4..x * 4 + 3].iter_mut().zip(rgb) {
+                    *o = (v + 0.5).clamp(0.0, 255.0) as u8;
+                }
+                row[x * 4 + 3] = (a * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        });
+    Source {
+        rgba,
+        width,
+        height,
+    }
 }
 
 /// The background of a frame with the people removed: the hole (the person mask, grown a
