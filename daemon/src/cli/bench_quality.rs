@@ -226,7 +226,7 @@ fn run_case(
     let n = generator.frame_count();
     let contact = generator.timeline().contact_frame();
     let spec = VideoSpec::new(size.0, size.1, fps);
-    let clip = render_clip(generator, &spec, &out.join(format!("{}.mp4", case.name)))?;
+    let clip = render_and_encode(generator, &spec, &out.join(format!("{}.mp4", case.name)))?;
     let render_s = t0.elapsed().saturating_sub(refs_time).as_secs_f64();
     let mut judge_ms = 0.0;
     let mut judged = Vec::new();
@@ -315,7 +315,7 @@ impl RenderedClip {
 
 /// Renders every frame on a worker thread and encodes it to `path` here, as the booth does:
 /// the render time is the whole clip's, encoder included.
-fn render_clip(
+fn render_and_encode(
     mut generator: MorphGenerator,
     spec: &VideoSpec,
     path: &Path,
