@@ -475,6 +475,98 @@ impl RenderConfig {
     }
 }
 
+/// A setting's range check: whether it holds, the setting's key, and the range it must be in.
+type RangeCheck = (bool, &'static str, &'static str);
+
+impl RenderConfig {
+    /// The range checks of the render queue (the rest is checked as the renderer checks it).
+    fn checks(&self) -> [RangeCheck; 1] {
+        [((1..=64).contains(&self.queue), "render.queue", "1 to 64")]
+    }
+}
+
+impl CaptureConfig {
+    fn checks(&self) -> [RangeCheck; 1] {
+        [((1..=30).contains(&self.burst), "capture.burst", "1 to 30")]
+    }
+}
+
+impl PrivacyConfig {
+    fn checks(&self) -> [RangeCheck; 3] {
+        [
+            (
+                (0.0002..=24.0 * 30.0).contains(&self.token_ttl_hours),
+                "privacy.token_ttl_hours",
+                "between 0.0002 and 720",
+            ),
+            (
+                (0.0002..=24.0 * 30.0).contains(&self.retention_hours),
+                "privacy.retention_hours",
+                "between 0.0002 and 720",
+            ),
+            (
+                (1..=3600).contains(&self.purge_interval_s),
+                "privacy.purge_interval_s",
+                "1 to 3600",
+            ),
+        ]
+    }
+}
+
+impl ThermalConfig {
+    fn checks(&self) -> [RangeCheck; 4] {
+        [
+            (
+                self.soft_limit_c < self.hard_limit_c
+                    && (20.0..=150.0).contains(&self.hard_limit_c),
+                "thermal.soft_limit_c",
+                "under thermal.hard_limit_c (20 to 150)",
+            ),
+            (
+                (0.0..=30.0).contains(&self.hysteresis_c),
+                "thermal.hysteresis_c",
+                "0 to 30",
+            ),
+            (
+                (0.25..=1.0).contains(&self.soft_scale),
+                "thermal.soft_scale",
+                "0.25 to 1",
+            ),
+            (
+                (100..=60_000).contains(&self.poll_ms),
+                "thermal.poll_ms",
+                "100 to 60000",
+            ),
+        ]
+    }
+}
+
+impl ServerConfig {
+    fn checks(&self) -> [RangeCheck; 6] {
+        let timeout = |v: u64, key| ((1..=3600).contains(&v), key, "1 to 3600");
+        [
+            (
+                (1..=100_000).contains(&self.guest_connections),
+                "server.guest_connections",
+                "1 to 100000",
+            ),
+            (
+                (4..=10_000).contains(&self.kiosk_connections),
+                "server.kiosk_connections",
+                "4 to 10000",
+            ),
+            timeout(self.header_read_timeout_s, "server.header_read_timeout_s"),
+            timeout(self.idle_timeout_s, "server.idle_timeout_s"),
+            timeout(self.tcp_keepalive_s, "server.tcp_keepalive_s"),
+            (
+                (1..=self.guest_connections).contains(&self.connections_per_guest),
+                "server.connections_per_guest",
+                "1 to server.guest_connections",
+            ),
+        ]
+    }
+}
+
 impl Config {
     /// Reads the file (when given), then applies `KISSBOOTH_*` environment overrides.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
@@ -510,82 +602,16 @@ impl Config {
             .clip_settings(0, None)
             .validate()
             .map_err(ConfigError::Render)?;
-        let checks: [(bool, &'static str, &'static str); 11] = [
-            (
-                (1..=64).contains(&self.render.queue),
-                "render.queue",
-                "1 to 64",
-            ),
-            (
-                (1..=30).contains(&self.capture.burst),
-                "capture.burst",
-                "1 to 30",
-            ),
-            (
-                (0.0002..=24.0 * 30.0).contains(&self.privacy.token_ttl_hours),
-                "privacy.token_ttl_hours",
-                "between 0.0002 and 720",
-            ),
-            (
-                (0.0002..=24.0 * 30.0).contains(&self.privacy.retention_hours),
-                "privacy.retention_hours",
-                "between 0.0002 and 720",
-            ),
-            (
-                (1..=3600).contains(&self.privacy.purge_interval_s),
-                "privacy.purge_interval_s",
-                "1 to 3600",
-            ),
-            (
-                self.thermal.soft_limit_c < self.thermal.hard_limit_c
-                    && (20.0..=150.0).contains(&self.thermal.hard_limit_c),
-                "thermal.soft_limit_c",
-                "under thermal.hard_limit_c (20 to 150)",
-            ),
-            (
-                (0.0..=30.0).contains(&self.thermal.hysteresis_c),
-                "thermal.hysteresis_c",
-                "0 to 30",
-            ),
-            (
-                (0.25..=1.0).contains(&self.thermal.soft_scale),
-                "thermal.soft_scale",
-                "0.25 to 1",
-            ),
-            (
-                (100..=60_000).contains(&self.thermal.poll_ms),
-                "thermal.poll_ms",
-                "100 to 60000",
-            ),
-            (
-                (1..=100_000).contains(&self.server.guest_connections),
-                "server.guest_connections",
-                "1 to 100000",
-            ),
-            (
-                (4..=10_000).contains(&self.server.kiosk_connections),
-                "server.kiosk_connections",
-                "4 to 10000",
-            ),
-        ];
-        if let Some((_, key, r)) = checks.into_iter().find(|(ok, _, _)| !ok) {
+        let mut checks = self
+            .render
+            .checks()
+            .into_iter()
+            .chain(self.capture.checks())
+            .chain(self.privacy.checks())
+            .chain(self.thermal.checks())
+            .chain(self.server.checks());
+        if let Some((_, key, r)) = checks.find(|(ok, _, _)| !ok) {
             return Err(range(key, r));
-        }
-        let sv = &self.server;
-        for (key, v) in [
-            ("server.header_read_timeout_s", sv.header_read_timeout_s),
-            ("server.idle_timeout_s", sv.idle_timeout_s),
-            ("server.tcp_keepalive_s", sv.tcp_keepalive_s),
-        ] {
-            if !(1..=3600).contains(&v) {
-                return Err(range(key, "1 to 3600"));
-            }
-        }
-        if !(1..=sv.guest_connections).contains(&sv.connections_per_guest) {
-            return Err(range(
-                "server.connections_per_guest",
-                "1 to server.guest_connections",
-            ));
         }
         let url = &self.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {

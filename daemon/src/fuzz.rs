@@ -355,108 +355,131 @@ pub fn repo_root() -> PathBuf {
 /// Seed inputs for `target`, made from the repository's own files and from images drawn here
 /// (a test pattern, a gradient logo): never a photograph.
 pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let root = repo_root();
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut text = |name: &str, s: &str| out.push((name.to_string(), s.as_bytes().to_vec()));
     match target {
-        "config" => {
-            for file in ["image-build/debian/kissbooth.toml", "models/face-pack.toml"] {
-                if let Ok(s) = std::fs::read_to_string(root.join(file)) {
-                    text(&file.replace('/', "_"), &s);
-                }
-            }
-            if let Ok(s) = toml::to_string(&Config::default()) {
-                text("default.toml", &s);
-            }
-            text(
-                "snippet.toml",
-                "listen = \"127.0.0.1:9000\"\ncamera = \"test:640x480@15\"\n[render]\nseconds = 4.0\nfps = 24\nwidth = 512\nheight = 512\n[privacy]\ntoken_ttl_hours = 2.5\n[wifi]\nssid = \"booth\"\npassword = \"kiss\"\nsecurity = \"WPA\"\n",
-            );
-            for spec in [
-                "test",
-                "test:640x480@15",
-                "stills:data/demo",
-                "v4l2:0",
-                "v4l2:/dev/video2",
-                "gst:videotestsrc ! videoconvert",
-            ] {
-                text(
-                    &format!("camera_{}", spec.replace([':', '/', ' ', '!'], "_")),
-                    spec,
-                );
-            }
+        "config" => config_seeds(),
+        "token" => token_seeds(),
+        "range" => [
+            ("first100", "bytes=0-99"),
+            ("suffix", "bytes=-500"),
+            ("open", "bytes=9000-"),
+            ("last", "bytes=10006-10006"),
+            ("past", "bytes=10007-"),
+            ("multi", "bytes=0-0,5-9"),
+            ("head", "Hbytes=0-1"),
+            ("none", ""),
+        ]
+        .into_iter()
+        .map(|(name, r)| text_seed(name, r))
+        .collect(),
+        "overlay_png" => overlay_png_seeds(),
+        "face_image" | "camera_jpeg" => image_seeds(target == "face_image"),
+        _ => Vec::new(),
+    }
+}
+
+/// A seed of text.
+fn text_seed(name: &str, s: &str) -> (String, Vec<u8>) {
+    (name.to_string(), s.as_bytes().to_vec())
+}
+
+/// The shipped configuration files, the default one, a snippet of every section, and camera
+/// specs of each kind.
+fn config_seeds() -> Vec<(String, Vec<u8>)> {
+    let root = repo_root();
+    let mut out = Vec::new();
+    for file in ["image-build/debian/kissbooth.toml", "models/face-pack.toml"] {
+        if let Ok(s) = std::fs::read_to_string(root.join(file)) {
+            out.push(text_seed(&file.replace('/', "_"), &s));
         }
-        "token" => {
-            if let Ok(store) = TokenStore::new() {
-                text("live", &store.live);
-                text("live_upper", &store.live.to_ascii_uppercase());
-                for (i, t) in store.dead.iter().enumerate() {
-                    text(&format!("dead{i}"), t);
-                }
-                text("short", &store.live[..31]);
-            }
-            text("percent", "%2e%2e%2fetc%2fpasswd");
-            text("sql", "' OR 1=1 --");
+    }
+    if let Ok(s) = toml::to_string(&Config::default()) {
+        out.push(text_seed("default.toml", &s));
+    }
+    out.push(text_seed(
+        "snippet.toml",
+        "listen = \"127.0.0.1:9000\"\ncamera = \"test:640x480@15\"\n[render]\nseconds = 4.0\nfps = 24\nwidth = 512\nheight = 512\n[privacy]\ntoken_ttl_hours = 2.5\n[wifi]\nssid = \"booth\"\npassword = \"kiss\"\nsecurity = \"WPA\"\n",
+    ));
+    for spec in [
+        "test",
+        "test:640x480@15",
+        "stills:data/demo",
+        "v4l2:0",
+        "v4l2:/dev/video2",
+        "gst:videotestsrc ! videoconvert",
+    ] {
+        out.push(text_seed(
+            &format!("camera_{}", spec.replace([':', '/', ' ', '!'], "_")),
+            spec,
+        ));
+    }
+    out
+}
+
+/// A live token of a store in any case, dead ones, a cut one, and two attacks.
+fn token_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(store) = TokenStore::new() {
+        out.push(text_seed("live", &store.live));
+        out.push(text_seed("live_upper", &store.live.to_ascii_uppercase()));
+        for (i, t) in store.dead.iter().enumerate() {
+            out.push(text_seed(&format!("dead{i}"), t));
         }
-        "range" => {
-            for (name, r) in [
-                ("first100", "bytes=0-99"),
-                ("suffix", "bytes=-500"),
-                ("open", "bytes=9000-"),
-                ("last", "bytes=10006-10006"),
-                ("past", "bytes=10007-"),
-                ("multi", "bytes=0-0,5-9"),
-                ("head", "Hbytes=0-1"),
-                ("none", ""),
-            ] {
-                text(name, r);
-            }
-        }
-        "overlay_png" => {
-            let logo = image::RgbaImage::from_fn(40, 20, |x, y| {
-                image::Rgba([(x * 6) as u8, (y * 12) as u8, 200, ((x + y) * 4) as u8])
-            });
-            let mut png = encode_png(&image::DynamicImage::ImageRgba8(logo));
-            for (i, tail) in [
-                [0u8, 0, 0, 0, 0, 0, 0, 0, 0],
-                [4, 16, 0, 0, 0, 0, 0, 0x80, 0x3e],
-                [1, 0, 0, 0, 0, 0, 0, 0x80, 0x3f],
-            ]
-            .iter()
-            .enumerate()
-            {
-                let mut d = png.clone();
-                d.extend_from_slice(tail);
-                out.push((format!("logo{i}"), d));
-            }
-            png.truncate(png.len() / 2);
-            out.push(("truncated".into(), png));
-        }
-        "face_image" | "camera_jpeg" => {
-            let frame = kissbooth_capture::test_pattern(64, 48, 3);
-            let jpeg = kissbooth_capture::jpeg_encode(&frame, 80);
-            out.push(("pattern.jpg".into(), jpeg.clone()));
-            if target == "face_image" {
-                out.push((
-                    "pattern.png".into(),
-                    encode_png(&image::DynamicImage::ImageRgb8(frame.clone())),
-                ));
-                let grey16 =
-                    image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(16, 8, |x, y| {
-                        image::Luma([(x * 4000 + y * 100) as u16])
-                    }));
-                out.push(("grey16.png".into(), encode_png(&grey16)));
-            } else {
-                let second =
-                    kissbooth_capture::jpeg_encode(&kissbooth_capture::test_pattern(32, 24, 9), 60);
-                let mut stream = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
-                stream.extend_from_slice(&jpeg);
-                stream.extend_from_slice(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n");
-                stream.extend_from_slice(&second);
-                out.push(("multipart".into(), stream));
-            }
-        }
-        _ => {}
+        out.push(text_seed("short", &store.live[..31]));
+    }
+    out.push(text_seed("percent", "%2e%2e%2fetc%2fpasswd"));
+    out.push(text_seed("sql", "' OR 1=1 --"));
+    out
+}
+
+/// A gradient logo with a few trailing bytes each, and one cut in half.
+fn overlay_png_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let logo = image::RgbaImage::from_fn(40, 20, |x, y| {
+        image::Rgba([(x * 6) as u8, (y * 12) as u8, 200, ((x + y) * 4) as u8])
+    });
+    let mut png = encode_png(&image::DynamicImage::ImageRgba8(logo));
+    for (i, tail) in [
+        [0u8, 0, 0, 0, 0, 0, 0, 0, 0],
+        [4, 16, 0, 0, 0, 0, 0, 0x80, 0x3e],
+        [1, 0, 0, 0, 0, 0, 0, 0x80, 0x3f],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut d = png.clone();
+        d.extend_from_slice(tail);
+        out.push((format!("logo{i}"), d));
+    }
+    png.truncate(png.len() / 2);
+    out.push(("truncated".into(), png));
+    out
+}
+
+/// A test pattern as JPEG; for a face image also as PNG and a 16-bit grey PNG, for a camera's
+/// stream two JPEGs in a multipart stream.
+fn image_seeds(face_image: bool) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let frame = kissbooth_capture::test_pattern(64, 48, 3);
+    let jpeg = kissbooth_capture::jpeg_encode(&frame, 80);
+    out.push(("pattern.jpg".into(), jpeg.clone()));
+    if face_image {
+        out.push((
+            "pattern.png".into(),
+            encode_png(&image::DynamicImage::ImageRgb8(frame.clone())),
+        ));
+        let grey16 =
+            image::DynamicImage::ImageLuma16(image::ImageBuffer::from_fn(16, 8, |x, y| {
+                image::Luma([(x * 4000 + y * 100) as u16])
+            }));
+        out.push(("grey16.png".into(), encode_png(&grey16)));
+    } else {
+        let second =
+            kissbooth_capture::jpeg_encode(&kissbooth_capture::test_pattern(32, 24, 9), 60);
+        let mut stream = b"--frame\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
+        stream.extend_from_slice(&jpeg);
+        stream.extend_from_slice(b"\r\n--frame\r\nContent-Type: image/jpeg\r\n\r\n");
+        stream.extend_from_slice(&second);
+        out.push(("multipart".into(), stream));
     }
     out
 }

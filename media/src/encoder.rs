@@ -171,6 +171,41 @@ pub struct Encoder {
     created_unix_s: Option<i64>,
 }
 
+/// The pipeline of `description`, writing to `location` with the muxer's `faststart_file`
+/// and the tags of `meta`; with its source and bus.
+fn launch_pipeline(
+    description: &str,
+    location: &str,
+    faststart_file: &str,
+    meta: &VideoMetadata,
+) -> Result<(gst::Pipeline, gst_app::AppSrc, gst::Bus), EncodeError> {
+    let pipeline_error = |reason: String| EncodeError::Pipeline {
+        description: description.to_owned(),
+        reason,
+    };
+    let pipeline = gst::parse::launch(description)
+        .map_err(|e| pipeline_error(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| pipeline_error("the description is not a pipeline".to_owned()))?;
+    let named = |name: &str| {
+        pipeline
+            .by_name(name)
+            .ok_or_else(|| pipeline_error(format!("no element named `{name}`")))
+    };
+    let src = named("src")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| pipeline_error("`src` is not an appsrc".to_owned()))?;
+    let mux = named("mux")?;
+    let sink = named("sink")?;
+    sink.set_property("location", location);
+    mux.set_property("faststart-file", faststart_file);
+    set_tags(&mux, meta).map_err(pipeline_error)?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| pipeline_error("the pipeline has no bus".to_owned()))?;
+    Ok((pipeline, src, bus))
+}
+
 impl Encoder {
     pub(crate) fn start(
         config: &EncoderConfig,
@@ -199,31 +234,13 @@ impl Encoder {
         temps.track(faststart.clone());
 
         let description = pipeline_description(element, config, spec);
-        let pipeline_error = |reason: String| EncodeError::Pipeline {
-            description: description.clone(),
-            reason,
-        };
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| pipeline_error(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| pipeline_error("the description is not a pipeline".to_owned()))?;
-        let named = |name: &str| {
-            pipeline
-                .by_name(name)
-                .ok_or_else(|| pipeline_error(format!("no element named `{name}`")))
-        };
-        let src = named("src")?
-            .downcast::<gst_app::AppSrc>()
-            .map_err(|_| pipeline_error("`src` is not an appsrc".to_owned()))?;
-        let mux = named("mux")?;
-        let sink = named("sink")?;
         // UTF-8 checked above: the temporaries are the output's name plus ASCII.
-        sink.set_property("location", temp.to_string_lossy().as_ref());
-        mux.set_property("faststart-file", faststart.to_string_lossy().as_ref());
-        set_tags(&mux, meta).map_err(pipeline_error)?;
-        let bus = pipeline
-            .bus()
-            .ok_or_else(|| pipeline_error("the pipeline has no bus".to_owned()))?;
+        let (pipeline, src, bus) = launch_pipeline(
+            &description,
+            &temp.to_string_lossy(),
+            &faststart.to_string_lossy(),
+            meta,
+        )?;
 
         let mut encoder = Encoder {
             pipeline,

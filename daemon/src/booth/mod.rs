@@ -483,7 +483,20 @@ impl Booth {
     }
 
     pub fn capture(&self, id: &str) -> BoothResult<(Verdict, SessionView)> {
-        let s = self.session(id)?;
+        self.ready_to_capture(&self.session(id)?)?;
+        let (best, last) = self.burst()?;
+        let Some((_, img, analysis)) = best else {
+            return self.refuse_capture(id, last);
+        };
+        self.take_capture(id, &img, &analysis)?;
+        self.store.audit("captured", Some(id), "");
+        let view = self.view_and_publish(id)?;
+        Ok((analysis.verdict, view))
+    }
+
+    /// Whether session `s` may take its picture now: consent given, a session that can capture,
+    /// and a camera sending pictures.
+    fn ready_to_capture(&self, s: &SessionRow) -> BoothResult<()> {
         if s.consent_at.is_none() {
             return Err(BoothError::Conflict(
                 "Both people must agree on screen before the booth takes a picture.".into(),
@@ -505,32 +518,42 @@ impl Booth {
                 "The camera has stopped sending pictures. One moment please.".into(),
             ));
         }
-        let (best, last) = self.burst()?;
-        let Some((_, img, analysis)) = best else {
-            let verdict = last.map(|a| a.verdict).ok_or_else(|| {
-                BoothError::Busy("No picture from the camera yet. One moment please.".into())
-            })?;
-            self.store.update(
-                id,
-                &[(
-                    "verdict",
-                    serde_json::to_string(&verdict).unwrap_or_default().into(),
-                )],
-            )?;
-            self.store
-                .audit("capture_refused", Some(id), &format!("{:?}", verdict.code));
-            self.count("count_refused");
-            let view = self.view_and_publish(id)?;
-            return Ok((verdict, view));
-        };
+        Ok(())
+    }
+
+    /// No picture of the burst passed the gate: records the last one's verdict for the kiosk.
+    fn refuse_capture(
+        &self,
+        id: &str,
+        last: Option<Analysis>,
+    ) -> BoothResult<(Verdict, SessionView)> {
+        let verdict = last.map(|a| a.verdict).ok_or_else(|| {
+            BoothError::Busy("No picture from the camera yet. One moment please.".into())
+        })?;
+        self.store.update(
+            id,
+            &[(
+                "verdict",
+                serde_json::to_string(&verdict).unwrap_or_default().into(),
+            )],
+        )?;
+        self.store
+            .audit("capture_refused", Some(id), &format!("{:?}", verdict.code));
+        self.count("count_refused");
+        let view = self.view_and_publish(id)?;
+        Ok((verdict, view))
+    }
+
+    /// Writes the picture to the session's folder and moves the session on with it and its
+    /// faces. Only a session still posing or reviewing takes the picture: a cancel during the
+    /// burst wins, and the picture goes.
+    fn take_capture(&self, id: &str, img: &RgbImage, analysis: &Analysis) -> BoothResult<()> {
         let dir = self.store.session_dir(id);
         std::fs::create_dir_all(&dir).context("cannot create the session folder")?;
-        let jpeg = kissbooth_capture::jpeg_encode(&img, 92);
+        let jpeg = kissbooth_capture::jpeg_encode(img, 92);
         let path = dir.join("capture.jpg");
         write_atomic(&path, &jpeg)?;
         let faces: Vec<Landmarks> = analysis.faces.iter().map(|f| f.landmarks).collect();
-        // Only a session still posing or reviewing takes the picture: a cancel during the burst
-        // wins, and the picture goes.
         let taken = self
             .moved(
                 id,
@@ -559,9 +582,7 @@ impl Booth {
                 from.map_or("gone", SessionState::name)
             )));
         }
-        self.store.audit("captured", Some(id), "");
-        let view = self.view_and_publish(id)?;
-        Ok((analysis.verdict, view))
+        Ok(())
     }
 
     pub fn retake(&self, id: &str) -> BoothResult<SessionView> {

@@ -138,28 +138,13 @@ impl Booth {
         let mut was_stalled = false;
         let mut last_made: Option<Instant> = None;
         while !self.shutdown.is_triggered() {
-            // A camera that stops sending pictures without an error: the kiosk hears of it at
-            // once (and again when it recovers), not at its next status poll.
             let is_stalled = self.camera_stalled();
             if is_stalled != was_stalled {
                 was_stalled = is_stalled;
-                if is_stalled {
-                    tracing::warn!("camera stalled: no picture for {:?}", self.live.stall_after);
-                } else {
-                    tracing::info!("camera sending pictures again");
-                }
-                let _ = self
-                    .events
-                    .send(json!({"type": "status", "status": self.status_json()}).to_string());
+                self.tell_stalled(is_stalled);
             }
             // Only while a kiosk watches (the pose screen): idle screens cost nothing.
-            let watched = self
-                .live
-                .state
-                .read()
-                .ok()
-                .and_then(|p| p.wanted_at)
-                .is_some_and(|t| t.elapsed() < Duration::from_secs(3));
+            let watched = self.preview_watched();
             if matches!(self.camera.status(), CameraStatus::Stopped) {
                 self.live.wake.wait(PREVIEW_IDLE);
                 continue;
@@ -191,30 +176,9 @@ impl Booth {
             last_seq = frame.seq;
             n += 1;
             if n % 3 == 1
-                && let Ok(mut an) = self.studio.analyzer.try_lock()
-                && let Ok(a) = an.analyze(&frame.image)
+                && let Some(b) = self.gate_preview(&frame.image)
             {
-                drop(an);
-                boxes = a
-                    .faces
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.bbox, a.verdict.ok || !a.verdict.faces.contains(&i)))
-                    .collect();
-                let changed = self
-                    .live
-                    .state
-                    .read()
-                    .map(|p| p.verdict.as_ref() != Some(&a.verdict))
-                    .unwrap_or(true);
-                if let Ok(mut p) = self.live.state.write() {
-                    p.verdict = Some(a.verdict.clone());
-                }
-                if changed {
-                    let _ = self
-                        .events
-                        .send(json!({"type": "preview", "verdict": a.verdict}).to_string());
-                }
+                boxes = b;
             }
             let jpeg = preview_jpeg(&frame.image, &boxes);
             if let Ok(mut p) = self.live.state.write() {
@@ -223,6 +187,59 @@ impl Booth {
             }
             self.live.made.send_replace(frame.seq);
         }
+    }
+
+    /// A camera that stops sending pictures without an error: the kiosk hears of it at once
+    /// (and again when it recovers), not at its next status poll.
+    fn tell_stalled(&self, stalled: bool) {
+        if stalled {
+            tracing::warn!("camera stalled: no picture for {:?}", self.live.stall_after);
+        } else {
+            tracing::info!("camera sending pictures again");
+        }
+        let _ = self
+            .events
+            .send(json!({"type": "status", "status": self.status_json()}).to_string());
+    }
+
+    /// Whether a kiosk asked for a preview frame in the last three seconds.
+    fn preview_watched(&self) -> bool {
+        self.live
+            .state
+            .read()
+            .ok()
+            .and_then(|p| p.wanted_at)
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(3))
+    }
+
+    /// Runs the face gate on a preview picture when the analyzer is free: records the verdict,
+    /// tells the kiosk when it changed, and returns each face's box with whether it passes.
+    fn gate_preview(&self, image: &RgbImage) -> Option<Vec<([f32; 4], bool)>> {
+        let a = {
+            let mut an = self.studio.analyzer.try_lock().ok()?;
+            an.analyze(image).ok()?
+        };
+        let boxes = a
+            .faces
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.bbox, a.verdict.ok || !a.verdict.faces.contains(&i)))
+            .collect();
+        let changed = self
+            .live
+            .state
+            .read()
+            .map(|p| p.verdict.as_ref() != Some(&a.verdict))
+            .unwrap_or(true);
+        if let Ok(mut p) = self.live.state.write() {
+            p.verdict = Some(a.verdict.clone());
+        }
+        if changed {
+            let _ = self
+                .events
+                .send(json!({"type": "preview", "verdict": a.verdict}).to_string());
+        }
+        Some(boxes)
     }
 
     /// Marks the preview as watched (called by the preview endpoints).

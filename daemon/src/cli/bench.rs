@@ -320,64 +320,20 @@ fn faces(
     let rt = common.runtime()?;
     let mut analyzer = FaceAnalyzer::open(rt, &common.models_dir(), FaceConfig::default())?;
     let mut v2 = V2Stages::open(rt, &common.models_dir())?;
-    let reference = reference.unwrap_or_else(|| shared.join("reference/face_ref.py"));
-    let reference_v2 = reference_v2.unwrap_or_else(default_reference_v2);
+    let references = References {
+        v1: reference.unwrap_or_else(|| shared.join("reference/face_ref.py")),
+        v2: reference_v2.unwrap_or_else(default_reference_v2),
+        models: common.models_dir(),
+    };
     let mut all = Vec::new();
     for img in &images {
-        let mut runs = Vec::with_capacity(repeat);
-        analyzer.analyze_file(img)?; // warm-up
-        for _ in 0..repeat {
-            let a = analyzer.analyze_file(img)?;
-            runs.push(StageMs {
-                decode: a.ms.decode,
-                detect: a.ms.detect,
-                landmarks: a.ms.landmarks + a.ms.quality,
-                total: a.ms.total,
-            });
-        }
-        let rust_ms = median(&runs);
-        let python_ms = match python_reference(&reference, &common.models_dir(), img, repeat) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("bench: Python reference not run: {e:#}");
-                None
-            }
-        };
-        let ratio_total = python_ms.as_ref().map(|p| round2(rust_ms.total / p.total));
-        let v2_figures = if v2.any() {
-            let rust = v2.time(&mut analyzer, img, repeat)?;
-            let python = match python_reference_v2(&reference_v2, &common.models_dir(), img, repeat)
-            {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    eprintln!("bench: Python reference of face pack v2 not run: {e:#}");
-                    None
-                }
-            };
-            let ratio = |r: Option<f64>, p: Option<f64>| match (r, p) {
-                (Some(r), Some(p)) if p > 0.0 => Some(round2(r / p)),
-                _ => None,
-            };
-            let p = python.clone().unwrap_or_default();
-            Some(V2Figures {
-                ratio: V2Ms {
-                    mesh: ratio(rust.mesh, p.mesh),
-                    segment: ratio(rust.segment, p.segment),
-                    identity: ratio(rust.identity, p.identity),
-                },
-                rust_ms: rust,
-                python_ms: python,
-            })
-        } else {
-            None
-        };
-        all.push(Figures {
-            image: img.display().to_string(),
-            rust_ms,
-            python_ms,
-            ratio_total,
-            v2: v2_figures,
-        });
+        all.push(image_figures(
+            &mut analyzer,
+            &mut v2,
+            &references,
+            img,
+            repeat,
+        )?);
     }
     let startup = startup_ms(common, &images[0])?;
     if json {
@@ -395,40 +351,7 @@ fn faces(
             "image / implementation", "decode", "detect", "landmarks", "total"
         );
         for f in &all {
-            println!("{}", f.image);
-            let row = |name: &str, s: &StageMs| {
-                println!(
-                    "  {name:<26} {:>8.2} {:>8.2} {:>10.2} {:>8.2}",
-                    s.decode, s.detect, s.landmarks, s.total
-                )
-            };
-            row("kissbooth (Rust)", &f.rust_ms);
-            if let Some(p) = &f.python_ms {
-                row("reference (Python)", p);
-            }
-            if let Some(r) = f.ratio_total {
-                println!("  ratio Rust/Python total: {r:.2} ({:.1}x faster)", 1.0 / r);
-            }
-            if let Some(v) = &f.v2 {
-                let cell = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
-                println!(
-                    "  {:<26} {:>10} {:>10} {:>10}",
-                    "face pack v2", "mesh/face", "segment", "identity/face"
-                );
-                let row = |name: &str, s: &V2Ms| {
-                    println!(
-                        "  {name:<26} {:>10} {:>10} {:>10}",
-                        cell(s.mesh),
-                        cell(s.segment),
-                        cell(s.identity)
-                    )
-                };
-                row("kissbooth (Rust)", &v.rust_ms);
-                if let Some(p) = &v.python_ms {
-                    row("reference (Python)", p);
-                    row("ratio Rust/Python", &v.ratio);
-                }
-            }
+            print_figures(f);
         }
         if let Some(name) = v2.identity_name() {
             println!("identity embedder: {name}");
@@ -436,6 +359,122 @@ fn faces(
         println!("start-up to first result (process spawn → exit, one image): {startup:.0} ms");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The Python reference scripts of `bench faces`, and the models they load.
+struct References {
+    v1: PathBuf,
+    v2: PathBuf,
+    models: PathBuf,
+}
+
+/// One image's figures: the Rust stages over `repeat` runs (after a warm-up), the Python
+/// reference's where it runs, and the face pack v2 stages where installed.
+fn image_figures(
+    analyzer: &mut FaceAnalyzer,
+    v2: &mut V2Stages,
+    references: &References,
+    img: &Path,
+    repeat: usize,
+) -> anyhow::Result<Figures> {
+    let mut runs = Vec::with_capacity(repeat);
+    analyzer.analyze_file(img)?; // warm-up
+    for _ in 0..repeat {
+        let a = analyzer.analyze_file(img)?;
+        runs.push(StageMs {
+            decode: a.ms.decode,
+            detect: a.ms.detect,
+            landmarks: a.ms.landmarks + a.ms.quality,
+            total: a.ms.total,
+        });
+    }
+    let rust_ms = median(&runs);
+    let python_ms = match python_reference(&references.v1, &references.models, img, repeat) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("bench: Python reference not run: {e:#}");
+            None
+        }
+    };
+    let ratio_total = python_ms.as_ref().map(|p| round2(rust_ms.total / p.total));
+    let v2_figures = if v2.any() {
+        let rust = v2.time(analyzer, img, repeat)?;
+        let python = match python_reference_v2(&references.v2, &references.models, img, repeat) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("bench: Python reference of face pack v2 not run: {e:#}");
+                None
+            }
+        };
+        Some(V2Figures::new(rust, python))
+    } else {
+        None
+    };
+    Ok(Figures {
+        image: img.display().to_string(),
+        rust_ms,
+        python_ms,
+        ratio_total,
+        v2: v2_figures,
+    })
+}
+
+/// One image's rows of the `bench faces` table.
+fn print_figures(f: &Figures) {
+    println!("{}", f.image);
+    let row = |name: &str, s: &StageMs| {
+        println!(
+            "  {name:<26} {:>8.2} {:>8.2} {:>10.2} {:>8.2}",
+            s.decode, s.detect, s.landmarks, s.total
+        )
+    };
+    row("kissbooth (Rust)", &f.rust_ms);
+    if let Some(p) = &f.python_ms {
+        row("reference (Python)", p);
+    }
+    if let Some(r) = f.ratio_total {
+        println!("  ratio Rust/Python total: {r:.2} ({:.1}x faster)", 1.0 / r);
+    }
+    if let Some(v) = &f.v2 {
+        let cell = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "  {:<26} {:>10} {:>10} {:>10}",
+            "face pack v2", "mesh/face", "segment", "identity/face"
+        );
+        let row = |name: &str, s: &V2Ms| {
+            println!(
+                "  {name:<26} {:>10} {:>10} {:>10}",
+                cell(s.mesh),
+                cell(s.segment),
+                cell(s.identity)
+            )
+        };
+        row("kissbooth (Rust)", &v.rust_ms);
+        if let Some(p) = &v.python_ms {
+            row("reference (Python)", p);
+            row("ratio Rust/Python", &v.ratio);
+        }
+    }
+}
+
+impl V2Figures {
+    /// The Rust and Python figures, and their ratio per stage where both are known.
+    fn new(rust: V2Ms, python: Option<V2Ms>) -> Self {
+        let ratio = |r: Option<f64>, p: Option<f64>| match (r, p) {
+            (Some(r), Some(p)) if p > 0.0 => Some(round2(r / p)),
+            _ => None,
+        };
+        let p = python.clone().unwrap_or_default();
+        V2Figures {
+            ratio: V2Ms {
+                mesh: ratio(rust.mesh, p.mesh),
+                segment: ratio(rust.segment, p.segment),
+                identity: ratio(rust.identity, p.identity),
+            },
+            rust_ms: rust,
+            python_ms: python,
+        }
+    }
 }
 
 /// The face pack v2 models that are installed, for timing.
@@ -726,166 +765,33 @@ fn booth(
     phones: usize,
     rate_mbit: f64,
 ) -> anyhow::Result<ExitCode> {
-    use std::io::Read;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let image = image.unwrap_or_else(|| fixtures_dir().join("couple_1280x720.jpg"));
     let data = tempfile::tempdir()?;
-    let stills = data.path().join("stills");
-    std::fs::create_dir_all(&stills)?;
-    std::fs::copy(&image, stills.join("couple.jpg"))?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let cfg = crate::config::Config {
-        listen: format!("127.0.0.1:{port}").parse()?,
-        camera: crate::config::CameraChoice::Spec(kissbooth_capture::CameraSpec::stills(
-            stills.clone(),
-        )),
-        data: data.path().to_path_buf(),
-        public_url: base.clone(),
-        ..Default::default()
-    };
-    let booth = crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
-    let rt = crate::cli::serve::server_runtime()?;
-    let app = crate::http::router(booth.clone());
-    let net = booth.net.clone();
-    rt.spawn(async move {
-        if let Ok(l) = tokio::net::TcpListener::bind(cfg.listen).await {
-            crate::http::connections::serve(l, app, &cfg.server, net, std::future::pending()).await;
-        }
-    });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let post = |path: &str| -> anyhow::Result<serde_json::Value> {
-        let mut r = agent.post(&format!("{base}{path}")).send_empty()?;
-        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
-    };
-    let get = |path: &str| -> anyhow::Result<serde_json::Value> {
-        let mut r = agent.get(&format!("{base}{path}")).call()?;
-        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
-    };
+    let LoopbackBooth {
+        booth,
+        cfg,
+        server: _server,
+    } = LoopbackBooth::start(common, &image, data.path())?;
+    let client = BoothClient::new(cfg.public_url.clone());
     std::thread::sleep(std::time::Duration::from_secs(2));
 
     // Idle on the attract screen: nobody watches the preview.
     let cpu0 = cpu_seconds();
     std::thread::sleep(std::time::Duration::from_secs(5));
     let attract_cpu = (cpu_seconds() - cpu0) / 5.0 * 100.0;
-    // Posing: the preview frame rate as a kiosk sees it, and the CPU spent meanwhile.
-    let cpu0 = cpu_seconds();
-    let t = Instant::now();
-    let mut frames = 0;
-    {
-        let mut r = agent.get(&format!("{base}/api/preview.mjpg")).call()?;
-        let mut reader = r.body_mut().as_reader();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut seen = Vec::new();
-        while t.elapsed().as_secs_f64() < 5.0 {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-            while let Some(pos) = seen.windows(7).position(|w| w == b"--frame") {
-                frames += 1;
-                seen.drain(..pos + 7);
-            }
-        }
-    }
-    let idle_s = t.elapsed().as_secs_f64();
-    let idle_cpu = (cpu_seconds() - cpu0) / idle_s * 100.0;
+    let preview = client.watch_preview()?;
 
-    let session = |label: &str| -> anyhow::Result<(f64, String, String)> {
-        let id = post("/api/sessions")?["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let mut r = agent
-            .post(&format!("{base}/api/sessions/{id}/consent"))
-            .header("content-type", "application/json")
-            .send(r#"{"people": 2, "accepted": true}"#)?;
-        anyhow::ensure!(
-            r.status() == 200,
-            "{label}: consent refused: {}",
-            r.body_mut().read_to_string()?
-        );
-        let t = Instant::now();
-        let v = post(&format!("/api/sessions/{id}/capture"))?;
-        anyhow::ensure!(v["verdict"]["ok"] == true, "{label}: capture refused: {v}");
-        post(&format!("/api/sessions/{id}/render"))?;
-        loop {
-            let v = get(&format!("/api/sessions/{id}"))?;
-            if v["state"] == "done" {
-                let _qr = agent
-                    .get(&format!("{base}/api/sessions/{id}/qr.svg"))
-                    .call()?;
-                return Ok((
-                    t.elapsed().as_secs_f64(),
-                    id,
-                    v["download_url"].as_str().unwrap_or_default().to_string(),
-                ));
-            }
-            anyhow::ensure!(v["state"] != "failed", "{label}: render failed: {v}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
-    let (alone, _, url) = session("first")?;
-    let (alone2, _, _) = session("second")?;
+    let (alone, url) = client.session("first")?;
+    let (alone2, _) = client.session("second")?;
     let alone = alone.min(alone2);
 
-    // Loaded: phones download the first clip while the next one renders. Shaped, each at Wi-Fi
-    // speed and again as soon as it is done; unshaped, each as fast as loopback allows and
-    // again a second after its last download finished (a guest re-opening the page).
-    let stop = Arc::new(AtomicBool::new(false));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let downloads = Arc::new(AtomicU64::new(0));
-    let mut handles = Vec::new();
-    let path = format!("{}/video.mp4", &url[url.find("/d/").unwrap_or(0)..]);
-    let (shaped, unshaped) = if rate_mbit > 0.0 {
-        (phones, 0)
-    } else {
-        (0, phones)
-    };
-    for _ in 0..shaped {
-        let (stop, bytes, downloads, path) =
-            (stop.clone(), bytes.clone(), downloads.clone(), path.clone());
-        let (addr, rate) = (cfg.listen, rate_mbit * 1e6 / 8.0);
-        handles.push(std::thread::spawn(move || {
-            shaped_phone(addr, &path, rate, &stop, &bytes, &downloads);
-        }));
-    }
-    for _ in 0..unshaped {
-        let (stop, bytes, downloads, url, agent) = (
-            stop.clone(),
-            bytes.clone(),
-            downloads.clone(),
-            format!("{url}/video.mp4"),
-            agent.clone(),
-        );
-        handles.push(std::thread::spawn(move || {
-            let t = Instant::now();
-            while !stop.load(Ordering::Relaxed) && t.elapsed().as_secs() < 120 {
-                if let Ok(mut r) = agent.get(&url).call()
-                    && let Ok(b) = r.body_mut().with_config().limit(64 << 20).read_to_vec()
-                {
-                    bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
-                    downloads.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-        }));
-    }
+    // Loaded: phones download the first clip while the next one renders.
+    let load = PhoneLoad::start(&client, cfg.listen, &url, phones, rate_mbit);
     let t_load = Instant::now();
-    let loaded = session("loaded");
+    let loaded = client.session("loaded");
     let load_s = t_load.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.join();
-    }
-    let (loaded, _, _) = loaded?;
+    let (downloads, bytes) = load.stop();
+    let (loaded, _) = loaded?;
     booth.shutdown.trigger();
     println!(
         "booth on loopback, stills camera, {}x{} {} s clips",
@@ -894,8 +800,8 @@ fn booth(
     println!("  idle on the attract screen: booth CPU {attract_cpu:.0}% of one core");
     println!(
         "  live preview with the gate: {:.1} frames/s (the stills camera's rate), CPU {:.0}% of one core (this bench's reader included)",
-        frames as f64 / idle_s,
-        idle_cpu
+        preview.frames as f64 / preview.seconds,
+        preview.cpu
     );
     println!("  tap capture -> QR on screen: {alone:.2} s (best of two)");
     let speed = if rate_mbit > 0.0 {
@@ -904,13 +810,248 @@ fn booth(
         "unshaped".to_string()
     };
     println!(
-        "  with {phones} phones downloading {speed} ({} whole downloads, {:.0} MiB, {:.0} Mbit/s in all): {loaded:.2} s, slowdown {:+.0}%",
-        downloads.load(Ordering::Relaxed),
-        bytes.load(Ordering::Relaxed) as f64 / 1048576.0,
-        bytes.load(Ordering::Relaxed) as f64 * 8.0 / 1e6 / load_s.max(1e-3),
+        "  with {phones} phones downloading {speed} ({downloads} whole downloads, {:.0} MiB, {:.0} Mbit/s in all): {loaded:.2} s, slowdown {:+.0}%",
+        bytes as f64 / 1048576.0,
+        bytes as f64 * 8.0 / 1e6 / load_s.max(1e-3),
         (loaded / alone - 1.0) * 100.0
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A booth with a stills camera, served on a free loopback port.
+struct LoopbackBooth {
+    booth: std::sync::Arc<crate::booth::Booth>,
+    cfg: crate::config::Config,
+    /// The runtime the HTTP server runs on; dropping it stops the server.
+    server: tokio::runtime::Runtime,
+}
+
+impl LoopbackBooth {
+    /// Starts the booth with `image` (copied under `data`) as the stills camera's only frame.
+    fn start(common: &Common, image: &Path, data: &Path) -> anyhow::Result<Self> {
+        let stills = data.join("stills");
+        std::fs::create_dir_all(&stills)?;
+        std::fs::copy(image, stills.join("couple.jpg"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let cfg = crate::config::Config {
+            listen: format!("127.0.0.1:{port}").parse()?,
+            camera: crate::config::CameraChoice::Spec(kissbooth_capture::CameraSpec::stills(
+                stills.clone(),
+            )),
+            data: data.to_path_buf(),
+            public_url: format!("http://127.0.0.1:{port}"),
+            ..Default::default()
+        };
+        let booth =
+            crate::booth::Booth::start(cfg.clone(), common.models_dir(), common.runtime()?)?;
+        let server = crate::cli::serve::server_runtime()?;
+        let app = crate::http::router(booth.clone());
+        let net = booth.net.clone();
+        let (listen, server_cfg) = (cfg.listen, cfg.server.clone());
+        server.spawn(async move {
+            if let Ok(l) = tokio::net::TcpListener::bind(listen).await {
+                crate::http::connections::serve(l, app, &server_cfg, net, std::future::pending())
+                    .await;
+            }
+        });
+        Ok(LoopbackBooth { booth, cfg, server })
+    }
+}
+
+/// A kiosk's and a guest's requests to the loopback booth.
+#[derive(Clone)]
+struct BoothClient {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// The live preview as a kiosk sees it: frames in `seconds`, and the CPU spent meanwhile.
+struct PreviewFigures {
+    frames: usize,
+    seconds: f64,
+    /// Percent of one core.
+    cpu: f64,
+}
+
+impl BoothClient {
+    fn new(base: String) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        BoothClient { agent, base }
+    }
+
+    fn post(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let mut r = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .send_empty()?;
+        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let mut r = self.agent.get(&format!("{}{path}", self.base)).call()?;
+        Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+    }
+
+    /// Posing: reads the MJPEG preview for five seconds, counting its frames.
+    fn watch_preview(&self) -> anyhow::Result<PreviewFigures> {
+        use std::io::Read;
+        let cpu0 = cpu_seconds();
+        let t = Instant::now();
+        let mut frames = 0;
+        {
+            let mut r = self
+                .agent
+                .get(&format!("{}/api/preview.mjpg", self.base))
+                .call()?;
+            let mut reader = r.body_mut().as_reader();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut seen = Vec::new();
+            while t.elapsed().as_secs_f64() < 5.0 {
+                let n = reader.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+                while let Some(pos) = seen.windows(7).position(|w| w == b"--frame") {
+                    frames += 1;
+                    seen.drain(..pos + 7);
+                }
+            }
+        }
+        let seconds = t.elapsed().as_secs_f64();
+        let cpu = (cpu_seconds() - cpu0) / seconds * 100.0;
+        Ok(PreviewFigures {
+            frames,
+            seconds,
+            cpu,
+        })
+    }
+
+    /// One guest from consent to the QR code: the seconds from tapping capture to the clip
+    /// being ready, and the clip's download page.
+    fn session(&self, label: &str) -> anyhow::Result<(f64, String)> {
+        let id = self.post("/api/sessions")?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let mut r = self
+            .agent
+            .post(&format!("{}/api/sessions/{id}/consent", self.base))
+            .header("content-type", "application/json")
+            .send(r#"{"people": 2, "accepted": true}"#)?;
+        anyhow::ensure!(
+            r.status() == 200,
+            "{label}: consent refused: {}",
+            r.body_mut().read_to_string()?
+        );
+        let t = Instant::now();
+        let v = self.post(&format!("/api/sessions/{id}/capture"))?;
+        anyhow::ensure!(v["verdict"]["ok"] == true, "{label}: capture refused: {v}");
+        self.post(&format!("/api/sessions/{id}/render"))?;
+        loop {
+            let v = self.get(&format!("/api/sessions/{id}"))?;
+            if v["state"] == "done" {
+                let _qr = self
+                    .agent
+                    .get(&format!("{}/api/sessions/{id}/qr.svg", self.base))
+                    .call()?;
+                return Ok((
+                    t.elapsed().as_secs_f64(),
+                    v["download_url"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+            anyhow::ensure!(v["state"] != "failed", "{label}: render failed: {v}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The flag that stops the phones, and what they have downloaded so far.
+#[derive(Clone, Default)]
+struct PhoneCounters {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    downloads: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Phones downloading the same clip over and over. Shaped, each at Wi-Fi speed and again as
+/// soon as it is done; unshaped, each as fast as loopback allows and again a second after its
+/// last download finished (a guest re-opening the page).
+struct PhoneLoad {
+    counters: PhoneCounters,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PhoneLoad {
+    /// Starts `phones` phones on the clip of the download page `url`, each at `rate_mbit`
+    /// Mbit/s (0: unshaped).
+    fn start(
+        client: &BoothClient,
+        addr: std::net::SocketAddr,
+        url: &str,
+        phones: usize,
+        rate_mbit: f64,
+    ) -> Self {
+        let counters = PhoneCounters::default();
+        let mut handles = Vec::new();
+        let path = format!("{}/video.mp4", &url[url.find("/d/").unwrap_or(0)..]);
+        let (shaped, unshaped) = if rate_mbit > 0.0 {
+            (phones, 0)
+        } else {
+            (0, phones)
+        };
+        for _ in 0..shaped {
+            let (c, path) = (counters.clone(), path.clone());
+            let rate = rate_mbit * 1e6 / 8.0;
+            handles.push(std::thread::spawn(move || {
+                shaped_phone(addr, &path, rate, &c.stop, &c.bytes, &c.downloads);
+            }));
+        }
+        for _ in 0..unshaped {
+            let (c, url, agent) = (
+                counters.clone(),
+                format!("{url}/video.mp4"),
+                client.agent.clone(),
+            );
+            handles.push(std::thread::spawn(move || unshaped_phone(&agent, &url, &c)));
+        }
+        PhoneLoad { counters, handles }
+    }
+
+    /// Stops the phones and waits for them; returns the whole downloads and the bytes received.
+    fn stop(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        let c = self.counters;
+        c.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            let _ = h.join();
+        }
+        (
+            c.downloads.load(Ordering::Relaxed),
+            c.bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A phone on loopback: downloads `url` whole, then again a second later, until `stop` (or
+/// two minutes).
+fn unshaped_phone(agent: &ureq::Agent, url: &str, c: &PhoneCounters) {
+    use std::sync::atomic::Ordering;
+    let t = Instant::now();
+    while !c.stop.load(Ordering::Relaxed) && t.elapsed().as_secs() < 120 {
+        if let Ok(mut r) = agent.get(url).call()
+            && let Ok(b) = r.body_mut().with_config().limit(64 << 20).read_to_vec()
+        {
+            c.bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+            c.downloads.fetch_add(1, Ordering::Relaxed);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 fn diffusion(
@@ -932,20 +1073,7 @@ fn diffusion(
     let capture = image::RgbImage::from_fn(320, 240, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
-    let targets: Vec<[kissbooth_engines::Landmarks; 2]> = (0..frames.max(1))
-        .map(|i| {
-            let t = i as f32 / frames.max(2) as f32;
-            let face = |cx: f32| {
-                let mut l = [[0.0f32; 2]; 68];
-                for (k, p) in l.iter_mut().enumerate() {
-                    let a = k as f32 / 68.0 * std::f32::consts::TAU;
-                    *p = [cx + 40.0 * a.cos(), 120.0 + 50.0 * a.sin()];
-                }
-                kissbooth_engines::Landmarks(l)
-            };
-            [face(90.0 + 40.0 * t), face(230.0 - 40.0 * t)]
-        })
-        .collect();
+    let targets = drifting_faces(frames);
     let req = DiffusionRequest {
         capture: &capture,
         targets: &targets,
@@ -957,27 +1085,16 @@ fn diffusion(
     };
     let cancel = AtomicBool::new(false);
     g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?; // warm-up
-    let (mut total, mut onnx, mut over) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut enc, mut dec, mut post) = (Vec::new(), Vec::new(), Vec::new());
-    let mut ident = Vec::new();
+    let mut t = DiffusionTimes::default();
     for _ in 0..repeat.max(1) {
-        let s = g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?;
-        for st in &s.steps {
-            total.push(st.total.as_secs_f64() * 1e6);
-            onnx.push(st.onnx.as_secs_f64() * 1e6);
-            over.push(st.overhead().as_secs_f64() * 1e6);
-        }
-        enc.push(s.encode.as_secs_f64() * 1e3);
-        ident.push(s.identity.as_secs_f64() * 1e3);
-        dec.push(s.decode.as_secs_f64() * 1e3);
-        post.push(s.postprocess.as_secs_f64() * 1e3);
+        t.add(&g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?);
     }
     let med = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (mt, mo, mv) = (mean(&total), mean(&onnx), mean(&over));
+    let (mt, mo, mv) = (mean(&t.total), mean(&t.onnx), mean(&t.over));
     let (lh, lw) = m.latent.latent_size();
     println!(
         "diffusion pack {} ({}): {} latent frames x {} channels x {lh}x{lw}, guidance {}, provider {provider}, {} steps x {} runs",
@@ -991,9 +1108,9 @@ fn diffusion(
     );
     println!(
         "per step: median {:.1} us (onnx {:.1} us, overhead {:.2} us); mean {:.1} us (onnx {:.1} us, overhead {:.2} us = {:.1} % of a step)",
-        med(&mut total.clone()),
-        med(&mut onnx.clone()),
-        med(&mut over.clone()),
+        med(&mut t.total.clone()),
+        med(&mut t.onnx.clone()),
+        med(&mut t.over.clone()),
         mt,
         mo,
         mv,
@@ -1001,14 +1118,59 @@ fn diffusion(
     );
     println!(
         "per generation (median): encode {:.2} ms, identity (align + encoder) {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
-        med(&mut enc),
-        med(&mut ident),
-        med(&mut dec),
+        med(&mut t.enc),
+        med(&mut t.ident),
+        med(&mut t.dec),
         frames.max(1),
-        med(&mut post)
+        med(&mut t.post)
     );
     println!(
         "(overhead: everything in a step but the denoiser's Session::run calls: tensor set-up, guidance, scheduler, noise)"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Two synthetic faces (rings of 68 landmarks) drifting together over `frames` frames.
+fn drifting_faces(frames: usize) -> Vec<[kissbooth_engines::Landmarks; 2]> {
+    (0..frames.max(1))
+        .map(|i| {
+            let t = i as f32 / frames.max(2) as f32;
+            let face = |cx: f32| {
+                let mut l = [[0.0f32; 2]; 68];
+                for (k, p) in l.iter_mut().enumerate() {
+                    let a = k as f32 / 68.0 * std::f32::consts::TAU;
+                    *p = [cx + 40.0 * a.cos(), 120.0 + 50.0 * a.sin()];
+                }
+                kissbooth_engines::Landmarks(l)
+            };
+            [face(90.0 + 40.0 * t), face(230.0 - 40.0 * t)]
+        })
+        .collect()
+}
+
+/// The diffusion generator's times over the measured generations: per step in microseconds
+/// (all of it, the ONNX Runtime calls, the rest), per generation stage in milliseconds.
+#[derive(Default)]
+struct DiffusionTimes {
+    total: Vec<f64>,
+    onnx: Vec<f64>,
+    over: Vec<f64>,
+    enc: Vec<f64>,
+    ident: Vec<f64>,
+    dec: Vec<f64>,
+    post: Vec<f64>,
+}
+
+impl DiffusionTimes {
+    fn add(&mut self, s: &kissbooth_engines::diffusion::GenerationStats) {
+        for st in &s.steps {
+            self.total.push(st.total.as_secs_f64() * 1e6);
+            self.onnx.push(st.onnx.as_secs_f64() * 1e6);
+            self.over.push(st.overhead().as_secs_f64() * 1e6);
+        }
+        self.enc.push(s.encode.as_secs_f64() * 1e3);
+        self.ident.push(s.identity.as_secs_f64() * 1e3);
+        self.dec.push(s.decode.as_secs_f64() * 1e3);
+        self.post.push(s.postprocess.as_secs_f64() * 1e3);
+    }
 }

@@ -210,6 +210,62 @@ fn run_case(
     cfg.gate.expected_faces = if case.images.len() == 1 { 2 } else { 1 };
     let mut analyzer = FaceAnalyzer::open(rt, &common.models_dir(), cfg)?;
     let t0 = Instant::now();
+    let mut inputs = analyze_case(&mut analyzer, case)?;
+    // The references for judging are the pictures as taken, and not part of the render.
+    let t_refs = Instant::now();
+    let refs = judge.references(
+        [inputs.frame(0), inputs.frame(1)],
+        inputs.faces().each_ref(),
+    )?;
+    let refs_time = t_refs.elapsed();
+    let laid_out_mirrored = inputs.face_each_other();
+    let g = guides.guides(
+        [inputs.frame(0), inputs.frame(1)],
+        inputs.faces().each_ref(),
+    );
+    let analysis_s = t0.elapsed().saturating_sub(refs_time).as_secs_f64();
+    let morph = MorphConfig {
+        width: size.0,
+        height: size.1,
+        ..MorphConfig::default()
+    };
+    let generator = MorphGenerator::plan_with(morph, timeline, shape, inputs, &g)?;
+    let n = generator.frame_count();
+    let contact = generator.timeline().contact_frame();
+    let spec = VideoSpec::new(size.0, size.1, fps);
+    let clip = render_and_encode(generator, &spec, &out.join(format!("{}.mp4", case.name)))?;
+    let render_s = t0.elapsed().saturating_sub(refs_time).as_secs_f64();
+    let mut judge_ms = 0.0;
+    let mut judged = Vec::new();
+    for i in (0..n).filter(|i| i % every == 0 || *i + 1 == n) {
+        let t = Instant::now();
+        judged.push(judge.judge(
+            &refs,
+            &clip.frames[i],
+            &clip.drawn[i],
+            i,
+            i as f32 / fps as f32,
+        )?);
+        judge_ms += t.elapsed().as_secs_f64() * 1e3;
+    }
+    tracing::debug!(judge_ms, "judged");
+    let sheet = out.join(format!("{}.png", case.name));
+    contact_sheet(&clip.frames, contact, &sheet)?;
+    Ok(CaseResult {
+        case: case.name.clone(),
+        score: ClipScore::of(judge.name(), judge.threshold(), judged, seconds),
+        lip_gap_at_contact_iod: clip.lip_gap,
+        flicker: clip.mean_flicker(),
+        render_s,
+        analysis_s,
+        sheet,
+        laid_out_mirrored,
+    })
+}
+
+/// Loads the case's frames (mirrored if asked) and finds the two faces in them: both in a
+/// couple frame, one in each portrait.
+fn analyze_case(analyzer: &mut FaceAnalyzer, case: &Case) -> anyhow::Result<MorphInputs> {
     let mut frames: Vec<RgbImage> = Vec::new();
     let mut faces = Vec::new();
     for path in &case.images {
@@ -224,50 +280,57 @@ fn run_case(
         faces.extend(a.faces.iter().map(|f| f.landmarks));
         frames.push(img);
     }
-    if faces.len() != 2 {
+    let &[a, b] = faces.as_slice() else {
         bail!("expected two faces in all, found {}", faces.len());
-    }
-    // The references for judging are the pictures as taken, and not part of the render.
-    let t_refs = Instant::now();
-    let refs = {
-        let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
-        judge.references([f0, f1], [&faces[0], &faces[1]])?
     };
-    let refs_time = t_refs.elapsed();
-    let laid_out_mirrored = match (frames.as_mut_slice(), faces.as_mut_slice()) {
-        ([l, r], [a, b]) => kissbooth_engines::generate::face_each_other([l, r], [a, b]),
-        _ => [false; 2],
-    };
-    let (a, b) = (&faces[0], &faces[1]);
-    let (f0, f1) = (&frames[0], frames.get(1).unwrap_or(&frames[0]));
-    let g = guides.guides([f0, f1], [a, b]);
-    let analysis_s = (t0.elapsed() - refs_time).as_secs_f64();
-    let inputs = match frames.len() {
+    Ok(match frames.len() {
         1 => MorphInputs::Couple {
             frame: frames.remove(0),
-            faces: [*a, *b],
+            faces: [a, b],
         },
         _ => {
             let second = frames.remove(1);
             MorphInputs::Portraits {
                 frames: [frames.remove(0), second],
-                faces: [*a, *b],
+                faces: [a, b],
             }
         }
-    };
-    let morph = MorphConfig {
-        width: size.0,
-        height: size.1,
-        ..MorphConfig::default()
-    };
-    let mut generator = MorphGenerator::plan_with(morph, timeline, shape, inputs, &g)?;
+    })
+}
+
+/// A rendered clip's frames, the landmarks drawn in each, and the lip gap at contact
+/// (inter-ocular distances).
+struct RenderedClip {
+    frames: Vec<RgbImage>,
+    drawn: Vec<[Landmarks; 2]>,
+    lip_gap: f32,
+}
+
+impl RenderedClip {
+    /// The background flicker, averaged over the frames that have both neighbours.
+    fn mean_flicker(&self) -> f32 {
+        let (f, n) = (&self.frames, self.frames.len());
+        if n >= 3 {
+            (1..n - 1)
+                .map(|i| flicker(&f[i - 1], &f[i], &f[i + 1], &self.drawn[i]))
+                .sum::<f32>()
+                / (n - 2) as f32
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Renders every frame on a worker thread and encodes it to `path` here, as the booth does:
+/// the render time is the whole clip's, encoder included.
+fn render_and_encode(
+    mut generator: MorphGenerator,
+    spec: &VideoSpec,
+    path: &Path,
+) -> anyhow::Result<RenderedClip> {
     let n = generator.frame_count();
     let contact = generator.timeline().contact_frame();
-    // Rendered on a worker thread and encoded here, as the booth does: the render time is the
-    // whole clip's, encoder included.
-    let spec = VideoSpec::new(size.0, size.1, fps);
-    let clip = out.join(format!("{}.mp4", case.name));
-    let mut encoder = EncoderConfig::default().build(&spec, &clip, &VideoMetadata::default())?;
+    let mut encoder = EncoderConfig::default().build(spec, path, &VideoMetadata::default())?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<(RgbImage, [Landmarks; 2], f32)>(4);
     let worker = std::thread::spawn(move || -> anyhow::Result<()> {
         for i in 0..n {
@@ -284,50 +347,24 @@ fn run_case(
         }
         Ok(())
     });
-    let mut rendered = Vec::with_capacity(n);
-    let mut drawn = Vec::with_capacity(n);
-    let mut lip_gap = f32::NAN;
+    let mut clip = RenderedClip {
+        frames: Vec::with_capacity(n),
+        drawn: Vec::with_capacity(n),
+        lip_gap: f32::NAN,
+    };
     for (frame, landmarks, gap) in rx.iter() {
         encoder.push(&frame)?;
         if !gap.is_nan() {
-            lip_gap = gap;
+            clip.lip_gap = gap;
         }
-        rendered.push(frame);
-        drawn.push(landmarks);
+        clip.frames.push(frame);
+        clip.drawn.push(landmarks);
     }
     worker
         .join()
         .map_err(|_| anyhow::anyhow!("the render thread stopped unexpectedly"))??;
     encoder.finish()?;
-    let mut judge_ms = 0.0;
-    let mut judged = Vec::new();
-    let render_s = t0.elapsed().saturating_sub(refs_time).as_secs_f64();
-    for i in (0..n).filter(|i| i % every == 0 || *i + 1 == n) {
-        let t = Instant::now();
-        judged.push(judge.judge(&refs, &rendered[i], &drawn[i], i, i as f32 / fps as f32)?);
-        judge_ms += t.elapsed().as_secs_f64() * 1e3;
-    }
-    tracing::debug!(judge_ms, "judged");
-    let flick = if n >= 3 {
-        (1..n - 1)
-            .map(|i| flicker(&rendered[i - 1], &rendered[i], &rendered[i + 1], &drawn[i]))
-            .sum::<f32>()
-            / (n - 2) as f32
-    } else {
-        0.0
-    };
-    let sheet = out.join(format!("{}.png", case.name));
-    contact_sheet(&rendered, contact, &sheet)?;
-    Ok(CaseResult {
-        case: case.name.clone(),
-        score: ClipScore::of(judge.name(), judge.threshold(), judged, seconds),
-        lip_gap_at_contact_iod: lip_gap,
-        flicker: flick,
-        render_s,
-        analysis_s,
-        sheet,
-        laid_out_mirrored,
-    })
+    Ok(clip)
 }
 
 /// Twelve frames (evenly spaced, the contact frame among them) in a 4x3 grid, each 240 pixels

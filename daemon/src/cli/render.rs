@@ -178,52 +178,13 @@ fn render_unsigned(
     let models = common.models_dir();
     let shape = crate::clip::mean_shape(&models)?;
     let rt = common.runtime()?;
-    let (mut frames, mut faces) = analyse_inputs(args, rt, &models)?;
-    // The identity self-check, when an embedder is installed: against the pictures as taken.
-    let mut judge = kissbooth_engines::quality::ClipJudge::open(rt, &models)?;
-    let refs = match (judge.as_mut(), frames.as_slice(), faces.as_slice()) {
-        (Some(j), [one], [a, b]) => Some(j.references([one, one], [a, b])?),
-        (Some(j), [l, r], [a, b]) => Some(j.references([l, r], [a, b])?),
-        (None, _, _) => {
-            eprintln!("kissbooth: no identity embedder installed: the clip is not self-checked");
-            None
-        }
-        _ => None,
-    };
-    if let ([l, r], [a, b]) = (frames.as_mut_slice(), faces.as_mut_slice()) {
-        let mirrored = kissbooth_engines::generate::face_each_other([l, r], [a, b]);
-        for (k, _) in mirrored.iter().enumerate().filter(|(_, m)| **m) {
-            eprintln!(
-                "kissbooth: {} looks away from the other face: laid out mirrored, so the two face each other",
-                args.inputs[k].display()
-            );
-        }
-    }
-    // The dense mesh and person masks, when the face pack has them.
-    let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, &models);
-    for why in &guide_models.missing {
-        eprintln!("kissbooth: {why}; rendering without it");
-    }
-    let guides = match (frames.as_slice(), faces.as_slice()) {
-        ([one], [a, b]) => guide_models.guides([one, one], [a, b]),
-        ([l, r], [a, b]) => guide_models.guides([l, r], [a, b]),
-        _ => bail!("expected two faces in all"),
-    };
+    let Prepared {
+        inputs,
+        guides,
+        mut judge,
+        refs,
+    } = prepare(args, rt, &models)?;
     let analysis_ms = ms(t0);
-    let inputs = match (frames.len(), faces.as_slice()) {
-        (1, [a, b]) => MorphInputs::Couple {
-            frame: frames.remove(0),
-            faces: [*a, *b],
-        },
-        (2, [a, b]) => {
-            let second = frames.remove(1);
-            MorphInputs::Portraits {
-                frames: [frames.remove(0), second],
-                faces: [*a, *b],
-            }
-        }
-        _ => bail!("expected two faces in all"),
-    };
 
     let cancel = std::sync::atomic::AtomicBool::new(false);
     // The diffusion generator when asked for and usable; otherwise morph, saying why.
@@ -233,38 +194,27 @@ fn render_unsigned(
         .as_deref()
         .filter(|_| args.generator == GeneratorKind::Diffusion)
     {
-        let options = kissbooth_engines::diffusion::LoadOptions {
-            memory_budget_mib: args.memory_budget_mb,
-        };
-        match (
+        let rendered = render_with_pack(
+            dir,
+            args,
+            rt,
+            &settings,
+            &shape,
             &inputs,
-            kissbooth_engines::diffusion::Pack::load_with(dir, rt, &options),
-        ) {
-            (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
-                let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
-                let mut report = crate::clip::render_diffusion_clip(
-                    &settings,
-                    &shape,
-                    &mut generator,
-                    frame,
-                    faces,
-                    &args.output,
-                    &mut on_frame,
-                    &cancel,
-                )?;
+            &mut on_frame,
+            &cancel,
+        )?;
+        match rendered {
+            PackRender::Rendered(mut report) => {
                 report.ms.analysis = analysis_ms;
                 report.ms.total = ms(t0);
-                return Ok(report);
+                return Ok(*report);
             }
-            (_, Ok(_)) => {
-                fallback =
-                    Some("the diffusion pack takes one couple frame, not two portraits".to_string())
+            PackRender::Refused(why) => {
+                eprintln!("kissbooth: {why}; rendering with the morph generator");
+                tracing::warn!(reason = %why, "falling back to the morph generator");
+                fallback = Some(why);
             }
-            (_, Err(e)) => fallback = Some(format!("diffusion pack refused: {e}")),
-        }
-        if let Some(why) = &fallback {
-            eprintln!("kissbooth: {why}; rendering with the morph generator");
-            tracing::warn!(reason = %why, "falling back to the morph generator");
         }
     }
     let check = judge
@@ -285,6 +235,110 @@ fn render_unsigned(
     report.ms.analysis = analysis_ms;
     report.ms.total = ms(t0);
     Ok(report)
+}
+
+/// The analysed inputs with their guides (mesh and person masks), and the identity embedder
+/// with each person's reference when one is installed.
+struct Prepared {
+    inputs: MorphInputs,
+    guides: kissbooth_engines::generate::MorphGuides,
+    judge: Option<kissbooth_engines::quality::ClipJudge>,
+    refs: Option<[kissbooth_engines::quality::Reference; 2]>,
+}
+
+/// Analyses the inputs, takes the self-check's references from them, lays two portraits out
+/// facing each other, then guides them.
+fn prepare(
+    args: &RenderArgs,
+    rt: &'static kissbooth_engines::runtime::Runtime,
+    models: &Path,
+) -> anyhow::Result<Prepared> {
+    let mut inputs = analyse_inputs(args, rt, models)?;
+    // The identity self-check, when an embedder is installed: against the pictures as taken.
+    let mut judge = kissbooth_engines::quality::ClipJudge::open(rt, models)?;
+    let refs = match judge.as_mut() {
+        Some(j) => Some(j.references(
+            [inputs.frame(0), inputs.frame(1)],
+            inputs.faces().each_ref(),
+        )?),
+        None => {
+            eprintln!("kissbooth: no identity embedder installed: the clip is not self-checked");
+            None
+        }
+    };
+    for (k, _) in inputs
+        .face_each_other()
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m)
+    {
+        eprintln!(
+            "kissbooth: {} looks away from the other face: laid out mirrored, so the two face each other",
+            args.inputs[k].display()
+        );
+    }
+    // The dense mesh and person masks, when the face pack has them.
+    let mut guide_models = kissbooth_engines::generate::GuideModels::open(rt, models);
+    for why in &guide_models.missing {
+        eprintln!("kissbooth: {why}; rendering without it");
+    }
+    let guides = guide_models.guides(
+        [inputs.frame(0), inputs.frame(1)],
+        inputs.faces().each_ref(),
+    );
+    Ok(Prepared {
+        inputs,
+        guides,
+        judge,
+        refs,
+    })
+}
+
+/// A diffusion render, or why the pack could not make it.
+enum PackRender {
+    Rendered(Box<RenderReport>),
+    Refused(String),
+}
+
+/// Renders with the diffusion pack in `dir` when it loads within the memory budget and takes
+/// these inputs (one couple frame).
+#[allow(clippy::too_many_arguments)]
+fn render_with_pack(
+    dir: &Path,
+    args: &RenderArgs,
+    rt: &'static kissbooth_engines::runtime::Runtime,
+    settings: &crate::config::ClipSettings,
+    shape: &kissbooth_engines::generate::MeanShape,
+    inputs: &MorphInputs,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<PackRender> {
+    let options = kissbooth_engines::diffusion::LoadOptions {
+        memory_budget_mib: args.memory_budget_mb,
+    };
+    match (
+        inputs,
+        kissbooth_engines::diffusion::Pack::load_with(dir, rt, &options),
+    ) {
+        (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
+            let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
+            let report = crate::clip::render_diffusion_clip(
+                settings,
+                shape,
+                &mut generator,
+                frame,
+                faces,
+                &args.output,
+                on_frame,
+                cancel,
+            )?;
+            Ok(PackRender::Rendered(Box::new(report)))
+        }
+        (_, Ok(_)) => Ok(PackRender::Refused(
+            "the diffusion pack takes one couple frame, not two portraits".to_string(),
+        )),
+        (_, Err(e)) => Ok(PackRender::Refused(format!("diffusion pack refused: {e}"))),
+    }
 }
 
 /// The clip's settings from the command line, each part checked as the renderer and the
@@ -334,12 +388,13 @@ fn clip_settings(args: &RenderArgs) -> anyhow::Result<crate::config::ClipSetting
 }
 
 /// Each input analysed; the gate must pass on every one (two faces in a couple frame, one in
-/// each portrait). Returns the pictures and the faces' landmarks in order.
+/// each portrait). Returns the pictures with the faces' landmarks in order, as the morph
+/// generator takes them.
 fn analyse_inputs(
     args: &RenderArgs,
     rt: &'static kissbooth_engines::runtime::Runtime,
     models: &Path,
-) -> anyhow::Result<(Vec<image::RgbImage>, Vec<kissbooth_engines::Landmarks>)> {
+) -> anyhow::Result<MorphInputs> {
     let mut cfg = FaceConfig::default();
     cfg.gate.expected_faces = if args.inputs.len() == 1 { 2 } else { 1 };
     let mut analyzer =
@@ -361,7 +416,20 @@ fn analyse_inputs(
         faces.extend(a.faces.iter().map(|f| f.landmarks));
         frames.push(img);
     }
-    Ok((frames, faces))
+    match (frames.len(), faces.as_slice()) {
+        (1, &[a, b]) => Ok(MorphInputs::Couple {
+            frame: frames.remove(0),
+            faces: [a, b],
+        }),
+        (2, &[a, b]) => {
+            let second = frames.remove(1);
+            Ok(MorphInputs::Portraits {
+                frames: [frames.remove(0), second],
+                faces: [a, b],
+            })
+        }
+        _ => bail!("expected two faces in all"),
+    }
 }
 
 fn check_output(out: &Path) -> anyhow::Result<()> {

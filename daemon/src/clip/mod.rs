@@ -203,98 +203,9 @@ pub fn render_clip(
         )?;
         return Ok(report);
     };
-    let mut attempts: Vec<Attempt> = Vec::new();
-    let mut settings = settings.clone();
-    let mut report: Option<RenderReport> = None;
-    // The gentler render goes beside the first and replaces it only when it keeps both people
-    // better.
-    let retry_path = output.with_extension("retry.mp4");
-    for attempt in 0..2 {
-        let path = if attempt == 0 { output } else { &retry_path };
-        let rendered = render_once(
-            &settings,
-            shape,
-            inputs.clone(),
-            guides,
-            path,
-            on_frame,
-            cancel,
-            true,
-        );
-        let (r, judged) = match rendered {
-            Ok(done) => done,
-            // The gentler render failed: the first clip stands (a cancel still cancels).
-            Err(why) if attempt > 0 && !cancel.load(Ordering::Relaxed) => {
-                tracing::warn!(%why, "the gentler render failed: keeping the first clip");
-                remove_clip(&retry_path);
-                break;
-            }
-            Err(why) => return Err(why),
-        };
-        let t = Instant::now();
-        let score = match check.score(&judged, &settings) {
-            Ok(score) => score,
-            Err(why) => {
-                // A check that cannot run never costs the couple their clip.
-                tracing::warn!(%why, "render self-check failed: publishing the clip unchecked");
-                if attempt > 0 {
-                    remove_clip(&retry_path);
-                } else {
-                    report = Some(r);
-                }
-                break;
-            }
-        };
-        let kept = score.both_kept(KEEP_SHARE);
-        tracing::info!(
-            attempt,
-            intensity = settings.timeline.intensity,
-            kept,
-            recognised_0 = score.people[0].recognised_share,
-            recognised_1 = score.people[1].recognised_share,
-            min_similarity_0 = score.people[0].min_similarity,
-            min_similarity_1 = score.people[1].min_similarity,
-            "render self-check"
-        );
-        let this = Attempt {
-            intensity: settings.timeline.intensity,
-            people: score.people,
-            kept,
-            ms: ms(t),
-            used: true,
-        };
-        if attempt > 0 {
-            let first = &mut attempts[0];
-            if worst_share(&this) > worst_share(first) {
-                // The gentler clip is better: it takes the first one's place.
-                std::fs::rename(&retry_path, output)
-                    .context("cannot replace the clip with its gentler render")?;
-                std::fs::rename(poster_path(&retry_path), poster_path(output))
-                    .context("cannot replace the poster with the gentler render's")?;
-                first.used = false;
-                report = Some(RenderReport {
-                    output: output.to_path_buf(),
-                    poster: poster_path(output),
-                    ..r
-                });
-            } else {
-                remove_clip(&retry_path);
-                attempts.push(Attempt {
-                    used: false,
-                    ..this
-                });
-                break;
-            }
-        } else {
-            report = Some(r);
-        }
-        attempts.push(this);
-        if kept {
-            break;
-        }
-        settings.timeline.intensity *= GENTLER;
-    }
-    let mut report = report.ok_or_else(|| anyhow!("no render was made"))?;
+    let (mut report, attempts) = render_checked(
+        settings, shape, inputs, guides, output, on_frame, cancel, &mut check,
+    )?;
     report.self_check = Some(SelfCheckReport {
         embedder: check.judge.name(),
         threshold: check.judge.threshold(),
@@ -302,6 +213,121 @@ pub fn render_clip(
     });
     report.ms.total = ms(t0);
     Ok(report)
+}
+
+/// The first render, judged; when it lost someone, a gentler one beside it, which replaces it
+/// only when it keeps both people better. Returns the kept clip's report and the attempts
+/// judged (none when the check could not run).
+#[allow(clippy::too_many_arguments)]
+fn render_checked(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    inputs: MorphInputs,
+    guides: &MorphGuides,
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+    check: &mut SelfCheck,
+) -> anyhow::Result<(RenderReport, Vec<Attempt>)> {
+    let (report, judged) = render_once(
+        settings,
+        shape,
+        inputs.clone(),
+        guides,
+        output,
+        on_frame,
+        cancel,
+        true,
+    )?;
+    let Some(mut first) = judge_attempt(check, &judged, settings, 0) else {
+        return Ok((report, Vec::new()));
+    };
+    if first.kept {
+        return Ok((report, vec![first]));
+    }
+    let mut gentler = settings.clone();
+    gentler.timeline.intensity *= GENTLER;
+    let retry_path = output.with_extension("retry.mp4");
+    let rendered = render_once(
+        &gentler,
+        shape,
+        inputs,
+        guides,
+        &retry_path,
+        on_frame,
+        cancel,
+        true,
+    );
+    let (retry, judged) = match rendered {
+        Ok(done) => done,
+        // The gentler render failed: the first clip stands (a cancel still cancels).
+        Err(why) if !cancel.load(Ordering::Relaxed) => {
+            tracing::warn!(%why, "the gentler render failed: keeping the first clip");
+            remove_clip(&retry_path);
+            return Ok((report, vec![first]));
+        }
+        Err(why) => return Err(why),
+    };
+    let Some(this) = judge_attempt(check, &judged, &gentler, 1) else {
+        remove_clip(&retry_path);
+        return Ok((report, vec![first]));
+    };
+    if worst_share(&this) > worst_share(&first) {
+        // The gentler clip is better: it takes the first one's place.
+        std::fs::rename(&retry_path, output)
+            .context("cannot replace the clip with its gentler render")?;
+        std::fs::rename(poster_path(&retry_path), poster_path(output))
+            .context("cannot replace the poster with the gentler render's")?;
+        first.used = false;
+        let report = RenderReport {
+            output: output.to_path_buf(),
+            poster: poster_path(output),
+            ..retry
+        };
+        return Ok((report, vec![first, this]));
+    }
+    remove_clip(&retry_path);
+    let this = Attempt {
+        used: false,
+        ..this
+    };
+    Ok((report, vec![first, this]))
+}
+
+/// Judges an attempt's frames against the captures; `None` when the check cannot run, which
+/// never costs the couple their clip.
+fn judge_attempt(
+    check: &mut SelfCheck,
+    judged: &[(usize, image::RgbImage, [Landmarks; 2])],
+    settings: &ClipSettings,
+    attempt: usize,
+) -> Option<Attempt> {
+    let t = Instant::now();
+    let score = match check.score(judged, settings) {
+        Ok(score) => score,
+        Err(why) => {
+            tracing::warn!(%why, "render self-check failed: publishing the clip unchecked");
+            return None;
+        }
+    };
+    let kept = score.both_kept(KEEP_SHARE);
+    tracing::info!(
+        attempt,
+        intensity = settings.timeline.intensity,
+        kept,
+        recognised_0 = score.people[0].recognised_share,
+        recognised_1 = score.people[1].recognised_share,
+        min_similarity_0 = score.people[0].min_similarity,
+        min_similarity_1 = score.people[1].min_similarity,
+        "render self-check"
+    );
+    Some(Attempt {
+        intensity: settings.timeline.intensity,
+        people: score.people,
+        kept,
+        ms: ms(t),
+        used: true,
+    })
 }
 
 /// Whether frame `i` of `total` is judged by the self-check: every [`JUDGED_FRAMES`]th, and
@@ -375,13 +401,9 @@ fn render_once(
     let plan_ms = ms(t_plan);
     let judged = |i: usize| judge && judged_frame(i, total, settings.timeline.fps);
 
-    let mut encoder = start_encoder(settings, output)?;
-    let encoder_name = encoder.encoder_name().to_string();
-
+    let mut sink = FrameSink::start(settings, output, on_frame, total, contact)?;
     // Render on a worker thread; encode here. A queue of 4 frames bounds memory.
     let (rx, worker) = spawn_frames(generator, canvas_faces);
-    let mut encode_ms = 0.0;
-    let mut poster = None;
     let mut contact_mouth = (f32::NAN, f32::NAN);
     let mut samples = Vec::new();
     for (i, frame, mouth, faces) in rx.iter() {
@@ -389,47 +411,127 @@ fn render_once(
             // Dropping the encoder removes its temporary file; the worker stops on a closed queue.
             bail!("render cancelled");
         }
-        let t = Instant::now();
-        encoder
-            .push(&frame)
-            .with_context(|| format!("encoding frame {i}"))?;
-        encode_ms += ms(t);
         if judged(i) {
             samples.push((i, frame.clone(), faces));
         }
         if i == contact {
             contact_mouth = mouth;
-            poster = Some(frame);
         }
-        on_frame(i + 1, total)?;
+        sink.push(i, frame)?;
     }
     let render_ms = worker
         .join()
         .map_err(|_| anyhow!("the render thread stopped unexpectedly"))??;
-    let t = Instant::now();
-    let (video, poster_file) = finish_clip(encoder, poster, output, settings)?;
-    encode_ms += ms(t);
+    let clip = sink.finish(output, settings)?;
     let report = RenderReport {
         contact_mouth_distance_px: contact_mouth.0,
         contact_lip_gap_iod: contact_mouth.1,
         warp: Some(warp.into()),
-        ..RenderReport::new(
-            video,
-            poster_file,
-            encoder_name,
+        ..clip.report(
             "morph",
             contact,
             canvas_faces,
             StageMs {
                 plan: plan_ms,
                 render: render_ms,
-                encode: encode_ms,
                 total: ms(t0),
                 ..StageMs::default()
             },
         )
     };
     Ok((report, samples))
+}
+
+/// Where a clip's frames go as they are made: the encoder, then the progress callback; the
+/// contact frame is kept for the poster.
+struct FrameSink<'a> {
+    encoder: kissbooth_media::Encoder,
+    encoder_name: String,
+    on_frame: &'a mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    total: usize,
+    contact: usize,
+    poster: Option<image::RgbImage>,
+    /// Busy time of the encoder so far.
+    encode_ms: f64,
+}
+
+impl<'a> FrameSink<'a> {
+    /// Starts the encoder of a clip of `total` frames whose contact frame is `contact`.
+    fn start(
+        settings: &ClipSettings,
+        output: &Path,
+        on_frame: &'a mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+        total: usize,
+        contact: usize,
+    ) -> anyhow::Result<Self> {
+        let encoder = start_encoder(settings, output)?;
+        Ok(FrameSink {
+            encoder_name: encoder.encoder_name().to_string(),
+            encoder,
+            on_frame,
+            total,
+            contact,
+            poster: None,
+            encode_ms: 0.0,
+        })
+    }
+
+    /// Encodes frame `i` and reports it done.
+    fn push(&mut self, i: usize, frame: image::RgbImage) -> anyhow::Result<()> {
+        let t = Instant::now();
+        self.encoder
+            .push(&frame)
+            .with_context(|| format!("encoding frame {i}"))?;
+        self.encode_ms += ms(t);
+        if i == self.contact {
+            self.poster = Some(frame);
+        }
+        (self.on_frame)(i + 1, self.total)
+    }
+
+    /// Finishes the video and writes the poster (see [`finish_clip`]).
+    fn finish(self, output: &Path, settings: &ClipSettings) -> anyhow::Result<FinishedClip> {
+        let t = Instant::now();
+        let (video, poster) = finish_clip(self.encoder, self.poster, output, settings)?;
+        Ok(FinishedClip {
+            video,
+            poster,
+            encoder_name: self.encoder_name,
+            encode_ms: self.encode_ms + ms(t),
+        })
+    }
+}
+
+/// A finished video and its poster, with the encoder's name and busy time.
+struct FinishedClip {
+    video: kissbooth_media::EncodedVideo,
+    poster: PathBuf,
+    encoder_name: String,
+    encode_ms: f64,
+}
+
+impl FinishedClip {
+    /// The clip's report (see [`RenderReport::new`]), `ms` completed with the encode time.
+    fn report(
+        self,
+        generator: &str,
+        contact_frame: usize,
+        canvas_faces: [Landmarks; 2],
+        ms: StageMs,
+    ) -> RenderReport {
+        RenderReport::new(
+            self.video,
+            self.poster,
+            self.encoder_name,
+            generator,
+            contact_frame,
+            canvas_faces,
+            StageMs {
+                encode: self.encode_ms,
+                ..ms
+            },
+        )
+    }
 }
 
 /// The encoder for a clip of these settings, writing to `output` (through a temporary file).
@@ -534,61 +636,41 @@ pub fn render_diffusion_clip(
         .collect();
     let contact = timeline.contact_frame();
     let plan_ms = ms(t0);
-    let (w, h) = (settings.morph.width, settings.morph.height);
-    let mut encoder = start_encoder(settings, output)?;
-    let encoder_name = encoder.encoder_name().to_string();
+    let mut sink = FrameSink::start(settings, output, on_frame, targets.len(), contact)?;
     let request = DiffusionRequest {
         capture,
         targets: &targets,
         faces: Some(faces),
-        width: w,
-        height: h,
+        width: settings.morph.width,
+        height: settings.morph.height,
         seed: settings.timeline.seed,
         steps: None,
     };
-    let total = targets.len();
-    let mut poster = None;
+    // After a failure the frames still handed over are dropped; the first failure is the render's.
     let mut failure: Option<anyhow::Error> = None;
-    let mut encode_ms = 0.0;
     let t_gen = Instant::now();
     let stats = generator.generate(&request, &mut |_| {}, cancel, &mut |i, frame| {
-        if failure.is_some() {
-            return;
-        }
-        let t = Instant::now();
-        if let Err(e) = encoder.push(&frame) {
-            failure = Some(anyhow!(e).context(format!("encoding frame {i}")));
-            return;
-        }
-        encode_ms += ms(t);
-        if i == contact {
-            poster = Some(frame);
-        }
-        if let Err(e) = on_frame(i + 1, total) {
+        if failure.is_none()
+            && let Err(e) = sink.push(i, frame)
+        {
             failure = Some(e);
         }
     })?;
     if let Some(e) = failure {
         return Err(e);
     }
-    let render_ms = ms(t_gen) - encode_ms;
-    let t = Instant::now();
-    let (video, poster_file) = finish_clip(encoder, poster, output, settings)?;
-    encode_ms += ms(t);
+    let render_ms = ms(t_gen) - sink.encode_ms;
+    let clip = sink.finish(output, settings)?;
     tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
     Ok(RenderReport {
         memory: Some(generator.pack().memory.clone()),
-        ..RenderReport::new(
-            video,
-            poster_file,
-            encoder_name,
+        ..clip.report(
             "diffusion",
             contact,
             *faces,
             StageMs {
                 plan: plan_ms,
                 render: render_ms,
-                encode: encode_ms,
                 total: ms(t0),
                 ..StageMs::default()
             },

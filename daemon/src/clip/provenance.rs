@@ -421,7 +421,30 @@ pub fn read(path: &Path, booth: Option<&BoothSigner>) -> anyhow::Result<Credenti
             "the manifest store has no active manifest",
         ));
     };
-    let generators = manifest["claim_generator_info"]
+    let sig = &manifest["signature_info"];
+    let failures = validation_failures(&reader);
+    let integrity = match reader.validation_state() {
+        c2pa::ValidationState::Trusted => Integrity::Trusted,
+        c2pa::ValidationState::Valid if failures.is_empty() => Integrity::Valid,
+        _ => Integrity::Invalid,
+    };
+    Ok(Credentials {
+        integrity,
+        claim_generator: claim_generators(manifest),
+        booth: claimed_booth(manifest),
+        digital_source_type: digital_source_type(manifest),
+        signer: sig["common_name"].as_str().map(str::to_string),
+        issuer: sig["issuer"].as_str().map(str::to_string),
+        alg: sig["alg"].as_str().map(str::to_string),
+        this_booth: signed_by(&reader, booth),
+        failures,
+    })
+}
+
+/// `name/version` of each claim generator of a manifest (as the store's JSON shows it), or
+/// its older single `claim_generator`.
+fn claim_generators(manifest: &Value) -> Option<String> {
+    manifest["claim_generator_info"]
         .as_array()
         .map(|gs| {
             gs.iter()
@@ -436,12 +459,20 @@ pub fn read(path: &Path, booth: Option<&BoothSigner>) -> anyhow::Result<Credenti
                 .join(", ")
         })
         .filter(|s| !s.is_empty())
-        .or_else(|| manifest["claim_generator"].as_str().map(str::to_string));
-    let booth_name = manifest["claim_generator_info"]
+        .or_else(|| manifest["claim_generator"].as_str().map(str::to_string))
+}
+
+/// The booth named in a manifest's claim generator.
+fn claimed_booth(manifest: &Value) -> Option<String> {
+    manifest["claim_generator_info"]
         .as_array()
         .and_then(|gs| gs.iter().find_map(|g| g["org.kissbooth.booth"].as_str()))
-        .map(str::to_string);
-    let digital_source_type = manifest["assertions"].as_array().and_then(|all| {
+        .map(str::to_string)
+}
+
+/// The `digitalSourceType` of a manifest's `c2pa.created` action.
+fn digital_source_type(manifest: &Value) -> Option<String> {
+    manifest["assertions"].as_array().and_then(|all| {
         all.iter()
             .filter(|a| {
                 a["label"]
@@ -453,9 +484,12 @@ pub fn read(path: &Path, booth: Option<&BoothSigner>) -> anyhow::Result<Credenti
             .find(|a| a["action"] == "c2pa.created")
             .and_then(|a| a["digitalSourceType"].as_str())
             .map(str::to_string)
-    });
-    let sig = &manifest["signature_info"];
-    let this_booth = match (
+    })
+}
+
+/// Whether the active manifest was signed with `booth`'s key.
+fn signed_by(reader: &c2pa::Reader, booth: Option<&BoothSigner>) -> bool {
+    match (
         booth.and_then(BoothSigner::leaf_pem),
         reader.active_manifest(),
     ) {
@@ -464,8 +498,13 @@ pub fn read(path: &Path, booth: Option<&BoothSigner>) -> anyhow::Result<Credenti
             .and_then(|s| leaf_of(s.cert_chain()))
             .is_some_and(|theirs| theirs == ours),
         _ => false,
-    };
-    let failures: Vec<String> = reader
+    }
+}
+
+/// The active manifest's validation failures, but an untrusted signer (a booth's own key is on
+/// no trust list).
+fn validation_failures(reader: &c2pa::Reader) -> Vec<String> {
+    reader
         .validation_results()
         .and_then(|r| r.active_manifest())
         .map(|m| {
@@ -478,23 +517,7 @@ pub fn read(path: &Path, booth: Option<&BoothSigner>) -> anyhow::Result<Credenti
                 })
                 .collect()
         })
-        .unwrap_or_default();
-    let integrity = match reader.validation_state() {
-        c2pa::ValidationState::Trusted => Integrity::Trusted,
-        c2pa::ValidationState::Valid if failures.is_empty() => Integrity::Valid,
-        _ => Integrity::Invalid,
-    };
-    Ok(Credentials {
-        integrity,
-        claim_generator: generators,
-        booth: booth_name,
-        digital_source_type,
-        signer: sig["common_name"].as_str().map(str::to_string),
-        issuer: sig["issuer"].as_str().map(str::to_string),
-        alg: sig["alg"].as_str().map(str::to_string),
-        this_booth,
-        failures,
-    })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

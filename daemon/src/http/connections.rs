@@ -324,17 +324,7 @@ pub async fn serve(
     stats: Arc<NetStats>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let nofile = raise_open_file_limit();
-    let limits = Limits::fit(cfg, nofile);
-    if limits.guests < cfg.guest_connections {
-        tracing::warn!(
-            open_file_limit = nofile,
-            configured = cfg.guest_connections,
-            in_force = limits.guests,
-            "the open-file limit is too low for server.guest_connections: fewer guests are served at once (raise LimitNOFILE)"
-        );
-    }
-    let _ = stats.limits.set(limits);
+    let limits = limits_in_force(cfg, &stats);
     let settings = Arc::new(Settings {
         header_read: Duration::from_secs(cfg.header_read_timeout_s),
         idle: Duration::from_secs(cfg.idle_timeout_s),
@@ -343,9 +333,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, done_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut backoff = Duration::ZERO;
-    let mut last_report: Option<Instant> = None;
-    let mut errors_since_report = 0u64;
+    let mut failures = AcceptFailures::default();
     loop {
         let accepted = tokio::select! {
             () = &mut shutdown => break,
@@ -353,16 +341,7 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                backoff = Duration::ZERO;
-                if let Some(failed_for) = stats.accepted() {
-                    tracing::warn!(
-                        after_s = failed_for.as_secs_f64(),
-                        errors = errors_since_report,
-                        "accepting connections again"
-                    );
-                    last_report = None;
-                    errors_since_report = 0;
-                }
+                failures.accepted(&stats);
                 let permit = match stats.admit(Peer::of(peer.ip()), limits) {
                     Ok(p) => p,
                     Err(why) => {
@@ -385,18 +364,7 @@ pub async fn serve(
             }
             Err(e) if is_connection_error(&e) => {}
             Err(e) => {
-                stats.accept_failed();
-                errors_since_report += 1;
-                if last_report.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    tracing::error!(
-                        error = %e,
-                        errors = errors_since_report,
-                        failing_s = stats.accept_failing_for().unwrap_or_default().as_secs_f64(),
-                        "cannot accept connections; backing off"
-                    );
-                    last_report = Some(Instant::now());
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                let backoff = failures.failed(&stats, &e);
                 tokio::select! {
                     () = &mut shutdown => break,
                     () = tokio::time::sleep(backoff) => {}
@@ -408,6 +376,69 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     drop(done_rx);
     let _ = tokio::time::timeout(Duration::from_secs(5), done_tx.closed()).await;
+}
+
+/// The connection budgets the open-file limit (raised as far as allowed) leaves room for,
+/// recorded in `stats`; a warning when they are below the configured ones.
+fn limits_in_force(cfg: &ServerConfig, stats: &NetStats) -> Limits {
+    let nofile = raise_open_file_limit();
+    let limits = Limits::fit(cfg, nofile);
+    if limits.guests < cfg.guest_connections {
+        tracing::warn!(
+            open_file_limit = nofile,
+            configured = cfg.guest_connections,
+            in_force = limits.guests,
+            "the open-file limit is too low for server.guest_connections: fewer guests are served at once (raise LimitNOFILE)"
+        );
+    }
+    let _ = stats.limits.set(limits);
+    limits
+}
+
+/// A run of failed accepts (out of file descriptors, say): the back-off before the next try,
+/// and the error log, at most every ten seconds, with how many failed since the last line.
+#[derive(Default)]
+struct AcceptFailures {
+    backoff: Duration,
+    last_report: Option<Instant>,
+    errors_since_report: u64,
+}
+
+impl AcceptFailures {
+    /// A connection was accepted: the run, if any, is over, and said so.
+    fn accepted(&mut self, stats: &NetStats) {
+        self.backoff = Duration::ZERO;
+        if let Some(failed_for) = stats.accepted() {
+            tracing::warn!(
+                after_s = failed_for.as_secs_f64(),
+                errors = self.errors_since_report,
+                "accepting connections again"
+            );
+            self.last_report = None;
+            self.errors_since_report = 0;
+        }
+    }
+
+    /// An accept failed with `e`: returns how long to wait before the next, doubling from 5 ms
+    /// to a second.
+    fn failed(&mut self, stats: &NetStats, e: &std::io::Error) -> Duration {
+        stats.accept_failed();
+        self.errors_since_report += 1;
+        if self
+            .last_report
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            tracing::error!(
+                error = %e,
+                errors = self.errors_since_report,
+                failing_s = stats.accept_failing_for().unwrap_or_default().as_secs_f64(),
+                "cannot accept connections; backing off"
+            );
+            self.last_report = Some(Instant::now());
+        }
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        self.backoff
+    }
 }
 
 struct Settings {

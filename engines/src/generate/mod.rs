@@ -34,7 +34,6 @@ pub mod shape3d;
 pub mod timeline;
 
 pub use expression::Expression;
-pub use facing::face_each_other;
 pub use guides::GuideModels;
 pub use morph::{
     FrameInfo, MorphConfig, MorphConfigError, MorphGenerator, MorphGuides, MorphInputs, PersonMask,

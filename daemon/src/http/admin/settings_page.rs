@@ -26,6 +26,53 @@ fn form_page(
     } else {
         format!("<p class=\"error\" role=\"alert\">{}</p>", esc(note))
     };
+    let body = [
+        format!(
+            "<h1>Event settings</h1>{note}\
+             <p class=\"small\">Saved on the booth; the next couple gets them, no restart.</p>\
+             <form method=\"post\" action=\"/admin/settings\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
+        ),
+        event_section(s),
+        clip_section(s),
+        privacy_section(s),
+        wifi_section(s),
+        logo_placement_section(s),
+        "<button type=\"submit\">Save settings</button></form>".to_string(),
+        logo_section(csrf, s, has_logo),
+        "<p><a class=\"btn secondary\" href=\"/admin\">Back</a></p>".to_string(),
+    ]
+    .concat();
+    page(status, "Event settings", &body)
+}
+
+/// `<option>`s of a `<select>`: (value, label, selected) each.
+fn options<'a>(choices: impl Iterator<Item = (&'a str, &'a str, bool)>) -> String {
+    choices
+        .map(|(value, label, selected)| {
+            format!(
+                "<option value=\"{value}\"{}>{label}</option>",
+                if selected { " selected" } else { "" }
+            )
+        })
+        .collect()
+}
+
+/// The event's name and the countdown.
+fn event_section(s: &EventSettings) -> String {
+    format!(
+        "<section><h2>The event</h2>\
+         <label>Event name (on the kiosk and the guests' page)\
+         <input type=\"text\" name=\"event_name\" maxlength=\"60\" value=\"{name}\" placeholder=\"Anna &amp; Ben's wedding\"></label>\
+         <label>Countdown before the picture, seconds (3 to 10)\
+         <input type=\"number\" name=\"countdown_s\" min=\"3\" max=\"10\" value=\"{countdown}\" required></label></section>",
+        name = esc(&s.event_name),
+        countdown = s.countdown_s,
+    )
+}
+
+/// The clip's length and shape.
+fn clip_section(s: &EventSettings) -> String {
     let shapes: String = Shape::ALL
         .iter()
         .map(|x| {
@@ -47,36 +94,63 @@ fn form_page(
             )
         })
         .collect();
-    let security: String = crate::config::WifiSecurity::CHOICES
-        .iter()
-        .map(|w| {
-            format!(
-                "<option value=\"{}\"{}>{}</option>",
-                w.name(),
-                if s.wifi.security == *w {
-                    " selected"
-                } else {
-                    ""
-                },
-                w.label()
-            )
-        })
-        .collect();
-    let corners: String = Corner::ALL
-        .iter()
-        .map(|c| {
-            format!(
-                "<option value=\"{}\"{}>{}</option>",
-                c.name(),
-                if *c == s.branding.corner {
-                    " selected"
-                } else {
-                    ""
-                },
-                c.label()
-            )
-        })
-        .collect();
+    format!(
+        "<section><h2>The clip</h2>\
+         <label>Length, seconds (3 to 8)\
+         <input type=\"number\" name=\"clip_seconds\" min=\"3\" max=\"8\" step=\"0.5\" value=\"{seconds}\" required></label>\
+         <fieldset><legend>Shape</legend>{shapes}</fieldset></section>",
+        seconds = s.clip_seconds,
+    )
+}
+
+/// How long the couples' pictures and videos are kept.
+fn privacy_section(s: &EventSettings) -> String {
+    format!(
+        "<section><h2>Privacy</h2>\
+         <label>Delete each couple's picture and video after, hours (1 to 168)\
+         <input type=\"number\" name=\"retention_hours\" min=\"1\" max=\"168\" step=\"0.5\" value=\"{retention}\" required></label>\
+         <p class=\"small\">The consent screen tells the couple this time.</p></section>",
+        retention = s.retention_hours,
+    )
+}
+
+/// The Wi-Fi advertised to guests.
+fn wifi_section(s: &EventSettings) -> String {
+    let security = options(
+        crate::config::WifiSecurity::CHOICES
+            .iter()
+            .map(|w| (w.name(), w.label(), s.wifi.security == *w)),
+    );
+    format!(
+        "<section><h2>The booth's Wi-Fi</h2>\
+         <p class=\"small\">Shown as a QR code on the result screen for guests not on the venue's network. \
+         Leave the name empty for none.</p>\
+         <label>Network name (SSID)<input type=\"text\" name=\"wifi_ssid\" maxlength=\"32\" value=\"{ssid}\"></label>\
+         <label>Password<input type=\"text\" name=\"wifi_password\" maxlength=\"63\" value=\"{wpass}\" autocomplete=\"off\"></label>\
+         <label>Security<select name=\"wifi_security\">{security}</select></label></section>",
+        ssid = esc(&s.wifi.ssid),
+        wpass = esc(&s.wifi.password),
+    )
+}
+
+/// Where the logo goes and how wide it may be.
+fn logo_placement_section(s: &EventSettings) -> String {
+    let corners = options(
+        Corner::ALL
+            .iter()
+            .map(|c| (c.name(), c.label(), *c == s.branding.corner)),
+    );
+    format!(
+        "<section><h2>Logo placement</h2>\
+         <label>Corner<select name=\"logo_corner\">{corners}</select></label>\
+         <label>Largest width, % of the frame (5 to 40)\
+         <input type=\"number\" name=\"logo_width_pct\" min=\"5\" max=\"40\" value=\"{lw}\" required></label></section>",
+        lw = s.branding.width_pct,
+    )
+}
+
+/// The logo with a preview of where it goes (or a note that there is none), and its upload.
+fn logo_section(csrf: &str, s: &EventSettings, has_logo: bool) -> String {
     let logo = if has_logo {
         format!(
             "<p>Every clip and poster carries this logo (the AI-generated mark stays bottom left):</p>\
@@ -89,50 +163,13 @@ fn form_page(
     } else {
         "<p class=\"small\">No logo: clips carry only the AI-generated mark.</p>".to_string()
     };
-    let body = format!(
-        "<h1>Event settings</h1>{note}\
-         <p class=\"small\">Saved on the booth; the next couple gets them, no restart.</p>\
-         <form method=\"post\" action=\"/admin/settings\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <section><h2>The event</h2>\
-         <label>Event name (on the kiosk and the guests' page)\
-         <input type=\"text\" name=\"event_name\" maxlength=\"60\" value=\"{name}\" placeholder=\"Anna &amp; Ben's wedding\"></label>\
-         <label>Countdown before the picture, seconds (3 to 10)\
-         <input type=\"number\" name=\"countdown_s\" min=\"3\" max=\"10\" value=\"{countdown}\" required></label></section>\
-         <section><h2>The clip</h2>\
-         <label>Length, seconds (3 to 8)\
-         <input type=\"number\" name=\"clip_seconds\" min=\"3\" max=\"8\" step=\"0.5\" value=\"{seconds}\" required></label>\
-         <fieldset><legend>Shape</legend>{shapes}</fieldset></section>\
-         <section><h2>Privacy</h2>\
-         <label>Delete each couple's picture and video after, hours (1 to 168)\
-         <input type=\"number\" name=\"retention_hours\" min=\"1\" max=\"168\" step=\"0.5\" value=\"{retention}\" required></label>\
-         <p class=\"small\">The consent screen tells the couple this time.</p></section>\
-         <section><h2>The booth's Wi-Fi</h2>\
-         <p class=\"small\">Shown as a QR code on the result screen for guests not on the venue's network. \
-         Leave the name empty for none.</p>\
-         <label>Network name (SSID)<input type=\"text\" name=\"wifi_ssid\" maxlength=\"32\" value=\"{ssid}\"></label>\
-         <label>Password<input type=\"text\" name=\"wifi_password\" maxlength=\"63\" value=\"{wpass}\" autocomplete=\"off\"></label>\
-         <label>Security<select name=\"wifi_security\">{security}</select></label></section>\
-         <section><h2>Logo placement</h2>\
-         <label>Corner<select name=\"logo_corner\">{corners}</select></label>\
-         <label>Largest width, % of the frame (5 to 40)\
-         <input type=\"number\" name=\"logo_width_pct\" min=\"5\" max=\"40\" value=\"{lw}\" required></label></section>\
-         <button type=\"submit\">Save settings</button></form>\
-         <section><h2>Branding logo</h2>{logo}\
+    format!(
+        "<section><h2>Branding logo</h2>{logo}\
          <form method=\"post\" action=\"/admin/logo\" enctype=\"multipart/form-data\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <label>A PNG (transparency is kept), at most 2 MiB<input type=\"file\" name=\"logo\" accept=\"image/png\" required></label>\
-         <button type=\"submit\" class=\"secondary\">Upload logo</button></form></section>\
-         <p><a class=\"btn secondary\" href=\"/admin\">Back</a></p>",
-        name = esc(&s.event_name),
-        countdown = s.countdown_s,
-        seconds = s.clip_seconds,
-        retention = s.retention_hours,
-        ssid = esc(&s.wifi.ssid),
-        wpass = esc(&s.wifi.password),
-        lw = s.branding.width_pct,
-    );
-    page(status, "Event settings", &body)
+         <button type=\"submit\" class=\"secondary\">Upload logo</button></form></section>"
+    )
 }
 
 pub(super) async fn settings_page(State(st): State<AdminState>, headers: HeaderMap) -> Response {

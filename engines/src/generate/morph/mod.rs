@@ -155,6 +155,19 @@ impl MorphInputs {
         }
     }
 
+    /// Two portraits: mirrors each that looks far away from its partner, so the two face each
+    /// other ([`crate::generate::facing`]); returns which were. A couple frame stays as taken.
+    pub fn face_each_other(&mut self) -> [bool; 2] {
+        match self {
+            MorphInputs::Couple { .. } => [false; 2],
+            MorphInputs::Portraits { frames, faces } => {
+                let [l, r] = frames;
+                let [a, b] = faces;
+                super::facing::face_each_other([l, r], [a, b])
+            }
+        }
+    }
+
     /// The frame a face comes from.
     pub fn frame(&self, face: usize) -> &RgbImage {
         match self {
