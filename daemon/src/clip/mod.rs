@@ -545,6 +545,7 @@ pub fn render_diffusion_clip(
         height: h,
         seed: settings.timeline.seed,
         steps: None,
+        refine: None,
     };
     let total = targets.len();
     let mut poster = None;
