@@ -55,6 +55,11 @@ pub struct RenderArgs {
     /// of a discrete GPU); a pack that does not fit is refused and morph renders.
     #[arg(long)]
     pub memory_budget_mb: Option<u64>,
+    /// Diffusion refine mode (video-to-video): the morph clip is rendered first and the pack
+    /// re-draws it at this strength, 0 (the clip through the VAE) to 1 (from noise); it keeps
+    /// the morph's motion and who is where. Needs a pack with a video encoder.
+    #[arg(long, value_parser = parse_strength)]
+    pub refine_strength: Option<f32>,
     /// The event's name, set above the couple in a portrait clip (as the booth does).
     #[arg(long)]
     pub title: Option<String>,
@@ -81,6 +86,13 @@ impl RenderArgs {
         args.inputs = inputs;
         args.output = output;
         args
+    }
+}
+
+fn parse_strength(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("strength {s:?} is not a number from 0 to 1")),
     }
 }
 
@@ -224,38 +236,23 @@ fn render_unsigned(
         .as_deref()
         .filter(|_| args.generator == GeneratorKind::Diffusion)
     {
-        let options = kissbooth_engines::diffusion::LoadOptions {
-            memory_budget_mib: args.memory_budget_mb,
+        let diffusion = Diffusion {
+            settings: &settings,
+            shape: &shape,
+            inputs: &inputs,
+            guides: &guides,
         };
-        match (
-            &inputs,
-            kissbooth_engines::diffusion::Pack::load_with(dir, rt, &options),
-        ) {
-            (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
-                let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
-                let mut report = crate::clip::render_diffusion_clip(
-                    &settings,
-                    &shape,
-                    &mut generator,
-                    frame,
-                    faces,
-                    &args.output,
-                    &mut on_frame,
-                    &cancel,
-                )?;
+        match render_with_pack(args, rt, dir, diffusion, &mut on_frame, &cancel)? {
+            Ok(mut report) => {
                 report.ms.analysis = analysis_ms;
                 report.ms.total = ms(t0);
                 return Ok(report);
             }
-            (_, Ok(_)) => {
-                fallback =
-                    Some("the diffusion pack takes one couple frame, not two portraits".to_string())
+            Err(why) => {
+                eprintln!("kissbooth: {why}; rendering with the morph generator");
+                tracing::warn!(reason = %why, "falling back to the morph generator");
+                fallback = Some(why);
             }
-            (_, Err(e)) => fallback = Some(format!("diffusion pack refused: {e}")),
-        }
-        if let Some(why) = &fallback {
-            eprintln!("kissbooth: {why}; rendering with the morph generator");
-            tracing::warn!(reason = %why, "falling back to the morph generator");
         }
     }
     let check = judge
@@ -276,6 +273,66 @@ fn render_unsigned(
     report.ms.analysis = analysis_ms;
     report.ms.total = ms(t0);
     Ok(report)
+}
+
+/// What a diffusion render takes from the analysis.
+struct Diffusion<'a> {
+    settings: &'a crate::config::ClipSettings,
+    shape: &'a kissbooth_engines::generate::MeanShape,
+    inputs: &'a MorphInputs,
+    guides: &'a kissbooth_engines::generate::MorphGuides,
+}
+
+/// Renders with the diffusion pack in `dir` (refining the morph clip with
+/// `--refine-strength`); `Ok(Err(why))` when the pack cannot render these inputs, so morph
+/// renders instead.
+fn render_with_pack(
+    args: &RenderArgs,
+    rt: &kissbooth_engines::runtime::Runtime,
+    dir: &std::path::Path,
+    d: Diffusion,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> anyhow::Result<Result<crate::clip::RenderReport, String>> {
+    use kissbooth_engines::diffusion::{DiffusionGenerator, LoadOptions, Pack};
+    let options = LoadOptions {
+        memory_budget_mib: args.memory_budget_mb,
+    };
+    let pack = match Pack::load_with(dir, rt, &options) {
+        Ok(pack) => pack,
+        Err(e) => return Ok(Err(format!("diffusion pack refused: {e}"))),
+    };
+    let mut generator = DiffusionGenerator::new(pack);
+    let (out, s) = (&args.output, d.settings);
+    let report = match (d.inputs, args.refine_strength) {
+        (inputs, Some(strength)) => crate::clip::refine_diffusion_clip(
+            s,
+            d.shape,
+            &mut generator,
+            inputs.clone(),
+            d.guides,
+            strength,
+            out,
+            on_frame,
+            cancel,
+        )?,
+        (MorphInputs::Couple { frame, faces }, None) => crate::clip::render_diffusion_clip(
+            s,
+            d.shape,
+            &mut generator,
+            frame,
+            faces,
+            out,
+            on_frame,
+            cancel,
+        )?,
+        (_, None) => {
+            return Ok(Err(
+                "the diffusion pack takes one couple frame, not two portraits".to_string(),
+            ));
+        }
+    };
+    Ok(Ok(report))
 }
 
 /// The clip's settings from the command line, each part checked as the renderer and the
