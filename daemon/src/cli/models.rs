@@ -211,12 +211,7 @@ fn verify_pack(
                 "pack": dir,
                 "name": manifest.pack.name,
                 "memory": plan,
-                "real_size": manifest.real_size.as_ref().map(|r| serde_json::json!({
-                    "size": r,
-                    "parameters": r.parameters_total(),
-                    "fp16_bytes": r.fp16_bytes(),
-                    "devices": r.device_fits(),
-                })),
+                "real_size": manifest.real_size,
                 "ok": fits.is_ok(),
                 "error": fits.as_ref().err().map(|e| e.to_string()),
             })
@@ -307,6 +302,23 @@ fn print_real_size(r: &kissbooth_engines::diffusion::memory::RealSize) {
     if let Some(note) = &r.note {
         println!("  ({note})");
     }
+    let acts: Vec<String> = r
+        .activations
+        .iter()
+        .map(|(k, a)| {
+            format!(
+                "{} s denoiser {} decoder {}",
+                k.trim_start_matches('s'),
+                gib(a.denoiser_bytes),
+                gib(a.decoder_bytes)
+            )
+        })
+        .collect();
+    println!(
+        "  activations at {0}x{0} (FP16, two largest tensors): {1}",
+        r.resolution,
+        acts.join(" | ")
+    );
     let fits = r.device_fits();
     for (device, _) in kissbooth_engines::diffusion::memory::JETSONS {
         let row: Vec<_> = fits.iter().filter(|f| f.device == device).collect();

@@ -116,6 +116,18 @@ pub struct MemoryPlan {
     pub activation_factor: u64,
     pub components: Vec<ComponentNeed>,
     pub total_bytes: u64,
+    /// The architecture at its real size on each Jetson, when the manifest has its figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_size: Option<RealSizePlan>,
+}
+
+/// [`RealSize`] against the Jetson modules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RealSizePlan {
+    pub model: String,
+    pub parameters: u64,
+    pub fp16_bytes: u64,
+    pub devices: Vec<DeviceFit>,
 }
 
 impl MemoryPlan {
@@ -199,6 +211,7 @@ pub fn plan(m: &Manifest, dir: &Path, budget: MemoryBudget) -> Result<MemoryPlan
         activation_factor: ACTIVATION_FACTOR,
         total_bytes: out.iter().map(|c| c.total_bytes).sum(),
         components: out,
+        real_size: m.real_size.as_ref().map(RealSize::plan),
     })
 }
 
@@ -226,7 +239,11 @@ pub struct RealActivation {
     pub video_frames: usize,
     pub latent_frames: usize,
     /// The denoiser's two largest intermediate tensors in FP16 (what one forward pass holds
-    /// at least at its peak), or the VAE decoder's where larger.
+    /// at least at its peak).
+    pub denoiser_bytes: u64,
+    /// The same for the VAE decoder decoding the whole clip at once.
+    pub decoder_bytes: u64,
+    /// The larger of the two (they run one after the other).
     pub activation_bytes: u64,
 }
 
@@ -266,6 +283,16 @@ impl RealSize {
         self.parameters_total() * 2
     }
 
+    /// The figures against every Jetson.
+    pub fn plan(&self) -> RealSizePlan {
+        RealSizePlan {
+            model: self.model.clone(),
+            parameters: self.parameters_total(),
+            fp16_bytes: self.fp16_bytes(),
+            devices: self.device_fits(),
+        }
+    }
+
     /// Every clip length on every Jetson: weights (all components stay loaded) plus the
     /// clip's activations against the module's memory less the reserve.
     pub fn device_fits(&self) -> Vec<DeviceFit> {
@@ -296,7 +323,7 @@ mod tests {
     #[test]
     fn real_sizes_fit_the_larger_modules_first() {
         let r: RealSize = toml::from_str(
-            "model = \"m\"\nresolution = 512\n[parameters]\ndenoiser = 2000000000\n[activations.s2]\nvideo_frames = 49\nlatent_frames = 7\nactivation_bytes = 1000000000\n",
+            "model = \"m\"\nresolution = 512\n[parameters]\ndenoiser = 2000000000\n[activations.s2]\nvideo_frames = 49\nlatent_frames = 7\ndenoiser_bytes = 1000000000\ndecoder_bytes = 10\nactivation_bytes = 1000000000\n",
         )
         .unwrap();
         assert_eq!(r.fp16_bytes(), 4_000_000_000);
