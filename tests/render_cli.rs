@@ -974,3 +974,30 @@ fn refine_mode_redraws_the_morph_clip_with_each_converted_pack() {
         );
     }
 }
+
+#[test]
+fn bench_diffusion_reports_the_per_step_overhead_of_a_converted_pack() {
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines/tests/packs/svd-tiny");
+    let o = kissbooth()
+        .args([
+            "--providers",
+            "cpu",
+            "bench",
+            "diffusion",
+            "--steps",
+            "2",
+            "--repeat",
+            "2",
+            "--pack",
+        ])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("diffusion pack svd-tiny") && out.contains("guidance 2.5"),
+        "{out}"
+    );
+    assert!(out.contains("% of a step"), "{out}");
+}

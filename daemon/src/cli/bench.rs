@@ -913,6 +913,101 @@ fn booth(
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a diffusion bench ran: the denoiser's provider, steps, runs and output frames.
+struct BenchShape<'a> {
+    provider: &'a str,
+    steps: usize,
+    repeat: usize,
+    frames: usize,
+}
+
+/// Prints a diffusion bench: per step (median and mean, and the share outside ONNX Runtime)
+/// and per generation.
+fn print_diffusion_bench(
+    m: &kissbooth_engines::diffusion::Manifest,
+    pack_dir: &Path,
+    shape: &BenchShape,
+    runs: &[kissbooth_engines::diffusion::GenerationStats],
+) {
+    let step_us = |f: &dyn Fn(&kissbooth_engines::diffusion::StepTiming) -> std::time::Duration| {
+        let v: Vec<f64> = runs
+            .iter()
+            .flat_map(|r| &r.steps)
+            .map(|s| f(s).as_secs_f64() * 1e6)
+            .collect();
+        v
+    };
+    let (total, onnx, over) = (
+        step_us(&|s| s.total),
+        step_us(&|s| s.onnx),
+        step_us(&|s| s.overhead()),
+    );
+    let run_ms =
+        |f: &dyn Fn(&kissbooth_engines::diffusion::GenerationStats) -> std::time::Duration| {
+            let v: Vec<f64> = runs.iter().map(|r| f(r).as_secs_f64() * 1e3).collect();
+            v
+        };
+    let (mut enc, mut ident) = (run_ms(&|r| r.encode), run_ms(&|r| r.identity));
+    let (mut dec, mut post) = (run_ms(&|r| r.decode), run_ms(&|r| r.postprocess));
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (mt, mo, mv) = (mean(&total), mean(&onnx), mean(&over));
+    let (lh, lw) = m.latent.latent_size();
+    println!(
+        "diffusion pack {} ({}): {} latent frames x {} channels x {lh}x{lw}, guidance {}, provider {}, {} steps x {} runs",
+        m.pack.name,
+        pack_dir.display(),
+        m.latent.frames,
+        m.latent.channels,
+        m.sampling.guidance_scale,
+        shape.provider,
+        shape.steps,
+        shape.repeat
+    );
+    println!(
+        "per step: median {:.1} us (onnx {:.1} us, overhead {:.2} us); mean {:.1} us (onnx {:.1} us, overhead {:.2} us = {:.1} % of a step)",
+        med(&mut total.clone()),
+        med(&mut onnx.clone()),
+        med(&mut over.clone()),
+        mt,
+        mo,
+        mv,
+        100.0 * mv / mt
+    );
+    println!(
+        "per generation (median): encode {:.2} ms, identity (align + encoder) {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
+        med(&mut enc),
+        med(&mut ident),
+        med(&mut dec),
+        shape.frames,
+        med(&mut post)
+    );
+    println!(
+        "(overhead: everything in a step but the denoiser's Session::run calls: tensor set-up, guidance, scheduler, noise)"
+    );
+}
+
+/// Two faces drifting toward each other over `n` frames, in the bench capture's pixels.
+fn drifting_faces(n: usize) -> Vec<[kissbooth_engines::Landmarks; 2]> {
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / n.max(2) as f32;
+            let face = |cx: f32| {
+                let mut l = [[0.0f32; 2]; 68];
+                for (k, p) in l.iter_mut().enumerate() {
+                    let a = k as f32 / 68.0 * std::f32::consts::TAU;
+                    *p = [cx + 40.0 * a.cos(), 120.0 + 50.0 * a.sin()];
+                }
+                kissbooth_engines::Landmarks(l)
+            };
+            [face(90.0 + 40.0 * t), face(230.0 - 40.0 * t)]
+        })
+        .collect()
+}
+
 fn diffusion(
     common: &Common,
     pack_dir: &Path,
@@ -932,20 +1027,7 @@ fn diffusion(
     let capture = image::RgbImage::from_fn(320, 240, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
     });
-    let targets: Vec<[kissbooth_engines::Landmarks; 2]> = (0..frames.max(1))
-        .map(|i| {
-            let t = i as f32 / frames.max(2) as f32;
-            let face = |cx: f32| {
-                let mut l = [[0.0f32; 2]; 68];
-                for (k, p) in l.iter_mut().enumerate() {
-                    let a = k as f32 / 68.0 * std::f32::consts::TAU;
-                    *p = [cx + 40.0 * a.cos(), 120.0 + 50.0 * a.sin()];
-                }
-                kissbooth_engines::Landmarks(l)
-            };
-            [face(90.0 + 40.0 * t), face(230.0 - 40.0 * t)]
-        })
-        .collect();
+    let targets = drifting_faces(frames.max(1));
     let req = DiffusionRequest {
         capture: &capture,
         targets: &targets,
@@ -958,58 +1040,16 @@ fn diffusion(
     };
     let cancel = AtomicBool::new(false);
     g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?; // warm-up
-    let (mut total, mut onnx, mut over) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut enc, mut dec, mut post) = (Vec::new(), Vec::new(), Vec::new());
-    let mut ident = Vec::new();
+    let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {
-        let s = g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?;
-        for st in &s.steps {
-            total.push(st.total.as_secs_f64() * 1e6);
-            onnx.push(st.onnx.as_secs_f64() * 1e6);
-            over.push(st.overhead().as_secs_f64() * 1e6);
-        }
-        enc.push(s.encode.as_secs_f64() * 1e3);
-        ident.push(s.identity.as_secs_f64() * 1e3);
-        dec.push(s.decode.as_secs_f64() * 1e3);
-        post.push(s.postprocess.as_secs_f64() * 1e3);
+        runs.push(g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?);
     }
-    let med = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let shape = BenchShape {
+        provider: &provider,
+        steps: steps.max(1),
+        repeat: repeat.max(1),
+        frames: frames.max(1),
     };
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (mt, mo, mv) = (mean(&total), mean(&onnx), mean(&over));
-    let (lh, lw) = m.latent.latent_size();
-    println!(
-        "diffusion pack {} ({}): {} latent frames x {} channels x {lh}x{lw}, guidance {}, provider {provider}, {} steps x {} runs",
-        m.pack.name,
-        pack_dir.display(),
-        m.latent.frames,
-        m.latent.channels,
-        m.sampling.guidance_scale,
-        steps.max(1),
-        repeat.max(1)
-    );
-    println!(
-        "per step: median {:.1} us (onnx {:.1} us, overhead {:.2} us); mean {:.1} us (onnx {:.1} us, overhead {:.2} us = {:.1} % of a step)",
-        med(&mut total.clone()),
-        med(&mut onnx.clone()),
-        med(&mut over.clone()),
-        mt,
-        mo,
-        mv,
-        100.0 * mv / mt
-    );
-    println!(
-        "per generation (median): encode {:.2} ms, identity (align + encoder) {:.2} ms, decode {:.2} ms, {} frames to RGB and resize {:.2} ms",
-        med(&mut enc),
-        med(&mut ident),
-        med(&mut dec),
-        frames.max(1),
-        med(&mut post)
-    );
-    println!(
-        "(overhead: everything in a step but the denoiser's Session::run calls: tensor set-up, guidance, scheduler, noise)"
-    );
+    print_diffusion_bench(&m, pack_dir, &shape, &runs);
     Ok(ExitCode::SUCCESS)
 }
