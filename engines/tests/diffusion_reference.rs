@@ -82,3 +82,32 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn external_weights_are_checked_by_their_sha256() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = pack_dir("ltx-tiny");
+    for e in walk(&src) {
+        let to = tmp.path().join(e.strip_prefix(&src).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&e, to).unwrap();
+    }
+    std::fs::write(tmp.path().join("vae_encoder.onnx.data"), b"weights").unwrap();
+    let manifest = tmp.path().join("manifest.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replacen(
+        "[[components.vae_encoder.inputs]]",
+        "[[components.vae_encoder.external_data]]\nfile = \"vae_encoder.onnx.data\"\nsha256 = \"00\"\n\n[[components.vae_encoder.inputs]]",
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let options = kissbooth_engines::diffusion::LoadOptions {
+        memory_budget_mib: Some(1024),
+    };
+    let err = kissbooth_engines::diffusion::pack::check(tmp.path(), &options, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("vae_encoder.onnx.data") && err.contains("sha256"),
+        "{err}"
+    );
+}

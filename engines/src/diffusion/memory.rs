@@ -179,12 +179,18 @@ pub fn plan(m: &Manifest, dir: &Path, budget: MemoryBudget) -> Result<MemoryPlan
     let mut out = Vec::new();
     for (name, comp) in comps {
         let path = dir.join(&comp.file);
-        let weights = std::fs::metadata(&path)
-            .map_err(|e| PackError::Read {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
-            .len();
+        let size = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| PackError::Read {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        };
+        let mut weights = size(&path)?;
+        for data in &comp.external_data {
+            weights += size(&dir.join(&data.file))?;
+        }
         let mut io = 0u64;
         for spec in comp.inputs.iter().chain(&comp.outputs) {
             let dims = concrete_shape(m, spec)

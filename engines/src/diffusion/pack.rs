@@ -351,6 +351,18 @@ pub struct Component {
     /// Precompiled TensorRT EP-context models of this component, one per device.
     #[serde(default)]
     pub tensorrt_context: Vec<EpContext>,
+    /// Weights stored beside the ONNX file (ONNX external data: a real model is over
+    /// protobuf's 2 GB), each checked by its sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_data: Vec<ExternalData>,
+}
+
+/// A file of a component's weights referenced by its ONNX graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalData {
+    pub file: PathBuf,
+    pub sha256: String,
 }
 
 impl Component {
@@ -920,6 +932,14 @@ pub fn check(
     manifest.tensorrt.check(dir)?;
     for (name, comp) in manifest.components.iter() {
         verify_file(dir, name, comp)?;
+        for data in &comp.external_data {
+            let weights = Component {
+                file: data.file.clone(),
+                sha256: data.sha256.clone(),
+                ..comp.clone()
+            };
+            verify_file(dir, name, &weights)?;
+        }
     }
     fixed_values(dir, &manifest)?;
     let budget = MemoryBudget::detect(options.memory_budget_mib, gpu).map_err(PackError::Memory)?;
