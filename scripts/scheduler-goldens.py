@@ -16,6 +16,13 @@ np.linspace, the flow-matching shift inside set_timesteps) so does this script. 
 paths are transcribed: no Karras/exponential/beta sigmas, no s_churn, no thresholding, no
 dynamic shifting.
 
+The configurations the converted packs use beyond those defaults (SVD's EDM Euler: Karras
+sigmas with continuous timesteps `0.25 ln(sigma)`; LTX-Video's flow matching with the
+resolution-dependent exponential shift, `shift_terminal` and the pipeline's `linspace(1, 1/N, N)`
+sigmas) are computed by diffusers itself (`DIFFUSERS_CASES`; written when torch and diffusers
+import, skipped with a note otherwise), each with a video-to-video start: the step a strength
+starts at and the clean sample noised to it (`add_noise` / `scale_noise`).
+
 Usage: scripts/scheduler-goldens.py [OUT_DIR]   (default engines/tests/goldens). Deterministic.
 """
 
@@ -294,6 +301,82 @@ def run_case(name, cfg, n, seed):
     }
 
 
+SVD_EDM = dict(kind="euler_discrete", num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+               beta_schedule="scaled_linear", prediction_type="v_prediction",
+               timestep_spacing="leading", steps_offset=1, use_karras_sigmas=True,
+               timestep_type="continuous", sigma_min=0.002, sigma_max=700.0)
+LTX_FLOW = dict(kind="flow_match_euler", num_train_timesteps=1000, shift=1.0,
+                use_dynamic_shifting=True, base_shift=0.95, max_shift=2.05,
+                base_image_seq_len=1024, max_image_seq_len=4096, shift_terminal=0.1,
+                sigma_schedule="inverse_steps")
+
+# (name, config, steps, latent sequence length for dynamic shifting, refine strength)
+DIFFUSERS_CASES = [
+    ("euler_edm_karras_svd_25", SVD_EDM, 25, None, 0.6),
+    ("euler_edm_karras_svd_4", SVD_EDM, 4, None, 0.5),
+    ("flow_match_ltx_dynamic_8", LTX_FLOW, 8, 16 * 16 * 16, 0.5),
+    ("flow_match_ltx_dynamic_tiny_4", LTX_FLOW, 4, 3 * 8 * 8, 0.75),
+    ("flow_match_dynamic_default_sigmas_6", dict(LTX_FLOW, sigma_schedule="default",
+                                                 shift_terminal=None), 6, 4096, 0.34),
+]
+
+
+def diffusers_case(name, cfg, n, seq_len, strength, seed):
+    import diffusers
+    import torch
+    kind = cfg["kind"]
+    dcfg = {k: v for k, v in cfg.items() if k not in ("kind", "sigma_schedule")}
+    kwargs = {}
+    if kind == "euler_discrete":
+        make = lambda: diffusers.EulerDiscreteScheduler(**dcfg)
+    else:
+        make = lambda: diffusers.FlowMatchEulerDiscreteScheduler(**dcfg)
+        if cfg.get("sigma_schedule") == "inverse_steps":
+            kwargs["sigmas"] = np.linspace(1.0, 1 / n, n)
+        if cfg.get("use_dynamic_shifting"):
+            m = (cfg["max_shift"] - cfg["base_shift"]) / (cfg["max_image_seq_len"] -
+                                                          cfg["base_image_seq_len"])
+            kwargs["mu"] = seq_len * m + (cfg["base_shift"] - m * cfg["base_image_seq_len"])
+    sch = make()
+    sch.set_timesteps(n, **kwargs)
+    rng = np.random.default_rng(seed)
+    t32 = lambda a: torch.from_numpy(np.asarray(a, dtype=F32))
+    init_sigma = float(getattr(sch, "init_noise_sigma", 1.0))
+    sample = t32(rng.standard_normal(N_ELEMS)) * init_sigma
+    steps = []
+    for t in sch.timesteps:
+        mo = t32(rng.standard_normal(N_ELEMS))
+        scaled = sch.scale_model_input(sample, t) if kind == "euler_discrete" else sample
+        prev = sch.step(mo, t, sample).prev_sample
+        steps.append({"timestep": float(t), "sample": sample.tolist(),
+                      "model_output": mo.tolist(), "noise": None,
+                      "scaled_model_input": scaled.tolist(), "prev_sample": prev.tolist()})
+        sample = prev
+    # Video-to-video: get_timesteps' start and the clean sample noised to it.
+    ref = make()
+    ref.set_timesteps(n, **kwargs)
+    start = n - min(int(n * strength), n)
+    clean = t32(rng.standard_normal(N_ELEMS))
+    noise = t32(rng.standard_normal(N_ELEMS))
+    t0 = ref.timesteps[start:start + 1]
+    noised = ref.add_noise(clean, noise, t0) if kind == "euler_discrete" else \
+        ref.scale_noise(clean, t0, noise)
+    return {
+        "name": name,
+        "reference": f"diffusers {diffusers.__version__} (scripts/scheduler-goldens.py)",
+        "diffusers_version": diffusers.__version__,
+        "config": cfg,
+        "num_inference_steps": n,
+        "image_seq_len": seq_len,
+        "timesteps": sch.timesteps.tolist(),
+        "sigmas": sch.sigmas.tolist(),
+        "init_noise_sigma": init_sigma,
+        "steps": steps,
+        "refine": {"strength": strength, "start": start, "clean": clean.tolist(),
+                   "noise": noise.tolist(), "noised": noised.tolist()},
+    }
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "engines/tests/goldens")
@@ -304,6 +387,18 @@ def main():
             json.dump(doc, f, indent=1)
             f.write("\n")
     print(f"wrote {len(CASES)} goldens to {out}")
+    try:
+        import diffusers  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as e:
+        print(f"skipped the diffusers goldens ({e})")
+        return
+    for i, (name, cfg, n, seq_len, strength) in enumerate(DIFFUSERS_CASES):
+        doc = diffusers_case(name, cfg, n, seq_len, strength, seed=2000 + i)
+        with open(os.path.join(out, f"scheduler_{name}.json"), "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+    print(f"wrote {len(DIFFUSERS_CASES)} goldens computed by diffusers to {out}")
 
 
 if __name__ == "__main__":

@@ -201,3 +201,85 @@ fn verify_pack_prints_the_memory_plan_and_a_small_budget_names_the_denoiser() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], false);
 }
+
+fn converted_pack(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../engines/tests/packs")
+        .join(name)
+}
+
+#[test]
+fn check_reference_matches_diffusers_on_both_converted_tiny_packs() {
+    for name in ["ltx-tiny", "svd-tiny"] {
+        let o = kissbooth()
+            .args(["models", "check-reference", "--json", "--pack"])
+            .arg(converted_pack(name))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{name}: {err}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let diff = v["comparison"]["max_abs_diff"].as_f64().unwrap();
+        assert!(diff < 1e-3, "{name}: {diff}");
+        assert_eq!(v["ok"], true);
+    }
+}
+
+#[test]
+fn check_reference_exits_non_zero_when_the_frames_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("svd-tiny");
+    copy_dir(&converted_pack("svd-tiny"), &pack);
+    // diffusers' frames, one value moved by 0.01
+    let frames = pack.join("reference/frames.f32");
+    let mut bytes = std::fs::read(&frames).unwrap();
+    let v = f32::from_le_bytes(bytes[40..44].try_into().unwrap()) + 0.01;
+    bytes[40..44].copy_from_slice(&v.to_le_bytes());
+    std::fs::write(&frames, bytes).unwrap();
+    let o = kissbooth()
+        .args(["models", "check-reference", "--pack"])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("largest absolute difference from diffusers 1.0")
+            && out.contains("ABOVE THE TOLERANCE"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_prints_the_real_size_against_each_jetson() {
+    let o = kissbooth()
+        .args(["models", "verify", "--pack"])
+        .arg(converted_pack("ltx-tiny"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("real size: LTX-Video"), "{out}");
+    for device in [
+        "Orin Nano 8 GB",
+        "Orin NX 16 GB",
+        "AGX Orin 32 GB",
+        "AGX Orin 64 GB",
+    ] {
+        assert!(out.contains(device), "{out}");
+    }
+    assert!(out.contains("5 s (121 frames)"), "{out}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}

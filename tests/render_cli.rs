@@ -986,3 +986,67 @@ print(json.dumps({"sdk": c2pa.sdk_version(), "store": store}))
         v["store"]
     );
 }
+
+#[test]
+fn refine_mode_redraws_the_morph_clip_with_each_converted_pack() {
+    let test = "refine_mode_redraws_the_morph_clip_with_each_converted_pack";
+    if !have_models(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["svd-tiny", "ltx-tiny"] {
+        let pack = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../engines/tests/packs")
+            .join(name);
+        let out = dir.path().join(format!("{name}.mp4"));
+        let (err, done) = render_couple_json(
+            &[
+                "--generator",
+                "diffusion",
+                "--pack",
+                pack.to_str().unwrap(),
+                "--refine-strength",
+                "0.5",
+                "--size",
+                "256x256",
+                "--seconds",
+                "3",
+            ],
+            &out,
+        );
+        assert_eq!(done["generator"], "diffusion", "{name}: {done} {err}");
+        assert!(done["fallback"].is_null(), "{name}: {done}");
+        let s = probe(&out)["streams"][0].clone();
+        assert_eq!(
+            (s["width"].as_u64(), s["height"].as_u64()),
+            (Some(256), Some(256))
+        );
+    }
+}
+
+#[test]
+fn bench_diffusion_reports_the_per_step_overhead_of_a_converted_pack() {
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../engines/tests/packs/svd-tiny");
+    let o = kissbooth()
+        .args([
+            "--providers",
+            "cpu",
+            "bench",
+            "diffusion",
+            "--steps",
+            "2",
+            "--repeat",
+            "2",
+            "--pack",
+        ])
+        .arg(&pack)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("diffusion pack svd-tiny") && out.contains("guidance 2.5"),
+        "{out}"
+    );
+    assert!(out.contains("% of a step"), "{out}");
+}

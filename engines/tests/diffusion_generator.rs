@@ -117,6 +117,7 @@ fn render_faces(
         height: 72,
         seed,
         steps: None,
+        refine: None,
     };
     generator.generate(&req, &mut |_| {}, &AtomicBool::new(false), &mut |i, f| {
         assert_eq!(i, frames.len());
@@ -192,6 +193,7 @@ fn progress_is_reported_per_step_and_cancellation_stops() {
         height: 64,
         seed: 1,
         steps: Some(3),
+        refine: None,
     };
     let mut seen = Vec::new();
     let cancel = AtomicBool::new(false);
@@ -298,6 +300,7 @@ fn benchmark_reports_per_step_time_and_runtime_overhead() {
         height: 240,
         seed: 3,
         steps: Some(8),
+        refine: None,
     };
     let stats = g
         .generate(&req, &mut |_| {}, &AtomicBool::new(false), &mut |_, _| {})

@@ -1,5 +1,6 @@
 //! The Rust schedulers against `scripts/scheduler-goldens.py` (a NumPy transcription of
-//! diffusers 0.42.1): timesteps, sigmas, input scaling and every step, to 1e-5.
+//! diffusers 0.42.1, and diffusers itself for the converted packs' configurations): timesteps,
+//! sigmas, input scaling, every step and the video-to-video start, to 1e-5.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,18 @@ struct Golden {
     sigmas: Option<Vec<f32>>,
     init_noise_sigma: f32,
     steps: Vec<Step>,
+    /// The latent sequence length a dynamically shifted schedule is shifted for.
+    image_seq_len: Option<usize>,
+    refine: Option<Refine>,
+}
+
+#[derive(Deserialize)]
+struct Refine {
+    strength: f32,
+    start: usize,
+    clean: Vec<f32>,
+    noise: Vec<f32>,
+    noised: Vec<f32>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +82,18 @@ fn matches(kind: &str) {
     for g in goldens().into_iter().filter(|g| g.name.starts_with(kind)) {
         seen += 1;
         let mut s = g.config.build().unwrap();
+        if let Some(len) = g.image_seq_len {
+            s.set_image_seq_len(len);
+        }
         s.set_timesteps(g.num_inference_steps).unwrap();
+        if let Some(r) = &g.refine {
+            let mut v2v = s.clone();
+            let start = v2v.start_index(r.strength);
+            assert_eq!(start, r.start, "{} refine start", g.name);
+            let mut x = r.clean.clone();
+            v2v.add_noise(&mut x, &r.noise, start).unwrap();
+            assert_close(&format!("{} refine noised", g.name), &x, &r.noised);
+        }
         assert_close(
             &format!("{} timesteps", g.name),
             s.timesteps(),
@@ -122,6 +146,27 @@ fn lcm_matches_diffusers() {
 #[test]
 fn flow_match_euler_matches_diffusers() {
     matches("flow_match_");
+}
+
+#[test]
+fn edm_euler_with_karras_sigmas_matches_diffusers() {
+    matches("euler_edm_karras_");
+}
+
+#[test]
+fn dynamically_shifted_flow_match_matches_diffusers() {
+    matches("flow_match_ltx_dynamic_");
+    matches("flow_match_dynamic_");
+}
+
+#[test]
+fn a_dynamic_shift_without_the_sequence_length_is_refused() {
+    let c: SchedulerConfig =
+        toml::from_str("kind = \"flow_match_euler\"\nuse_dynamic_shifting = true").unwrap();
+    let mut s = c.build().unwrap();
+    assert!(s.set_timesteps(4).is_err());
+    s.set_image_seq_len(192);
+    s.set_timesteps(4).unwrap();
 }
 
 #[test]

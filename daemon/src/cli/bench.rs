@@ -1082,6 +1082,7 @@ fn diffusion(
         height: m.latent.height,
         seed: 1,
         steps: Some(steps.max(1)),
+        refine: None,
     };
     let cancel = AtomicBool::new(false);
     g.generate(&req, &mut |_| {}, &cancel, &mut |_, _| {})?; // warm-up

@@ -42,6 +42,17 @@ pub enum ModelsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Run a converted pack's pipeline on its stored reference (a picture, the noise diffusers
+    /// drew) and compare the frames with diffusers' own (`scripts/convert-pack --tiny`):
+    /// prints the largest absolute difference; exits 1 when it is above the pack's tolerance.
+    CheckReference {
+        /// The diffusion model pack folder.
+        #[arg(long)]
+        pack: PathBuf,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the TensorRT engines of a diffusion pack on this device: each component's session
     /// with the TensorRT provider and one warm-up inference at the manifest's shapes, so the
     /// first render does not wait for engine building. Refuses (writing nothing) without TensorRT.
@@ -115,6 +126,7 @@ pub fn run(common: &Common, cmd: ModelsCommand) -> anyhow::Result<ExitCode> {
             json,
         } => verify_pack(common, &dir, memory_budget_mb, json),
         ModelsCommand::BuildEngines { pack } => build_engines(common, &pack),
+        ModelsCommand::CheckReference { pack, json } => check_reference(common, &pack, json),
         ModelsCommand::Demo {
             from,
             size,
@@ -199,6 +211,7 @@ fn verify_pack(
                 "pack": dir,
                 "name": manifest.pack.name,
                 "memory": plan,
+                "real_size": manifest.real_size,
                 "ok": fits.is_ok(),
                 "error": fits.as_ref().err().map(|e| e.to_string()),
             })
@@ -225,9 +238,111 @@ fn verify_pack(
                 if c.fits { "fits" } else { "DOES NOT FIT" }
             );
         }
+        if let Some(r) = &manifest.real_size {
+            print_real_size(r);
+        }
     }
     fits?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `models check-reference --pack DIR`.
+fn check_reference(common: &Common, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let rt = common.runtime()?;
+    let pack = kissbooth_engines::diffusion::Pack::load(dir, rt)
+        .with_context(|| format!("diffusion pack {}", dir.display()))?;
+    let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
+    let c = generator
+        .check_reference()
+        .with_context(|| format!("diffusion pack {}", dir.display()))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "pack": dir, "comparison": c, "ok": c.passed() })
+        );
+    } else {
+        println!(
+            "pack {} ({}): largest absolute difference from diffusers {:.3e} (frame {}; mean {:.3e} over {} values, {} steps); tolerance {:.0e}: {}",
+            c.pack,
+            dir.display(),
+            c.max_abs_diff,
+            c.worst_frame,
+            c.mean_abs_diff,
+            c.values,
+            c.steps,
+            c.tolerance,
+            if c.passed() {
+                "ok"
+            } else {
+                "ABOVE THE TOLERANCE"
+            }
+        );
+    }
+    Ok(if c.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The architecture's real-size figures against the Jetson modules, as `verify` prints them.
+fn print_real_size(r: &kissbooth_engines::diffusion::memory::RealSize) {
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
+    println!(
+        "real size: {}: {:.2} G parameters ({}), FP16 weights {}",
+        r.model,
+        r.parameters_total() as f64 / 1e9,
+        r.parameters
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1} M", *v as f64 / 1e6))
+            .collect::<Vec<_>>()
+            .join(", "),
+        gib(r.fp16_bytes())
+    );
+    if let Some(note) = &r.note {
+        println!("  ({note})");
+    }
+    let acts: Vec<String> = r
+        .activations
+        .iter()
+        .map(|(k, a)| {
+            format!(
+                "{} s denoiser {} decoder {}",
+                k.trim_start_matches('s'),
+                gib(a.denoiser_bytes),
+                gib(a.decoder_bytes)
+            )
+        })
+        .collect();
+    println!(
+        "  activations at {0}x{0} (FP16, two largest tensors): {1}",
+        r.resolution,
+        acts.join(" | ")
+    );
+    let fits = r.device_fits();
+    for (device, _) in kissbooth_engines::diffusion::memory::JETSONS {
+        let row: Vec<_> = fits.iter().filter(|f| f.device == device).collect();
+        let usable = row.first().map_or(0, |f| f.usable_bytes);
+        let cells: Vec<String> = row
+            .iter()
+            .map(|f| {
+                let verdict = if f.fits { "fits" } else { "NO" };
+                format!(
+                    "{} s ({} frames) {} {verdict}",
+                    f.seconds,
+                    f.video_frames,
+                    gib(f.need_bytes)
+                )
+            })
+            .collect();
+        println!(
+            "  {device:<15} ({} for the pack) at {}x{}: {}",
+            gib(usable),
+            r.resolution,
+            r.resolution,
+            cells.join(" | ")
+        );
+    }
 }
 
 /// `models build-engines --pack DIR`.

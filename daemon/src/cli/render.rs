@@ -55,6 +55,11 @@ pub struct RenderArgs {
     /// of a discrete GPU); a pack that does not fit is refused and morph renders.
     #[arg(long)]
     pub memory_budget_mb: Option<u64>,
+    /// Diffusion refine mode (video-to-video): the morph clip is rendered first and the pack
+    /// re-draws it at this strength, 0 (the clip through the VAE) to 1 (from noise); it keeps
+    /// the morph's motion and who is where. Needs a pack with a video encoder.
+    #[arg(long, value_parser = parse_strength)]
+    pub refine_strength: Option<f32>,
     /// The event's name, set above the couple in a portrait clip (as the booth does).
     #[arg(long)]
     pub title: Option<String>,
@@ -81,6 +86,13 @@ impl RenderArgs {
         args.inputs = inputs;
         args.output = output;
         args
+    }
+}
+
+fn parse_strength(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("strength {s:?} is not a number from 0 to 1")),
     }
 }
 
@@ -194,16 +206,13 @@ fn render_unsigned(
         .as_deref()
         .filter(|_| args.generator == GeneratorKind::Diffusion)
     {
-        let rendered = render_with_pack(
-            dir,
-            args,
-            rt,
-            &settings,
-            &shape,
-            &inputs,
-            &mut on_frame,
-            &cancel,
-        )?;
+        let diffusion = Diffusion {
+            settings: &settings,
+            shape: &shape,
+            inputs: &inputs,
+            guides: &guides,
+        };
+        let rendered = render_with_pack(dir, args, rt, diffusion, &mut on_frame, &cancel)?;
         match rendered {
             PackRender::Rendered(mut report) => {
                 report.ms.analysis = analysis_ms;
@@ -300,45 +309,64 @@ enum PackRender {
     Refused(String),
 }
 
+/// What a diffusion render takes from the analysis.
+struct Diffusion<'a> {
+    settings: &'a crate::config::ClipSettings,
+    shape: &'a kissbooth_engines::generate::MeanShape,
+    inputs: &'a MorphInputs,
+    guides: &'a kissbooth_engines::generate::MorphGuides,
+}
+
 /// Renders with the diffusion pack in `dir` when it loads within the memory budget and takes
-/// these inputs (one couple frame).
-#[allow(clippy::too_many_arguments)]
+/// these inputs (one couple frame, or any inputs in refine mode: `--refine-strength`, the
+/// morph clip re-drawn video-to-video).
 fn render_with_pack(
     dir: &Path,
     args: &RenderArgs,
     rt: &'static kissbooth_engines::runtime::Runtime,
-    settings: &crate::config::ClipSettings,
-    shape: &kissbooth_engines::generate::MeanShape,
-    inputs: &MorphInputs,
+    d: Diffusion,
     on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
     cancel: &std::sync::atomic::AtomicBool,
 ) -> anyhow::Result<PackRender> {
-    let options = kissbooth_engines::diffusion::LoadOptions {
+    use kissbooth_engines::diffusion::{DiffusionGenerator, LoadOptions, Pack};
+    let options = LoadOptions {
         memory_budget_mib: args.memory_budget_mb,
     };
-    match (
-        inputs,
-        kissbooth_engines::diffusion::Pack::load_with(dir, rt, &options),
-    ) {
-        (MorphInputs::Couple { frame, faces }, Ok(pack)) => {
-            let mut generator = kissbooth_engines::diffusion::DiffusionGenerator::new(pack);
-            let report = crate::clip::render_diffusion_clip(
-                settings,
-                shape,
-                &mut generator,
-                frame,
-                faces,
-                &args.output,
-                on_frame,
-                cancel,
-            )?;
-            Ok(PackRender::Rendered(Box::new(report)))
+    let pack = match Pack::load_with(dir, rt, &options) {
+        Ok(pack) => pack,
+        Err(e) => return Ok(PackRender::Refused(format!("diffusion pack refused: {e}"))),
+    };
+    let mut generator = DiffusionGenerator::new(pack);
+    let (out, s) = (&args.output, d.settings);
+    let report = match (d.inputs, args.refine_strength) {
+        (inputs, Some(strength)) => crate::clip::refine_diffusion_clip(
+            s,
+            d.shape,
+            &mut generator,
+            inputs.clone(),
+            d.guides,
+            strength,
+            out,
+            on_frame,
+            cancel,
+        )?,
+        (MorphInputs::Couple { frame, faces }, None) => crate::clip::render_diffusion_clip(
+            s,
+            d.shape,
+            &mut generator,
+            frame,
+            faces,
+            out,
+            on_frame,
+            cancel,
+        )?,
+        (_, None) => {
+            return Ok(PackRender::Refused(
+                "the diffusion pack takes one couple frame, not two portraits".to_string(),
+            ));
         }
-        (_, Ok(_)) => Ok(PackRender::Refused(
-            "the diffusion pack takes one couple frame, not two portraits".to_string(),
-        )),
-        (_, Err(e)) => Ok(PackRender::Refused(format!("diffusion pack refused: {e}"))),
-    }
+    };
+    Ok(PackRender::Rendered(Box::new(report)))
 }
 
 /// The clip's settings from the command line, each part checked as the renderer and the

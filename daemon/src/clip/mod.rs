@@ -620,7 +620,6 @@ pub fn render_diffusion_clip(
     on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
     cancel: &AtomicBool,
 ) -> anyhow::Result<RenderReport> {
-    use kissbooth_engines::diffusion::DiffusionRequest;
     use kissbooth_engines::generate::Timeline;
     let t0 = Instant::now();
     let timeline = Timeline::plan(
@@ -634,22 +633,98 @@ pub fn render_diffusion_clip(
         .iter()
         .map(|f| [f.faces[0].landmarks, f.faces[1].landmarks])
         .collect();
-    let contact = timeline.contact_frame();
-    let plan_ms = ms(t0);
-    let mut sink = FrameSink::start(settings, output, on_frame, targets.len(), contact)?;
-    let request = DiffusionRequest {
+    let request = diffusion_request(settings, capture, &targets, faces, None);
+    let plan = (t0, ms(t0), timeline.contact_frame());
+    encode_diffusion(
+        settings, generator, &request, plan, output, on_frame, cancel,
+    )
+}
+
+/// Refine mode: the morph clip is rendered first (it carries the motion, the identities and
+/// who is where) and the pack re-draws it video-to-video at `strength`; the clip's first frame
+/// is the pack's image conditioning and its drawn landmarks the targets.
+#[allow(clippy::too_many_arguments)]
+pub fn refine_diffusion_clip(
+    settings: &ClipSettings,
+    shape: &MeanShape,
+    generator: &mut kissbooth_engines::diffusion::DiffusionGenerator,
+    inputs: MorphInputs,
+    guides: &MorphGuides,
+    strength: f32,
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<RenderReport> {
+    use kissbooth_engines::diffusion::Refine;
+    let t0 = Instant::now();
+    let mut morph = MorphGenerator::plan_with(
+        settings.morph.clone(),
+        &settings.timeline,
+        shape,
+        inputs,
+        guides,
+    )?;
+    let contact = morph.timeline().contact_frame();
+    let mut frames = Vec::with_capacity(morph.frame_count());
+    let mut targets = Vec::with_capacity(morph.frame_count());
+    for i in 0..morph.frame_count() {
+        if cancel.load(Ordering::Relaxed) {
+            bail!("render cancelled");
+        }
+        frames.push(morph.render(i)?);
+        targets.push(
+            morph
+                .last_info()
+                .map_or(morph.canvas_faces(), |f| f.landmarks),
+        );
+    }
+    let faces = targets[0];
+    let refine = Some(Refine {
+        frames: &frames,
+        strength,
+    });
+    let request = diffusion_request(settings, &frames[0], &targets, &faces, refine);
+    let plan = (t0, ms(t0), contact);
+    encode_diffusion(
+        settings, generator, &request, plan, output, on_frame, cancel,
+    )
+}
+
+fn diffusion_request<'a>(
+    settings: &ClipSettings,
+    capture: &'a image::RgbImage,
+    targets: &'a [[Landmarks; 2]],
+    faces: &'a [Landmarks; 2],
+    refine: Option<kissbooth_engines::diffusion::Refine<'a>>,
+) -> kissbooth_engines::diffusion::DiffusionRequest<'a> {
+    kissbooth_engines::diffusion::DiffusionRequest {
         capture,
-        targets: &targets,
+        targets,
         faces: Some(faces),
         width: settings.morph.width,
         height: settings.morph.height,
         seed: settings.timeline.seed,
         steps: None,
-    };
+        refine,
+    }
+}
+
+/// Generates the request's frames and encodes them as they come; `plan` is when the render
+/// began, the planning milliseconds and the contact frame (the poster).
+fn encode_diffusion(
+    settings: &ClipSettings,
+    generator: &mut kissbooth_engines::diffusion::DiffusionGenerator,
+    request: &kissbooth_engines::diffusion::DiffusionRequest,
+    (t0, plan_ms, contact): (Instant, f64, usize),
+    output: &Path,
+    on_frame: &mut dyn FnMut(usize, usize) -> anyhow::Result<()>,
+    cancel: &AtomicBool,
+) -> anyhow::Result<RenderReport> {
+    let mut sink = FrameSink::start(settings, output, on_frame, request.targets.len(), contact)?;
     // After a failure the frames still handed over are dropped; the first failure is the render's.
     let mut failure: Option<anyhow::Error> = None;
     let t_gen = Instant::now();
-    let stats = generator.generate(&request, &mut |_| {}, cancel, &mut |i, frame| {
+    let stats = generator.generate(request, &mut |_| {}, cancel, &mut |i, frame| {
         if failure.is_none()
             && let Err(e) = sink.push(i, frame)
         {
@@ -662,12 +737,13 @@ pub fn render_diffusion_clip(
     let render_ms = ms(t_gen) - sink.encode_ms;
     let clip = sink.finish(output, settings)?;
     tracing::info!(steps = stats.steps.len(), "diffusion clip rendered");
+    let faces = *request.faces.unwrap_or(&request.targets[0]);
     Ok(RenderReport {
         memory: Some(generator.pack().memory.clone()),
         ..clip.report(
             "diffusion",
             contact,
-            *faces,
+            faces,
             StageMs {
                 plan: plan_ms,
                 render: render_ms,

@@ -30,7 +30,8 @@ use ort::value::{Tensor, TensorRef};
 use thiserror::Error;
 
 use super::pack::{IdentityWiring, Pack, Role, Wiring};
-use super::scheduler::{NoiseRng, SchedulerError, cfg};
+use super::scheduler::{NoiseRng, Scheduler, SchedulerError, cfg};
+use super::tensorrt::concrete_shape;
 use crate::face::align::align_arcface;
 use crate::types::Landmarks;
 
@@ -70,6 +71,19 @@ pub struct DiffusionRequest<'a> {
     pub seed: u64,
     /// Override the pack's step count.
     pub steps: Option<usize>,
+    /// Refine this clip (video-to-video) instead of generating from noise; needs a pack with a
+    /// `video_encoder`.
+    pub refine: Option<Refine<'a>>,
+}
+
+/// Video-to-video: the clip (the morph generator's frames, which carry the motion, the
+/// identities and who is where) and how much of the schedule re-draws it: 0 returns its VAE
+/// round trip, 1 denoises from pure noise; in between, its latents are noised to the step
+/// where the last `floor(steps x strength)` steps begin and those are run.
+#[derive(Debug, Clone, Copy)]
+pub struct Refine<'a> {
+    pub frames: &'a [RgbImage],
+    pub strength: f32,
 }
 
 /// Progress before each denoising step.
@@ -150,8 +164,17 @@ impl DiffusionGenerator {
         let request = Checked::new(request)?;
         let mut stats = GenerationStats::default();
         let t0 = Instant::now();
-        let first = self.first_frame_latents(&request)?;
-        stats.encode = t0.elapsed();
+        let pixels = self.capture_pixels(request.capture);
+        let clip = match &request.refine {
+            Some(_) if self.pack.wiring.video.is_none() => {
+                return Err(DiffusionError::Request(
+                    "the pack has no video_encoder component: it cannot refine a clip".into(),
+                ));
+            }
+            Some(r) => Some((self.clip_pixels(r.frames)?, r.strength)),
+            None => None,
+        };
+        let preprocess = t0.elapsed();
         let t0 = Instant::now();
         let identity = match &self.pack.wiring.identity {
             Some(id) if self.pack.manifest.conditioning.identity_embedding => {
@@ -163,39 +186,85 @@ impl DiffusionGenerator {
         let t0 = Instant::now();
         let pose = self.pose_maps(&request);
         stats.pose_maps = t0.elapsed();
-        let conditions = Conditions {
-            first,
+        let run = Run {
+            image: &pixels,
+            steps: request.steps.unwrap_or(self.pack.manifest.sampling.steps),
+            refine: clip.as_ref().map(|(video, strength)| RefineRun {
+                video,
+                strength: *strength,
+            }),
             pose,
             identity,
         };
-        let latents = self.denoise(&request, &conditions, progress, cancel, &mut stats)?;
-        if cancel.load(Ordering::Relaxed) {
-            return Err(DiffusionError::Cancelled);
-        }
-        let t0 = Instant::now();
-        let video = self.decode(latents)?;
-        stats.decode = t0.elapsed();
+        let noise = Noise::Seeded(NoiseRng::new(request.seed));
+        let video = self.run(&run, noise, progress, cancel, &mut stats)?;
+        stats.encode += preprocess;
         let t0 = Instant::now();
         self.deliver(&request, &video, on_frame);
         stats.postprocess = t0.elapsed();
         Ok(stats)
     }
 
-    /// 1. The capture at the pack's working size, [-1, 1], NCHW (on the GPU when there is
-    ///    one: same arithmetic), encoded by `vae_encoder` and scaled.
-    fn first_frame_latents(&mut self, request: &Checked) -> Result<Vec<f32>, DiffusionError> {
+    /// The pipeline from a picture at the working size to decoded frames `[1, Fv, 3, H, W]` in
+    /// [-1, 1]: the encoders, the denoising loop (from noise, or from the clip's latents noised
+    /// to the refine strength), the decoder.
+    pub(crate) fn run(
+        &mut self,
+        run: &Run,
+        mut noise: Noise,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+        stats: &mut GenerationStats,
+    ) -> Result<Vec<f32>, DiffusionError> {
+        let t0 = Instant::now();
+        let first = self.encode_image(run.image, &mut noise)?;
+        let image = self.image_embedding(run.image)?;
+        let clip = match &run.refine {
+            Some(r) => Some(self.encode_video(r.video)?),
+            None => None,
+        };
+        stats.encode = t0.elapsed();
+        let conditions = Conditions {
+            first,
+            pose: run.pose.clone(),
+            identity: run.identity.clone(),
+            image,
+        };
+        let start = Start {
+            clip,
+            strength: run.refine.as_ref().map_or(1.0, |r| r.strength),
+        };
+        let latents = self.denoise(
+            run.steps,
+            &conditions,
+            start,
+            &mut noise,
+            progress,
+            cancel,
+            stats,
+        )?;
+        if cancel.load(Ordering::Relaxed) {
+            return Err(DiffusionError::Cancelled);
+        }
+        let t0 = Instant::now();
+        let video = self.decode(latents, &mut noise)?;
+        stats.decode = t0.elapsed();
+        Ok(video)
+    }
+
+    /// The capture at the pack's working size, [-1, 1], NCHW (on the GPU when there is one:
+    /// same arithmetic).
+    fn capture_pixels(&self, capture: &RgbImage) -> Vec<f32> {
         let m = &self.pack.manifest;
-        let (lh, lw) = m.latent.latent_size();
-        let ch = m.latent.channels;
         let (pw, ph) = (m.latent.width as usize, m.latent.height as usize);
-        let (cw, chh) = request.capture.dimensions();
+        let (cw, chh) = capture.dimensions();
         let (cw, chh) = (cw as usize, chh as usize);
-        let raw = request.capture.as_raw();
+        let raw = capture.as_raw();
         let on_gpu = self
             .gpu
             .as_ref()
             .map(|g| g.preprocess(raw, cw, chh, pw, ph));
-        let pixels = match on_gpu {
+        match on_gpu {
             Some(Ok(v)) => v,
             other => {
                 if let Some(Err(why)) = other {
@@ -205,18 +274,51 @@ impl DiffusionGenerator {
                 crate::gpu::preprocess_cpu(raw, cw, chh, pw, ph, &mut v);
                 v
             }
-        };
-        let e = model_err("vae_encoder");
-        let img =
-            TensorRef::from_array_view(([1usize, 3, ph, pw], pixels.as_slice())).map_err(&e)?;
+        }
+    }
+
+    /// A clip as the video encoder takes it: `[1, Fv, 3, H, W]` in [-1, 1], the clip resampled
+    /// in time to the pack's video frames and each frame resized to the working size.
+    fn clip_pixels(&self, frames: &[RgbImage]) -> Result<Vec<f32>, DiffusionError> {
+        if frames.is_empty() || frames.iter().any(|f| f.width() == 0 || f.height() == 0) {
+            return Err(DiffusionError::Request(
+                "the clip to refine is empty".into(),
+            ));
+        }
+        let l = &self.pack.manifest.latent;
+        let (pw, ph) = (l.width as usize, l.height as usize);
+        let vf = l.video_frames();
+        let mut out = vec![0.0f32; vf * 3 * ph * pw];
+        for (j, dst) in out.chunks_exact_mut(3 * ph * pw).enumerate() {
+            let f = &frames[time_index(j, vf, frames.len())];
+            let (w, h) = (f.width() as usize, f.height() as usize);
+            crate::gpu::preprocess_cpu(f.as_raw(), w, h, pw, ph, dst);
+        }
+        Ok(out)
+    }
+
+    /// `vae_encoder` on the picture (with its noise input fed from `noise` when it has one),
+    /// scaled: the first-frame latents `[1, C, h, w]`.
+    fn encode_image(
+        &mut self,
+        image: &[f32],
+        noise: &mut Noise,
+    ) -> Result<Vec<f32>, DiffusionError> {
+        let m = &self.pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let ch = m.latent.channels;
+        let (pw, ph) = (m.latent.width as usize, m.latent.height as usize);
         let w = &self.pack.wiring;
-        let (_, v) = run_one(
-            &mut self.pack.sessions.vae_encoder.0,
-            &w.encoder_image,
-            img,
-            &w.encoder_latents,
-            &e,
-        )?;
+        let e = model_err("vae_encoder");
+        let mut inputs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+            vec![(&w.encoder_image, vec![1, 3, ph, pw], image.to_vec())];
+        if let Some(name) = &w.encoder_noise {
+            let dims = spec_dims(m, &m.components.vae_encoder, name)?;
+            let z = noise.encoder(dims.iter().product())?;
+            inputs.push((name, dims, z));
+        }
+        let session = &mut self.pack.sessions.vae_encoder.0;
+        let (_, v) = run_named(session, &inputs, &w.encoder_latents, &e)?;
         if v.len() != ch * lh * lw {
             return Err(DiffusionError::Model {
                 component: "vae_encoder".into(),
@@ -225,6 +327,50 @@ impl DiffusionGenerator {
         }
         let scale = m.latent.scaling_factor;
         Ok(v.iter().map(|x| x * scale).collect())
+    }
+
+    /// `image_encoder` on the picture, when the pack conditions on its embedding.
+    fn image_embedding(&mut self, image: &[f32]) -> Result<Option<Vec<f32>>, DiffusionError> {
+        let (Some(wire), Some((session, _))) = (
+            self.pack.wiring.image.clone(),
+            self.pack.sessions.image_encoder.as_mut(),
+        ) else {
+            return Ok(None);
+        };
+        let l = &self.pack.manifest.latent;
+        let dims = vec![1, 3, l.height as usize, l.width as usize];
+        let e = model_err("image_encoder");
+        let (_, v) = run_named(
+            session,
+            &[(&wire.input, dims, image.to_vec())],
+            &wire.output,
+            &e,
+        )?;
+        expect_values("image_encoder", &v, wire.values)?;
+        Ok(Some(v))
+    }
+
+    /// `video_encoder` on a clip: its latents `[1, F, C, h, w]`.
+    fn encode_video(&mut self, video: &[f32]) -> Result<Vec<f32>, DiffusionError> {
+        let (Some(wire), Some((session, _))) = (
+            self.pack.wiring.video.clone(),
+            self.pack.sessions.video_encoder.as_mut(),
+        ) else {
+            return Err(DiffusionError::Request(
+                "the pack has no video_encoder".into(),
+            ));
+        };
+        let l = &self.pack.manifest.latent;
+        let dims = vec![1, l.video_frames(), 3, l.height as usize, l.width as usize];
+        let e = model_err("video_encoder");
+        let (_, v) = run_named(
+            session,
+            &[(&wire.input, dims, video.to_vec())],
+            &wire.output,
+            &e,
+        )?;
+        expect_values("video_encoder", &v, wire.values)?;
+        Ok(v)
     }
 
     /// 2. A pose map per latent frame: Gaussian dots at the target landmarks of the timeline
@@ -243,47 +389,68 @@ impl DiffusionGenerator {
         pose
     }
 
-    /// 3. Seeded noise denoised over the scheduler's timesteps. Every tensor of the loop is
+    /// The latents denoising starts from, and the first step: unit noise times the
+    /// scheduler's initial sigma from the first step; or, refining, the clip's latents noised
+    /// to where the strength starts. With `first_frame_in_latents` the first latent frame is
+    /// the clean conditioning frame (the capture's; the clip's own when refining).
+    fn initial_latents(
+        &self,
+        scheduler: &mut Scheduler,
+        conditions: &Conditions,
+        start: Start,
+        noise: &mut Noise,
+    ) -> Result<(Vec<f32>, usize, Vec<f32>), DiffusionError> {
+        let l = &self.pack.manifest.latent;
+        let z = noise.latents(l.values())?;
+        let (latents, first, index) = match start.clip {
+            Some(mut x) => {
+                let index = scheduler.start_index(start.strength);
+                let first = x[..conditions.first.len()].to_vec();
+                scheduler.add_noise(&mut x, &z, index)?;
+                (x, first, index)
+            }
+            None => {
+                let sigma = scheduler.init_noise_sigma();
+                let x = z.iter().map(|v| v * sigma).collect();
+                (x, conditions.first.clone(), 0)
+            }
+        };
+        let mut latents = latents;
+        if self.pack.manifest.conditioning.first_frame_in_latents {
+            latents[..first.len()].copy_from_slice(&first);
+        }
+        Ok((latents, index, first))
+    }
+
+    /// 3. Denoising over the scheduler's timesteps from `start`. Every tensor of the loop is
     ///    allocated once and bound once (ort IoBinding): a step writes the scaled latents and
     ///    the timestep in place and runs; the model output lands in a preallocated tensor,
     ///    guidance and the scheduler work in place.
+    #[allow(clippy::too_many_arguments)]
     fn denoise(
         &mut self,
-        request: &Checked,
+        steps: usize,
         conditions: &Conditions,
+        start: Start,
+        noise: &mut Noise,
         progress: &mut dyn FnMut(Progress),
         cancel: &AtomicBool,
         stats: &mut GenerationStats,
     ) -> Result<Vec<f32>, DiffusionError> {
         let m = &self.pack.manifest;
-        let (lh, lw) = m.latent.latent_size();
-        let (fr, ch) = (m.latent.frames, m.latent.channels);
+        let l = &m.latent;
+        let (lh, lw) = l.latent_size();
         let mut scheduler = m.scheduler.build()?;
-        scheduler.set_timesteps(request.steps.unwrap_or(m.sampling.steps))?;
-        let mut rng = NoiseRng::new(request.seed);
-        let n = fr * ch * lh * lw;
-        let mut latents = rng.gaussian(n, scheduler.init_noise_sigma());
-        let timesteps = scheduler.timesteps().to_vec();
-        let guidance = m.sampling.guidance_scale;
-        let guided = guidance > 1.0;
-        let e = model_err("denoiser");
-        let lat_shape = [1, fr, ch, lh, lw];
-        let tensors = DenoiserTensors::new(m, &self.pack.wiring, conditions, &e)?;
-        let mut lat_t = owned(&lat_shape, vec![0.0; n], &e)?;
-        let mut ts_t = owned(&[1], vec![0.0], &e)?;
-        let alloc = Allocator::default();
-        let mut out_cond = Tensor::<f32>::new(&alloc, dims_i64(&lat_shape)).map_err(&e)?;
-        let mut out_uncond = Tensor::<f32>::new(&alloc, dims_i64(&lat_shape)).map_err(&e)?;
-        let den = &m.components.denoiser;
-        let w = &self.pack.wiring;
-        let session = &mut self.pack.sessions.denoiser.0;
-        let mut cond_b = tensors.bind(session, den, w, false, &mut out_cond, &lat_t, &ts_t, &e)?;
-        let mut uncond_b = if guided {
-            Some(tensors.bind(session, den, w, true, &mut out_uncond, &lat_t, &ts_t, &e)?)
-        } else {
-            None
-        };
-        let mut noise = vec![0.0f32; if scheduler.needs_noise() { n } else { 0 }];
+        scheduler.set_image_seq_len(l.frames * lh * lw);
+        scheduler.set_timesteps(steps)?;
+        let (mut latents, begin, first) =
+            self.initial_latents(&mut scheduler, conditions, start, noise)?;
+        let timesteps = scheduler.timesteps()[begin..].to_vec();
+        let guidance = m.sampling.frame_guidance(l.frames);
+        let keep_first = m.conditioning.first_frame_in_latents;
+        let mut io = StepIo::new(&mut self.pack, conditions, guidance.is_some())?;
+        let n = latents.len();
+        let mut step_noise = vec![0.0f32; if scheduler.needs_noise() { n } else { 0 }];
         for (i, &t) in timesteps.iter().enumerate() {
             if cancel.load(Ordering::Relaxed) {
                 return Err(DiffusionError::Cancelled);
@@ -294,39 +461,18 @@ impl DiffusionGenerator {
                 timestep: t,
             });
             let step_start = Instant::now();
-            let mut onnx = Duration::ZERO;
-            {
-                let (_, input) = lat_t.extract_tensor_mut();
-                input.copy_from_slice(&latents);
-                scheduler.scale_model_input(input, t)?;
-                ts_t.extract_tensor_mut().1[0] = t;
-            }
-            for b in std::iter::once(&mut cond_b).chain(uncond_b.as_mut()) {
-                // Re-binding the changed inputs makes the new values visible whether or not the
-                // runtime aliases the bound buffers (no copy on the CPU).
-                b.bind_input(w.denoiser_latents.as_str(), &lat_t)
-                    .map_err(&e)?;
-                b.bind_input(w.denoiser_timestep.as_str(), &ts_t)
-                    .map_err(&e)?;
-                let t0 = Instant::now();
-                drop(session.run_binding(b).map_err(&e)?);
-                onnx += t0.elapsed();
-            }
-            let cond = out_cond.extract_tensor().1;
-            let model_out: &[f32] = if guided {
-                let uncond = out_uncond.extract_tensor_mut().1;
-                cfg(uncond, cond, guidance);
-                uncond
-            } else {
-                cond
-            };
-            let noise = if scheduler.needs_noise() {
-                rng.fill(&mut noise, 1.0);
-                Some(noise.as_slice())
+            let onnx = io.predict(&mut self.pack, &scheduler, &latents, t)?;
+            let model_out = io.guided(guidance.as_deref());
+            let z = if scheduler.needs_noise() {
+                noise.fill_step(&mut step_noise);
+                Some(step_noise.as_slice())
             } else {
                 None
             };
-            scheduler.step_in_place(model_out, t, &mut latents, noise)?;
+            scheduler.step_in_place(model_out, t, &mut latents, z)?;
+            if keep_first {
+                latents[..first.len()].copy_from_slice(&first);
+            }
             stats.steps.push(StepTiming {
                 total: step_start.elapsed(),
                 onnx,
@@ -335,24 +481,29 @@ impl DiffusionGenerator {
         Ok(latents)
     }
 
-    /// 4. `vae_decoder` turns the latents into frames `[1, F, 3, H, W]` in [-1, 1].
-    fn decode(&mut self, mut latents: Vec<f32>) -> Result<Vec<f32>, DiffusionError> {
+    /// 4. `vae_decoder` turns the latents into frames `[1, Fv, 3, H, W]` in [-1, 1] (its noise
+    ///    input, when it has one, fed from `noise`).
+    fn decode(
+        &mut self,
+        mut latents: Vec<f32>,
+        noise: &mut Noise,
+    ) -> Result<Vec<f32>, DiffusionError> {
         let m = &self.pack.manifest;
         let (lh, lw) = m.latent.latent_size();
         let (fr, ch) = (m.latent.frames, m.latent.channels);
         let inv = 1.0 / m.latent.scaling_factor;
         latents.iter_mut().for_each(|x| *x *= inv);
         let e = model_err("vae_decoder");
-        let lat = TensorRef::from_array_view(([1usize, fr, ch, lh, lw], latents.as_slice()))
-            .map_err(&e)?;
         let w = &self.pack.wiring;
-        let (shape, v) = run_one(
-            &mut self.pack.sessions.vae_decoder.0,
-            &w.decoder_latents,
-            lat,
-            &w.decoder_frames,
-            &e,
-        )?;
+        let mut inputs: Vec<(&str, Vec<usize>, Vec<f32>)> =
+            vec![(&w.decoder_latents, vec![1, fr, ch, lh, lw], latents)];
+        if let Some(name) = &w.decoder_noise {
+            let dims = spec_dims(m, &m.components.vae_decoder, name)?;
+            let z = noise.decoder(dims.iter().product::<usize>())?;
+            inputs.push((name, dims, z));
+        }
+        let session = &mut self.pack.sessions.vae_decoder.0;
+        let (shape, v) = run_named(session, &inputs, &w.decoder_frames, &e)?;
         let vf = m.latent.video_frames();
         let want = [
             1,
@@ -430,10 +581,9 @@ impl DiffusionGenerator {
             align_face(request.capture, face, size, out)
                 .map_err(|why| DiffusionError::Request(format!("face {}: {why}", k + 1)))?;
         }
-        let crops =
-            TensorRef::from_array_view(([2usize, 3, size, size], crops.as_slice())).map_err(&e)?;
         let out_name = id.embedding.as_str();
-        let (_, v) = run_one(session, &id.faces, crops, out_name, &e)?;
+        let input = [(id.faces.as_str(), vec![2, 3, size, size], crops)];
+        let (_, v) = run_named(session, &input, out_name, &e)?;
         let want = id.values;
         if v.len() != want || v.iter().any(|x| !x.is_finite()) {
             return Err(DiffusionError::Model {
@@ -449,19 +599,235 @@ impl DiffusionGenerator {
     }
 }
 
-/// Runs a component with one input and reads one output: its shape and values.
-fn run_one(
+/// Noise for a run: drawn from a seed in a fixed order (the encoder's, the initial latents',
+/// each step's, the decoder's), or given (the reference check: the noise diffusers drew).
+pub(crate) enum Noise {
+    Seeded(NoiseRng),
+    Given {
+        encoder: Option<Vec<f32>>,
+        latents: Vec<f32>,
+        decoder: Option<Vec<f32>>,
+        /// For a scheduler that injects noise between steps (none is stored).
+        steps: NoiseRng,
+    },
+}
+
+impl Noise {
+    fn take(got: Option<Vec<f32>>, what: &str, n: usize) -> Result<Vec<f32>, DiffusionError> {
+        match got {
+            Some(v) if v.len() == n => Ok(v),
+            Some(v) => Err(DiffusionError::Request(format!(
+                "the {what} noise has {} values, the pack needs {n}",
+                v.len()
+            ))),
+            None => Err(DiffusionError::Request(format!("no {what} noise given"))),
+        }
+    }
+
+    fn encoder(&mut self, n: usize) -> Result<Vec<f32>, DiffusionError> {
+        match self {
+            Noise::Seeded(rng) => Ok(rng.gaussian(n, 1.0)),
+            Noise::Given { encoder, .. } => Noise::take(encoder.take(), "encoder", n),
+        }
+    }
+
+    fn latents(&mut self, n: usize) -> Result<Vec<f32>, DiffusionError> {
+        match self {
+            Noise::Seeded(rng) => Ok(rng.gaussian(n, 1.0)),
+            Noise::Given { latents, .. } => {
+                Noise::take(Some(std::mem::take(latents)), "initial latent", n)
+            }
+        }
+    }
+
+    fn decoder(&mut self, n: usize) -> Result<Vec<f32>, DiffusionError> {
+        match self {
+            Noise::Seeded(rng) => Ok(rng.gaussian(n, 1.0)),
+            Noise::Given { decoder, .. } => Noise::take(decoder.take(), "decoder", n),
+        }
+    }
+
+    fn fill_step(&mut self, out: &mut [f32]) {
+        match self {
+            Noise::Seeded(rng) | Noise::Given { steps: rng, .. } => rng.fill(out, 1.0),
+        }
+    }
+}
+
+/// One run of the pipeline.
+pub(crate) struct Run<'a> {
+    /// The picture `[1, 3, H, W]` in [-1, 1] at the working size.
+    pub image: &'a [f32],
+    pub steps: usize,
+    pub refine: Option<RefineRun<'a>>,
+    /// Pose maps `[1, F, 1, h, w]` (empty: zeros).
+    pub pose: Vec<f32>,
+    pub identity: Option<Vec<f32>>,
+}
+
+/// Refining a clip: its frames `[1, Fv, 3, H, W]` in [-1, 1] and the strength.
+pub(crate) struct RefineRun<'a> {
+    pub video: &'a [f32],
+    pub strength: f32,
+}
+
+/// Where denoising starts: from noise, or from a clip's latents at a strength.
+struct Start {
+    clip: Option<Vec<f32>>,
+    strength: f32,
+}
+
+/// Runs a component with named inputs (dimensions and values) and reads one output: its
+/// shape and values.
+fn run_named(
     session: &mut ort::session::Session,
-    input: &str,
-    value: TensorRef<'_, f32>,
+    inputs: &[(&str, Vec<usize>, Vec<f32>)],
     output: &str,
     e: &impl Fn(ort::Error) -> DiffusionError,
 ) -> Result<(Vec<i64>, Vec<f32>), DiffusionError> {
-    let out = session
-        .run(vec![(input.to_string(), SessionInputValue::from(value))])
-        .map_err(e)?;
+    let mut values = Vec::with_capacity(inputs.len());
+    for (name, dims, v) in inputs {
+        let t = TensorRef::from_array_view((dims.clone(), v.as_slice())).map_err(e)?;
+        values.push((name.to_string(), SessionInputValue::from(t)));
+    }
+    let out = session.run(values).map_err(e)?;
     let (shape, v) = out[output].try_extract_tensor::<f32>().map_err(e)?;
     Ok((shape.to_vec(), v.to_vec()))
+}
+
+/// The manifest's dimensions of `comp`'s tensor `name`.
+fn spec_dims(
+    m: &super::pack::Manifest,
+    comp: &super::pack::Component,
+    name: &str,
+) -> Result<Vec<usize>, DiffusionError> {
+    let spec = comp.inputs.iter().find(|s| s.name == name);
+    let dims = spec.map(|s| concrete_shape(m, s));
+    match dims {
+        Some(Ok(d)) => Ok(d.iter().map(|&x| x.max(0) as usize).collect()),
+        Some(Err(why)) => Err(DiffusionError::Request(why)),
+        None => Err(DiffusionError::Request(format!("no input `{name}`"))),
+    }
+}
+
+/// An encoder's output has `want` finite values.
+fn expect_values(component: &str, v: &[f32], want: usize) -> Result<(), DiffusionError> {
+    if v.len() == want && v.iter().all(|x| x.is_finite()) {
+        return Ok(());
+    }
+    Err(DiffusionError::Model {
+        component: component.into(),
+        message: format!(
+            "{} values out (finite: {}), expected {want}",
+            v.len(),
+            v.iter().all(|x| x.is_finite())
+        ),
+    })
+}
+
+/// Classifier-free guidance per latent frame: `uncond + scale[f] * (cond - uncond)` over each
+/// frame's values, written into `uncond`.
+fn cfg_frames(uncond: &mut [f32], cond: &[f32], scales: &[f32]) {
+    let per = uncond.len() / scales.len().max(1);
+    for ((u, c), &s) in uncond
+        .chunks_mut(per.max(1))
+        .zip(cond.chunks(per.max(1)))
+        .zip(scales)
+    {
+        cfg(u, c, s);
+    }
+}
+
+/// The denoiser's tensors for the whole loop: the scaled latents and timestep (written in
+/// place each step), the outputs of the conditional and unconditional passes, and one binding
+/// per pass.
+struct StepIo {
+    lat: Tensor<f32>,
+    ts: Tensor<f32>,
+    out: [Tensor<f32>; 2],
+    bindings: Vec<IoBinding>,
+    /// Bound, so kept alive with the bindings.
+    _inputs: DenoiserTensors,
+    latents_name: String,
+    timestep_name: String,
+}
+
+impl StepIo {
+    fn new(pack: &mut Pack, c: &Conditions, guided: bool) -> Result<Self, DiffusionError> {
+        let e = model_err("denoiser");
+        let m = &pack.manifest;
+        let (lh, lw) = m.latent.latent_size();
+        let shape = [1, m.latent.frames, m.latent.channels, lh, lw];
+        let inputs = DenoiserTensors::new(pack, c, &e)?;
+        let lat = owned(&shape, vec![0.0; m.latent.values()], &e)?;
+        let ts = owned(&[1], vec![0.0], &e)?;
+        let alloc = Allocator::default();
+        let mut out = [
+            Tensor::<f32>::new(&alloc, dims_i64(&shape)).map_err(&e)?,
+            Tensor::<f32>::new(&alloc, dims_i64(&shape)).map_err(&e)?,
+        ];
+        let den = &pack.manifest.components.denoiser;
+        let w = &pack.wiring;
+        let session = &mut pack.sessions.denoiser.0;
+        let mut bindings = Vec::new();
+        for (k, o) in out.iter_mut().enumerate().take(1 + usize::from(guided)) {
+            bindings.push(inputs.bind(session, den, w, k == 1, o, &lat, &ts, &e)?);
+        }
+        Ok(StepIo {
+            lat,
+            ts,
+            out,
+            bindings,
+            _inputs: inputs,
+            latents_name: w.denoiser_latents.clone(),
+            timestep_name: w.denoiser_timestep.clone(),
+        })
+    }
+
+    /// Runs the denoiser (once, or twice with guidance) on `latents` at `t`; returns the time
+    /// spent inside ONNX Runtime.
+    fn predict(
+        &mut self,
+        pack: &mut Pack,
+        scheduler: &Scheduler,
+        latents: &[f32],
+        t: f32,
+    ) -> Result<Duration, DiffusionError> {
+        let e = model_err("denoiser");
+        {
+            let (_, input) = self.lat.extract_tensor_mut();
+            input.copy_from_slice(latents);
+            scheduler.scale_model_input(input, t)?;
+            self.ts.extract_tensor_mut().1[0] = t;
+        }
+        let session = &mut pack.sessions.denoiser.0;
+        let mut onnx = Duration::ZERO;
+        for b in &mut self.bindings {
+            // Re-binding the changed inputs makes the new values visible whether or not the
+            // runtime aliases the bound buffers (no copy on the CPU).
+            b.bind_input(self.latents_name.as_str(), &self.lat)
+                .map_err(&e)?;
+            b.bind_input(self.timestep_name.as_str(), &self.ts)
+                .map_err(&e)?;
+            let t0 = Instant::now();
+            drop(session.run_binding(b).map_err(&e)?);
+            onnx += t0.elapsed();
+        }
+        Ok(onnx)
+    }
+
+    /// The model output: the conditional pass's, or guided per frame by `scales`.
+    fn guided(&mut self, scales: Option<&[f32]>) -> &[f32] {
+        let [cond, uncond] = &mut self.out;
+        match scales {
+            Some(s) => {
+                let u = uncond.extract_tensor_mut().1;
+                cfg_frames(u, cond.extract_tensor().1, s);
+                u
+            }
+            None => cond.extract_tensor().1,
+        }
+    }
 }
 
 /// A request whose targets are not empty and whose capture and output size are not empty: the
@@ -493,8 +859,10 @@ impl<'a> std::ops::Deref for Checked<'_, 'a> {
 /// What the denoiser is conditioned on, computed once per clip.
 struct Conditions {
     first: Vec<f32>,
+    /// Empty: zeros.
     pose: Vec<f32>,
     identity: Option<Vec<f32>>,
+    image: Option<Vec<f32>>,
 }
 
 fn dims_i64(dims: &[usize]) -> Vec<i64> {
@@ -510,20 +878,23 @@ fn owned(
 }
 
 /// The denoiser's conditioning inputs for both passes of guidance: the conditional pass sees
-/// the clip's, the unconditional one zeros of the same shapes.
+/// the clip's, the unconditional one zeros of the same shapes (a fixed input: the pack's
+/// unconditional values).
 struct DenoiserTensors {
     first: [Tensor<f32>; 2],
     pose: [Tensor<f32>; 2],
     identity: Option<[Tensor<f32>; 2]>,
+    image: Option<[Tensor<f32>; 2]>,
+    fixed: Vec<(String, [Tensor<f32>; 2])>,
 }
 
 impl DenoiserTensors {
     fn new(
-        m: &super::pack::Manifest,
-        w: &Wiring,
+        pack: &Pack,
         c: &Conditions,
         e: &impl Fn(ort::Error) -> DiffusionError,
     ) -> Result<Self, DiffusionError> {
+        let (m, w) = (&pack.manifest, &pack.wiring);
         let (lh, lw) = m.latent.latent_size();
         let (fr, ch) = (m.latent.frames, m.latent.channels);
         let pair = |dims: &[usize], v: &[f32]| -> Result<[Tensor<f32>; 2], DiffusionError> {
@@ -536,10 +907,27 @@ impl DenoiserTensors {
             (Some(v), Some(id)) => Some(pair(&id.denoiser_dims, v)?),
             _ => None,
         };
+        let image = match (&c.image, &w.image) {
+            (Some(v), Some(enc)) => Some(pair(&enc.denoiser_dims, v)?),
+            _ => None,
+        };
+        let pose = if c.pose.is_empty() {
+            vec![0.0; fr * lh * lw]
+        } else {
+            c.pose.clone()
+        };
+        let mut fixed = Vec::new();
+        for f in &pack.fixed {
+            let cond = owned(&f.dims, f.cond.clone(), e)?;
+            let uncond = owned(&f.dims, f.uncond.clone(), e)?;
+            fixed.push((f.name.clone(), [cond, uncond]));
+        }
         Ok(DenoiserTensors {
             first: pair(&[1, ch, lh, lw], &c.first)?,
-            pose: pair(&[1, fr, 1, lh, lw], &c.pose)?,
+            pose: pair(&[1, fr, 1, lh, lw], &pose)?,
             identity,
+            image,
+            fixed,
         })
     }
 
@@ -560,15 +948,18 @@ impl DenoiserTensors {
         let k = usize::from(uncond);
         let mut b = session.create_binding().map_err(e)?;
         for spec in &den.inputs {
-            let v = match (spec.role, &self.identity) {
-                (Role::Latents, _) => lat,
-                (Role::Timestep, _) => ts,
-                (Role::FirstFrameLatents, _) => &self.first[k],
-                (Role::PoseMaps, _) => &self.pose[k],
-                (Role::IdentityEmbedding, Some(id)) => &id[k],
-                (other, _) => {
+            let fixed = self.fixed.iter().find(|(n, _)| *n == spec.name);
+            let v = match (spec.role, &self.identity, &self.image, fixed) {
+                (Role::Latents, ..) => lat,
+                (Role::Timestep, ..) => ts,
+                (Role::FirstFrameLatents, ..) => &self.first[k],
+                (Role::PoseMaps, ..) => &self.pose[k],
+                (Role::IdentityEmbedding, Some(id), ..) => &id[k],
+                (Role::ImageEmbedding, _, Some(im), _) => &im[k],
+                (Role::Fixed, _, _, Some((_, f))) => &f[k],
+                (other, ..) => {
                     return Err(DiffusionError::Request(format!(
-                        "denoiser input `{}` has role {other:?}, which this generator does not feed yet",
+                        "denoiser input `{}` has role {other:?}, which this generator does not feed",
                         spec.name
                     )));
                 }

@@ -16,9 +16,10 @@
 //! identity encoder, image encoder) against the available memory: `MemAvailable` from
 //! `/proc/meminfo`, a configured budget, or on a discrete GPU its free device memory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pack::{DType, Manifest, PackError};
 use super::tensorrt::concrete_shape;
@@ -115,6 +116,18 @@ pub struct MemoryPlan {
     pub activation_factor: u64,
     pub components: Vec<ComponentNeed>,
     pub total_bytes: u64,
+    /// The architecture at its real size on each Jetson, when the manifest has its figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_size: Option<RealSizePlan>,
+}
+
+/// [`RealSize`] against the Jetson modules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RealSizePlan {
+    pub model: String,
+    pub parameters: u64,
+    pub fp16_bytes: u64,
+    pub devices: Vec<DeviceFit>,
 }
 
 impl MemoryPlan {
@@ -158,6 +171,7 @@ pub fn plan(m: &Manifest, dir: &Path, budget: MemoryBudget) -> Result<MemoryPlan
         "vae_encoder",
         "identity_encoder",
         "image_encoder",
+        "video_encoder",
     ];
     let mut comps: Vec<_> = m.components.iter().collect();
     comps.sort_by_key(|(n, _)| order.iter().position(|o| o == n));
@@ -165,12 +179,18 @@ pub fn plan(m: &Manifest, dir: &Path, budget: MemoryBudget) -> Result<MemoryPlan
     let mut out = Vec::new();
     for (name, comp) in comps {
         let path = dir.join(&comp.file);
-        let weights = std::fs::metadata(&path)
-            .map_err(|e| PackError::Read {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
-            .len();
+        let size = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| PackError::Read {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        };
+        let mut weights = size(&path)?;
+        for data in &comp.external_data {
+            weights += size(&dir.join(&data.file))?;
+        }
         let mut io = 0u64;
         for spec in comp.inputs.iter().chain(&comp.outputs) {
             let dims = concrete_shape(m, spec)
@@ -197,12 +217,136 @@ pub fn plan(m: &Manifest, dir: &Path, budget: MemoryBudget) -> Result<MemoryPlan
         activation_factor: ACTIVATION_FACTOR,
         total_bytes: out.iter().map(|c| c.total_bytes).sum(),
         components: out,
+        real_size: m.real_size.as_ref().map(RealSize::plan),
     })
+}
+
+/// An architecture's real-size figures, written by `scripts/convert-pack` from the real
+/// diffusers configuration (instantiated on torch's meta device): the manifest's
+/// `[real_size]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealSize {
+    pub model: String,
+    /// The square working size the activations are measured at, in pixels.
+    pub resolution: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Parameters per component.
+    pub parameters: BTreeMap<String, u64>,
+    /// Per clip length (`s2` ... `s5`, seconds).
+    pub activations: BTreeMap<String, RealActivation>,
+}
+
+/// The largest activations of one clip length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealActivation {
+    pub video_frames: usize,
+    pub latent_frames: usize,
+    /// The denoiser's two largest intermediate tensors in FP16 (what one forward pass holds
+    /// at least at its peak).
+    pub denoiser_bytes: u64,
+    /// The same for the VAE decoder decoding the whole clip at once.
+    pub decoder_bytes: u64,
+    /// The larger of the two (they run one after the other).
+    pub activation_bytes: u64,
+}
+
+/// The Jetson Orin modules a booth may run on, and their memory (shared by CPU and GPU).
+pub const JETSONS: [(&str, u64); 4] = [
+    ("Orin Nano 8 GB", 8),
+    ("Orin NX 16 GB", 16),
+    ("AGX Orin 32 GB", 32),
+    ("AGX Orin 64 GB", 64),
+];
+
+/// Memory held back on a Jetson for the system and the rest of the booth (L4T without a
+/// desktop, the daemon, camera, encoder and kiosk browser): an allowance, not a measurement.
+pub const JETSON_RESERVED_GIB: u64 = 3;
+
+/// One clip length of an architecture on one Jetson.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceFit {
+    pub device: String,
+    pub seconds: u32,
+    pub video_frames: usize,
+    /// FP16 weights of every component plus the clip's activations.
+    pub need_bytes: u64,
+    /// The module's memory less [`JETSON_RESERVED_GIB`].
+    pub usable_bytes: u64,
+    pub fits: bool,
+}
+
+impl RealSize {
+    /// All parameters of the pack's components.
+    pub fn parameters_total(&self) -> u64 {
+        self.parameters.values().sum()
+    }
+
+    /// FP16 weights of the whole pack.
+    pub fn fp16_bytes(&self) -> u64 {
+        self.parameters_total() * 2
+    }
+
+    /// The figures against every Jetson.
+    pub fn plan(&self) -> RealSizePlan {
+        RealSizePlan {
+            model: self.model.clone(),
+            parameters: self.parameters_total(),
+            fp16_bytes: self.fp16_bytes(),
+            devices: self.device_fits(),
+        }
+    }
+
+    /// Every clip length on every Jetson: weights (all components stay loaded) plus the
+    /// clip's activations against the module's memory less the reserve.
+    pub fn device_fits(&self) -> Vec<DeviceFit> {
+        let gib = 1u64 << 30;
+        let mut out = Vec::new();
+        for (device, total) in JETSONS {
+            let usable = (total - JETSON_RESERVED_GIB) * gib;
+            for (key, a) in &self.activations {
+                let need = self.fp16_bytes() + a.activation_bytes;
+                out.push(DeviceFit {
+                    device: device.to_string(),
+                    seconds: key.trim_start_matches('s').parse().unwrap_or(0),
+                    video_frames: a.video_frames,
+                    need_bytes: need,
+                    usable_bytes: usable,
+                    fits: need <= usable,
+                });
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn real_sizes_fit_the_larger_modules_first() {
+        let r: RealSize = toml::from_str(
+            "model = \"m\"\nresolution = 512\n[parameters]\ndenoiser = 2000000000\n[activations.s2]\nvideo_frames = 49\nlatent_frames = 7\ndenoiser_bytes = 1000000000\ndecoder_bytes = 10\nactivation_bytes = 1000000000\n",
+        )
+        .unwrap();
+        assert_eq!(r.fp16_bytes(), 4_000_000_000);
+        let fits: Vec<(String, bool)> = r
+            .device_fits()
+            .into_iter()
+            .map(|f| (f.device, f.fits))
+            .collect();
+        assert_eq!(fits[0], ("Orin Nano 8 GB".to_string(), true));
+        assert!(fits.iter().all(|(_, ok)| *ok));
+        let big = RealSize {
+            parameters: [("denoiser".to_string(), 13_000_000_000)].into(),
+            ..r
+        };
+        let f = big.device_fits();
+        assert!(!f[0].fits && !f[1].fits && f[2].fits && f[3].fits);
+    }
 
     #[test]
     fn mem_available_is_read_in_bytes() {

@@ -114,6 +114,14 @@ pub struct Manifest {
     #[serde(default)]
     pub tensorrt: TensorRtConfig,
     pub components: Components,
+    /// diffusers' output for a fixed input, seed and noise (packs made by `convert-pack
+    /// --tiny`): what `kissbooth models check-reference` compares the runtime with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<super::reference::Reference>,
+    /// The architecture's real-size figures (parameters per component, activations at
+    /// 512x512), for the memory plan against the Jetson modules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real_size: Option<super::memory::RealSize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +130,10 @@ pub struct PackInfo {
     pub name: String,
     #[serde(default)]
     pub version: String,
+    /// The diffusers architecture it was converted from (`ltx_video`, `stable_video_diffusion`;
+    /// informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
     /// Where the weights come from (informative).
     #[serde(default)]
     pub upstream: Option<String>,
@@ -143,6 +155,10 @@ pub struct LatentLayout {
     /// Video frames per latent frame (1: no temporal compression).
     #[serde(default = "one")]
     pub temporal_compression: usize,
+    /// A causal video VAE (LTX-Video): the first latent frame is one video frame, each other
+    /// `temporal_compression` frames.
+    #[serde(default)]
+    pub causal: bool,
     /// Latents are multiplied by this after encoding and divided before decoding.
     #[serde(default = "one_f32")]
     pub scaling_factor: f32,
@@ -165,7 +181,16 @@ impl LatentLayout {
     }
     /// Video frames the decoder produces.
     pub fn video_frames(&self) -> usize {
-        self.frames * self.temporal_compression
+        if self.causal {
+            1 + (self.frames - 1) * self.temporal_compression
+        } else {
+            self.frames * self.temporal_compression
+        }
+    }
+    /// Values of the latent video, `[1, F, C, h, w]`.
+    pub fn values(&self) -> usize {
+        let (h, w) = self.latent_size();
+        self.frames * self.channels * h * w
     }
 }
 
@@ -177,6 +202,10 @@ pub struct Sampling {
     pub steps: usize,
     /// Classifier-free guidance scale; 1.0 runs the denoiser once per step (no guidance).
     pub guidance_scale: f32,
+    /// Per-frame guidance (Stable Video Diffusion): the scale rises linearly from this on the
+    /// first latent frame to `guidance_scale` on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_guidance_scale: Option<f32>,
 }
 
 impl Default for Sampling {
@@ -184,7 +213,36 @@ impl Default for Sampling {
         Sampling {
             steps: 4,
             guidance_scale: 1.0,
+            min_guidance_scale: None,
         }
+    }
+}
+
+impl Sampling {
+    /// The guidance scale of each of `frames` latent frames (`torch.linspace(min, max, F)`),
+    /// or `None` without guidance (no scale above 1).
+    pub fn frame_guidance(&self, frames: usize) -> Option<Vec<f32>> {
+        let max = self.guidance_scale;
+        let min = self.min_guidance_scale.unwrap_or(max);
+        if max.max(min) <= 1.0 {
+            return None;
+        }
+        if frames <= 1 {
+            return Some(vec![min; frames]);
+        }
+        let step = (max - min) / (frames - 1) as f32;
+        let half = frames / 2;
+        Some(
+            (0..frames)
+                .map(|i| {
+                    if i < half {
+                        min + step * i as f32
+                    } else {
+                        max - step * (frames - i - 1) as f32
+                    }
+                })
+                .collect(),
+        )
     }
 }
 
@@ -199,6 +257,12 @@ pub struct Conditioning {
     pub pose_maps: bool,
     /// An identity embedding from the `identity_encoder` component (role `identity_embedding`).
     pub identity_embedding: bool,
+    /// The image embedding of the capture from the `image_encoder` component (role
+    /// `image_embedding`; SVD's CLIP embedding).
+    pub image_embedding: bool,
+    /// The first latent frame is the encoded capture, kept clean through denoising (LTX-Video's
+    /// image-to-video conditioning; its denoiser gives that frame timestep 0).
+    pub first_frame_in_latents: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +275,9 @@ pub struct Components<C = Component> {
     pub image_encoder: Option<C>,
     #[serde(default = "none")]
     pub identity_encoder: Option<C>,
+    /// A clip to latents (refine mode): input role `video`, output role `latents`.
+    #[serde(default = "none")]
+    pub video_encoder: Option<C>,
 }
 
 fn none<C>() -> Option<C> {
@@ -238,6 +305,11 @@ impl<C> Components<C> {
                 .as_ref()
                 .map(|c| f("identity_encoder", c))
                 .transpose()?,
+            video_encoder: self
+                .video_encoder
+                .as_ref()
+                .map(|c| f("video_encoder", c))
+                .transpose()?,
         })
     }
 
@@ -249,6 +321,7 @@ impl<C> Components<C> {
             ("vae_decoder", Some(&self.vae_decoder)),
             ("image_encoder", self.image_encoder.as_ref()),
             ("identity_encoder", self.identity_encoder.as_ref()),
+            ("video_encoder", self.video_encoder.as_ref()),
         ]
         .into_iter()
         .filter_map(|(n, c)| c.map(|c| (n, c)))
@@ -278,6 +351,18 @@ pub struct Component {
     /// Precompiled TensorRT EP-context models of this component, one per device.
     #[serde(default)]
     pub tensorrt_context: Vec<EpContext>,
+    /// Weights stored beside the ONNX file (ONNX external data: a real model is over
+    /// protobuf's 2 GB), each checked by its sha256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_data: Vec<ExternalData>,
+}
+
+/// A file of a component's weights referenced by its ONNX graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalData {
+    pub file: PathBuf,
+    pub sha256: String,
 }
 
 impl Component {
@@ -313,6 +398,16 @@ pub enum Role {
     /// Both faces of the capture aligned to the identity encoder's template, `[2, 3, S, S]` in
     /// [-1, 1], RGB (identity encoder input).
     Faces,
+    /// Unit Gaussian noise drawn by the runtime (a VAE posterior's sample, SVD's noise
+    /// augmentation, LTX's decoder timestep noise).
+    Noise,
+    /// A value fixed by the pack: `file` (raw little-endian float32; `uncond_file` for the
+    /// unconditional pass of guidance, else the same) or inline `values`.
+    Fixed,
+    /// The `image_encoder`'s embedding of the capture (zeros in the unconditional pass).
+    ImageEmbedding,
+    /// A clip `[1, Fv, 3, H, W]` in [-1, 1] (video encoder input, refine mode).
+    Video,
 }
 
 impl Role {
@@ -329,6 +424,10 @@ impl Role {
             Role::Frames => "frames",
             Role::Embedding => "embedding",
             Role::Faces => "faces",
+            Role::Noise => "noise",
+            Role::Fixed => "fixed",
+            Role::ImageEmbedding => "image_embedding",
+            Role::Video => "video",
         }
     }
 }
@@ -343,6 +442,15 @@ pub struct TensorSpec {
     pub shape: Vec<Dim>,
     #[serde(default)]
     pub dtype: DType,
+    /// Role `fixed`: the file holding its values (relative to the pack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Role `fixed`: the values of the unconditional pass (default: those of `file`/`values`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncond_file: Option<PathBuf>,
+    /// Role `fixed`: the values, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f32>>,
 }
 
 /// A dimension: fixed, or dynamic (`-1` or a symbolic name).
@@ -471,102 +579,213 @@ impl Manifest {
     }
 
     /// The tensors the generator binds, resolved from the components' roles; an error names a
-    /// role the generator needs and the pack lacks, or an identity wiring whose shapes do not
-    /// fit.
+    /// role the generator needs and the pack lacks, or a conditioning whose shapes do not fit.
     pub fn wiring(&self) -> Result<Wiring, PackError> {
         let c = &self.components;
-        let bad = |m: String| Err(PackError::Invalid(m));
-        let need = |name: &str, comp: &Component, input: bool, role: Role| {
-            let found = if input {
-                comp.input(role)
-            } else {
-                comp.output(role)
-            };
-            match found {
-                Some(spec) => Ok(spec.name.clone()),
-                None => Err(PackError::Invalid(format!(
-                    "component `{name}` needs an {} with role `{}`",
-                    if input { "input" } else { "output" },
-                    role.name()
-                ))),
-            }
-        };
+        let (den, enc, dec) = (&c.denoiser, &c.vae_encoder, &c.vae_decoder);
         let mut w = Wiring {
-            encoder_image: need("vae_encoder", &c.vae_encoder, true, Role::Image)?,
-            encoder_latents: need("vae_encoder", &c.vae_encoder, false, Role::Latents)?,
-            denoiser_latents: need("denoiser", &c.denoiser, true, Role::Latents)?,
-            denoiser_timestep: need("denoiser", &c.denoiser, true, Role::Timestep)?,
-            denoiser_output: need("denoiser", &c.denoiser, false, Role::ModelOutput)?,
-            decoder_latents: need("vae_decoder", &c.vae_decoder, true, Role::Latents)?,
-            decoder_frames: need("vae_decoder", &c.vae_decoder, false, Role::Frames)?,
+            encoder_image: need("vae_encoder", enc, true, Role::Image)?,
+            encoder_latents: need("vae_encoder", enc, false, Role::Latents)?,
+            encoder_noise: enc.input(Role::Noise).map(|s| s.name.clone()),
+            denoiser_latents: need("denoiser", den, true, Role::Latents)?,
+            denoiser_timestep: need("denoiser", den, true, Role::Timestep)?,
+            denoiser_output: need("denoiser", den, false, Role::ModelOutput)?,
+            decoder_latents: need("vae_decoder", dec, true, Role::Latents)?,
+            decoder_frames: need("vae_decoder", dec, false, Role::Frames)?,
+            decoder_noise: dec.input(Role::Noise).map(|s| s.name.clone()),
             identity: None,
+            image: None,
+            video: None,
         };
         let cond = &self.conditioning;
         if cond.first_frame_latents {
-            need("denoiser", &c.denoiser, true, Role::FirstFrameLatents)?;
+            need("denoiser", den, true, Role::FirstFrameLatents)?;
         }
         if cond.pose_maps {
-            need("denoiser", &c.denoiser, true, Role::PoseMaps)?;
+            need("denoiser", den, true, Role::PoseMaps)?;
         }
-        if cond.identity_embedding {
-            need("denoiser", &c.denoiser, true, Role::IdentityEmbedding)?;
-            let Some(id) = &c.identity_encoder else {
-                return bad("identity_embedding needs an `identity_encoder` component".into());
-            };
-            need("identity_encoder", id, true, Role::Faces)?;
-            need("identity_encoder", id, false, Role::Embedding)?;
-            let (Some(faces), Some(emb), Some(den)) = (
-                id.input(Role::Faces),
-                id.output(Role::Embedding),
-                c.denoiser.input(Role::IdentityEmbedding),
-            ) else {
-                return bad("identity wiring incomplete".into());
-            };
-            let s = &faces.shape;
-            let size = match (s.len(), s.first(), s.get(1), s.get(2), s.get(3)) {
-                (4, Some(Dim::Fixed(2)), Some(Dim::Fixed(3)), Some(Dim::Fixed(n)), Some(m))
-                    if *n > 0 && s[2] == *m =>
-                {
-                    *n as usize
-                }
+        w.identity = self.identity_wiring()?;
+        w.image = self.image_wiring()?;
+        w.video = self.video_wiring()?;
+        for spec in den.inputs.iter().filter(|s| s.role == Role::Fixed) {
+            let values = spec.values.as_ref().map(Vec::len);
+            match (&spec.file, values, fixed_dims(&spec.shape)) {
+                (Some(_), None, Some(_)) => {}
+                (None, Some(n), Some(d)) if n == d.iter().product::<usize>() => {}
                 _ => {
-                    return bad(format!(
-                        "component `identity_encoder`: input `{}` must have the fixed shape [2, 3, S, S] (both faces, RGB, square), not {}",
-                        faces.name,
-                        fmt_shape(s)
-                    ));
-                }
-            };
-            match (fixed_dims(&emb.shape), fixed_dims(&den.shape)) {
-                (Some(a), Some(b))
-                    if a.iter().product::<usize>() == b.iter().product::<usize>() =>
-                {
-                    w.identity = Some(IdentityWiring {
-                        faces: faces.name.clone(),
-                        size,
-                        embedding: emb.name.clone(),
-                        values: a.iter().product(),
-                        denoiser_input: den.name.clone(),
-                        denoiser_dims: b,
-                    });
-                }
-                _ => {
-                    return bad(format!(
-                        "identity_encoder output `{}` {} and denoiser input `{}` {} must have fixed shapes with the same number of values",
-                        emb.name,
-                        fmt_shape(&emb.shape),
-                        den.name,
-                        fmt_shape(&den.shape)
-                    ));
+                    return Err(PackError::Invalid(format!(
+                        "denoiser input `{}` (role fixed) needs a fixed shape and either a `file` or as many `values` as its shape holds",
+                        spec.name
+                    )));
                 }
             }
-        } else if let Some(spec) = c.denoiser.input(Role::IdentityEmbedding) {
-            return bad(format!(
-                "denoiser input `{}` has role identity_embedding: set [conditioning] identity_embedding = true and add an `identity_encoder` component",
-                spec.name
-            ));
         }
         Ok(w)
+    }
+
+    /// The identity encoder's wiring when the pack conditions on identity.
+    fn identity_wiring(&self) -> Result<Option<IdentityWiring>, PackError> {
+        let c = &self.components;
+        let bad = |m: String| Err(PackError::Invalid(m));
+        if !self.conditioning.identity_embedding {
+            if let Some(spec) = c.denoiser.input(Role::IdentityEmbedding) {
+                return bad(format!(
+                    "denoiser input `{}` has role identity_embedding: set [conditioning] identity_embedding = true and add an `identity_encoder` component",
+                    spec.name
+                ));
+            }
+            return Ok(None);
+        }
+        need("denoiser", &c.denoiser, true, Role::IdentityEmbedding)?;
+        let Some(id) = &c.identity_encoder else {
+            return bad("identity_embedding needs an `identity_encoder` component".into());
+        };
+        need("identity_encoder", id, true, Role::Faces)?;
+        need("identity_encoder", id, false, Role::Embedding)?;
+        let (Some(faces), Some(emb), Some(den)) = (
+            id.input(Role::Faces),
+            id.output(Role::Embedding),
+            c.denoiser.input(Role::IdentityEmbedding),
+        ) else {
+            return bad("identity wiring incomplete".into());
+        };
+        let s = &faces.shape;
+        let size = match (s.len(), s.first(), s.get(1), s.get(2), s.get(3)) {
+            (4, Some(Dim::Fixed(2)), Some(Dim::Fixed(3)), Some(Dim::Fixed(n)), Some(m))
+                if *n > 0 && s[2] == *m =>
+            {
+                *n as usize
+            }
+            _ => {
+                return bad(format!(
+                    "component `identity_encoder`: input `{}` must have the fixed shape [2, 3, S, S] (both faces, RGB, square), not {}",
+                    faces.name,
+                    fmt_shape(s)
+                ));
+            }
+        };
+        let (values, denoiser_dims) = same_values(emb, den, "identity_encoder")?;
+        Ok(Some(IdentityWiring {
+            faces: faces.name.clone(),
+            size,
+            embedding: emb.name.clone(),
+            values,
+            denoiser_input: den.name.clone(),
+            denoiser_dims,
+        }))
+    }
+
+    /// The image encoder's wiring when the pack conditions on the capture's image embedding.
+    fn image_wiring(&self) -> Result<Option<EncoderWiring>, PackError> {
+        let c = &self.components;
+        if !self.conditioning.image_embedding {
+            if let Some(spec) = c.denoiser.input(Role::ImageEmbedding) {
+                return Err(PackError::Invalid(format!(
+                    "denoiser input `{}` has role image_embedding: set [conditioning] image_embedding = true and add an `image_encoder` component",
+                    spec.name
+                )));
+            }
+            return Ok(None);
+        }
+        let Some(enc) = &c.image_encoder else {
+            return Err(PackError::Invalid(
+                "image_embedding needs an `image_encoder` component".into(),
+            ));
+        };
+        let input = need("image_encoder", enc, true, Role::Image)?;
+        need("image_encoder", enc, false, Role::Embedding)?;
+        need("denoiser", &c.denoiser, true, Role::ImageEmbedding)?;
+        let (Some(emb), Some(den)) = (
+            enc.output(Role::Embedding),
+            c.denoiser.input(Role::ImageEmbedding),
+        ) else {
+            return Err(PackError::Invalid(
+                "image embedding wiring incomplete".into(),
+            ));
+        };
+        let (values, dims) = same_values(emb, den, "image_encoder")?;
+        Ok(Some(EncoderWiring {
+            input,
+            output: emb.name.clone(),
+            values,
+            denoiser_input: den.name.clone(),
+            denoiser_dims: dims,
+        }))
+    }
+
+    /// The video encoder's wiring (refine mode), when the pack has one: a clip of the pack's
+    /// video frames in, the latent video out.
+    fn video_wiring(&self) -> Result<Option<EncoderWiring>, PackError> {
+        let Some(enc) = &self.components.video_encoder else {
+            return Ok(None);
+        };
+        let input = need("video_encoder", enc, true, Role::Video)?;
+        let output = need("video_encoder", enc, false, Role::Latents)?;
+        let l = &self.latent;
+        let (lh, lw) = l.latent_size();
+        let video = [1, l.video_frames(), 3, l.height as usize, l.width as usize];
+        let latents = [1, l.frames, l.channels, lh, lw];
+        let fixed = |role| {
+            enc.inputs
+                .iter()
+                .chain(&enc.outputs)
+                .find(|s| s.role == role)
+                .and_then(|s| fixed_dims(&s.shape))
+        };
+        if fixed(Role::Video).as_deref() != Some(&video[..])
+            || fixed(Role::Latents).as_deref() != Some(&latents[..])
+        {
+            return Err(PackError::Invalid(format!(
+                "component `video_encoder`: needs the fixed shapes {} in and {} out",
+                fmt_shape(&video),
+                fmt_shape(&latents)
+            )));
+        }
+        Ok(Some(EncoderWiring {
+            input,
+            output,
+            values: l.values(),
+            denoiser_input: String::new(),
+            denoiser_dims: latents.to_vec(),
+        }))
+    }
+}
+
+/// The name of `comp`'s input (or output) with `role`, or an error naming what is missing.
+fn need(name: &str, comp: &Component, input: bool, role: Role) -> Result<String, PackError> {
+    let found = if input {
+        comp.input(role)
+    } else {
+        comp.output(role)
+    };
+    match found {
+        Some(spec) => Ok(spec.name.clone()),
+        None => Err(PackError::Invalid(format!(
+            "component `{name}` needs an {} with role `{}`",
+            if input { "input" } else { "output" },
+            role.name()
+        ))),
+    }
+}
+
+/// An encoder's output and the denoiser input it feeds: both fixed, with as many values; the
+/// count and the denoiser input's dimensions.
+fn same_values(
+    out: &TensorSpec,
+    den: &TensorSpec,
+    encoder: &str,
+) -> Result<(usize, Vec<usize>), PackError> {
+    match (fixed_dims(&out.shape), fixed_dims(&den.shape)) {
+        (Some(a), Some(b)) if a.iter().product::<usize>() == b.iter().product::<usize>() => {
+            Ok((a.iter().product(), b))
+        }
+        _ => Err(PackError::Invalid(format!(
+            "{encoder} output `{}` {} and denoiser input `{}` {} must have fixed shapes with the same number of values",
+            out.name,
+            fmt_shape(&out.shape),
+            den.name,
+            fmt_shape(&den.shape)
+        ))),
     }
 }
 
@@ -593,8 +812,27 @@ pub struct Wiring {
     pub denoiser_output: String,
     pub decoder_latents: String,
     pub decoder_frames: String,
+    /// The VAE encoder's noise input (a posterior sample, SVD's noise augmentation), if any.
+    pub encoder_noise: Option<String>,
+    /// The VAE decoder's noise input (LTX's timestep-conditioning noise), if any.
+    pub decoder_noise: Option<String>,
     /// When the pack conditions on identity.
     pub identity: Option<IdentityWiring>,
+    /// When the pack conditions on the capture's image embedding.
+    pub image: Option<EncoderWiring>,
+    /// When the pack has a video encoder (refine mode); `denoiser_dims` are the latents'.
+    pub video: Option<EncoderWiring>,
+}
+
+/// An encoder's input and output, and the denoiser input its output feeds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderWiring {
+    pub input: String,
+    pub output: String,
+    /// Values of the output.
+    pub values: usize,
+    pub denoiser_input: String,
+    pub denoiser_dims: Vec<usize>,
 }
 
 /// The identity encoder's tensors and the denoiser's input for its embedding, with their
@@ -624,6 +862,55 @@ pub struct Pack {
     pub memory: MemoryPlan,
     /// The device TensorRT engines are built for, when the TensorRT provider is in use.
     pub tensorrt_device: Option<DeviceIdentity>,
+    /// The values of the denoiser's `fixed` inputs.
+    pub fixed: Vec<FixedValues>,
+}
+
+/// A denoiser input whose values the pack fixes (role `fixed`): a precomputed prompt
+/// embedding and its mask, SVD's added time ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedValues {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub cond: Vec<f32>,
+    /// The unconditional pass's (the same unless the manifest names an `uncond_file`).
+    pub uncond: Vec<f32>,
+}
+
+/// Reads the values of the denoiser's `fixed` inputs from the pack in `dir`.
+pub fn fixed_values(dir: &Path, m: &Manifest) -> Result<Vec<FixedValues>, PackError> {
+    let mut out = Vec::new();
+    for spec in m.components.denoiser.inputs.iter() {
+        if spec.role != Role::Fixed {
+            continue;
+        }
+        let dims = fixed_dims(&spec.shape).ok_or_else(|| {
+            PackError::Invalid(format!("fixed input `{}` needs a fixed shape", spec.name))
+        })?;
+        let n = dims.iter().product();
+        let read = |f: &PathBuf| super::reference::read_f32(&dir.join(f), n);
+        let cond = match (&spec.file, &spec.values) {
+            (Some(f), _) => read(f)?,
+            (None, Some(v)) if v.len() == n => v.clone(),
+            _ => {
+                return Err(PackError::Invalid(format!(
+                    "fixed input `{}` needs a `file` or {n} `values`",
+                    spec.name
+                )));
+            }
+        };
+        let uncond = match &spec.uncond_file {
+            Some(f) => read(f)?,
+            None => cond.clone(),
+        };
+        out.push(FixedValues {
+            name: spec.name.clone(),
+            dims,
+            cond,
+            uncond,
+        });
+    }
+    Ok(out)
 }
 
 /// How to load a pack.
@@ -645,7 +932,16 @@ pub fn check(
     manifest.tensorrt.check(dir)?;
     for (name, comp) in manifest.components.iter() {
         verify_file(dir, name, comp)?;
+        for data in &comp.external_data {
+            let weights = Component {
+                file: data.file.clone(),
+                sha256: data.sha256.clone(),
+                ..comp.clone()
+            };
+            verify_file(dir, name, &weights)?;
+        }
     }
+    fixed_values(dir, &manifest)?;
     let budget = MemoryBudget::detect(options.memory_budget_mib, gpu).map_err(PackError::Memory)?;
     let plan = memory::plan(&manifest, dir, budget)?;
     Ok((manifest, plan))
@@ -677,6 +973,7 @@ impl Pack {
         memory.check()?;
         let device = trt.then(DeviceIdentity::probe);
         let wiring = manifest.wiring()?;
+        let fixed = fixed_values(dir, &manifest)?;
         let sessions = manifest.components.try_map(|name, comp| {
             let path = dir.join(&comp.file);
             let runtime_err = |source| PackError::Runtime {
@@ -719,6 +1016,7 @@ impl Pack {
             wiring,
             memory,
             tensorrt_device: device,
+            fixed,
         })
     }
 
@@ -847,6 +1145,10 @@ mod tests {
             Role::Frames,
             Role::Embedding,
             Role::Faces,
+            Role::Noise,
+            Role::Fixed,
+            Role::ImageEmbedding,
+            Role::Video,
         ] {
             assert_eq!(
                 serde_json::to_value(role).unwrap().as_str(),

@@ -2,11 +2,17 @@
 //!
 //! - [`SchedulerConfig::EulerDiscrete`]: `EulerDiscreteScheduler` (epsilon and v-prediction;
 //!   `linspace`, `leading` and `trailing` timestep spacing; linear interpolation of sigmas;
-//!   final sigma zero; no Karras/exponential/beta sigmas, no `s_churn`).
+//!   final sigma zero; Karras sigmas with continuous timesteps `0.25 ln(sigma)`, the EDM Euler
+//!   sampler of Stable Video Diffusion; no exponential/beta sigmas, no `s_churn`).
 //! - [`SchedulerConfig::Lcm`]: `LCMScheduler` (the noise it injects between steps is given by the
 //!   caller, see [`Scheduler::step`]; no thresholding or clipping).
 //! - [`SchedulerConfig::FlowMatchEuler`]: `FlowMatchEulerDiscreteScheduler` (rectified flow with a
-//!   static `shift`; no dynamic shifting, no stochastic sampling).
+//!   static `shift`, or LTX-Video's resolution-dependent exponential shift with `shift_terminal`
+//!   and the pipeline's `linspace(1, 1/N, N)` sigmas; no stochastic sampling).
+//!
+//! Video-to-video (refine): [`Scheduler::start_index`] is where a `strength` starts in the
+//! schedule (diffusers' `get_timesteps`), [`Scheduler::add_noise`] noises clean latents to it
+//! (`add_noise` / `scale_noise`).
 //!
 //! Where diffusers computes in torch float32 these compute in `f32` in the same order (including
 //! `torch.linspace`'s two-sided formula and `torch.cumprod`'s double accumulator); where it
@@ -62,6 +68,24 @@ pub struct EulerConfig {
     pub prediction_type: PredictionType,
     pub timestep_spacing: TimestepSpacing,
     pub steps_offset: usize,
+    /// Karras et al.'s sigmas between `sigma_min` and `sigma_max` (rho 7).
+    pub use_karras_sigmas: bool,
+    /// `continuous` (with v-prediction): the denoiser's timestep is `0.25 ln(sigma)` (EDM).
+    pub timestep_type: TimestepType,
+    /// The Karras range; default: the ends of the interpolated training sigmas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma_min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma_max: Option<f64>,
+}
+
+/// What the denoiser is given as its timestep (diffusers' `timestep_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimestepType {
+    #[default]
+    Discrete,
+    Continuous,
 }
 
 impl Default for EulerConfig {
@@ -74,6 +98,10 @@ impl Default for EulerConfig {
             prediction_type: PredictionType::Epsilon,
             timestep_spacing: TimestepSpacing::Linspace,
             steps_offset: 0,
+            use_karras_sigmas: false,
+            timestep_type: TimestepType::Discrete,
+            sigma_min: None,
+            sigma_max: None,
         }
     }
 }
@@ -115,6 +143,29 @@ pub struct FlowMatchConfig {
     pub num_train_timesteps: usize,
     /// Timestep shift (SD3 uses 3.0, Wan 2.x 5.0); 1.0 is the plain rectified-flow schedule.
     pub shift: f64,
+    /// Shift by the latent sequence length instead (`mu` from `calculate_shift`, exponential
+    /// time shift), as LTX-Video and Flux do: see [`Scheduler::set_image_seq_len`].
+    pub use_dynamic_shifting: bool,
+    pub base_shift: f64,
+    pub max_shift: f64,
+    pub base_image_seq_len: usize,
+    pub max_image_seq_len: usize,
+    /// Stretch the schedule so that its last sigma is this (LTX-Video: 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift_terminal: Option<f64>,
+    /// The sigmas the pipeline hands to `set_timesteps`.
+    pub sigma_schedule: SigmaSchedule,
+}
+
+/// Where a flow-matching pipeline's sigmas come from before shifting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SigmaSchedule {
+    /// The scheduler's own: `linspace(sigma_max, sigma_min, N)` over the training timesteps.
+    #[default]
+    Default,
+    /// `linspace(1, 1/N, N)` in float32, as the LTX-Video pipelines pass.
+    InverseSteps,
 }
 
 impl Default for FlowMatchConfig {
@@ -122,7 +173,24 @@ impl Default for FlowMatchConfig {
         FlowMatchConfig {
             num_train_timesteps: 1000,
             shift: 1.0,
+            use_dynamic_shifting: false,
+            base_shift: 0.5,
+            max_shift: 1.15,
+            base_image_seq_len: 256,
+            max_image_seq_len: 4096,
+            shift_terminal: None,
+            sigma_schedule: SigmaSchedule::Default,
         }
+    }
+}
+
+impl FlowMatchConfig {
+    /// `calculate_shift`: `mu` linear in the latent sequence length.
+    pub fn mu(&self, image_seq_len: usize) -> f64 {
+        let m = (self.max_shift - self.base_shift)
+            / (self.max_image_seq_len as f64 - self.base_image_seq_len as f64);
+        let b = self.base_shift - m * self.base_image_seq_len as f64;
+        image_seq_len as f64 * m + b
     }
 }
 
@@ -160,6 +228,8 @@ pub enum SchedulerError {
     },
     #[error("this scheduler needs the noise to inject between steps")]
     NoiseNeeded,
+    #[error("dynamic shifting needs the latent sequence length (set_image_seq_len)")]
+    SeqLenNeeded,
 }
 
 impl SchedulerConfig {
@@ -181,7 +251,19 @@ impl SchedulerConfig {
                 if c.prediction_type == PredictionType::Sample {
                     return bad("euler_discrete supports epsilon and v_prediction");
                 }
-                Ok(())
+                let continuous_v = c.timestep_type == TimestepType::Continuous
+                    && c.prediction_type == PredictionType::VPrediction;
+                if c.use_karras_sigmas && !continuous_v {
+                    return bad(
+                        "use_karras_sigmas is supported with timestep_type = \"continuous\" and v_prediction (EDM)",
+                    );
+                }
+                match (c.sigma_min, c.sigma_max) {
+                    (Some(lo), Some(hi)) if !(lo > 0.0 && lo < hi) => {
+                        bad("need 0 < sigma_min < sigma_max")
+                    }
+                    _ => Ok(()),
+                }
             }
             SchedulerConfig::Lcm(c) => {
                 betas(c.num_train_timesteps, c.beta_start, c.beta_end)?;
@@ -199,7 +281,13 @@ impl SchedulerConfig {
                 if !(c.shift > 0.0 && c.shift.is_finite()) {
                     return bad("`shift` must be positive");
                 }
-                Ok(())
+                if c.use_dynamic_shifting && c.max_image_seq_len == c.base_image_seq_len {
+                    return bad("need base_image_seq_len != max_image_seq_len");
+                }
+                match c.shift_terminal {
+                    Some(t) if !(0.0..1.0).contains(&t) => bad("need 0 <= shift_terminal < 1"),
+                    _ => Ok(()),
+                }
             }
         }
     }
@@ -244,6 +332,7 @@ impl SchedulerConfig {
             timesteps: Vec::new(),
             sigmas: Vec::new(),
             step_index: None,
+            image_seq_len: None,
         })
     }
 }
@@ -265,9 +354,16 @@ pub struct Scheduler {
     timesteps: Vec<f32>,
     sigmas: Vec<f32>,
     step_index: Option<usize>,
+    image_seq_len: Option<usize>,
 }
 
 impl Scheduler {
+    /// The latent sequence length (frames x height x width in latent cells) a dynamically
+    /// shifted flow-matching schedule is shifted for; ignored by the others.
+    pub fn set_image_seq_len(&mut self, len: usize) {
+        self.image_seq_len = Some(len);
+    }
+
     pub fn config(&self) -> &SchedulerConfig {
         &self.config
     }
@@ -296,70 +392,19 @@ impl Scheduler {
         }
     }
 
-    /// Sets the inference schedule of `n` steps, as diffusers' `set_timesteps(n)` does, and
-    /// rewinds the step counter.
+    /// Sets the inference schedule of `n` steps, as diffusers' `set_timesteps(n)` does (a
+    /// dynamically shifted flow-matching schedule with the `mu` of the sequence length given to
+    /// [`Scheduler::set_image_seq_len`]), and rewinds the step counter.
     pub fn set_timesteps(&mut self, n: usize) -> Result<(), SchedulerError> {
         if n == 0 {
             return Err(SchedulerError::Steps("need at least one step".into()));
         }
         self.step_index = None;
-        match (&self.kind, &self.config) {
+        let (timesteps, sigmas) = match (&self.kind, &self.config) {
             (Kind::Euler { alphas_cumprod }, SchedulerConfig::EulerDiscrete(c)) => {
-                let ntt = c.num_train_timesteps;
-                if n > ntt {
-                    return Err(SchedulerError::Steps(format!(
-                        "{n} steps exceed the {ntt} training timesteps"
-                    )));
-                }
-                let timesteps: Vec<f32> = match c.timestep_spacing {
-                    TimestepSpacing::Linspace => np_linspace(0.0, (ntt - 1) as f64, n)
-                        .into_iter()
-                        .rev()
-                        .map(|t| t as f32)
-                        .collect(),
-                    TimestepSpacing::Leading => {
-                        let ratio = ntt / n;
-                        (0..n)
-                            .rev()
-                            .map(|i| (i * ratio) as f32 + c.steps_offset as f32)
-                            .collect()
-                    }
-                    TimestepSpacing::Trailing => {
-                        let ratio = ntt as f64 / n as f64;
-                        np_arange(ntt as f64, 0.0, -ratio)
-                            .into_iter()
-                            .map(|t| t.round_ties_even() as f32 - 1.0)
-                            .collect()
-                    }
-                };
-                let full: Vec<f32> = alphas_cumprod
-                    .iter()
-                    .map(|&a| ((1.0 - a) / a).sqrt())
-                    .collect();
-                let mut sigmas: Vec<f32> = timesteps
-                    .iter()
-                    .map(|&t| np_interp_index(t as f64, &full) as f32)
-                    .collect();
-                sigmas.push(0.0);
-                self.timesteps = timesteps;
-                self.sigmas = sigmas;
+                euler_schedule(c, alphas_cumprod, n)?
             }
-            (Kind::Lcm { .. }, SchedulerConfig::Lcm(c)) => {
-                let orig = c.original_inference_steps;
-                if n > orig {
-                    return Err(SchedulerError::Steps(format!(
-                        "{n} steps exceed original_inference_steps = {orig}"
-                    )));
-                }
-                let k = c.num_train_timesteps / orig;
-                // lcm_origin_timesteps reversed: orig*k-1, ..., k-1
-                let origin: Vec<i64> = (1..=orig as i64).rev().map(|i| i * k as i64 - 1).collect();
-                let step = origin.len() as f64 / n as f64;
-                self.timesteps = (0..n)
-                    .map(|i| origin[(i as f64 * step).floor() as usize] as f32)
-                    .collect();
-                self.sigmas = Vec::new();
-            }
+            (Kind::Lcm { .. }, SchedulerConfig::Lcm(c)) => (lcm_schedule(c, n)?, Vec::new()),
             (
                 Kind::FlowMatch {
                     sigma_max,
@@ -367,21 +412,17 @@ impl Scheduler {
                 },
                 SchedulerConfig::FlowMatchEuler(c),
             ) => {
-                let ntt = c.num_train_timesteps as f64;
-                let ts = np_linspace(*sigma_max as f64 * ntt, *sigma_min as f64 * ntt, n);
-                let mut sigmas: Vec<f32> = ts
-                    .iter()
-                    .map(|t| {
-                        let s = t / ntt;
-                        (c.shift * s / (1.0 + (c.shift - 1.0) * s)) as f32
-                    })
-                    .collect();
-                self.timesteps = sigmas.iter().map(|s| s * ntt as f32).collect();
-                sigmas.push(0.0);
-                self.sigmas = sigmas;
+                let mu = match (c.use_dynamic_shifting, self.image_seq_len) {
+                    (false, _) => None,
+                    (true, Some(len)) => Some(c.mu(len)),
+                    (true, None) => return Err(SchedulerError::SeqLenNeeded),
+                };
+                flow_schedule(c, (*sigma_max, *sigma_min), mu, n)
             }
             _ => unreachable!("kind and config are built together"),
-        }
+        };
+        self.timesteps = timesteps;
+        self.sigmas = sigmas;
         Ok(())
     }
 
@@ -452,81 +493,21 @@ impl Scheduler {
         if i >= self.timesteps.len() {
             return Err(SchedulerError::Finished(i));
         }
-        let pairs = sample.iter_mut().zip(model_output);
         match (&self.kind, &self.config) {
-            (Kind::Euler { .. }, SchedulerConfig::EulerDiscrete(c)) => {
-                let sigma = self.sigmas[i];
-                let sigma_hat = sigma;
-                let dt = self.sigmas[i + 1] - sigma_hat;
-                match c.prediction_type {
-                    PredictionType::VPrediction => {
-                        let s2 = sigma * sigma + 1.0;
-                        let a = -sigma / s2.sqrt();
-                        for (x, &m) in pairs {
-                            let pred = m * a + *x / s2;
-                            *x += (*x - pred) / sigma_hat * dt;
-                        }
-                    }
-                    _ => {
-                        for (x, &m) in pairs {
-                            let pred = *x - sigma_hat * m;
-                            *x += (*x - pred) / sigma_hat * dt;
-                        }
-                    }
-                }
-            }
+            (Kind::Euler { .. }, SchedulerConfig::EulerDiscrete(c)) => euler_step(
+                c.prediction_type,
+                &self.sigmas[i..i + 2],
+                model_output,
+                sample,
+            ),
             (Kind::Lcm { alphas_cumprod }, SchedulerConfig::Lcm(c)) => {
                 let t = timestep as i64;
-                let last = i + 1 >= self.timesteps.len();
-                let prev_t = if last {
-                    t
-                } else {
-                    self.timesteps[i + 1] as i64
-                };
-                let a = alphas_cumprod[t as usize];
-                let a_prev = if prev_t >= 0 {
-                    alphas_cumprod[prev_t as usize]
-                } else if c.set_alpha_to_one {
-                    1.0
-                } else {
-                    alphas_cumprod[0]
-                };
-                let (b, b_prev) = (1.0 - a, 1.0 - a_prev);
-                let st = t as f32 * c.timestep_scaling;
-                let c_skip = 0.25 / (st * st + 0.25);
-                let c_out = st / (st * st + 0.25).sqrt();
-                let (sa, sb) = (a.sqrt(), b.sqrt());
-                let kind = c.prediction_type;
-                let denoise = move |x: f32, m: f32| {
-                    let pred = match kind {
-                        PredictionType::Epsilon => (x - sb * m) / sa,
-                        PredictionType::VPrediction => sa * x - sb * m,
-                        PredictionType::Sample => m,
-                    };
-                    c_out * pred + c_skip * x
-                };
-                if last {
-                    for (x, &m) in pairs {
-                        *x = denoise(*x, m);
-                    }
-                } else {
-                    let noise = noise.ok_or(SchedulerError::NoiseNeeded)?;
-                    if noise.len() != n {
-                        return Err(SchedulerError::Length {
-                            what: "noise",
-                            got: noise.len(),
-                            expected: n,
-                        });
-                    }
-                    let (sap, sbp) = (a_prev.sqrt(), b_prev.sqrt());
-                    for ((x, &m), &z) in pairs.zip(noise) {
-                        *x = sap * denoise(*x, m) + sbp * z;
-                    }
-                }
+                let prev_t = self.timesteps.get(i + 1).map(|&p| p as i64);
+                lcm_step(c, alphas_cumprod, (t, prev_t), model_output, sample, noise)?
             }
             (Kind::FlowMatch { .. }, _) => {
                 let dt = self.sigmas[i + 1] - self.sigmas[i];
-                for (x, &m) in pairs {
+                for (x, &m) in sample.iter_mut().zip(model_output) {
                     *x += dt * m;
                 }
             }
@@ -536,10 +517,266 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Where a video-to-video run of `strength` (0: none of the schedule, 1: all of it) starts
+    /// in the schedule, as diffusers' image-to-image pipelines cut it (`get_timesteps`): the
+    /// last `floor(N x strength)` steps are run.
+    pub fn start_index(&self, strength: f32) -> usize {
+        let n = self.timesteps.len();
+        let init = ((n as f64 * strength.clamp(0.0, 1.0) as f64) as usize).min(n);
+        n - init
+    }
+
+    /// Noises clean latents `sample` in place to the schedule's step `index` (diffusers'
+    /// `add_noise` for Euler and LCM, `scale_noise` for flow matching) and continues the
+    /// schedule from there; `index` at the end (strength 0) leaves them clean.
+    pub fn add_noise(
+        &mut self,
+        sample: &mut [f32],
+        noise: &[f32],
+        index: usize,
+    ) -> Result<(), SchedulerError> {
+        if noise.len() != sample.len() {
+            return Err(SchedulerError::Length {
+                what: "noise",
+                got: noise.len(),
+                expected: sample.len(),
+            });
+        }
+        self.step_index = Some(index);
+        if index >= self.timesteps.len() {
+            return Ok(());
+        }
+        let pairs = sample.iter_mut().zip(noise);
+        match &self.kind {
+            Kind::Euler { .. } => {
+                let sigma = self.sigmas[index];
+                pairs.for_each(|(x, &z)| *x += z * sigma);
+            }
+            Kind::Lcm { alphas_cumprod } => {
+                let a = alphas_cumprod[self.timesteps[index] as usize];
+                let (sa, sb) = (a.sqrt(), (1.0 - a).sqrt());
+                pairs.for_each(|(x, &z)| *x = sa * *x + sb * z);
+            }
+            Kind::FlowMatch { .. } => {
+                let sigma = self.sigmas[index];
+                pairs.for_each(|(x, &z)| *x = sigma * z + (1.0 - sigma) * *x);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this scheduler injects fresh noise between steps (LCM).
     pub fn needs_noise(&self) -> bool {
         matches!(self.kind, Kind::Lcm { .. })
     }
+}
+
+/// `EulerDiscreteScheduler.set_timesteps(n)`: timesteps and sigmas (with the final zero).
+fn euler_schedule(
+    c: &EulerConfig,
+    alphas_cumprod: &[f32],
+    n: usize,
+) -> Result<(Vec<f32>, Vec<f32>), SchedulerError> {
+    let ntt = c.num_train_timesteps;
+    if n > ntt {
+        return Err(SchedulerError::Steps(format!(
+            "{n} steps exceed the {ntt} training timesteps"
+        )));
+    }
+    let timesteps: Vec<f32> = match c.timestep_spacing {
+        TimestepSpacing::Linspace => np_linspace(0.0, (ntt - 1) as f64, n)
+            .into_iter()
+            .rev()
+            .map(|t| t as f32)
+            .collect(),
+        TimestepSpacing::Leading => {
+            let ratio = ntt / n;
+            (0..n)
+                .rev()
+                .map(|i| (i * ratio) as f32 + c.steps_offset as f32)
+                .collect()
+        }
+        TimestepSpacing::Trailing => {
+            let ratio = ntt as f64 / n as f64;
+            np_arange(ntt as f64, 0.0, -ratio)
+                .into_iter()
+                .map(|t| t.round_ties_even() as f32 - 1.0)
+                .collect()
+        }
+    };
+    let full: Vec<f32> = alphas_cumprod
+        .iter()
+        .map(|&a| ((1.0 - a) / a).sqrt())
+        .collect();
+    let interp: Vec<f64> = timesteps
+        .iter()
+        .map(|&t| np_interp_index(t as f64, &full))
+        .collect();
+    let mut sigmas: Vec<f32> = if c.use_karras_sigmas {
+        // _convert_to_karras, in float64: rho 7 between the configured (or interpolated) ends.
+        let lo = c.sigma_min.unwrap_or(interp[n - 1]).powf(1.0 / 7.0);
+        let hi = c.sigma_max.unwrap_or(interp[0]).powf(1.0 / 7.0);
+        np_linspace(0.0, 1.0, n)
+            .into_iter()
+            .map(|r| (hi + r * (lo - hi)).powi(7) as f32)
+            .collect()
+    } else {
+        interp.iter().map(|&s| s as f32).collect()
+    };
+    let continuous_v = c.timestep_type == TimestepType::Continuous
+        && c.prediction_type == PredictionType::VPrediction;
+    let timesteps = if continuous_v {
+        sigmas.iter().map(|s| 0.25 * s.ln()).collect()
+    } else {
+        timesteps
+    };
+    sigmas.push(0.0);
+    Ok((timesteps, sigmas))
+}
+
+/// `LCMScheduler.set_timesteps(n)`: `n` of the teacher schedule's timesteps.
+fn lcm_schedule(c: &LcmConfig, n: usize) -> Result<Vec<f32>, SchedulerError> {
+    let orig = c.original_inference_steps;
+    if n > orig {
+        return Err(SchedulerError::Steps(format!(
+            "{n} steps exceed original_inference_steps = {orig}"
+        )));
+    }
+    let k = c.num_train_timesteps / orig;
+    // lcm_origin_timesteps reversed: orig*k-1, ..., k-1
+    let origin: Vec<i64> = (1..=orig as i64).rev().map(|i| i * k as i64 - 1).collect();
+    let step = origin.len() as f64 / n as f64;
+    Ok((0..n)
+        .map(|i| origin[(i as f64 * step).floor() as usize] as f32)
+        .collect())
+}
+
+/// `FlowMatchEulerDiscreteScheduler.set_timesteps(n, sigmas, mu)`. The scheduler's own sigmas
+/// are float64 in NumPy, the pipeline's `linspace(1, 1/N, N)` float32; the shifts keep each
+/// one's precision, as NumPy does with Python scalars.
+fn flow_schedule(
+    c: &FlowMatchConfig,
+    (sigma_max, sigma_min): (f32, f32),
+    mu: Option<f64>,
+    n: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let ntt = c.num_train_timesteps as f64;
+    let mut sigmas: Vec<f32> = match c.sigma_schedule {
+        SigmaSchedule::Default => np_linspace(sigma_max as f64 * ntt, sigma_min as f64 * ntt, n)
+            .iter()
+            .map(|t| {
+                let s = t / ntt;
+                match mu {
+                    Some(mu) => mu.exp() / (mu.exp() + (1.0 / s - 1.0)),
+                    None => c.shift * s / (1.0 + (c.shift - 1.0) * s),
+                }
+            })
+            .map(|s| s as f32)
+            .collect(),
+        SigmaSchedule::InverseSteps => np_linspace(1.0, 1.0 / n as f64, n)
+            .iter()
+            .map(|&s| {
+                let s = s as f32;
+                match mu {
+                    Some(mu) => {
+                        let e = mu.exp() as f32;
+                        e / (e + (1.0 / s - 1.0))
+                    }
+                    None => c.shift as f32 * s / (1.0 + (c.shift - 1.0) as f32 * s),
+                }
+            })
+            .collect(),
+    };
+    if let Some(terminal) = c.shift_terminal.filter(|&t| t > 0.0) {
+        // stretch_shift_to_terminal, in float32.
+        let scale = (1.0 - sigmas[n - 1]) / (1.0 - terminal) as f32;
+        sigmas
+            .iter_mut()
+            .for_each(|s| *s = 1.0 - (1.0 - *s) / scale);
+    }
+    let timesteps = sigmas.iter().map(|s| s * ntt as f32).collect();
+    sigmas.push(0.0);
+    (timesteps, sigmas)
+}
+
+/// One Euler step between `sigmas[0]` and `sigmas[1]` (no churn: sigma_hat = sigma).
+fn euler_step(kind: PredictionType, sigmas: &[f32], model_output: &[f32], sample: &mut [f32]) {
+    let sigma = sigmas[0];
+    let sigma_hat = sigma;
+    let dt = sigmas[1] - sigma_hat;
+    let pairs = sample.iter_mut().zip(model_output);
+    match kind {
+        PredictionType::VPrediction => {
+            let s2 = sigma * sigma + 1.0;
+            let a = -sigma / s2.sqrt();
+            for (x, &m) in pairs {
+                let pred = m * a + *x / s2;
+                *x += (*x - pred) / sigma_hat * dt;
+            }
+        }
+        _ => {
+            for (x, &m) in pairs {
+                let pred = *x - sigma_hat * m;
+                *x += (*x - pred) / sigma_hat * dt;
+            }
+        }
+    }
+}
+
+/// One LCM step from timestep `t` to `prev_t` (`None`: the last step, which injects no noise).
+fn lcm_step(
+    c: &LcmConfig,
+    alphas_cumprod: &[f32],
+    (t, prev_t): (i64, Option<i64>),
+    model_output: &[f32],
+    sample: &mut [f32],
+    noise: Option<&[f32]>,
+) -> Result<(), SchedulerError> {
+    let n = sample.len();
+    let last = prev_t.is_none();
+    let prev_t = prev_t.unwrap_or(t);
+    let a = alphas_cumprod[t as usize];
+    let a_prev = if prev_t >= 0 {
+        alphas_cumprod[prev_t as usize]
+    } else if c.set_alpha_to_one {
+        1.0
+    } else {
+        alphas_cumprod[0]
+    };
+    let (b, b_prev) = (1.0 - a, 1.0 - a_prev);
+    let st = t as f32 * c.timestep_scaling;
+    let c_skip = 0.25 / (st * st + 0.25);
+    let c_out = st / (st * st + 0.25).sqrt();
+    let (sa, sb) = (a.sqrt(), b.sqrt());
+    let kind = c.prediction_type;
+    let denoise = move |x: f32, m: f32| {
+        let pred = match kind {
+            PredictionType::Epsilon => (x - sb * m) / sa,
+            PredictionType::VPrediction => sa * x - sb * m,
+            PredictionType::Sample => m,
+        };
+        c_out * pred + c_skip * x
+    };
+    let pairs = sample.iter_mut().zip(model_output);
+    if last {
+        for (x, &m) in pairs {
+            *x = denoise(*x, m);
+        }
+        return Ok(());
+    }
+    let noise = noise.ok_or(SchedulerError::NoiseNeeded)?;
+    if noise.len() != n {
+        return Err(SchedulerError::Length {
+            what: "noise",
+            got: noise.len(),
+            expected: n,
+        });
+    }
+    let (sap, sbp) = (a_prev.sqrt(), b_prev.sqrt());
+    for ((x, &m), &z) in pairs.zip(noise) {
+        *x = sap * denoise(*x, m) + sbp * z;
+    }
+    Ok(())
 }
 
 /// Classifier-free guidance: `uncond + scale * (cond - uncond)`, written into `uncond`.
