@@ -640,16 +640,10 @@ fn a_couple_photo_stored_sideways_renders_upright() {
     assert!(out.is_file());
 }
 
-/// `bench quality` on the couple frame, small and short: both people are recognised at the
-/// start and end, the lips meet, and the case's contact sheet and clip are written.
-#[test]
-fn bench_quality_scores_the_couple_and_writes_its_sheet_and_clip() {
-    if !have_models("bench_quality_scores_the_couple_and_writes_its_sheet_and_clip") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("quality");
-    let o = kissbooth()
+/// `bench quality --json` on one case, small and short (3 s at 360x640, every sixth frame
+/// judged), writing to `out`.
+fn bench_quality_short(out: &Path, extra: &[&str], case: &std::ffi::OsStr) -> std::process::Output {
+    kissbooth()
         .args([
             "bench",
             "quality",
@@ -660,10 +654,23 @@ fn bench_quality_scores_the_couple_and_writes_its_sheet_and_clip() {
             "360x640",
         ])
         .args(["--every", "6", "--out"])
-        .arg(&out)
-        .arg(fixture("couple_1280x720.jpg"))
+        .arg(out)
+        .args(extra)
+        .arg(case)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `bench quality` on the couple frame, small and short: both people are recognised at the
+/// start and end, the lips meet, and the case's contact sheet and clip are written.
+#[test]
+fn bench_quality_scores_the_couple_and_writes_its_sheet_and_clip() {
+    if !have_models("bench_quality_scores_the_couple_and_writes_its_sheet_and_clip") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("quality");
+    let o = bench_quality_short(&out, &[], fixture("couple_1280x720.jpg").as_os_str());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -715,21 +722,7 @@ fn a_portrait_looking_away_from_its_partner_is_laid_out_facing_them() {
         fixture("Baldassare_Castiglione.jpg").display(),
         fixture("Girl_with_a_Pearl_Earring.jpg").display()
     );
-    let o = kissbooth()
-        .args([
-            "bench",
-            "quality",
-            "--json",
-            "--seconds",
-            "3",
-            "--size",
-            "360x640",
-        ])
-        .args(["--every", "6", "--mirrored", "--out"])
-        .arg(&out)
-        .arg(&pair)
-        .output()
-        .unwrap();
+    let o = bench_quality_short(&out, &["--mirrored"], pair.as_ref());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     let cases: Vec<serde_json::Value> = stdout
