@@ -227,22 +227,12 @@ impl Sampling {
         if max.max(min) <= 1.0 {
             return None;
         }
-        if frames <= 1 {
-            return Some(vec![min; frames]);
+        if frames == 0 {
+            return Some(Vec::new());
         }
-        let step = (max - min) / (frames - 1) as f32;
-        let half = frames / 2;
-        Some(
-            (0..frames)
-                .map(|i| {
-                    if i < half {
-                        min + step * i as f32
-                    } else {
-                        max - step * (frames - i - 1) as f32
-                    }
-                })
-                .collect(),
-        )
+        Some(super::scheduler::torch_linspace_f32(
+            min as f64, max as f64, frames,
+        ))
     }
 }
 

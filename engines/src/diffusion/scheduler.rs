@@ -855,7 +855,7 @@ fn alphas_cumprod(schedule: BetaSchedule, start: f64, end: f64, n: usize) -> Vec
 }
 
 /// `torch.linspace(start, end, steps, dtype=float32)` on the CPU: float32, filled from both ends.
-fn torch_linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f32> {
+pub(crate) fn torch_linspace_f32(start: f64, end: f64, steps: usize) -> Vec<f32> {
     let (start, end) = (start as f32, end as f32);
     if steps == 1 {
         return vec![start];
